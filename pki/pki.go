@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -322,6 +323,8 @@ func LoadOrCreateCA(dir, commonName string) (*CA, error) {
 	return ca, nil
 }
 
+var oidDocumentSigning = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 36}
+
 // Template describes a certificate to issue.
 type Template struct {
 	CommonName string
@@ -376,6 +379,8 @@ func (ca *CA) Issue(pub crypto.PublicKey, p Profile, t Template) (*x509.Certific
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}
 	case ProfileSign:
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment
+		// id-kp-documentSigning (RFC 9336): keeps the certificate out of TLS.
+		tmpl.UnknownExtKeyUsage = []asn1.ObjectIdentifier{oidDocumentSigning}
 	case ProfileServer:
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
