@@ -1,0 +1,178 @@
+package authority
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/sampan-exchange/sampan/internal/cfg"
+)
+
+// maxAPIBody bounds a management API request body.
+const maxAPIBody = 1 << 20
+
+// Handler returns the authority's HTTP handler: the public endpoints
+// (configuration, CA certificate, CRL, health) and the management API under
+// /api/v1/, which requires an operator's bearer token.
+func (a *Authority) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /conf", a.serveConf)
+	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write([]byte(a.Current().CACerts[0]))
+	})
+	mux.HandleFunc("GET /crl", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(*a.crl.Load())
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "serial": a.current.Load().serial})
+	})
+	mux.HandleFunc("GET /api/v1/configuration", a.op(RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+		writeJSON(w, http.StatusOK, a.Current())
+		return nil
+	}))
+	mux.HandleFunc("POST /api/v1/members", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in MemberInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.AddMember(r.Context(), op, in), in)
+	}))
+	mux.HandleFunc("POST /api/v1/subsystems", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in SubsystemInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.AddSubsystem(r.Context(), op, in), in)
+	}))
+	mux.HandleFunc("PUT /api/v1/gateways", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in GatewayInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutGateway(r.Context(), op, in), in)
+	}))
+	mux.HandleFunc("PUT /api/v1/groups", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in GroupInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutGroup(r.Context(), op, in), in)
+	}))
+	mux.HandleFunc("POST /api/v1/certificates", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in IssueInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		out, err := a.Issue(r.Context(), op, in)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, out)
+		return nil
+	}))
+	mux.HandleFunc("POST /api/v1/certificates/{serial}/revoke", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		if err := a.Revoke(r.Context(), op, r.PathValue("serial")); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"revoked": r.PathValue("serial")})
+		return nil
+	}))
+	return mux
+}
+
+func (a *Authority) serveConf(w http.ResponseWriter, r *http.Request) {
+	p := a.current.Load()
+	w.Header().Set("ETag", p.etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if r.Header.Get("If-None-Match") == p.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jose")
+	w.Write(p.doc)
+}
+
+// apiError is the management API's error body.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// op wraps a management handler with operator authentication and error
+// rendering. An auditor may only read; an admin may do everything.
+func (a *Authority) op(need string, h func(http.ResponseWriter, *http.Request, string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, role, ok := a.authenticate(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sampan-authority"`)
+			writeJSON(w, http.StatusUnauthorized, apiError{"missing or unknown operator token"})
+			return
+		}
+		if need == RoleAdmin && role != RoleAdmin {
+			writeJSON(w, http.StatusForbidden, apiError{fmt.Sprintf("operator %s (role %s) may not do this", name, role)})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
+		if err := h(w, r, name); err != nil {
+			status := http.StatusInternalServerError
+			msg := "internal error"
+			switch {
+			case errors.Is(err, errInvalid):
+				status, msg = http.StatusBadRequest, strings.TrimPrefix(err.Error(), errInvalid.Error()+": ")
+			case errors.Is(err, errConflict):
+				status, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), errConflict.Error()+": ")
+			case errors.Is(err, errNotFound):
+				status, msg = http.StatusNotFound, strings.TrimPrefix(err.Error(), errNotFound.Error()+": ")
+			default:
+				a.log.Error("management API", "path", r.URL.Path, "operator", name, "err", err)
+			}
+			writeJSON(w, status, apiError{msg})
+		}
+	}
+}
+
+func (a *Authority) authenticate(r *http.Request) (name, role string, ok bool) {
+	tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !found || tok == "" {
+		return "", "", false
+	}
+	h := HashToken(tok)
+	for _, o := range a.cfg.Operators {
+		if subtle.ConstantTimeCompare([]byte(h), []byte(o.TokenSHA256)) == 1 {
+			return o.Name, o.Role, true
+		}
+	}
+	return "", "", false
+}
+
+func decode(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return fmt.Errorf("%w: request body: %w", errInvalid, err)
+	}
+	if err := cfg.Decode(b, v); err != nil {
+		return fmt.Errorf("%w: request body: %w", errInvalid, err)
+	}
+	return nil
+}
+
+func created(w http.ResponseWriter, err error, v any) error {
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,432 @@
+// Package authority is the daemon each instance runs: the registry of
+// members, subsystems, gateways and global groups, the certificate
+// authority, and the publisher of the signed shared configuration, with a
+// management API for operators.
+package authority
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/store"
+)
+
+// Files in the authority's data directory.
+const (
+	AnchorFile   = "anchor.json"
+	confSignKey  = "conf-sign.key"
+	tlsKeyFile   = "tls.key"
+	tlsCertFile  = "tls.crt"
+	registryFile = "registry.db"
+)
+
+// Authority is a running authority.
+type Authority struct {
+	cfg    *Config
+	dir    string
+	log    *slog.Logger
+	db     *sql.DB
+	ca     *pki.CA
+	signer *pki.Signer
+	kid    string
+	tls    tls.Certificate
+	anchor *conf.Anchor
+
+	pubMu   sync.Mutex // serialises Publish
+	current atomic.Pointer[published]
+	crl     atomic.Pointer[[]byte]
+}
+
+type published struct {
+	doc    []byte
+	serial uint64
+	etag   string
+	cfg    *conf.Config
+}
+
+// New opens (initialising on first start) the authority in dir: CA,
+// configuration-signing key, TLS certificate, anchor file and registry.
+func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authority, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	a := &Authority{cfg: c, dir: dir, log: log.With("component", "authority", "instance", c.Instance)}
+	var err error
+	if a.ca, err = pki.LoadOrCreateCA(dir, c.Instance+" Sampan CA"); err != nil {
+		return nil, err
+	}
+	key, err := pki.LoadOrCreateKey(filepath.Join(dir, confSignKey), pki.Ed25519)
+	if err != nil {
+		return nil, err
+	}
+	ak, err := conf.NewAnchorKey("", key.Public())
+	if err != nil {
+		return nil, err
+	}
+	a.kid = c.Instance + "-" + pki.Fingerprint([]byte(ak.PublicKey))[:16]
+	if a.signer, err = pki.NewSigner(key, a.kid); err != nil {
+		return nil, err
+	}
+	if err := a.loadTLS(); err != nil {
+		return nil, err
+	}
+	if err := a.writeAnchor(key.Public()); err != nil {
+		return nil, err
+	}
+	if a.db, err = store.Open(ctx, filepath.Join(dir, registryFile), migrations); err != nil {
+		return nil, err
+	}
+	if err := a.Publish(ctx); err != nil {
+		a.db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Authority) loadTLS() error {
+	keyPath, certPath := filepath.Join(a.dir, tlsKeyFile), filepath.Join(a.dir, tlsCertFile)
+	key, err := pki.LoadOrCreateKey(keyPath, pki.ECDSAP256)
+	if err != nil {
+		return err
+	}
+	cert, err := pki.ReadCert(certPath)
+	if err == nil && !sameHosts(cert, a.cfg.Hostnames) {
+		err = os.ErrNotExist // hostnames changed: issue anew
+	}
+	if err == nil && time.Until(cert.NotAfter) < 30*24*time.Hour {
+		err = os.ErrNotExist // close to expiry: renew
+	}
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		t := pki.Template{CommonName: a.cfg.Instance + " authority"}
+		for _, h := range a.cfg.Hostnames {
+			if ip := net.ParseIP(h); ip != nil {
+				t.IPs = append(t.IPs, ip)
+			} else {
+				t.DNSNames = append(t.DNSNames, h)
+			}
+		}
+		if cert, err = a.ca.Issue(key.Public(), pki.ProfileServer, t); err != nil {
+			return err
+		}
+		if err := pki.WriteCert(certPath, cert.Raw); err != nil {
+			return err
+		}
+	}
+	a.tls = tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}
+	return nil
+}
+
+func sameHosts(c *x509.Certificate, hosts []string) bool {
+	n := len(c.DNSNames) + len(c.IPAddresses)
+	if n != len(hosts) {
+		return false
+	}
+	for _, h := range hosts {
+		if c.VerifyHostname(h) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *Authority) writeAnchor(pub crypto.PublicKey) error {
+	k, err := conf.NewAnchorKey(a.kid, pub)
+	if err != nil {
+		return err
+	}
+	an := &conf.Anchor{
+		FormatVersion: conf.FormatVersion,
+		Instance:      a.cfg.Instance,
+		URL:           strings.TrimSuffix(a.cfg.PublicURL, "/") + "/conf",
+		Keys:          []conf.AnchorKey{k},
+		TLSCA:         string(pki.EncodeCert(a.ca.Cert.Raw)),
+	}
+	if err := an.Validate(); err != nil {
+		return fmt.Errorf("anchor: %w", err)
+	}
+	a.anchor = an
+	path := filepath.Join(a.dir, AnchorFile)
+	tmp := path + ".tmp"
+	if err := cfg.Write(tmp, an, 0o644); err != nil {
+		return fmt.Errorf("write anchor: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// AnchorPath returns the path of the anchor file gateways are installed
+// with.
+func (a *Authority) AnchorPath() string { return filepath.Join(a.dir, AnchorFile) }
+
+// Anchor returns the anchor of this authority's configuration.
+func (a *Authority) Anchor() *conf.Anchor { return a.anchor }
+
+// CACert returns the CA certificate.
+func (a *Authority) CACert() *x509.Certificate { return a.ca.Cert }
+
+// Close releases the registry.
+func (a *Authority) Close() error { return a.db.Close() }
+
+// Publish generates, signs and publishes a new configuration with the next
+// serial. It is called on every registry change and on a timer.
+func (a *Authority) Publish(ctx context.Context) error {
+	a.pubMu.Lock()
+	defer a.pubMu.Unlock()
+	var c *conf.Config
+	var crlNum int64
+	err := a.inTx(ctx, func(tx *sql.Tx) error {
+		var serial uint64
+		if err := tx.QueryRowContext(ctx, `SELECT serial, crl_number FROM conf_state WHERE id = 1`).Scan(&serial, &crlNum); err != nil {
+			return err
+		}
+		var err error
+		if c, err = a.snapshot(ctx, tx); err != nil {
+			return err
+		}
+		serial++
+		crlNum++
+		c.Serial = serial
+		c.GeneratedAt = time.Now().UTC().Truncate(time.Millisecond)
+		c.ExpiresAt = c.GeneratedAt.Add(a.cfg.ConfValidity.D())
+		c.CACerts = []string{string(pki.EncodeCert(a.ca.Cert.Raw))}
+		_, err = tx.ExecContext(ctx, `UPDATE conf_state SET serial = ?, crl_number = ? WHERE id = 1`, serial, crlNum)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("publish configuration: %w", err)
+	}
+	doc, err := conf.Sign(c, a.signer)
+	if err != nil {
+		return fmt.Errorf("publish configuration: %w", err)
+	}
+	if err := a.publishCRL(ctx, crlNum); err != nil {
+		return err
+	}
+	a.current.Store(&published{doc: doc, serial: c.Serial, etag: fmt.Sprintf(`"%d"`, c.Serial), cfg: c})
+	a.log.Debug("configuration published", "serial", c.Serial, "expires_at", c.ExpiresAt)
+	return nil
+}
+
+func (a *Authority) publishCRL(ctx context.Context, number int64) error {
+	rows, err := a.db.QueryContext(ctx, `SELECT serial, revoked_at FROM certificates WHERE revoked_at IS NOT NULL`)
+	if err != nil {
+		return fmt.Errorf("publish CRL: %w", err)
+	}
+	defer rows.Close()
+	var entries []x509.RevocationListEntry
+	for rows.Next() {
+		var s, at string
+		if err := rows.Scan(&s, &at); err != nil {
+			return fmt.Errorf("publish CRL: %w", err)
+		}
+		n, ok := new(big.Int).SetString(s, 16)
+		if !ok {
+			return fmt.Errorf("publish CRL: bad serial %q in registry", s)
+		}
+		t, _ := time.Parse(time.RFC3339Nano, at)
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: t})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("publish CRL: %w", err)
+	}
+	der, err := a.ca.CRL(number, entries, a.cfg.ConfValidity.D())
+	if err != nil {
+		return err
+	}
+	a.crl.Store(&der)
+	return nil
+}
+
+// Current returns the configuration being published.
+func (a *Authority) Current() *conf.Config { return a.current.Load().cfg }
+
+// IssueInput asks for a certificate.
+type IssueInput struct {
+	// Profile is "auth" (gateway TLS) or "sign" (member signing).
+	Profile string `json:"profile"`
+	// Subject is the gateway id (auth) or member id (sign).
+	Subject string `json:"subject"`
+	CSR     string `json:"csr"`
+	// Hosts are DNS names or IP addresses for an auth certificate.
+	Hosts []string `json:"hosts"`
+}
+
+// IssuedCert is the answer to IssueInput.
+type IssuedCert struct {
+	Certificate string `json:"certificate"`
+	Serial      string `json:"serial"`
+	SHA256      string `json:"sha256"`
+	NotAfter    string `json:"not_after"`
+}
+
+// Issue checks a CSR and issues an authentication or signing certificate.
+func (a *Authority) Issue(ctx context.Context, op string, in IssueInput) (*IssuedCert, error) {
+	csr, err := pki.ParseCSR([]byte(in.CSR))
+	if err != nil {
+		return nil, fmt.Errorf("%w: csr: %w", errInvalid, err)
+	}
+	t := pki.Template{Validity: a.cfg.CertValidity.D(), CommonName: in.Subject}
+	var p pki.Profile
+	var owner ident.ClientID
+	switch in.Profile {
+	case "auth":
+		gid, err := ident.ParseGateway(in.Subject)
+		if err != nil {
+			return nil, fmt.Errorf("%w: subject: %w", errInvalid, err)
+		}
+		owner = gid.Owner()
+		p = pki.ProfileAuth
+		t.URIs = []string{pki.GatewayURI(gid.String())}
+		for _, h := range in.Hosts {
+			if ip := net.ParseIP(h); ip != nil {
+				t.IPs = append(t.IPs, ip)
+			} else if err := ident.ValidatePart("host", h); err == nil {
+				t.DNSNames = append(t.DNSNames, h)
+			} else {
+				return nil, fmt.Errorf("%w: hosts: %q is not a host name or IP address", errInvalid, h)
+			}
+		}
+	case "sign":
+		mid, err := ident.ParseMember(in.Subject)
+		if err != nil {
+			return nil, fmt.Errorf("%w: subject: %w", errInvalid, err)
+		}
+		owner = mid
+		p = pki.ProfileSign
+		t.URIs = []string{pki.MemberURI(mid.String())}
+	default:
+		return nil, fmt.Errorf("%w: profile: %q is not auth or sign", errInvalid, in.Profile)
+	}
+	if err := a.checkMemberID(owner); err != nil {
+		return nil, err
+	}
+	var out *IssuedCert
+	err = a.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE id = ?`, owner.String()).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: subject: member %s is not registered", errInvalid, owner)
+		}
+		cert, err := a.ca.Issue(csr.PublicKey, p, t)
+		if err != nil {
+			return err
+		}
+		out = &IssuedCert{
+			Certificate: string(pki.EncodeCert(cert.Raw)),
+			Serial:      fmt.Sprintf("%x", cert.SerialNumber),
+			SHA256:      pki.Fingerprint(cert.Raw),
+			NotAfter:    cert.NotAfter.UTC().Format(time.RFC3339),
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (serial, profile, subject, fingerprint, not_after, pem) VALUES (?, ?, ?, ?, ?, ?)`,
+			out.Serial, in.Profile, in.Subject, out.SHA256, out.NotAfter, out.Certificate); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, op, "issue "+in.Profile+" certificate", in.Subject+" "+out.Serial)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Revoke marks a certificate revoked; the next configuration and CRL name
+// it.
+func (a *Authority) Revoke(ctx context.Context, op, serial string) error {
+	serial = strings.ToLower(serial)
+	err := a.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL`, now(), serial)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: no unrevoked certificate with serial %s", errNotFound, serial)
+		}
+		return a.audit(ctx, tx, op, "revoke certificate", serial)
+	})
+	if err != nil {
+		return err
+	}
+	return a.Publish(ctx)
+}
+
+// Run serves the public and management API on the configured address
+// until ctx ends, re-publishing the configuration every ConfInterval.
+func (a *Authority) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened.
+func (a *Authority) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		TLSConfig: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{a.tls},
+		},
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(a.cfg.ConfInterval.D())
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				srv.Shutdown(sctx)
+				cancel()
+				return
+			case <-t.C:
+				if err := a.Publish(ctx); err != nil && ctx.Err() == nil {
+					a.log.Error("re-publish configuration", "err", err)
+				}
+			}
+		}
+	}()
+	a.log.Info("authority serving", "addr", ln.Addr().String(), "url", a.cfg.PublicURL)
+	err := srv.ServeTLS(ln, "", "")
+	cancel()
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

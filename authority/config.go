@@ -1,0 +1,151 @@
+package authority
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/cfg"
+)
+
+// Config is the authority's configuration file.
+type Config struct {
+	// Instance is the instance this authority governs, e.g. "VN".
+	Instance string `json:"instance"`
+	// Listen is the HTTPS address of the public and management API.
+	// Default 127.0.0.1:4000.
+	Listen string `json:"listen"`
+	// PublicURL is the base URL gateways reach the authority at. Default
+	// https://{Listen}.
+	PublicURL string `json:"public_url"`
+	// Hostnames go into the authority's TLS certificate. Default: the
+	// host of PublicURL.
+	Hostnames []string `json:"hostnames"`
+	// MemberClasses lists the allowed member classes. Default GOV, COM, ORG.
+	MemberClasses []string `json:"member_classes"`
+	// ConfValidity is how long a published configuration stays valid.
+	// Default 10m.
+	ConfValidity cfg.Duration `json:"conf_validity"`
+	// ConfInterval is how often the configuration is re-signed even when
+	// nothing changed. Default 60s; must be shorter than ConfValidity.
+	ConfInterval cfg.Duration `json:"conf_interval"`
+	// CertValidity is the lifetime of issued certificates. Default 8760h.
+	CertValidity cfg.Duration `json:"cert_validity"`
+	// Operators may use the management API.
+	Operators []Operator `json:"operators"`
+}
+
+// Operator is a person or system allowed on the management API. The token
+// itself is never stored: only its SHA-256.
+type Operator struct {
+	Name        string `json:"name"`
+	TokenSHA256 string `json:"token_sha256"`
+	// Role is "admin" (everything) or "auditor" (read only).
+	Role string `json:"role"`
+}
+
+// Roles of operators.
+const (
+	RoleAdmin   = "admin"
+	RoleAuditor = "auditor"
+)
+
+// HashToken returns the value to put in Operator.TokenSHA256.
+func HashToken(token string) string {
+	s := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(s[:])
+}
+
+// LoadConfig reads, defaults and validates a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	var c Config
+	if err := cfg.Load(path, &c); err != nil {
+		return nil, err
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:4000"
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "https://" + c.Listen
+	}
+	if len(c.Hostnames) == 0 {
+		if u, err := url.Parse(c.PublicURL); err == nil && u.Hostname() != "" {
+			c.Hostnames = []string{u.Hostname()}
+		}
+	}
+	if len(c.MemberClasses) == 0 {
+		c.MemberClasses = []string{"GOV", "COM", "ORG"}
+	}
+	if c.ConfValidity == 0 {
+		c.ConfValidity = cfg.Duration(10 * time.Minute)
+	}
+	if c.ConfInterval == 0 {
+		c.ConfInterval = cfg.Duration(60 * time.Second)
+	}
+	if c.CertValidity == 0 {
+		c.CertValidity = cfg.Duration(365 * 24 * time.Hour)
+	}
+}
+
+// Validate checks the configuration; errors name the field.
+func (c *Config) Validate() error {
+	if err := ident.ValidateInstance(c.Instance); err != nil {
+		return fmt.Errorf("instance: %w", err)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("public_url: %q must be an https URL", c.PublicURL)
+	}
+	for i, mc := range c.MemberClasses {
+		if err := ident.ValidatePart("member class", mc); err != nil {
+			return fmt.Errorf("member_classes[%d]: %w", i, err)
+		}
+	}
+	if c.ConfValidity.D() < 30*time.Second {
+		return errors.New("conf_validity: must be at least 30s")
+	}
+	if c.ConfInterval.D() <= 0 || c.ConfInterval.D() >= c.ConfValidity.D() {
+		return errors.New("conf_interval: must be positive and shorter than conf_validity")
+	}
+	if c.CertValidity.D() < time.Hour {
+		return errors.New("cert_validity: must be at least 1h")
+	}
+	if len(c.Operators) == 0 {
+		return errors.New("operators: at least one operator is required")
+	}
+	seen := map[string]bool{}
+	for i, o := range c.Operators {
+		if o.Name == "" {
+			return fmt.Errorf("operators[%d].name: empty", i)
+		}
+		if b, err := hex.DecodeString(o.TokenSHA256); err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("operators[%d].token_sha256: want 64 hex digits", i)
+		}
+		if seen[o.TokenSHA256] {
+			return fmt.Errorf("operators[%d].token_sha256: shared with another operator", i)
+		}
+		seen[o.TokenSHA256] = true
+		if !slices.Contains([]string{RoleAdmin, RoleAuditor}, o.Role) {
+			return fmt.Errorf("operators[%d].role: %q is not admin or auditor", i, o.Role)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,440 @@
+package authority
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/ident"
+)
+
+var migrations = []string{
+	`CREATE TABLE members (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL,
+		created_at TEXT NOT NULL
+	);
+	CREATE TABLE subsystems (
+		id TEXT PRIMARY KEY,
+		member_id TEXT NOT NULL REFERENCES members(id),
+		code TEXT NOT NULL,
+		created_at TEXT NOT NULL
+	);
+	CREATE TABLE gateways (
+		id TEXT PRIMARY KEY,
+		owner_id TEXT NOT NULL REFERENCES members(id),
+		address TEXT NOT NULL,
+		auth_fp TEXT NOT NULL UNIQUE,
+		updated_at TEXT NOT NULL
+	);
+	CREATE TABLE gateway_clients (
+		gateway_id TEXT NOT NULL REFERENCES gateways(id) ON DELETE CASCADE,
+		subsystem_id TEXT NOT NULL REFERENCES subsystems(id),
+		PRIMARY KEY (gateway_id, subsystem_id)
+	);
+	CREATE TABLE global_groups (
+		id TEXT PRIMARY KEY,
+		description TEXT NOT NULL
+	);
+	CREATE TABLE group_members (
+		group_id TEXT NOT NULL REFERENCES global_groups(id) ON DELETE CASCADE,
+		subsystem_id TEXT NOT NULL,
+		PRIMARY KEY (group_id, subsystem_id)
+	);
+	CREATE TABLE certificates (
+		serial TEXT PRIMARY KEY,
+		profile TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		fingerprint TEXT NOT NULL UNIQUE,
+		not_after TEXT NOT NULL,
+		revoked_at TEXT,
+		pem TEXT NOT NULL
+	);
+	CREATE TABLE conf_state (
+		id INTEGER PRIMARY KEY CHECK (id = 1),
+		serial INTEGER NOT NULL,
+		crl_number INTEGER NOT NULL
+	);
+	INSERT INTO conf_state (id, serial, crl_number) VALUES (1, 0, 0);
+	CREATE TABLE audit_log (
+		at TEXT NOT NULL,
+		operator TEXT NOT NULL,
+		action TEXT NOT NULL,
+		detail TEXT NOT NULL
+	);`,
+}
+
+// errConflict and errNotFound are mapped to HTTP statuses by the API.
+var (
+	errConflict = errors.New("conflict")
+	errNotFound = errors.New("not found")
+	errInvalid  = errors.New("invalid")
+)
+
+func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// MemberInput registers a member.
+type MemberInput struct {
+	ID   ident.ClientID `json:"id"`
+	Name string         `json:"name"`
+}
+
+// SubsystemInput registers a subsystem.
+type SubsystemInput struct {
+	ID ident.ClientID `json:"id"`
+}
+
+// GatewayInput registers or updates a gateway.
+type GatewayInput struct {
+	ID      ident.GatewayID  `json:"id"`
+	Address string           `json:"address"`
+	AuthFP  string           `json:"auth_cert_sha256"`
+	Clients []ident.ClientID `json:"clients"`
+}
+
+// GroupInput registers or replaces a global group.
+type GroupInput struct {
+	ID          ident.GroupID    `json:"id"`
+	Description string           `json:"description"`
+	Members     []ident.ClientID `json:"members"`
+}
+
+func (a *Authority) audit(ctx context.Context, tx *sql.Tx, op, action, detail string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, operator, action, detail) VALUES (?, ?, ?, ?)`, now(), op, action, detail)
+	return err
+}
+
+func (a *Authority) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (a *Authority) checkMemberID(id ident.ClientID) error {
+	if err := id.Validate(); err != nil {
+		return fmt.Errorf("%w: id: %w", errInvalid, err)
+	}
+	if id.Instance != a.cfg.Instance {
+		return fmt.Errorf("%w: id: instance %s is not this authority's (%s)", errInvalid, id.Instance, a.cfg.Instance)
+	}
+	if !slices.Contains(a.cfg.MemberClasses, id.Class) {
+		return fmt.Errorf("%w: id: member class %s is not one of %s", errInvalid, id.Class, strings.Join(a.cfg.MemberClasses, ", "))
+	}
+	return nil
+}
+
+// AddMember registers a member.
+func (a *Authority) AddMember(ctx context.Context, op string, in MemberInput) error {
+	if in.ID.IsSubsystem() {
+		return fmt.Errorf("%w: id: %s is a subsystem, not a member", errInvalid, in.ID)
+	}
+	if err := a.checkMemberID(in.ID); err != nil {
+		return err
+	}
+	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 255 {
+		return fmt.Errorf("%w: name: must be 1 to 255 characters", errInvalid)
+	}
+	err := a.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO members (id, name, created_at) VALUES (?, ?, ?)`, in.ID.String(), in.Name, now()); err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("%w: member %s is already registered", errConflict, in.ID)
+			}
+			return err
+		}
+		return a.audit(ctx, tx, op, "add member", in.ID.String())
+	})
+	if err != nil {
+		return err
+	}
+	return a.Publish(ctx)
+}
+
+// AddSubsystem registers a subsystem of a registered member.
+func (a *Authority) AddSubsystem(ctx context.Context, op string, in SubsystemInput) error {
+	if !in.ID.IsSubsystem() {
+		return fmt.Errorf("%w: id: %s is not a subsystem", errInvalid, in.ID)
+	}
+	if err := a.checkMemberID(in.ID); err != nil {
+		return err
+	}
+	err := a.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE id = ?`, in.ID.Member().String()).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: id: member %s is not registered", errInvalid, in.ID.Member())
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subsystems (id, member_id, code, created_at) VALUES (?, ?, ?, ?)`,
+			in.ID.String(), in.ID.Member().String(), in.ID.Subsystem, now()); err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("%w: subsystem %s is already registered", errConflict, in.ID)
+			}
+			return err
+		}
+		return a.audit(ctx, tx, op, "add subsystem", in.ID.String())
+	})
+	if err != nil {
+		return err
+	}
+	return a.Publish(ctx)
+}
+
+// PutGateway registers a gateway or replaces its address, certificate
+// fingerprint and clients.
+func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) error {
+	if err := in.ID.Validate(); err != nil {
+		return fmt.Errorf("%w: id: %w", errInvalid, err)
+	}
+	if err := a.checkMemberID(in.ID.Owner()); err != nil {
+		return err
+	}
+	if err := checkAddress(in.Address); err != nil {
+		return fmt.Errorf("%w: address: %w", errInvalid, err)
+	}
+	in.AuthFP = strings.ToLower(in.AuthFP)
+	if !isHex64(in.AuthFP) {
+		return fmt.Errorf("%w: auth_cert_sha256: want the 64 hex digits of the certificate's SHA-256", errInvalid)
+	}
+	err := a.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE id = ?`, in.ID.Owner().String()).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: id: owner %s is not a registered member", errInvalid, in.ID.Owner())
+		}
+		var subj, profile string
+		var revoked sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT subject, profile, revoked_at FROM certificates WHERE fingerprint = ?`, in.AuthFP).Scan(&subj, &profile, &revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: auth_cert_sha256: no certificate with this fingerprint was issued by this authority", errInvalid)
+		}
+		if err != nil {
+			return err
+		}
+		if profile != "auth" || subj != in.ID.String() || revoked.Valid {
+			return fmt.Errorf("%w: auth_cert_sha256: the certificate is not a valid authentication certificate of %s", errInvalid, in.ID)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gateways (id, owner_id, address, auth_fp, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET address = excluded.address, auth_fp = excluded.auth_fp, updated_at = excluded.updated_at`,
+			in.ID.String(), in.ID.Owner().String(), in.Address, in.AuthFP, now()); err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("%w: auth_cert_sha256: the certificate belongs to another gateway", errConflict)
+			}
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM gateway_clients WHERE gateway_id = ?`, in.ID.String()); err != nil {
+			return err
+		}
+		for i, c := range in.Clients {
+			if !c.IsSubsystem() || c.Instance != a.cfg.Instance {
+				return fmt.Errorf("%w: clients[%d]: %s is not a subsystem of %s", errInvalid, i, c, a.cfg.Instance)
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subsystems WHERE id = ?`, c.String()).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("%w: clients[%d]: subsystem %s is not registered", errInvalid, i, c)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO gateway_clients (gateway_id, subsystem_id) VALUES (?, ?)`, in.ID.String(), c.String()); err != nil {
+				return err
+			}
+		}
+		return a.audit(ctx, tx, op, "put gateway", in.ID.String()+" "+in.Address+" "+in.AuthFP)
+	})
+	if err != nil {
+		return err
+	}
+	return a.Publish(ctx)
+}
+
+// PutGroup registers or replaces a global group.
+func (a *Authority) PutGroup(ctx context.Context, op string, in GroupInput) error {
+	if err := ident.ValidateInstance(in.ID.Instance); err != nil || in.ID.Instance != a.cfg.Instance {
+		return fmt.Errorf("%w: id: %s is not a group of %s", errInvalid, in.ID, a.cfg.Instance)
+	}
+	if err := ident.ValidatePart("group code", in.ID.Code); err != nil {
+		return fmt.Errorf("%w: id: %w", errInvalid, err)
+	}
+	err := a.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO global_groups (id, description) VALUES (?, ?)
+			ON CONFLICT (id) DO UPDATE SET description = excluded.description`, in.ID.String(), in.Description); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ?`, in.ID.String()); err != nil {
+			return err
+		}
+		for i, m := range in.Members {
+			if !m.IsSubsystem() {
+				return fmt.Errorf("%w: members[%d]: %s is not a subsystem", errInvalid, i, m)
+			}
+			if m.Instance == a.cfg.Instance {
+				var n int
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subsystems WHERE id = ?`, m.String()).Scan(&n); err != nil {
+					return err
+				}
+				if n == 0 {
+					return fmt.Errorf("%w: members[%d]: subsystem %s is not registered", errInvalid, i, m)
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members (group_id, subsystem_id) VALUES (?, ?)`, in.ID.String(), m.String()); err != nil {
+				return err
+			}
+		}
+		return a.audit(ctx, tx, op, "put group", in.ID.String())
+	})
+	if err != nil {
+		return err
+	}
+	return a.Publish(ctx)
+}
+
+// snapshot reads the registry into a configuration (without serial and
+// times).
+func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, error) {
+	c := &conf.Config{FormatVersion: conf.FormatVersion, Instance: a.cfg.Instance}
+	rows, err := tx.QueryContext(ctx, `SELECT id, name FROM members ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	idx := map[string]int{}
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		mid, err := ident.ParseMember(id)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("registry member %q: %w", id, err)
+		}
+		idx[id] = len(c.Members)
+		c.Members = append(c.Members, conf.Member{ID: mid, Name: name, Subsystems: []string{}})
+	}
+	rows.Close()
+	rows, err = tx.QueryContext(ctx, `SELECT member_id, code FROM subsystems ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var mid, code string
+		if err := rows.Scan(&mid, &code); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		i := idx[mid]
+		c.Members[i].Subsystems = append(c.Members[i].Subsystems, code)
+	}
+	rows.Close()
+	rows, err = tx.QueryContext(ctx, `SELECT id, address, auth_fp FROM gateways ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	gidx := map[string]int{}
+	for rows.Next() {
+		var id, addr, fp string
+		if err := rows.Scan(&id, &addr, &fp); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		gid, err := ident.ParseGateway(id)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("registry gateway %q: %w", id, err)
+		}
+		gidx[id] = len(c.Gateways)
+		c.Gateways = append(c.Gateways, conf.Gateway{ID: gid, Address: addr, AuthFP: fp, Clients: []ident.ClientID{}})
+	}
+	rows.Close()
+	rows, err = tx.QueryContext(ctx, `SELECT gateway_id, subsystem_id FROM gateway_clients ORDER BY gateway_id, subsystem_id`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var gid, sid string
+		if err := rows.Scan(&gid, &sid); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		s, err := ident.ParseSubsystem(sid)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		i := gidx[gid]
+		c.Gateways[i].Clients = append(c.Gateways[i].Clients, s)
+	}
+	rows.Close()
+	rows, err = tx.QueryContext(ctx, `SELECT g.id, g.description, m.subsystem_id FROM global_groups g LEFT JOIN group_members m ON m.group_id = g.id ORDER BY g.id, m.subsystem_id`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var id, desc string
+		var sid sql.NullString
+		if err := rows.Scan(&id, &desc, &sid); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		gid, err := ident.ParseGroup(id)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if n := len(c.GlobalGroups); n == 0 || c.GlobalGroups[n-1].ID != gid {
+			c.GlobalGroups = append(c.GlobalGroups, conf.GlobalGroup{ID: gid, Description: desc, Members: []ident.ClientID{}})
+		}
+		if sid.Valid {
+			s, err := ident.ParseSubsystem(sid.String)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			g := &c.GlobalGroups[len(c.GlobalGroups)-1]
+			g.Members = append(g.Members, s)
+		}
+	}
+	rows.Close()
+	rows, err = tx.QueryContext(ctx, `SELECT serial FROM certificates WHERE revoked_at IS NOT NULL ORDER BY serial`)
+	if err != nil {
+		return nil, err
+	}
+	c.Revoked = []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c.Revoked = append(c.Revoked, s)
+	}
+	rows.Close()
+	if c.Members == nil {
+		c.Members = []conf.Member{}
+	}
+	if c.Gateways == nil {
+		c.Gateways = []conf.Gateway{}
+	}
+	if c.GlobalGroups == nil {
+		c.GlobalGroups = []conf.GlobalGroup{}
+	}
+	return c, rows.Err()
+}

@@ -1,0 +1,266 @@
+// Package conf is the shared configuration of an instance: the signed
+// document an authority publishes and every gateway of the instance
+// downloads, verifies against its anchor and swaps in atomically. It carries
+// the registry (members, subsystems, gateways, global groups), the CA
+// certificates and the serials of revoked certificates.
+package conf
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/pki"
+)
+
+// FormatVersion is the version of the document format this code reads.
+const FormatVersion = 1
+
+// MaxDocumentSize bounds a signed configuration document in bytes.
+const MaxDocumentSize = 16 << 20
+
+// Config is one instance's shared configuration.
+type Config struct {
+	FormatVersion int       `json:"format_version"`
+	Instance      string    `json:"instance"`
+	Serial        uint64    `json:"serial"`
+	GeneratedAt   time.Time `json:"generated_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	// CACerts are PEM certificates of the instance's CAs.
+	CACerts      []string      `json:"ca_certs"`
+	Members      []Member      `json:"members"`
+	Gateways     []Gateway     `json:"gateways"`
+	GlobalGroups []GlobalGroup `json:"global_groups"`
+	// Revoked lists hex serial numbers of revoked certificates.
+	Revoked []string `json:"revoked"`
+
+	index *index
+}
+
+// Member is a registered member and its subsystems.
+type Member struct {
+	ID         ident.ClientID `json:"id"`
+	Name       string         `json:"name"`
+	Subsystems []string       `json:"subsystems"`
+}
+
+// Gateway is a registered gateway: where it listens for peers, the
+// fingerprint of its authentication certificate and the subsystems it
+// serves.
+type Gateway struct {
+	ID      ident.GatewayID  `json:"id"`
+	Address string           `json:"address"`
+	AuthFP  string           `json:"auth_cert_sha256"`
+	Clients []ident.ClientID `json:"clients"`
+}
+
+// GlobalGroup is a named set of subsystems.
+type GlobalGroup struct {
+	ID          ident.GroupID    `json:"id"`
+	Description string           `json:"description"`
+	Members     []ident.ClientID `json:"members"`
+}
+
+type index struct {
+	roots    *x509.CertPool
+	members  map[ident.ClientID]*Member
+	subsys   map[ident.ClientID]bool
+	gateways map[ident.GatewayID]*Gateway
+	byFP     map[string]*Gateway
+	hostedBy map[ident.ClientID][]*Gateway
+	groups   map[ident.GroupID]*GlobalGroup
+	inGroup  map[ident.ClientID][]ident.GroupID
+	revoked  map[string]bool
+	fpServes map[string]map[ident.ClientID]bool
+}
+
+// Validate checks the document's structure and cross-references and
+// builds the look-up index. Errors name the offending field.
+func (c *Config) Validate() error {
+	if c.FormatVersion != FormatVersion {
+		return fmt.Errorf("format_version: got %d, want %d", c.FormatVersion, FormatVersion)
+	}
+	if err := ident.ValidateInstance(c.Instance); err != nil {
+		return fmt.Errorf("instance: %w", err)
+	}
+	if c.Serial == 0 {
+		return errors.New("serial: must be positive")
+	}
+	if c.GeneratedAt.IsZero() || !c.ExpiresAt.After(c.GeneratedAt) {
+		return errors.New("expires_at: must be after generated_at")
+	}
+	ix := &index{
+		roots:    x509.NewCertPool(),
+		members:  map[ident.ClientID]*Member{},
+		subsys:   map[ident.ClientID]bool{},
+		gateways: map[ident.GatewayID]*Gateway{},
+		byFP:     map[string]*Gateway{},
+		hostedBy: map[ident.ClientID][]*Gateway{},
+		groups:   map[ident.GroupID]*GlobalGroup{},
+		inGroup:  map[ident.ClientID][]ident.GroupID{},
+		revoked:  map[string]bool{},
+		fpServes: map[string]map[ident.ClientID]bool{},
+	}
+	if len(c.CACerts) == 0 {
+		return errors.New("ca_certs: at least one CA certificate is required")
+	}
+	for i, p := range c.CACerts {
+		cert, err := pki.ParseCertPEM([]byte(p))
+		if err != nil {
+			return fmt.Errorf("ca_certs[%d]: %w", i, err)
+		}
+		if !cert.IsCA {
+			return fmt.Errorf("ca_certs[%d]: not a CA certificate", i)
+		}
+		ix.roots.AddCert(cert)
+	}
+	for i := range c.Members {
+		m := &c.Members[i]
+		if m.ID.IsSubsystem() || m.ID.Validate() != nil || m.ID.Instance != c.Instance {
+			return fmt.Errorf("members[%d].id: %q is not a member of instance %s", i, m.ID, c.Instance)
+		}
+		if ix.members[m.ID] != nil {
+			return fmt.Errorf("members[%d].id: %s registered twice", i, m.ID)
+		}
+		ix.members[m.ID] = m
+		for j, s := range m.Subsystems {
+			sid := ident.ClientID{Instance: m.ID.Instance, Class: m.ID.Class, Code: m.ID.Code, Subsystem: s}
+			if err := sid.Validate(); err != nil {
+				return fmt.Errorf("members[%d].subsystems[%d]: %w", i, j, err)
+			}
+			ix.subsys[sid] = true
+		}
+	}
+	for i := range c.Gateways {
+		g := &c.Gateways[i]
+		if err := g.ID.Validate(); err != nil || g.ID.Instance != c.Instance {
+			return fmt.Errorf("gateways[%d].id: %q is not a gateway of instance %s", i, g.ID, c.Instance)
+		}
+		if ix.members[g.ID.Owner()] == nil {
+			return fmt.Errorf("gateways[%d].id: owner %s is not a registered member", i, g.ID.Owner())
+		}
+		if ix.gateways[g.ID] != nil {
+			return fmt.Errorf("gateways[%d].id: %s registered twice", i, g.ID)
+		}
+		if g.Address == "" {
+			return fmt.Errorf("gateways[%d].address: empty", i)
+		}
+		if len(g.AuthFP) != 64 {
+			return fmt.Errorf("gateways[%d].auth_cert_sha256: want 64 hex digits", i)
+		}
+		if ix.byFP[g.AuthFP] != nil {
+			return fmt.Errorf("gateways[%d].auth_cert_sha256: shared with another gateway", i)
+		}
+		ix.gateways[g.ID] = g
+		ix.byFP[g.AuthFP] = g
+		serves := map[ident.ClientID]bool{}
+		for j, cl := range g.Clients {
+			if !ix.subsys[cl] {
+				return fmt.Errorf("gateways[%d].clients[%d]: %s is not a registered subsystem", i, j, cl)
+			}
+			serves[cl] = true
+			ix.hostedBy[cl] = append(ix.hostedBy[cl], g)
+		}
+		ix.fpServes[g.AuthFP] = serves
+	}
+	for i := range c.GlobalGroups {
+		gr := &c.GlobalGroups[i]
+		if gr.ID.Instance != c.Instance {
+			return fmt.Errorf("global_groups[%d].id: %s is not a group of instance %s", i, gr.ID, c.Instance)
+		}
+		if ix.groups[gr.ID] != nil {
+			return fmt.Errorf("global_groups[%d].id: %s defined twice", i, gr.ID)
+		}
+		ix.groups[gr.ID] = gr
+		for j, m := range gr.Members {
+			if m.Instance == c.Instance && !ix.subsys[m] {
+				return fmt.Errorf("global_groups[%d].members[%d]: %s is not a registered subsystem", i, j, m)
+			}
+			ix.inGroup[m] = append(ix.inGroup[m], gr.ID)
+		}
+	}
+	for _, s := range c.Revoked {
+		ix.revoked[s] = true
+	}
+	c.index = ix
+	return nil
+}
+
+// Roots returns the pool of the instance's CA certificates.
+func (c *Config) Roots() *x509.CertPool { return c.index.roots }
+
+// Member returns a registered member, or nil.
+func (c *Config) Member(id ident.ClientID) *Member { return c.index.members[id.Member()] }
+
+// HasSubsystem reports whether id is a registered subsystem.
+func (c *Config) HasSubsystem(id ident.ClientID) bool { return c.index.subsys[id] }
+
+// HostedBy returns the gateways that serve a subsystem.
+func (c *Config) HostedBy(id ident.ClientID) []*Gateway { return c.index.hostedBy[id] }
+
+// Gateway returns a registered gateway, or nil.
+func (c *Config) Gateway(id ident.GatewayID) *Gateway { return c.index.gateways[id] }
+
+// GatewayByFingerprint returns the gateway whose authentication
+// certificate has the fingerprint, or nil.
+func (c *Config) GatewayByFingerprint(fp string) *Gateway { return c.index.byFP[fp] }
+
+// Serves reports whether the gateway with authentication fingerprint fp
+// serves the subsystem id.
+func (c *Config) Serves(fp string, id ident.ClientID) bool { return c.index.fpServes[fp][id] }
+
+// GroupsOf returns the global groups a subsystem belongs to.
+func (c *Config) GroupsOf(id ident.ClientID) []ident.GroupID { return c.index.inGroup[id] }
+
+// Group returns a global group, or nil.
+func (c *Config) Group(id ident.GroupID) *GlobalGroup { return c.index.groups[id] }
+
+// IsRevoked reports whether a certificate is revoked.
+func (c *Config) IsRevoked(cert *x509.Certificate) bool {
+	return c.index.revoked[fmt.Sprintf("%x", cert.SerialNumber)]
+}
+
+// Expired reports whether the configuration has expired at now.
+func (c *Config) Expired(now time.Time) bool { return !now.Before(c.ExpiresAt) }
+
+// Subsystems returns every registered subsystem, sorted.
+func (c *Config) Subsystems() []ident.ClientID {
+	out := make([]ident.ClientID, 0, len(c.index.subsys))
+	for id := range c.index.subsys {
+		out = append(out, id)
+	}
+	slices.SortFunc(out, func(a, b ident.ClientID) int {
+		if a.String() < b.String() {
+			return -1
+		}
+		if a.String() > b.String() {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Decode parses a configuration strictly (unknown fields are refused) and
+// validates it.
+func Decode(b []byte) (*Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("decode configuration: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("decode configuration: trailing data after the document")
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return &c, nil
+}

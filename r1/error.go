@@ -1,0 +1,112 @@
+// Package r1 implements the client side of the X-Road Message Protocol for
+// REST, version r1: request parsing, the X-Road-* headers, header
+// filtering, and the JSON error body with its X-Road-Error header.
+package r1
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error types. The prefix names who failed: Client for the caller's
+// mistakes, Server.ClientProxy for the consumer's gateway and
+// Server.ServerProxy for the provider's gateway.
+const (
+	TypeInvalidRequest     = "Client.InvalidRequest"
+	TypeInvalidClientID    = "Client.InvalidClientIdentifier"
+	TypeInvalidServiceID   = "Client.InvalidServiceIdentifier"
+	TypeInvalidHeader      = "Client.InvalidHttpHeader"
+	TypeRequestTooLarge    = "Client.RequestTooLarge"
+	TypeURITooLong         = "Client.UriTooLong"
+	TypeHeadersTooLarge    = "Client.HeadersTooLarge"
+	TypeUnknownClient      = "Server.ClientProxy.UnknownMember"
+	TypeClientNotHosted    = "Server.ClientProxy.ClientNotRegistered"
+	TypeUnknownService     = "Server.ClientProxy.UnknownService"
+	TypeOutdatedGlobalConf = "Server.ClientProxy.OutdatedGlobalConf"
+	TypeNetworkError       = "Server.ClientProxy.NetworkError"
+	TypeSSLAuthFailed      = "Server.ClientProxy.SslAuthenticationFailed"
+	TypeClientSignature    = "Server.ClientProxy.InvalidSignatureValue"
+	TypeClientInternal     = "Server.ClientProxy.InternalError"
+	TypeSigningFailed      = "Server.ClientProxy.CannotCreateSignature"
+	TypeServerAccessDenied = "Server.ServerProxy.AccessDenied"
+	TypeServerUnknownSvc   = "Server.ServerProxy.UnknownService"
+	TypeServerOutdatedConf = "Server.ServerProxy.OutdatedGlobalConf"
+	TypeServerSignature    = "Server.ServerProxy.InvalidSignatureValue"
+	TypeServerAuthFailed   = "Server.ServerProxy.SslAuthenticationFailed"
+	TypeServerInvalidReq   = "Server.ServerProxy.InvalidRequest"
+	TypeServiceFailed      = "Server.ServerProxy.ServiceFailed"
+	TypeServerInternal     = "Server.ServerProxy.InternalError"
+	TypeServerTooLarge     = "Server.ServerProxy.RequestTooLarge"
+)
+
+// Error is a protocol error: the r1 type, the HTTP status, a message that
+// is safe to show the caller, and the internal cause, which is only logged.
+type Error struct {
+	Type    string
+	Status  int
+	Message string
+	Cause   error
+}
+
+// Error returns the type, message and cause, for logs.
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Type, e.Message, e.Cause)
+	}
+	return e.Type + ": " + e.Message
+}
+
+// Unwrap returns the internal cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// New returns an Error with the given type, status and message.
+func New(typ string, status int, format string, args ...any) *Error {
+	return &Error{Type: typ, Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an Error whose internal cause is err.
+func Wrap(err error, typ string, status int, format string, args ...any) *Error {
+	return &Error{Type: typ, Status: status, Message: fmt.Sprintf(format, args...), Cause: err}
+}
+
+// As returns the *Error in err's chain, or an internal error of the given
+// type that hides err from the caller.
+func As(err error, internalType string) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return Wrap(err, internalType, http.StatusInternalServerError, "internal error")
+}
+
+// Body is the JSON error body.
+type Body struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	Detail  string `json:"detail"`
+}
+
+// Write renders e: the X-Road-Error header carries the type, the body the
+// type, the message and, as detail, the exchange id that ties the answer to
+// the gateway's log line.
+func Write(w http.ResponseWriter, e *Error, detail string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set(HeaderError, e.Type)
+	h.Del("Content-Length")
+	w.WriteHeader(e.Status)
+	b, _ := json.Marshal(Body{Type: e.Type, Message: e.Message, Detail: detail})
+	w.Write(append(b, '\n'))
+}
+
+// ReadBody parses an error body, as relayed from a peer gateway. It
+// returns nil when b is not one.
+func ReadBody(b []byte) *Body {
+	var body Body
+	if err := json.Unmarshal(b, &body); err != nil || body.Type == "" {
+		return nil
+	}
+	return &body
+}

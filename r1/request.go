@@ -1,0 +1,210 @@
+package r1
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sampan-exchange/sampan/ident"
+)
+
+// The X-Road headers of r1.
+const (
+	HeaderClient      = "X-Road-Client"
+	HeaderService     = "X-Road-Service"
+	HeaderID          = "X-Road-Id"
+	HeaderUserID      = "X-Road-UserId"
+	HeaderIssue       = "X-Road-Issue"
+	HeaderRequestHash = "X-Road-Request-Hash"
+	HeaderRequestID   = "X-Road-Request-Id"
+	HeaderError       = "X-Road-Error"
+	// HeaderPurpose and HeaderLegalBasis are Sampan extensions: the purpose
+	// and legal basis the caller declares for the exchange.
+	HeaderPurpose    = "X-Road-Purpose"
+	HeaderLegalBasis = "X-Road-Legal-Basis"
+)
+
+// Prefix is the path prefix of the protocol.
+const Prefix = "/r1/"
+
+// Metaservice codes.
+const (
+	MetaListClients    = "listClients"
+	MetaListMethods    = "listMethods"
+	MetaAllowedMethods = "allowedMethods"
+	MetaGetOpenAPI     = "getOpenAPI"
+)
+
+// MaxHeaderValue bounds a single X-Road header value in bytes.
+const MaxHeaderValue = 1024
+
+// Request is a parsed r1 request.
+type Request struct {
+	// Service is the called service; zero for listClients.
+	Service ident.ServiceID
+	// Meta is the metaservice code when the request calls one.
+	Meta string
+	// MetaInstance is the instance listClients was asked about.
+	MetaInstance string
+	// Path is the part of the URL path after the service identifier, still
+	// percent-encoded, starting with "/" or empty.
+	Path     string
+	RawQuery string
+	Client   ident.ClientID
+	ID       string
+	UserID   string
+	Issue    string
+}
+
+// NewID returns a fresh exchange identifier (a random UUID).
+func NewID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+func headerValue(h http.Header, name string) (string, *Error) {
+	vs := h.Values(name)
+	if len(vs) > 1 {
+		return "", New(TypeInvalidHeader, http.StatusBadRequest, "header %s appears more than once", name)
+	}
+	if len(vs) == 0 {
+		return "", nil
+	}
+	v := strings.TrimSpace(vs[0])
+	if len(v) > MaxHeaderValue {
+		return "", New(TypeInvalidHeader, http.StatusBadRequest, "header %s is longer than %d bytes", name, MaxHeaderValue)
+	}
+	if !utf8.ValidString(v) {
+		return "", New(TypeInvalidHeader, http.StatusBadRequest, "header %s is not valid UTF-8", name)
+	}
+	return v, nil
+}
+
+// ParseRequest reads an r1 request: the service or metaservice from the
+// escaped path, and the X-Road headers. X-Road-Id is generated when the
+// caller sent none.
+func ParseRequest(r *http.Request) (*Request, *Error) {
+	raw := r.URL.EscapedPath()
+	rest, ok := strings.CutPrefix(raw, Prefix)
+	if !ok {
+		return nil, New(TypeInvalidRequest, http.StatusBadRequest, "path must start with %s", Prefix)
+	}
+	req := &Request{RawQuery: r.URL.RawQuery}
+	parts := strings.SplitN(rest, "/", 6)
+	for i := range parts {
+		if i == 5 {
+			break
+		}
+		if parts[i] == "" {
+			parts = parts[:i]
+			break
+		}
+	}
+	switch {
+	case len(parts) == 2 && parts[1] == MetaListClients:
+		inst, err := unescape(parts[0])
+		if err != nil || ident.ValidateInstance(inst) != nil {
+			return nil, New(TypeInvalidServiceID, http.StatusBadRequest, "invalid instance in listClients path")
+		}
+		req.Meta, req.MetaInstance = MetaListClients, inst
+	case len(parts) >= 5:
+		var dec [5]string
+		for i := range 5 {
+			v, err := unescape(parts[i])
+			if err != nil {
+				return nil, New(TypeInvalidServiceID, http.StatusBadRequest, "bad percent-encoding in service identifier")
+			}
+			dec[i] = v
+		}
+		req.Service = ident.ServiceID{Provider: ident.ClientID{Instance: dec[0], Class: dec[1], Code: dec[2], Subsystem: dec[3]}, Code: dec[4]}
+		if err := req.Service.Validate(); err != nil {
+			return nil, Wrap(err, TypeInvalidServiceID, http.StatusBadRequest, "invalid service identifier: %s", trimIdentErr(err))
+		}
+		switch dec[4] {
+		case MetaListMethods, MetaAllowedMethods, MetaGetOpenAPI:
+			req.Meta = dec[4]
+		}
+		if len(parts) == 6 {
+			req.Path = "/" + parts[5]
+		}
+	default:
+		return nil, New(TypeInvalidServiceID, http.StatusBadRequest,
+			"path must be /r1/{instance}/{memberClass}/{memberCode}/{subsystemCode}/{serviceCode}[/path]")
+	}
+
+	client, e := headerValue(r.Header, HeaderClient)
+	if e != nil {
+		return nil, e
+	}
+	if client == "" {
+		return nil, New(TypeInvalidClientID, http.StatusBadRequest, "missing header %s", HeaderClient)
+	}
+	c, err := ident.ParseEscapedClient(client)
+	if err != nil {
+		return nil, Wrap(err, TypeInvalidClientID, http.StatusBadRequest, "malformed %s: %s", HeaderClient, trimIdentErr(err))
+	}
+	if !c.IsSubsystem() {
+		return nil, New(TypeInvalidClientID, http.StatusBadRequest, "%s must name a subsystem (instance/class/code/subsystem)", HeaderClient)
+	}
+	req.Client = c
+	if req.ID, e = headerValue(r.Header, HeaderID); e != nil {
+		return nil, e
+	}
+	if req.ID == "" {
+		req.ID = NewID()
+	}
+	if req.UserID, e = headerValue(r.Header, HeaderUserID); e != nil {
+		return nil, e
+	}
+	if req.Issue, e = headerValue(r.Header, HeaderIssue); e != nil {
+		return nil, e
+	}
+	return req, nil
+}
+
+func unescape(s string) (string, error) {
+	if !strings.Contains(s, "%") {
+		return s, nil
+	}
+	return url.PathUnescape(s)
+}
+
+func trimIdentErr(err error) string {
+	return strings.TrimPrefix(err.Error(), ident.ErrInvalid.Error()+": ")
+}
+
+// hopHeaders are never passed on: they belong to one connection.
+var hopHeaders = []string{
+	"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
+}
+
+// Forwardable reports whether a header may be passed between the client,
+// the gateways and the service. Hop-by-hop headers, headers named in
+// Connection, and the gateways' own Sampan-* headers are not.
+func Forwardable(name string, connection []string) bool {
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	for _, h := range hopHeaders {
+		if name == h {
+			return false
+		}
+	}
+	if strings.HasPrefix(name, "Sampan-") {
+		return false
+	}
+	for _, v := range connection {
+		for f := range strings.SplitSeq(v, ",") {
+			if textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(f)) == name {
+				return false
+			}
+		}
+	}
+	return true
+}
