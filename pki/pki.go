@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -417,4 +418,22 @@ func VerifyChain(c *x509.Certificate, roots *x509.CertPool, usage x509.ExtKeyUsa
 		return fmt.Errorf("verify certificate chain: %w", err)
 	}
 	return nil
+}
+
+// VerifySigningCert checks that c is a member signing certificate issued by
+// one of roots and valid at now: it must carry the document-signing
+// extended key usage, which keeps TLS certificates out of message signing.
+// It returns the member identifier the certificate names.
+func VerifySigningCert(c *x509.Certificate, roots *x509.CertPool, now time.Time) (string, error) {
+	if !slices.ContainsFunc(c.UnknownExtKeyUsage, oidDocumentSigning.Equal) {
+		return "", errors.New("verify signing certificate: not a document-signing certificate")
+	}
+	if err := VerifyChain(c, roots, x509.ExtKeyUsageAny, now); err != nil {
+		return "", fmt.Errorf("verify signing certificate: %w", err)
+	}
+	m, ok := MemberOf(c)
+	if !ok {
+		return "", errors.New("verify signing certificate: names no member")
+	}
+	return m, nil
 }

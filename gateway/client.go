@@ -1,0 +1,374 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/r1"
+)
+
+// peerPrefix is the path prefix of the gateway-to-gateway protocol.
+const peerPrefix = "/x/"
+
+// maxErrorBody bounds an error body relayed from a peer gateway.
+const maxErrorBody = 16 << 10
+
+// clientHandler serves the information systems: r1 under /r1/, and the
+// health endpoints.
+func (g *Gateway) clientHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, r1.Prefix):
+			g.serveClient(w, r)
+		case r.URL.Path == "/healthz":
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		case r.URL.Path == "/readyz":
+			g.serveReady(w)
+		default:
+			r1.Write(w, r1.New(r1.TypeInvalidRequest, http.StatusNotFound, "unknown path: r1 requests start with %s", r1.Prefix), "")
+		}
+	})
+}
+
+func (g *Gateway) serveReady(w http.ResponseWriter) {
+	st := g.conf.Load()
+	if st == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no shared configuration yet"})
+		return
+	}
+	if st.cfg.Expired(time.Now()) {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "shared configuration expired", "serial": st.cfg.Serial, "expired_at": st.cfg.ExpiresAt})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "serial": st.cfg.Serial, "expires_at": st.cfg.ExpiresAt})
+}
+
+// exchange is the state of one r1 request at the consumer's gateway.
+type exchange struct {
+	req       *r1.Request
+	requestID string
+	reqHash   atomic.Pointer[string]
+	log       *slog.Logger
+}
+
+// checkLimits enforces the URI and header limits before anything is parsed.
+func (g *Gateway) checkLimits(r *http.Request) *r1.Error {
+	if len(r.RequestURI) > g.cfg.Limits.MaxURILength {
+		return r1.New(r1.TypeURITooLong, http.StatusRequestURITooLong, "request URI of %d characters exceeds the limit of %d", len(r.RequestURI), g.cfg.Limits.MaxURILength)
+	}
+	if n := headerSize(r.Header); n > g.cfg.Limits.MaxHeaderBytes {
+		return r1.New(r1.TypeHeadersTooLarge, http.StatusRequestHeaderFieldsTooLarge, "request headers of %d bytes exceed the limit of %d", n, g.cfg.Limits.MaxHeaderBytes)
+	}
+	if max := g.cfg.Limits.MaxBodyBytes; max >= 0 && r.ContentLength > max {
+		return r1.New(r1.TypeRequestTooLarge, http.StatusRequestEntityTooLarge, "request body of %d bytes exceeds the limit of %d", r.ContentLength, max)
+	}
+	return nil
+}
+
+// headerSize approximates the size of a header block on the wire.
+func headerSize(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// serveClient handles an r1 request from an information system.
+func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ex := &exchange{requestID: r1.NewID()}
+	ex.log = g.log.With("side", "client", "request_id", ex.requestID)
+	fail := func(e *r1.Error) {
+		lvl := slog.LevelInfo
+		if e.Status >= 500 {
+			lvl = slog.LevelWarn
+		}
+		ex.log.Log(r.Context(), lvl, "request refused", "type", e.Type, "status", e.Status, "err", e.Error())
+		r1.Write(w, e, ex.requestID)
+	}
+	if e := g.checkLimits(r); e != nil {
+		fail(e)
+		return
+	}
+	req, e := r1.ParseRequest(r)
+	if e != nil {
+		fail(e)
+		return
+	}
+	ex.req = req
+	ex.log = ex.log.With("client", req.Client.String(), "service", req.Service.String(), "x_road_id", req.ID)
+	st := g.conf.Load()
+	if st == nil || st.cfg.Expired(time.Now()) {
+		fail(outdatedConf(st, r1.TypeOutdatedGlobalConf))
+		return
+	}
+	if req.Client.Instance != st.cfg.Instance || !st.cfg.HasSubsystem(req.Client) {
+		fail(r1.New(r1.TypeUnknownClient, http.StatusBadRequest, "client %s is not a registered subsystem", req.Client))
+		return
+	}
+	if !st.cfg.Serves(g.keys.authFP, req.Client) {
+		fail(r1.New(r1.TypeClientNotHosted, http.StatusBadRequest, "client %s is not served by gateway %s", req.Client, g.cfg.ID))
+		return
+	}
+	if req.Meta == r1.MetaListClients {
+		g.listClients(w, r, st, req, ex)
+		return
+	}
+	if err := g.forward(w, r, st, ex); err != nil {
+		fail(err)
+		return
+	}
+	ex.log.Debug("exchange done", "duration", time.Since(start))
+}
+
+// outdatedConf is the error for a missing or expired configuration.
+func outdatedConf(st *confState, typ string) *r1.Error {
+	if st == nil {
+		return r1.New(typ, http.StatusInternalServerError, "gateway has not yet downloaded the shared configuration")
+	}
+	return r1.New(typ, http.StatusInternalServerError, "shared configuration serial %d expired at %s; the gateway cannot reach its authority",
+		st.cfg.Serial, st.cfg.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// clientSetHeaders are the X-Road headers the consumer's gateway sets
+// itself; values sent by the client are dropped.
+var clientSetHeaders = []string{r1.HeaderClient, r1.HeaderService, r1.HeaderID, r1.HeaderRequestID, r1.HeaderRequestHash, r1.HeaderError}
+
+// forward signs the request, sends it to the provider's gateway, verifies
+// the response and streams it to the client. An error is returned only
+// while nothing has been written to the client.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState, ex *exchange) *r1.Error {
+	req := ex.req
+	svc := req.Service
+	if svc.Provider.Instance != st.cfg.Instance || !st.cfg.HasSubsystem(svc.Provider) {
+		return r1.New(r1.TypeUnknownService, http.StatusBadRequest, "service %s: provider %s is not a registered subsystem", svc, svc.Provider)
+	}
+	hosts := st.cfg.HostedBy(svc.Provider)
+	if len(hosts) == 0 {
+		return r1.New(r1.TypeUnknownService, http.StatusBadRequest, "service %s: no gateway serves %s", svc, svc.Provider)
+	}
+	peer := hosts[int(time.Now().UnixNano()%int64(len(hosts)))]
+	mk := g.keys.sign[req.Client.Member()]
+	if mk == nil {
+		return r1.New(r1.TypeSigningFailed, http.StatusInternalServerError, "gateway holds no signing certificate for member %s", req.Client.Member())
+	}
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	u := "https://" + peer.Address + peerPrefix + svc.Escaped() + req.Path
+	if req.RawQuery != "" {
+		u += "?" + req.RawQuery
+	}
+	out, err := http.NewRequestWithContext(ctx, r.Method, u, nil)
+	if err != nil {
+		return r1.Wrap(err, r1.TypeInvalidRequest, http.StatusBadRequest, "cannot build the request")
+	}
+	for _, h := range clientSetHeaders {
+		r.Header.Del(h)
+	}
+	forwardHeaders(out.Header, r.Header)
+	out.Header.Set(r1.HeaderClient, req.Client.Escaped())
+	out.Header.Set(r1.HeaderService, svc.Escaped())
+	out.Header.Set(r1.HeaderID, req.ID)
+	out.Header.Set(r1.HeaderRequestID, ex.requestID)
+	names := signedNames(out.Header)
+	if len(names) > maxSignedHeaders {
+		return r1.New(r1.TypeInvalidHeader, http.StatusBadRequest, "request carries more than %d headers", maxSignedHeaders)
+	}
+	head := requestHead(r.Method, svc.String(), req.Path, req.RawQuery, out.Header, names)
+	out.Header.Set(hdrSignedHeaders, strings.Join(names, ","))
+	out.Header.Set(hdrSignerCert, mk.certB64)
+	out.Trailer = http.Header{hdrSignature: nil}
+	out.ContentLength = -1
+	body := newSigningReader(r.Body, g.cfg.Limits.MaxBodyBytes, func(sum []byte) error {
+		payload := signedPayload(head, sum, mk.fp)
+		sig, err := mk.signer.SignDetached(payload)
+		if err != nil {
+			return fmt.Errorf("sign request: %w", err)
+		}
+		out.Trailer.Set(hdrSignature, sig)
+		h := requestHash(payload, sig)
+		ex.reqHash.Store(&h)
+		return nil
+	})
+	out.Body = io.NopCloser(body)
+
+	resp, err := g.peers.RoundTrip(out)
+	if err != nil {
+		return peerError(err, peer)
+	}
+	defer resp.Body.Close()
+
+	// An r1 error from the provider's gateway is relayed as it is: the
+	// TLS session already authenticates that gateway.
+	if t := resp.Header.Get(r1.HeaderError); t != "" && resp.Header.Get(hdrSignerCert) == "" {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		body := r1.ReadBody(b)
+		if body == nil {
+			return r1.New(r1.TypeNetworkError, http.StatusBadGateway, "gateway %s answered with an unreadable error", peer.ID)
+		}
+		ex.log.Info("provider gateway refused", "type", body.Type, "status", resp.StatusCode, "message", body.Message)
+		r1.Write(w, &r1.Error{Type: body.Type, Status: resp.StatusCode, Message: body.Message}, body.Detail)
+		return nil
+	}
+
+	hashp := ex.reqHash.Load()
+	if hashp == nil {
+		return r1.New(r1.TypeNetworkError, http.StatusBadGateway, "gateway %s answered before receiving the whole request", peer.ID)
+	}
+	cert, e := g.signerCert(st, resp.Header.Get(hdrSignerCert), svc.Provider.Member(), r1.TypeServerSignature)
+	if e != nil {
+		return e
+	}
+	rnames, err := parseSignedHeaders(resp.Header.Get(hdrSignedHeaders))
+	if err != nil {
+		return r1.Wrap(err, r1.TypeServerSignature, http.StatusBadGateway, "response from gateway %s is malformed", peer.ID)
+	}
+	rhead := responseHead(resp.StatusCode, *hashp, resp.Header, rnames)
+	certFP := pki.Fingerprint(cert.Raw)
+	vr := newVerifyingReader(resp.Body, func(sum []byte) error {
+		sig := resp.Trailer.Get(hdrSignature)
+		if sig == "" {
+			return fmt.Errorf("%w: response carries no signature", errSignature)
+		}
+		if err := pki.VerifyDetached(sig, signedPayload(rhead, sum, certFP), cert.PublicKey); err != nil {
+			return fmt.Errorf("%w: %w", errSignature, err)
+		}
+		return nil
+	})
+	defer vr.release()
+	complete, err := vr.Prefetch()
+	if err != nil {
+		if complete || isSigErr(err) {
+			return r1.Wrap(err, r1.TypeServerSignature, http.StatusBadGateway, "response signature of %s does not verify", svc.Provider.Member())
+		}
+		return r1.Wrap(err, r1.TypeNetworkError, http.StatusBadGateway, "reading the response from gateway %s failed", peer.ID)
+	}
+
+	h := w.Header()
+	copyNamed(h, resp.Header, rnames)
+	h.Set(r1.HeaderClient, req.Client.Escaped())
+	h.Set(r1.HeaderService, svc.Escaped())
+	h.Set(r1.HeaderID, req.ID)
+	h.Set(r1.HeaderRequestID, ex.requestID)
+	h.Set(r1.HeaderRequestHash, *hashp)
+	if complete {
+		h.Set("Content-Length", strconv.FormatInt(vr.Len(), 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	if _, err := io.Copy(w, vr); err != nil {
+		// The client must not take a truncated or unverified body for a
+		// whole one: break the connection.
+		ex.log.Warn("response stream aborted", "err", err, "bytes", vr.Len())
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// errSignature marks signature failures of a verifying reader.
+var errSignature = errors.New("signature does not verify")
+
+func isSigErr(err error) bool { return errors.Is(err, errSignature) }
+
+// signedNames returns the lower-case names of h, sorted.
+func signedNames(h http.Header) []string {
+	var dst = http.Header{}
+	return forwardHeaders(dst, h)
+}
+
+// copyNamed copies the named headers of src into dst, leaving out X-Road
+// headers, which the gateway sets itself.
+func copyNamed(dst, src http.Header, names []string) {
+	for _, n := range names {
+		k := http.CanonicalHeaderKey(n)
+		if strings.HasPrefix(k, "X-Road-") {
+			continue
+		}
+		dst[k] = src.Values(k)
+	}
+}
+
+// peerError maps a failed round trip to the provider's gateway.
+func peerError(err error, peer *conf.Gateway) *r1.Error {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return r1.Wrap(err, r1.TypeRequestTooLarge, http.StatusRequestEntityTooLarge, "request body exceeds the limit")
+	case errors.Is(err, errPeerAuth):
+		return r1.Wrap(err, r1.TypeSSLAuthFailed, http.StatusBadGateway, "gateway %s at %s failed authentication", peer.ID, peer.Address)
+	case isRemoteTLSRefusal(err):
+		return r1.Wrap(err, r1.TypeSSLAuthFailed, http.StatusBadGateway, "gateway %s refused this gateway's certificate", peer.ID)
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout"):
+		return r1.Wrap(err, r1.TypeNetworkError, http.StatusGatewayTimeout, "gateway %s did not answer in time", peer.ID)
+	default:
+		return r1.Wrap(err, r1.TypeNetworkError, http.StatusBadGateway, "cannot reach gateway %s at %s", peer.ID, peer.Address)
+	}
+}
+
+// signerCert checks a signing certificate sent by a peer: it must chain to
+// the instance CA, be a document-signing certificate of member and not be
+// revoked. Verified certificates are cached per configuration.
+func (g *Gateway) signerCert(st *confState, b64 string, member ident.ClientID, typ string) (*x509.Certificate, *r1.Error) {
+	if b64 == "" {
+		return nil, r1.New(typ, http.StatusBadRequest, "message carries no signing certificate")
+	}
+	if len(b64) > 16<<10 {
+		return nil, r1.New(typ, http.StatusBadRequest, "signing certificate too large")
+	}
+	der, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, r1.Wrap(err, typ, http.StatusBadRequest, "signing certificate is not base64")
+	}
+	fp := pki.Fingerprint(der)
+	if c := st.cachedSigner(fp); c != nil {
+		if m, _ := pki.MemberOf(c); m != member.String() {
+			return nil, r1.New(typ, http.StatusBadRequest, "message signed by %s, expected %s", m, member)
+		}
+		if time.Now().After(c.NotAfter) {
+			return nil, r1.New(typ, http.StatusBadRequest, "signing certificate of %s expired", member)
+		}
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, r1.Wrap(err, typ, http.StatusBadRequest, "signing certificate does not parse")
+	}
+	m, err := pki.VerifySigningCert(c, st.cfg.Roots(), time.Now())
+	if err != nil {
+		return nil, r1.Wrap(err, typ, http.StatusBadRequest, "signing certificate of %s is not valid in this instance", member)
+	}
+	if m != member.String() {
+		return nil, r1.New(typ, http.StatusBadRequest, "message signed by %s, expected %s", m, member)
+	}
+	if st.cfg.IsRevoked(c) {
+		return nil, r1.New(typ, http.StatusBadRequest, "signing certificate of %s is revoked", member)
+	}
+	st.signers.Store(fp, c)
+	return c, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var b bytes.Buffer
+	enc := jsonEncoder(&b)
+	enc.Encode(v)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(status)
+	w.Write(b.Bytes())
+}

@@ -1,0 +1,303 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/cfg"
+)
+
+// Config is a gateway's configuration file.
+type Config struct {
+	// ID is the gateway's identifier, e.g. VN/GOV/MOF/gw1.
+	ID ident.GatewayID `json:"id"`
+	// AnchorFile is the path of the instance's anchor, relative to the
+	// configuration file's directory when not absolute.
+	AnchorFile string `json:"anchor_file"`
+	// ClientListen is where information systems send r1 requests (plain
+	// HTTP: bind it to an internal address). Default 127.0.0.1:8080.
+	ClientListen string `json:"client_listen"`
+	// PeerListen is where other gateways connect over mutual TLS 1.3.
+	// Default 127.0.0.1:8443.
+	PeerListen string `json:"peer_listen"`
+	// ConfRefresh is how often the shared configuration is polled.
+	// Default 60s.
+	ConfRefresh cfg.Duration `json:"conf_refresh"`
+	// Services are the services this gateway provides.
+	Services []Service `json:"services"`
+	Limits   Limits    `json:"limits"`
+	// PeerTimeout bounds waiting for a provider gateway's response headers.
+	// Default 60s.
+	PeerTimeout cfg.Duration `json:"peer_timeout"`
+
+	dir string // directory of the configuration file
+}
+
+// Service maps a service code to a backend and says who may call it.
+type Service struct {
+	ID ident.ServiceID `json:"id"`
+	// Backend is the base URL requests are forwarded to: the path after
+	// the service identifier is appended.
+	Backend string `json:"backend"`
+	// OpenAPIFile is the service's OpenAPI description, for getOpenAPI.
+	OpenAPIFile string `json:"openapi_file"`
+	// Endpoints, when given, are the only method and path patterns the
+	// service answers ("GET /companies/*"; * matches one path segment,
+	// a final ** the rest, method * any method).
+	Endpoints []string `json:"endpoints"`
+	// Access lists who may call the service. Deny by default.
+	Access []AccessRight `json:"access"`
+	// Timeout bounds the backend's answer. Default 60s.
+	Timeout cfg.Duration `json:"timeout"`
+
+	endpoints []endpoint
+	access    []access
+}
+
+// AccessRight grants a subject the whole service or one endpoint.
+type AccessRight struct {
+	// Subject is a subsystem (INSTANCE/CLASS/CODE/SUBSYSTEM) or a global
+	// group (INSTANCE/GROUP).
+	Subject string `json:"subject"`
+	// Endpoint limits the right to "METHOD /path/pattern"; empty means the
+	// whole service.
+	Endpoint string `json:"endpoint"`
+}
+
+// Limits bound every client request.
+type Limits struct {
+	// MaxHeaderBytes bounds the request line and headers. Default 32 KiB.
+	MaxHeaderBytes int `json:"max_header_bytes"`
+	// MaxURILength bounds the request URI in characters. Default 2000.
+	MaxURILength int `json:"max_uri_length"`
+	// MaxBodyBytes bounds request bodies. Default 10 GiB; -1 for none.
+	MaxBodyBytes int64 `json:"max_body_bytes"`
+}
+
+// LoadConfig reads, defaults and validates a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	var c Config
+	if err := cfg.Load(path, &c); err != nil {
+		return nil, err
+	}
+	c.dir = filepath.Dir(path)
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	if c.ClientListen == "" {
+		c.ClientListen = "127.0.0.1:8080"
+	}
+	if c.PeerListen == "" {
+		c.PeerListen = "127.0.0.1:8443"
+	}
+	if c.ConfRefresh == 0 {
+		c.ConfRefresh = cfg.Duration(60 * time.Second)
+	}
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = cfg.Duration(60 * time.Second)
+	}
+	if c.Limits.MaxHeaderBytes == 0 {
+		c.Limits.MaxHeaderBytes = 32 << 10
+	}
+	if c.Limits.MaxURILength == 0 {
+		c.Limits.MaxURILength = 2000
+	}
+	if c.Limits.MaxBodyBytes == 0 {
+		c.Limits.MaxBodyBytes = 10 << 30
+	}
+	for i := range c.Services {
+		if c.Services[i].Timeout == 0 {
+			c.Services[i].Timeout = cfg.Duration(60 * time.Second)
+		}
+	}
+}
+
+// Validate checks the configuration and compiles endpoint patterns and
+// access rights. Errors name the field.
+func (c *Config) Validate() error {
+	if err := c.ID.Validate(); err != nil {
+		return fmt.Errorf("id: %w", err)
+	}
+	if c.AnchorFile == "" {
+		return errors.New("anchor_file: required")
+	}
+	for name, addr := range map[string]string{"client_listen": c.ClientListen, "peer_listen": c.PeerListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if c.ConfRefresh.D() < time.Second {
+		return errors.New("conf_refresh: must be at least 1s")
+	}
+	if c.PeerTimeout.D() <= 0 {
+		return errors.New("peer_timeout: must be positive")
+	}
+	if c.Limits.MaxHeaderBytes < 1024 {
+		return errors.New("limits.max_header_bytes: must be at least 1024")
+	}
+	if c.Limits.MaxURILength < 64 {
+		return errors.New("limits.max_uri_length: must be at least 64")
+	}
+	if c.Limits.MaxBodyBytes < -1 {
+		return errors.New("limits.max_body_bytes: must be -1 (no limit) or positive")
+	}
+	seen := map[ident.ServiceID]bool{}
+	for i := range c.Services {
+		s := &c.Services[i]
+		f := fmt.Sprintf("services[%d]", i)
+		if err := s.ID.Validate(); err != nil {
+			return fmt.Errorf("%s.id: %w", f, err)
+		}
+		if s.ID.Provider.Instance != c.ID.Instance {
+			return fmt.Errorf("%s.id: provider %s is not of instance %s", f, s.ID.Provider, c.ID.Instance)
+		}
+		if s.ID.Version != "" {
+			return fmt.Errorf("%s.id: REST services have no version", f)
+		}
+		if seen[s.ID] {
+			return fmt.Errorf("%s.id: %s configured twice", f, s.ID)
+		}
+		seen[s.ID] = true
+		u, err := url.Parse(s.Backend)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s.backend: %q must be an http or https URL", f, s.Backend)
+		}
+		if s.OpenAPIFile != "" {
+			if !filepath.IsAbs(s.OpenAPIFile) {
+				s.OpenAPIFile = filepath.Join(c.dir, s.OpenAPIFile)
+			}
+			if _, err := os.Stat(s.OpenAPIFile); err != nil {
+				return fmt.Errorf("%s.openapi_file: %w", f, err)
+			}
+		}
+		s.endpoints = nil
+		for j, e := range s.Endpoints {
+			ep, err := parseEndpoint(e)
+			if err != nil {
+				return fmt.Errorf("%s.endpoints[%d]: %w", f, j, err)
+			}
+			s.endpoints = append(s.endpoints, ep)
+		}
+		s.access = nil
+		for j, a := range s.Access {
+			ac, err := parseAccess(a)
+			if err != nil {
+				return fmt.Errorf("%s.access[%d].%w", f, j, err)
+			}
+			s.access = append(s.access, ac)
+		}
+		if s.Timeout.D() <= 0 {
+			return fmt.Errorf("%s.timeout: must be positive", f)
+		}
+	}
+	return nil
+}
+
+func (c *Config) anchorPath() string {
+	if filepath.IsAbs(c.AnchorFile) || c.dir == "" {
+		return c.AnchorFile
+	}
+	return filepath.Join(c.dir, c.AnchorFile)
+}
+
+// endpoint is a compiled "METHOD /path/pattern".
+type endpoint struct {
+	method string // "*" for any
+	segs   []string
+	raw    string
+}
+
+func parseEndpoint(s string) (endpoint, error) {
+	method, path, ok := strings.Cut(strings.TrimSpace(s), " ")
+	if !ok || method == "" || !strings.HasPrefix(path, "/") {
+		return endpoint{}, fmt.Errorf("%q must be \"METHOD /path\"", s)
+	}
+	if method != "*" && (strings.ToUpper(method) != method || !validMethod(method)) {
+		return endpoint{}, fmt.Errorf("%q: method must be an upper-case HTTP method or *", s)
+	}
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for i, sg := range segs {
+		if sg == "**" && i != len(segs)-1 {
+			return endpoint{}, fmt.Errorf("%q: ** may only end a pattern", s)
+		}
+	}
+	return endpoint{method: method, segs: segs, raw: method + " " + path}, nil
+}
+
+func validMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// match reports whether method and the (escaped) path match.
+func (e endpoint) match(method, path string) bool {
+	if e.method != "*" && e.method != method {
+		return false
+	}
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for i, p := range e.segs {
+		if p == "**" {
+			return true
+		}
+		if i >= len(segs) {
+			return false
+		}
+		if p != "*" && p != segs[i] {
+			return false
+		}
+	}
+	return len(segs) == len(e.segs)
+}
+
+type access struct {
+	subsystem ident.ClientID
+	group     ident.GroupID
+	isGroup   bool
+	endpoint  *endpoint
+}
+
+func parseAccess(a AccessRight) (access, error) {
+	var ac access
+	switch strings.Count(a.Subject, "/") {
+	case 1:
+		g, err := ident.ParseGroup(a.Subject)
+		if err != nil {
+			return ac, fmt.Errorf("subject: %w", err)
+		}
+		ac.group, ac.isGroup = g, true
+	case 3:
+		s, err := ident.ParseSubsystem(a.Subject)
+		if err != nil {
+			return ac, fmt.Errorf("subject: %w", err)
+		}
+		ac.subsystem = s
+	default:
+		return ac, fmt.Errorf("subject: %q must be a subsystem (INSTANCE/CLASS/CODE/SUBSYSTEM) or a global group (INSTANCE/GROUP)", a.Subject)
+	}
+	if a.Endpoint != "" {
+		ep, err := parseEndpoint(a.Endpoint)
+		if err != nil {
+			return ac, fmt.Errorf("endpoint: %w", err)
+		}
+		ac.endpoint = &ep
+	}
+	return ac, nil
+}

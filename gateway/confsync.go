@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sampan-exchange/sampan/conf"
+)
+
+var stateMigrations = []string{
+	`CREATE TABLE global_conf (
+		instance TEXT PRIMARY KEY,
+		serial INTEGER NOT NULL,
+		doc BLOB NOT NULL,
+		etag TEXT NOT NULL,
+		fetched_at TEXT NOT NULL
+	);`,
+}
+
+// confState is one verified configuration and what is derived from it.
+type confState struct {
+	cfg  *conf.Config
+	doc  []byte
+	etag string
+	// signers caches signing certificates already checked against this
+	// configuration's CAs, by fingerprint.
+	signers sync.Map // string -> *x509.Certificate
+}
+
+// confSync keeps the instance's configuration current.
+type confSync struct {
+	g      *Gateway
+	anchor *conf.Anchor
+	http   *http.Client
+	fails  int
+}
+
+func newConfSync(g *Gateway, a *conf.Anchor) *confSync {
+	return &confSync{g: g, anchor: a, http: &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:     &tls.Config{RootCAs: a.TLSRoots(), MinVersion: tls.VersionTLS12},
+			MaxIdleConnsPerHost: 1,
+		},
+	}}
+}
+
+// loadCached verifies and installs the configuration kept in the state
+// database, if any.
+func (s *confSync) loadCached(ctx context.Context) error {
+	var doc []byte
+	var etag string
+	err := s.g.db.QueryRowContext(ctx, `SELECT doc, etag FROM global_conf WHERE instance = ?`, s.anchor.Instance).Scan(&doc, &etag)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load cached configuration: %w", err)
+	}
+	c, err := conf.Verify(doc, s.anchor)
+	if err != nil {
+		s.g.log.Warn("cached configuration does not verify; ignoring it", "err", err)
+		return nil
+	}
+	s.g.conf.Store(&confState{cfg: c, doc: doc, etag: etag})
+	return nil
+}
+
+// fetch downloads the configuration once; unchanged documents cost a 304.
+func (s *confSync) fetch(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.anchor.URL, nil)
+	if err != nil {
+		return err
+	}
+	cur := s.g.conf.Load()
+	if cur != nil && cur.etag != "" {
+		req.Header.Set("If-None-Match", cur.etag)
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("download configuration: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified && cur != nil {
+		return nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("download configuration: %s", resp.Status)
+	}
+	doc, err := io.ReadAll(io.LimitReader(resp.Body, conf.MaxDocumentSize+1))
+	if err != nil {
+		return fmt.Errorf("download configuration: %w", err)
+	}
+	return s.install(ctx, doc, resp.Header.Get("ETag"))
+}
+
+// install verifies a document and swaps it in atomically; a document that
+// fails any check leaves the current one in place.
+func (s *confSync) install(ctx context.Context, doc []byte, etag string) error {
+	c, err := conf.Verify(doc, s.anchor)
+	if err != nil {
+		return err
+	}
+	cur := s.g.conf.Load()
+	var curCfg *conf.Config
+	var curDoc []byte
+	if cur != nil {
+		curCfg, curDoc = cur.cfg, cur.doc
+	}
+	if err := conf.Accept(curCfg, c, curDoc, doc); err != nil {
+		return err
+	}
+	if c.Expired(time.Now()) {
+		return fmt.Errorf("configuration serial %d expired at %s", c.Serial, c.ExpiresAt.Format(time.RFC3339))
+	}
+	if cur != nil && c.Serial == cur.cfg.Serial {
+		return nil
+	}
+	if _, err := s.g.db.ExecContext(ctx, `INSERT INTO global_conf (instance, serial, doc, etag, fetched_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (instance) DO UPDATE SET serial = excluded.serial, doc = excluded.doc, etag = excluded.etag, fetched_at = excluded.fetched_at`,
+		c.Instance, c.Serial, doc, etag, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("store configuration: %w", err)
+	}
+	s.g.conf.Store(&confState{cfg: c, doc: doc, etag: etag})
+	s.g.onConfChange()
+	s.g.log.Debug("configuration installed", "serial", c.Serial, "expires_at", c.ExpiresAt)
+	return nil
+}
+
+// run polls until ctx ends: every refresh interval (with ±10% jitter) while
+// all goes well, and with jittered exponential back-off after failures,
+// never waiting longer than the refresh interval.
+func (s *confSync) run(ctx context.Context) {
+	refresh := s.g.cfg.ConfRefresh.D()
+	for {
+		wait := jitter(refresh, 0.1)
+		if err := s.fetch(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.fails++
+			backoff := time.Second << min(s.fails-1, 10)
+			wait = min(jitter(backoff, 0.5), refresh)
+			lvl := s.g.log.Warn
+			if cur := s.g.conf.Load(); cur == nil || cur.cfg.Expired(time.Now()) {
+				lvl = s.g.log.Error
+			}
+			lvl("configuration refresh failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+		} else {
+			s.fails = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func jitter(d time.Duration, frac float64) time.Duration {
+	return time.Duration(float64(d) * (1 - frac + 2*frac*rand.Float64()))
+}
+
+// signerCert returns the parsed signing certificate with fingerprint fp if
+// it was already checked against this configuration.
+func (st *confState) cachedSigner(fp string) *x509.Certificate {
+	if v, ok := st.signers.Load(fp); ok {
+		return v.(*x509.Certificate)
+	}
+	return nil
+}

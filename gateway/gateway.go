@@ -1,0 +1,199 @@
+// Package gateway is the daemon every member organisation runs. On its
+// client side it speaks the X-Road Message Protocol for REST (r1) to the
+// organisation's information systems; on its peer side it talks to other
+// gateways over mutual TLS 1.3, signing every request and response with the
+// member's key; on its provider side it enforces access rights and forwards
+// to the backends. Bodies are streamed, never stored.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/store"
+)
+
+// Gateway is a running gateway.
+type Gateway struct {
+	cfg      *Config
+	dir      string
+	log      *slog.Logger
+	db       *sql.DB
+	keys     *keyring
+	anchor   *conf.Anchor
+	sync     *confSync
+	conf     atomic.Pointer[confState]
+	services map[ident.ServiceID]*Service
+
+	peers    *http.Transport // to provider gateways
+	backends *http.Transport // to services
+
+	clientLn, peerLn net.Listener
+	wg               sync.WaitGroup
+}
+
+// New opens the gateway in dir with its keys, certificates and state, and
+// loads the cached shared configuration. It does not listen yet: see Run.
+func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{cfg: c, dir: dir, log: log.With("component", "gateway", "gateway", c.ID.String()), services: map[ident.ServiceID]*Service{}}
+	for i := range c.Services {
+		g.services[c.Services[i].ID] = &c.Services[i]
+	}
+	var err error
+	if g.anchor, err = conf.ReadAnchor(c.anchorPath()); err != nil {
+		return nil, err
+	}
+	if g.anchor.Instance != c.ID.Instance {
+		return nil, fmt.Errorf("anchor is for instance %s, gateway %s is of %s", g.anchor.Instance, c.ID, c.ID.Instance)
+	}
+	if g.keys, err = loadKeys(dir, c.ID); err != nil {
+		return nil, err
+	}
+	if g.db, err = store.Open(ctx, filepath.Join(dir, stateFile), stateMigrations); err != nil {
+		return nil, err
+	}
+	g.sync = newConfSync(g, g.anchor)
+	if err := g.sync.loadCached(ctx); err != nil {
+		g.db.Close()
+		return nil, err
+	}
+	g.peers = &http.Transport{
+		DialTLSContext:        g.dialPeer,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: c.PeerTimeout.D(),
+		DisableCompression:    true,
+	}
+	g.backends = &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	return g, nil
+}
+
+// ID returns the gateway's identifier.
+func (g *Gateway) ID() ident.GatewayID { return g.cfg.ID }
+
+// AuthFingerprint returns the SHA-256 of the authentication certificate,
+// as registered at the authority.
+func (g *Gateway) AuthFingerprint() string { return g.keys.authFP }
+
+// Close releases the state database and idle connections.
+func (g *Gateway) Close() error {
+	g.peers.CloseIdleConnections()
+	g.backends.CloseIdleConnections()
+	return g.db.Close()
+}
+
+func (g *Gateway) onConfChange() { g.peers.CloseIdleConnections() }
+
+// Ready reports whether the gateway holds an unexpired configuration.
+func (g *Gateway) Ready() bool {
+	st := g.conf.Load()
+	return st != nil && !st.cfg.Expired(time.Now())
+}
+
+// RefreshConf downloads the configuration once, now.
+func (g *Gateway) RefreshConf(ctx context.Context) error { return g.sync.fetch(ctx) }
+
+// Listen opens the client and peer listeners, so that their addresses are
+// known before Run.
+func (g *Gateway) Listen() error {
+	var err error
+	if g.clientLn, err = net.Listen("tcp", g.cfg.ClientListen); err != nil {
+		return fmt.Errorf("listen client side %s: %w", g.cfg.ClientListen, err)
+	}
+	if g.peerLn, err = net.Listen("tcp", g.cfg.PeerListen); err != nil {
+		g.clientLn.Close()
+		return fmt.Errorf("listen peer side %s: %w", g.cfg.PeerListen, err)
+	}
+	return nil
+}
+
+// ClientAddr and PeerAddr return the listening addresses after Listen.
+func (g *Gateway) ClientAddr() string { return g.clientLn.Addr().String() }
+
+// PeerAddr returns the peer side's listening address after Listen.
+func (g *Gateway) PeerAddr() string { return g.peerLn.Addr().String() }
+
+// Run keeps the configuration current and serves both sides until ctx
+// ends, then shuts down gracefully.
+func (g *Gateway) Run(ctx context.Context) error {
+	if g.clientLn == nil {
+		if err := g.Listen(); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go g.sync.run(ctx)
+
+	// The server-wide header cap sits above the configured limit so that
+	// requests just over it still reach the handler and get an r1 error.
+	client := &http.Server{
+		Handler:           g.clientHandler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    2 * g.cfg.Limits.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	peer := &http.Server{
+		Handler:           g.peerHandler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    2*g.cfg.Limits.MaxHeaderBytes + 16<<10,
+		TLSConfig:         g.peerServerTLS(),
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- client.Serve(g.clientLn) }()
+	go func() { errc <- peer.ServeTLS(g.peerLn, "", "") }()
+	g.log.Info("gateway serving", "client", g.ClientAddr(), "peer", g.PeerAddr())
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	client.Shutdown(sctx)
+	peer.Shutdown(sctx)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// peerServerTLS accepts only TLS 1.3 clients whose certificate chains to
+// the instance CA and is registered to a gateway in the configuration.
+func (g *Gateway) peerServerTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{g.keys.auth},
+		ClientAuth:   tls.RequireAnyClientCert,
+		NextProtos:   []string{"h2", "http/1.1"},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			_, err := g.checkPeer(cs, "")
+			return err
+		},
+	}
+}

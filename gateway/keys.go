@@ -1,0 +1,151 @@
+package gateway
+
+import (
+	"crypto"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/pki"
+)
+
+// Files in a gateway's data directory.
+const (
+	authKeyFile  = "auth.key"
+	authCSRFile  = "auth.csr"
+	authCertFile = "auth.crt"
+	signDir      = "sign"
+	stateFile    = "state.db"
+)
+
+// memberFile turns a member id into a file name.
+func memberFile(m ident.ClientID) string {
+	return strings.NewReplacer("/", "_").Replace(m.Escaped())
+}
+
+// Paths says where Init put a gateway's keys, CSRs and expected
+// certificates.
+type Paths struct {
+	AuthKey, AuthCSR, AuthCert string
+	// Sign maps a member id to its signing key, CSR and certificate paths.
+	Sign map[ident.ClientID][3]string
+}
+
+// Init creates, in dir, the gateway's authentication key and one signing
+// key per member (the owner when none are given), each with a CSR to hand
+// to the authority. Keys already present are kept. It returns the paths.
+func Init(dir string, id ident.GatewayID, members ...ident.ClientID) (*Paths, error) {
+	if err := os.MkdirAll(filepath.Join(dir, signDir), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	p := &Paths{
+		AuthKey:  filepath.Join(dir, authKeyFile),
+		AuthCSR:  filepath.Join(dir, authCSRFile),
+		AuthCert: filepath.Join(dir, authCertFile),
+		Sign:     map[ident.ClientID][3]string{},
+	}
+	k, err := pki.LoadOrCreateKey(p.AuthKey, pki.ECDSAP256)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := pki.NewCSR(k, id.String())
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFileAtomic(p.AuthCSR, csr, 0o644); err != nil {
+		return nil, err
+	}
+	if len(members) == 0 {
+		members = []ident.ClientID{id.Owner()}
+	}
+	for _, m := range members {
+		if m.IsSubsystem() || m.Validate() != nil {
+			return nil, fmt.Errorf("signing key: %q is not a member", m)
+		}
+		base := filepath.Join(dir, signDir, memberFile(m))
+		paths := [3]string{base + ".key", base + ".csr", base + ".crt"}
+		k, err := pki.LoadOrCreateKey(paths[0], pki.Ed25519)
+		if err != nil {
+			return nil, err
+		}
+		csr, err := pki.NewCSR(k, m.String())
+		if err != nil {
+			return nil, err
+		}
+		if err := pki.WriteFileAtomic(paths[1], csr, 0o644); err != nil {
+			return nil, err
+		}
+		p.Sign[m] = paths
+	}
+	return p, nil
+}
+
+// memberKey is a member's signing key with its certificate.
+type memberKey struct {
+	signer  *pki.Signer
+	certB64 string // base64 DER, sent in the Sampan-Signer-Cert header
+	fp      string
+}
+
+type keyring struct {
+	auth   tls.Certificate
+	authFP string
+	sign   map[ident.ClientID]*memberKey
+}
+
+// loadKeys reads the authentication key and certificate and every signing
+// key with a certificate from dir.
+func loadKeys(dir string, id ident.GatewayID) (*keyring, error) {
+	key, err := pki.ReadKey(filepath.Join(dir, authKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("authentication key (run 'sampan gateway init' first): %w", err)
+	}
+	cert, err := pki.ReadCert(filepath.Join(dir, authCertFile))
+	if err != nil {
+		return nil, fmt.Errorf("authentication certificate (install the certificate the authority issued for %s): %w", authCSRFile, err)
+	}
+	if gid, ok := pki.GatewayOf(cert); !ok || gid != id.String() {
+		return nil, fmt.Errorf("authentication certificate was issued to %q, not %s", gid, id)
+	}
+	if !cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
+		return nil, errors.New("authentication certificate does not match auth.key")
+	}
+	kr := &keyring{
+		auth:   tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert},
+		authFP: pki.Fingerprint(cert.Raw),
+		sign:   map[ident.ClientID]*memberKey{},
+	}
+	certs, _ := filepath.Glob(filepath.Join(dir, signDir, "*.crt"))
+	for _, cp := range certs {
+		c, err := pki.ReadCert(cp)
+		if err != nil {
+			return nil, err
+		}
+		mid, ok := pki.MemberOf(c)
+		if !ok {
+			return nil, fmt.Errorf("%s is not a member signing certificate", cp)
+		}
+		m, err := ident.ParseMember(mid)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cp, err)
+		}
+		k, err := pki.ReadKey(strings.TrimSuffix(cp, ".crt") + ".key")
+		if err != nil {
+			return nil, err
+		}
+		if !c.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()) {
+			return nil, fmt.Errorf("%s does not match its key", cp)
+		}
+		s, err := pki.NewSigner(k, "")
+		if err != nil {
+			return nil, err
+		}
+		kr.sign[m] = &memberKey{signer: s, certB64: base64.StdEncoding.EncodeToString(c.Raw), fp: pki.Fingerprint(c.Raw)}
+	}
+	return kr, nil
+}

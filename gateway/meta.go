@@ -1,0 +1,184 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/r1"
+)
+
+// The JSON shapes of the REST metaservices, as X-Road clients expect them.
+
+type metaID struct {
+	ObjectType    string `json:"object_type"`
+	Instance      string `json:"xroad_instance"`
+	MemberClass   string `json:"member_class"`
+	MemberCode    string `json:"member_code"`
+	SubsystemCode string `json:"subsystem_code,omitempty"`
+	ServiceCode   string `json:"service_code,omitempty"`
+	ServiceType   string `json:"service_type,omitempty"`
+}
+
+type metaClient struct {
+	ID   metaID `json:"id"`
+	Name string `json:"name"`
+}
+
+type metaEndpoint struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+}
+
+type metaService struct {
+	metaID
+	Endpoints []metaEndpoint `json:"endpoint_list,omitempty"`
+}
+
+func jsonEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
+// listClients answers, at the consumer's gateway, with the members and
+// subsystems of the instance.
+func (g *Gateway) listClients(w http.ResponseWriter, r *http.Request, st *confState, req *r1.Request, ex *exchange) {
+	if req.MetaInstance != st.cfg.Instance {
+		r1.Write(w, r1.New(r1.TypeInvalidServiceID, http.StatusNotFound, "instance %s is not known to this gateway", req.MetaInstance), ex.requestID)
+		return
+	}
+	out := struct {
+		Member []metaClient `json:"member"`
+	}{Member: []metaClient{}}
+	for _, m := range st.cfg.Members {
+		out.Member = append(out.Member, metaClient{ID: metaID{ObjectType: "MEMBER", Instance: m.ID.Instance, MemberClass: m.ID.Class, MemberCode: m.ID.Code}, Name: m.Name})
+		subs := slices.Clone(m.Subsystems)
+		slices.Sort(subs)
+		for _, s := range subs {
+			out.Member = append(out.Member, metaClient{ID: metaID{ObjectType: "SUBSYSTEM", Instance: m.ID.Instance, MemberClass: m.ID.Class, MemberCode: m.ID.Code, SubsystemCode: s}, Name: m.Name})
+		}
+	}
+	w.Header().Set(r1.HeaderClient, req.Client.Escaped())
+	w.Header().Set(r1.HeaderID, req.ID)
+	w.Header().Set(r1.HeaderRequestID, ex.requestID)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// serveMeta answers listMethods, allowedMethods and getOpenAPI at the
+// provider's gateway, as a response to be signed like any other.
+func (g *Gateway) serveMeta(r *http.Request, st *confState, svc ident.ServiceID, client ident.ClientID) (*http.Response, *r1.Error) {
+	if r.Method != http.MethodGet {
+		return nil, r1.New(r1.TypeServerInvalidReq, http.StatusMethodNotAllowed, "metaservice %s only answers GET", svc.Code)
+	}
+	var services []*Service
+	for _, s := range g.cfg.Services {
+		if s.ID.Provider == svc.Provider {
+			services = append(services, g.services[s.ID])
+		}
+	}
+	switch svc.Code {
+	case r1.MetaListMethods, r1.MetaAllowedMethods:
+		out := struct {
+			Service []metaService `json:"service"`
+		}{Service: []metaService{}}
+		for _, s := range services {
+			ms := metaService{metaID: metaID{ObjectType: "SERVICE", Instance: s.ID.Provider.Instance, MemberClass: s.ID.Provider.Class,
+				MemberCode: s.ID.Provider.Code, SubsystemCode: s.ID.Provider.Subsystem, ServiceCode: s.ID.Code, ServiceType: "REST"}}
+			if svc.Code == r1.MetaAllowedMethods {
+				any := false
+				for _, ep := range s.endpoints {
+					if g.allowedEndpoint(st, s, client, ep) {
+						ms.Endpoints = append(ms.Endpoints, metaEndpoint{Method: ep.method, Path: "/" + strings.Join(ep.segs, "/")})
+						any = true
+					}
+				}
+				if !any && !g.allowedEndpoint(st, s, client, endpoint{method: "*", segs: []string{"**"}}) {
+					continue
+				}
+			} else {
+				for _, ep := range s.endpoints {
+					ms.Endpoints = append(ms.Endpoints, metaEndpoint{Method: ep.method, Path: "/" + strings.Join(ep.segs, "/")})
+				}
+			}
+			out.Service = append(out.Service, ms)
+		}
+		return jsonResponse(out), nil
+	default: // getOpenAPI
+		code := r.URL.Query().Get("serviceCode")
+		if code == "" {
+			return nil, r1.New(r1.TypeServerInvalidReq, http.StatusBadRequest, "getOpenAPI needs the query parameter serviceCode")
+		}
+		var s *Service
+		for _, c := range services {
+			if c.ID.Code == code {
+				s = c
+			}
+		}
+		if s == nil {
+			return nil, r1.New(r1.TypeServerUnknownSvc, http.StatusNotFound, "service %s/%s is not offered at this gateway", svc.Provider, code)
+		}
+		if !g.allowedEndpoint(st, s, client, endpoint{method: "*", segs: []string{"**"}}) && !g.anyEndpointAllowed(st, s, client) {
+			return nil, r1.New(r1.TypeServerAccessDenied, http.StatusForbidden, "client %s has no access right to %s", client, s.ID)
+		}
+		if s.OpenAPIFile == "" {
+			return nil, r1.New(r1.TypeServerUnknownSvc, http.StatusNotFound, "service %s has no OpenAPI description", s.ID)
+		}
+		b, err := os.ReadFile(s.OpenAPIFile)
+		if err != nil {
+			return nil, r1.Wrap(err, r1.TypeServerInternal, http.StatusInternalServerError, "OpenAPI description of %s cannot be read", s.ID)
+		}
+		ct := "application/yaml"
+		if bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
+			ct = "application/json"
+		}
+		return bytesResponse(http.StatusOK, ct, b), nil
+	}
+}
+
+// allowedEndpoint reports whether the client may call every request the
+// endpoint pattern covers, by an access right to the whole service or to
+// that very pattern.
+func (g *Gateway) allowedEndpoint(st *confState, s *Service, client ident.ClientID, ep endpoint) bool {
+	groups := st.cfg.GroupsOf(client)
+	for _, a := range s.access {
+		if a.isGroup && !slices.Contains(groups, a.group) || !a.isGroup && a.subsystem != client {
+			continue
+		}
+		if a.endpoint == nil || a.endpoint.raw == ep.raw || (ep.raw == "" && a.endpoint.method == ep.method && slices.Equal(a.endpoint.segs, ep.segs)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) anyEndpointAllowed(st *confState, s *Service, client ident.ClientID) bool {
+	groups := st.cfg.GroupsOf(client)
+	for _, a := range s.access {
+		if a.isGroup && slices.Contains(groups, a.group) || !a.isGroup && a.subsystem == client {
+			return true
+		}
+	}
+	return false
+}
+
+func jsonResponse(v any) *http.Response {
+	var b bytes.Buffer
+	jsonEncoder(&b).Encode(v)
+	return bytesResponse(http.StatusOK, "application/json; charset=utf-8", b.Bytes())
+}
+
+func bytesResponse(status int, contentType string, b []byte) *http.Response {
+	return &http.Response{
+		StatusCode:    status,
+		Header:        http.Header{"Content-Type": {contentType}, "Content-Length": {strconv.Itoa(len(b))}},
+		Body:          io.NopCloser(bytes.NewReader(b)),
+		ContentLength: int64(len(b)),
+	}
+}

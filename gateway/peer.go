@@ -1,0 +1,353 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/r1"
+)
+
+// peerHandler serves other gateways: signed requests for the services this
+// gateway provides, under /x/.
+func (g *Gateway) peerHandler() http.Handler {
+	return http.HandlerFunc(g.servePeer)
+}
+
+// parsePeerPath splits /x/{instance}/{class}/{code}/{subsystem}/{service}[/path].
+func parsePeerPath(escaped string) (ident.ServiceID, string, error) {
+	rest, ok := strings.CutPrefix(escaped, peerPrefix)
+	if !ok {
+		return ident.ServiceID{}, "", errors.New("path must start with " + peerPrefix)
+	}
+	parts := strings.SplitN(rest, "/", 6)
+	if len(parts) < 5 {
+		return ident.ServiceID{}, "", errors.New("path names no service")
+	}
+	var dec [5]string
+	for i := range 5 {
+		v, err := url.PathUnescape(parts[i])
+		if err != nil {
+			return ident.ServiceID{}, "", err
+		}
+		dec[i] = v
+	}
+	svc := ident.ServiceID{Provider: ident.ClientID{Instance: dec[0], Class: dec[1], Code: dec[2], Subsystem: dec[3]}, Code: dec[4]}
+	if err := svc.Validate(); err != nil {
+		return ident.ServiceID{}, "", err
+	}
+	path := ""
+	if len(parts) == 6 {
+		path = "/" + parts[5]
+	}
+	return svc, path, nil
+}
+
+// servePeer handles a request from a consumer's gateway.
+func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
+	log := g.log.With("side", "provider", "peer_request_id", r.Header.Get(r1.HeaderRequestID))
+	fail := func(e *r1.Error) {
+		lvl := slog.LevelInfo
+		if e.Status >= 500 {
+			lvl = slog.LevelWarn
+		}
+		log.Log(r.Context(), lvl, "peer request refused", "type", e.Type, "status", e.Status, "err", e.Error())
+		r1.Write(w, e, r.Header.Get(r1.HeaderRequestID))
+	}
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		fail(r1.New(r1.TypeServerAuthFailed, http.StatusUnauthorized, "peer requests need a TLS client certificate"))
+		return
+	}
+	st := g.conf.Load()
+	if st == nil || st.cfg.Expired(time.Now()) {
+		fail(outdatedConf(st, r1.TypeServerOutdatedConf))
+		return
+	}
+	// The handshake checked the chain; the configuration may have changed
+	// since, so registration and revocation are checked per request.
+	peerFP := pki.Fingerprint(r.TLS.PeerCertificates[0].Raw)
+	peer := st.cfg.GatewayByFingerprint(peerFP)
+	if peer == nil || st.cfg.IsRevoked(r.TLS.PeerCertificates[0]) {
+		fail(r1.New(r1.TypeServerAuthFailed, http.StatusUnauthorized, "peer certificate is not registered to a gateway of %s", st.cfg.Instance))
+		return
+	}
+	log = log.With("peer", peer.ID.String())
+	if e := g.checkLimits(r); e != nil {
+		fail(e)
+		return
+	}
+	svc, path, err := parsePeerPath(r.URL.EscapedPath())
+	if err != nil {
+		fail(r1.Wrap(err, r1.TypeServerInvalidReq, http.StatusBadRequest, "malformed peer request path"))
+		return
+	}
+	client, err := ident.ParseEscapedClient(r.Header.Get(r1.HeaderClient))
+	if err != nil || !client.IsSubsystem() {
+		fail(r1.New(r1.TypeServerInvalidReq, http.StatusBadRequest, "malformed %s", r1.HeaderClient))
+		return
+	}
+	log = log.With("client", client.String(), "service", svc.String())
+	if !st.cfg.Serves(peerFP, client) {
+		fail(r1.New(r1.TypeServerAuthFailed, http.StatusForbidden, "gateway %s does not serve client %s", peer.ID, client))
+		return
+	}
+	meta := isProviderMeta(svc.Code)
+	var service *Service
+	if !meta {
+		service = g.services[svc]
+		if service == nil {
+			fail(r1.New(r1.TypeServerUnknownSvc, http.StatusNotFound, "service %s is not offered at this gateway", svc))
+			return
+		}
+	} else if !g.providesFor(svc.Provider) {
+		fail(r1.New(r1.TypeServerUnknownSvc, http.StatusNotFound, "subsystem %s offers no services at this gateway", svc.Provider))
+		return
+	}
+	provKey := g.keys.sign[svc.Provider.Member()]
+	if provKey == nil {
+		fail(r1.New(r1.TypeServerInternal, http.StatusInternalServerError, "gateway holds no signing certificate for member %s", svc.Provider.Member()))
+		return
+	}
+	cert, e := g.signerCert(st, r.Header.Get(hdrSignerCert), client.Member(), r1.TypeServerSignature)
+	if e != nil {
+		fail(e)
+		return
+	}
+	if !meta && !g.allowed(st, service, client, r.Method, path) {
+		fail(r1.New(r1.TypeServerAccessDenied, http.StatusForbidden, "client %s has no access right to %s %s on %s", client, r.Method, displayPath(path), svc))
+		return
+	}
+	names, err := parseSignedHeaders(r.Header.Get(hdrSignedHeaders))
+	if err != nil {
+		fail(r1.Wrap(err, r1.TypeServerInvalidReq, http.StatusBadRequest, "malformed signed header list"))
+		return
+	}
+	head := requestHead(r.Method, svc.String(), path, r.URL.RawQuery, r.Header, names)
+	certFP := pki.Fingerprint(cert.Raw)
+	var reqHash atomic.Pointer[string]
+	var src io.Reader = r.Body
+	if max := g.cfg.Limits.MaxBodyBytes; max >= 0 {
+		src = http.MaxBytesReader(w, r.Body, max)
+	}
+	vr := newVerifyingReader(src, func(sum []byte) error {
+		sig := r.Trailer.Get(hdrSignature)
+		if sig == "" {
+			return fmt.Errorf("%w: request carries no signature", errSignature)
+		}
+		payload := signedPayload(head, sum, certFP)
+		if err := pki.VerifyDetached(sig, payload, cert.PublicKey); err != nil {
+			return fmt.Errorf("%w: %w", errSignature, err)
+		}
+		h := requestHash(payload, sig)
+		reqHash.Store(&h)
+		return nil
+	})
+	defer vr.release()
+	complete, err := vr.Prefetch()
+	if err != nil {
+		fail(bodyError(err, complete, client))
+		return
+	}
+
+	var resp *http.Response
+	if meta {
+		resp, e = g.serveMeta(r, st, svc, client)
+		if e != nil {
+			fail(e)
+			return
+		}
+	} else {
+		resp, e = g.callBackend(r, service, path, names, vr, complete, log)
+		if e != nil {
+			fail(e)
+			return
+		}
+	}
+	defer resp.Body.Close()
+	hashp := reqHash.Load()
+	if hashp == nil {
+		// The service answered without reading the whole request, so the
+		// request's signature was never checked: nothing may go back.
+		fail(r1.New(r1.TypeServiceFailed, http.StatusBadGateway, "service %s answered before reading the whole request", svc))
+		return
+	}
+	g.writeSigned(w, resp, *hashp, provKey, log)
+}
+
+// bodyError maps a failure reading the request body.
+func bodyError(err error, complete bool, client ident.ClientID) *r1.Error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return r1.Wrap(err, r1.TypeServerTooLarge, http.StatusRequestEntityTooLarge, "request body exceeds the limit of %d bytes", mbe.Limit)
+	case isSigErr(err):
+		return r1.Wrap(err, r1.TypeServerSignature, http.StatusBadRequest, "request signature of %s does not verify", client.Member())
+	default:
+		return r1.Wrap(err, r1.TypeServerInvalidReq, http.StatusBadRequest, "reading the request body failed")
+	}
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// allowed decides access: deny unless an access right of the service
+// names the client or one of its global groups, for the whole service or
+// for an endpoint matching method and path.
+func (g *Gateway) allowed(st *confState, s *Service, client ident.ClientID, method, path string) bool {
+	p := displayPath(path)
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	groups := st.cfg.GroupsOf(client)
+	for _, a := range s.access {
+		if a.isGroup {
+			found := false
+			for _, gr := range groups {
+				if gr == a.group {
+					found = true
+					break
+				}
+			}
+			if !found {
+				continue
+			}
+		} else if a.subsystem != client {
+			continue
+		}
+		if a.endpoint == nil || a.endpoint.match(method, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// callBackend forwards a verified request to the service's backend.
+func (g *Gateway) callBackend(r *http.Request, s *Service, path string, names []string, body *verifyingReader, complete bool, log *slog.Logger) (*http.Response, *r1.Error) {
+	u := strings.TrimSuffix(s.Backend, "/") + path
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	out, err := http.NewRequestWithContext(ctx, r.Method, u, nil)
+	if err != nil {
+		cancel()
+		return nil, r1.Wrap(err, r1.TypeServerInvalidReq, http.StatusBadRequest, "cannot build the service request")
+	}
+	copyNamedAll(out.Header, r.Header, names)
+	switch {
+	case complete && body.Len() == 0:
+		out.Body = http.NoBody
+		out.ContentLength = 0
+	case complete:
+		out.Body = io.NopCloser(body)
+		out.ContentLength = body.Len()
+	default:
+		out.Body = io.NopCloser(body)
+		out.ContentLength = -1
+	}
+	// The timeout covers waiting for the answer's head; a long body may
+	// stream for as long as it takes.
+	timer := time.AfterFunc(s.Timeout.D(), cancel)
+	resp, err := g.backends.RoundTrip(out)
+	if err != nil || !timer.Stop() {
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			err = context.DeadlineExceeded
+		}
+		if isSigErr(err) {
+			return nil, bodyError(err, true, ident.ClientID{})
+		}
+		log.Warn("service failed", "backend", s.Backend, "err", err)
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return nil, r1.Wrap(err, r1.TypeServiceFailed, http.StatusGatewayTimeout, "service %s did not answer within %s", s.ID, s.Timeout.D())
+		}
+		return nil, r1.Wrap(err, r1.TypeServiceFailed, http.StatusBadGateway, "service %s is unreachable", s.ID)
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// copyNamedAll copies the named headers of src into dst.
+func copyNamedAll(dst, src http.Header, names []string) {
+	for _, n := range names {
+		k := http.CanonicalHeaderKey(n)
+		dst[k] = src.Values(k)
+	}
+}
+
+// writeSigned streams a response to the consumer's gateway and signs it,
+// binding the request hash; the signature goes in the trailer.
+func (g *Gateway) writeSigned(w http.ResponseWriter, resp *http.Response, reqHash string, k *memberKey, log *slog.Logger) {
+	h := w.Header()
+	src := resp.Header.Clone()
+	for name := range src {
+		if strings.HasPrefix(name, "X-Road-") {
+			src.Del(name)
+		}
+	}
+	names := forwardHeaders(h, src)
+	if len(names) > maxSignedHeaders {
+		r1.Write(w, r1.New(r1.TypeServiceFailed, http.StatusBadGateway, "service answered with more than %d headers", maxSignedHeaders), "")
+		return
+	}
+	head := responseHead(resp.StatusCode, reqHash, h, names)
+	h.Set(hdrSignedHeaders, strings.Join(names, ","))
+	h.Set(hdrSignerCert, k.certB64)
+	h.Set("Trailer", hdrSignature)
+	w.WriteHeader(resp.StatusCode)
+	body := newSigningReader(resp.Body, -1, func(sum []byte) error {
+		sig, err := k.signer.SignDetached(signedPayload(head, sum, k.fp))
+		if err != nil {
+			return fmt.Errorf("sign response: %w", err)
+		}
+		h.Set(hdrSignature, sig)
+		return nil
+	})
+	if _, err := io.Copy(w, body); err != nil {
+		log.Warn("response stream aborted", "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// providesFor reports whether this gateway offers services of subsystem p.
+func (g *Gateway) providesFor(p ident.ClientID) bool {
+	for id := range g.services {
+		if id.Provider == p {
+			return true
+		}
+	}
+	return false
+}
+
+func isProviderMeta(code string) bool {
+	switch code {
+	case r1.MetaListMethods, r1.MetaAllowedMethods, r1.MetaGetOpenAPI:
+		return true
+	}
+	return false
+}

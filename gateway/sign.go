@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sampan-exchange/sampan/r1"
+)
+
+// Headers the gateways exchange among themselves. They are never passed to
+// a client or a service (r1.Forwardable refuses the Sampan- prefix).
+const (
+	// hdrSignature carries the detached JWS, as an HTTP trailer after the
+	// body.
+	hdrSignature = "Sampan-Signature"
+	// hdrSignerCert carries the base64 DER of the signing certificate.
+	hdrSignerCert = "Sampan-Signer-Cert"
+	// hdrSignedHeaders lists, lower case and comma separated, the headers
+	// the signature covers. Only those reach the other side's client or
+	// service.
+	hdrSignedHeaders = "Sampan-Signed-Headers"
+)
+
+// maxSignedHeaders bounds the number of headers one message may carry.
+const maxSignedHeaders = 100
+
+// forwardHeaders copies the forwardable headers of src into dst and
+// returns their lower-case names, sorted.
+func forwardHeaders(dst, src http.Header) []string {
+	conn := src.Values("Connection")
+	names := make([]string, 0, len(src))
+	for k, vs := range src {
+		if !r1.Forwardable(k, conn) {
+			continue
+		}
+		dst[k] = vs
+		names = append(names, strings.ToLower(k))
+	}
+	slices.Sort(names)
+	return names
+}
+
+// parseSignedHeaders reads the list of signed header names a peer sent.
+func parseSignedHeaders(v string) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	names := strings.Split(v, ",")
+	if len(names) > maxSignedHeaders {
+		return nil, errors.New("too many signed headers")
+	}
+	for i, n := range names {
+		if n == "" || strings.ToLower(n) != n || !r1.Forwardable(n, nil) {
+			return nil, errors.New("signed header list names a header that may not be forwarded")
+		}
+		if i > 0 && names[i-1] >= n {
+			return nil, errors.New("signed header list is not sorted and unique")
+		}
+	}
+	return names, nil
+}
+
+// writeHeaders appends the canonical form of the named headers.
+func writeHeaders(b []byte, h http.Header, names []string) []byte {
+	for _, n := range names {
+		for _, v := range h.Values(textproto.CanonicalMIMEHeaderKey(n)) {
+			b = append(b, n...)
+			b = append(b, ':')
+			b = append(b, v...)
+			b = append(b, '\n')
+		}
+	}
+	return b
+}
+
+// requestHead is the canonical form of everything in a request but its
+// body: method, service, path and query, and the signed headers.
+func requestHead(method, service, path, rawQuery string, h http.Header, names []string) []byte {
+	b := make([]byte, 0, 512)
+	b = append(b, "sampan-request-v1\n"...)
+	b = append(b, method...)
+	b = append(b, '\n')
+	b = append(b, service...)
+	b = append(b, '\n')
+	b = append(b, path...)
+	b = append(b, '?')
+	b = append(b, rawQuery...)
+	b = append(b, '\n')
+	return writeHeaders(b, h, names)
+}
+
+// responseHead is the canonical form of a response but its body: the
+// status, the request hash it answers, and the signed headers.
+func responseHead(status int, requestHash string, h http.Header, names []string) []byte {
+	b := make([]byte, 0, 512)
+	b = append(b, "sampan-response-v1\n"...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, '\n')
+	b = append(b, requestHash...)
+	b = append(b, '\n')
+	return writeHeaders(b, h, names)
+}
+
+// signedPayload is what a signature covers: the digest of the head, the
+// digest of the body and the signing certificate's fingerprint.
+func signedPayload(head, bodySum []byte, signerFP string) []byte {
+	hs := sha256.Sum256(head)
+	b := make([]byte, 0, 64+1+64+1+64)
+	b = hex.AppendEncode(b, hs[:])
+	b = append(b, '\n')
+	b = hex.AppendEncode(b, bodySum)
+	b = append(b, '\n')
+	b = append(b, signerFP...)
+	return b
+}
+
+// requestHash identifies a signed request: the base64 SHA-512 of its
+// signed payload and signature. The response signature covers it, and the
+// client receives it in X-Road-Request-Hash.
+func requestHash(payload []byte, sig string) string {
+	h := sha512.New()
+	h.Write(payload)
+	h.Write([]byte{'\n'})
+	h.Write([]byte(sig))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"errors"
+	"hash"
+	"io"
+	"sync"
+)
+
+// errBodyTooLarge is returned by a body reader past the configured limit.
+var errBodyTooLarge = errors.New("body exceeds the configured limit")
+
+// signingReader passes a body through, hashing it, and calls onEOF with the
+// digest once the body has been read completely, before reporting EOF, so
+// that a signature can be put in the trailer.
+type signingReader struct {
+	r     io.Reader
+	h     hash.Hash
+	n     int64
+	limit int64 // -1: none
+	onEOF func(sum []byte) error
+	done  bool
+}
+
+func newSigningReader(r io.Reader, limit int64, onEOF func(sum []byte) error) *signingReader {
+	if r == nil {
+		r = noBody{}
+	}
+	return &signingReader{r: r, h: sha256.New(), limit: limit, onEOF: onEOF}
+}
+
+// noBody is an empty body.
+type noBody struct{}
+
+func (noBody) Read([]byte) (int, error) { return 0, io.EOF }
+
+func (s *signingReader) Read(p []byte) (int, error) {
+	if s.done {
+		return 0, io.EOF
+	}
+	n, err := s.r.Read(p)
+	s.h.Write(p[:n])
+	s.n += int64(n)
+	if s.limit >= 0 && s.n > s.limit {
+		return 0, errBodyTooLarge
+	}
+	if err == io.EOF {
+		s.done = true
+		if e := s.onEOF(s.h.Sum(nil)); e != nil {
+			return n, e
+		}
+	}
+	return n, err
+}
+
+// holdBack is how many final bytes a verifying reader withholds until the
+// signature has been checked.
+const holdBack = 1024
+
+// bufSize is the verifying reader's buffer: bodies that fit are verified
+// whole before anything is released.
+const bufSize = 64 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// verifyingReader passes a body through, hashing it, and withholds its
+// final bytes until verify accepts the digest: whoever reads it never
+// sees a complete body whose signature failed. A failed check is returned
+// as the read error, and every later read returns it again.
+type verifyingReader struct {
+	src    io.Reader
+	h      hash.Hash
+	bufp   *[]byte
+	buf    []byte
+	start  int
+	end    int
+	n      int64
+	srcEOF bool
+	ok     bool // verified
+	err    error
+	verify func(sum []byte) error
+}
+
+func newVerifyingReader(src io.Reader, verify func(sum []byte) error) *verifyingReader {
+	if src == nil {
+		src = noBody{}
+	}
+	bp := bufPool.Get().(*[]byte)
+	return &verifyingReader{src: src, h: sha256.New(), bufp: bp, buf: *bp, verify: verify}
+}
+
+// release returns the buffer to the pool; the reader must not be used
+// afterwards.
+func (v *verifyingReader) release() {
+	if v.bufp != nil {
+		bufPool.Put(v.bufp)
+		v.bufp, v.buf = nil, nil
+	}
+}
+
+// fill reads from the source until the buffer is full or the source ends,
+// and verifies when it has ended.
+func (v *verifyingReader) fill() {
+	if v.start > 0 {
+		v.end = copy(v.buf, v.buf[v.start:v.end])
+		v.start = 0
+	}
+	for v.end < len(v.buf) && !v.srcEOF && v.err == nil {
+		n, err := v.src.Read(v.buf[v.end:])
+		v.h.Write(v.buf[v.end : v.end+n])
+		v.end += n
+		v.n += int64(n)
+		switch {
+		case err == io.EOF:
+			v.srcEOF = true
+		case err != nil:
+			v.err = err
+		case n == 0:
+			return
+		}
+	}
+	if v.srcEOF && !v.ok && v.err == nil {
+		if err := v.verify(v.h.Sum(nil)); err != nil {
+			v.err = err
+		} else {
+			v.ok = true
+		}
+	}
+}
+
+// Prefetch reads up to a buffer's worth. It reports whether the whole body
+// was read and verified; err is the verification or read error, if any.
+func (v *verifyingReader) Prefetch() (complete bool, err error) {
+	v.fill()
+	return v.ok, v.err
+}
+
+// Len returns how many body bytes have been read from the source so far.
+func (v *verifyingReader) Len() int64 { return v.n }
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	for {
+		if v.err != nil {
+			return 0, v.err
+		}
+		avail := v.end - v.start
+		if !v.ok {
+			avail -= holdBack
+		}
+		if avail > 0 {
+			n := copy(p, v.buf[v.start:v.start+avail])
+			v.start += n
+			return n, nil
+		}
+		if v.ok {
+			return 0, io.EOF
+		}
+		v.fill()
+	}
+}
