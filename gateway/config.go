@@ -260,7 +260,7 @@ func (e endpoint) match(method, path string) bool {
 		if i >= len(segs) {
 			return false
 		}
-		if p != "*" && p != segs[i] {
+		if p == "*" && segs[i] == "" || p != "*" && p != segs[i] {
 			return false
 		}
 	}

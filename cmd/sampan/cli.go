@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sampan-exchange/sampan/authority"
+	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/sandbox"
+)
+
+// CLI is the command line.
+type CLI struct {
+	Globals
+	Sandbox   SandboxCmd   `cmd:"" help:"Run the sandbox world on loopback: an authority, gateways and demo services."`
+	Authority AuthorityCmd `cmd:"" help:"Run an instance's authority."`
+	Gateway   GatewayCmd   `cmd:"" help:"Run or set up a member's gateway."`
+}
+
+// Globals are flags every command takes.
+type Globals struct {
+	LogLevel  string `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
+	LogFormat string `help:"Log format: text or json." default:"text" enum:"text,json"`
+}
+
+func (g *Globals) logger() *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(g.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if g.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// signalContext ends on SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// SandboxCmd runs the sandbox.
+type SandboxCmd struct {
+	Dir string `help:"Directory for the sandbox's state; reused on the next start." default:"./sampan-sandbox" type:"path"`
+}
+
+// Run starts the sandbox and waits for a signal.
+func (c *SandboxCmd) Run(g *Globals) error {
+	ctx, stop := signalContext()
+	defer stop()
+	log := g.logger()
+	if g.LogLevel == "info" {
+		// Per-request lines would drown the printed examples.
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: c.Dir, Log: log})
+	if err != nil {
+		return err
+	}
+	sb.PrintWelcome(os.Stdout)
+	err = sb.Wait(ctx)
+	fmt.Fprintln(os.Stderr, "stopping the sandbox…")
+	return errors.Join(err, sb.Close())
+}
+
+// AuthorityCmd runs an authority.
+type AuthorityCmd struct {
+	Config string `help:"Configuration file (JSON)." required:"" type:"existingfile"`
+	Dir    string `help:"Data directory: CA, keys, registry, anchor." required:"" type:"path"`
+}
+
+// Run serves until a signal.
+func (c *AuthorityCmd) Run(g *Globals) error {
+	cfg, err := authority.LoadConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	a, err := authority.New(ctx, cfg, c.Dir, g.logger())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	fmt.Fprintf(os.Stderr, "anchor for gateways of %s: %s\n", cfg.Instance, a.AnchorPath())
+	return a.Run(ctx)
+}
+
+// GatewayCmd groups the gateway's subcommands.
+type GatewayCmd struct {
+	Run  GatewayRunCmd  `cmd:"" default:"withargs" help:"Run the gateway."`
+	Init GatewayInitCmd `cmd:"" help:"Create the gateway's keys and certificate requests."`
+}
+
+// GatewayRunCmd runs a gateway.
+type GatewayRunCmd struct {
+	Config string `help:"Configuration file (JSON)." required:"" type:"existingfile"`
+	Dir    string `help:"Data directory: keys, certificates, state." required:"" type:"path"`
+}
+
+// Run serves until a signal.
+func (c *GatewayRunCmd) Run(g *Globals) error {
+	cfg, err := gateway.LoadConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	gw, err := gateway.New(ctx, cfg, c.Dir, g.logger())
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+	return gw.Run(ctx)
+}
+
+// GatewayInitCmd creates keys and CSRs.
+type GatewayInitCmd struct {
+	ID      string   `help:"Gateway identifier, INSTANCE/CLASS/CODE/NAME." required:""`
+	Dir     string   `help:"Data directory." required:"" type:"path"`
+	Members []string `help:"Members whose messages this gateway signs (default: its owner)." sep:","`
+}
+
+// Run writes the keys (0600) and CSRs and says what to do next.
+func (c *GatewayInitCmd) Run(g *Globals) error {
+	id, err := ident.ParseGateway(c.ID)
+	if err != nil {
+		return fmt.Errorf("--id: %w", err)
+	}
+	var members []ident.ClientID
+	for _, m := range c.Members {
+		mid, err := ident.ParseMember(m)
+		if err != nil {
+			return fmt.Errorf("--members: %w", err)
+		}
+		members = append(members, mid)
+	}
+	p, err := gateway.Init(c.Dir, id, members...)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("authentication key  %s\nauthentication CSR  %s  -> have the authority issue profile \"auth\", save as %s\n", p.AuthKey, p.AuthCSR, p.AuthCert)
+	for m, s := range p.Sign {
+		fmt.Printf("signing key of %s  %s\nsigning CSR         %s  -> profile \"sign\", save as %s\n", m, s[0], s[1], s[2])
+	}
+	fmt.Println(strings.TrimSpace(`
+Then register the gateway at the authority with the SHA-256 of its
+authentication certificate (see docs/operating.md).`))
+	return nil
+}

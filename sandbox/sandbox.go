@@ -1,0 +1,529 @@
+// Package sandbox brings up the sandbox world in one process, on loopback
+// only: an authority, gateways for the agencies and their demo backends,
+// registered and certified through the authority's management API exactly
+// as operators would do it. A second start in the same directory reuses
+// everything it created.
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sampan-exchange/sampan/authority"
+	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/pki"
+)
+
+// Options configure a sandbox. The zero value of each field is a sensible
+// default.
+type Options struct {
+	// Dir holds all state. Default ./sampan-sandbox.
+	Dir string
+	// Log receives the components' logs. Default: discard below warnings.
+	Log *slog.Logger
+	// ConfValidity and ConfInterval are the authority's; ConfRefresh is
+	// the gateways'. Defaults 10m, 60s and 10s.
+	ConfValidity, ConfInterval, ConfRefresh time.Duration
+}
+
+// Manifest is DIR/sandbox.json: where everything is, for people and for
+// test tools.
+type Manifest struct {
+	Authorities []ManifestAuthority `json:"authorities"`
+	Gateways    []ManifestGateway   `json:"gateways"`
+	Services    []ManifestService   `json:"services"`
+}
+
+// ManifestAuthority describes an instance's authority.
+type ManifestAuthority struct {
+	Instance   string `json:"instance"`
+	URL        string `json:"url"`
+	AnchorFile string `json:"anchor_file"`
+	CAFile     string `json:"ca_file"`
+	// TokenFile holds the management API token of the admin operator.
+	TokenFile string `json:"token_file"`
+}
+
+// ManifestGateway describes a gateway.
+type ManifestGateway struct {
+	ID       string `json:"id"`
+	Instance string `json:"instance"`
+	// ClientURL is where an information system of one of Clients sends
+	// r1 requests.
+	ClientURL string   `json:"client_url"`
+	PeerAddr  string   `json:"peer_address"`
+	Clients   []string `json:"clients"`
+	DataDir   string   `json:"data_dir"`
+	Config    string   `json:"config_file"`
+}
+
+// ManifestService describes a demo service.
+type ManifestService struct {
+	ID              string   `json:"id"`
+	ProviderGateway string   `json:"provider_gateway"`
+	ExamplePath     string   `json:"example_path"`
+	DataClass       string   `json:"data_class"`
+	Flags           []string `json:"flags"`
+}
+
+// state is DIR/state.json: the ports chosen on the first start, kept so
+// that registered addresses and printed examples stay valid.
+type state struct {
+	Version   int                         `json:"version"`
+	Authority string                      `json:"authority_listen"`
+	Backends  string                      `json:"backends_listen"`
+	Gateways  map[string]gatewayAddresses `json:"gateways"`
+}
+
+type gatewayAddresses struct {
+	Client string `json:"client_listen"`
+	Peer   string `json:"peer_listen"`
+}
+
+const (
+	stateFile    = "state.json"
+	manifestFile = "sandbox.json"
+	tokenFile    = "admin.token"
+)
+
+// Sandbox is a running sandbox world.
+type Sandbox struct {
+	Manifest  Manifest
+	Dir       string
+	Authority *authority.Authority
+	Gateways  []*gateway.Gateway
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
+	closed bool
+}
+
+// Start brings the world up and returns once every gateway holds a valid
+// configuration. On a first start that fails, the directory is removed
+// again so that nothing half-made is left behind.
+func Start(ctx context.Context, o Options) (_ *Sandbox, err error) {
+	if o.Dir == "" {
+		o.Dir = "sampan-sandbox"
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.ConfValidity == 0 {
+		o.ConfValidity = 10 * time.Minute
+	}
+	if o.ConfInterval == 0 {
+		o.ConfInterval = 60 * time.Second
+	}
+	if o.ConfRefresh == 0 {
+		o.ConfRefresh = 10 * time.Second
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	st, fresh, err := loadState(dir)
+	if err != nil {
+		return nil, err
+	}
+	if fresh {
+		defer func() {
+			if err != nil {
+				os.RemoveAll(dir)
+			}
+		}()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Sandbox{Dir: dir, ctx: ctx, cancel: cancel}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := s.start(ctx, o, st, fresh); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// loadState reads the state of an earlier start, or chooses free ports
+// for a first one.
+func loadState(dir string) (*state, bool, error) {
+	var st state
+	err := cfg.Load(filepath.Join(dir, stateFile), &st)
+	if err == nil {
+		if st.Version != 1 {
+			return nil, false, fmt.Errorf("%s was made by another version of sampan; remove it to start afresh", dir)
+		}
+		return &st, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("%w (remove %s to start afresh)", err, dir)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		return nil, false, fmt.Errorf("%s is not empty and holds no sandbox state; remove it or choose another --dir", dir)
+	}
+	st = state{Version: 1, Gateways: map[string]gatewayAddresses{}}
+	ports, err := freePorts(2 + 2*len(world.gateways))
+	if err != nil {
+		return nil, false, err
+	}
+	st.Authority, st.Backends = ports[0], ports[1]
+	for i, g := range world.gateways {
+		st.Gateways[g.id] = gatewayAddresses{Client: ports[2+2*i], Peer: ports[3+2*i]}
+	}
+	return &st, true, nil
+}
+
+// freePorts reserves n loopback ports by listening on port 0.
+func freePorts(n int) ([]string, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("choose a free port: %w", err)
+		}
+		lns = append(lns, l)
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
+}
+
+func listen(addr, what, dir string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for %s on %s: %w (is another sandbox using %s?)", what, addr, err, dir)
+	}
+	return ln, nil
+}
+
+func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) error {
+	dir := s.Dir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	// Demo backends.
+	bln, err := listen(st.Backends, "the demo backends", dir)
+	if err != nil {
+		return err
+	}
+	bsrv := &http.Server{Handler: newBackends().handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.goServe("backends", func() error { return bsrv.Serve(bln) }, func() { bsrv.Close() })
+
+	// The authority.
+	adir := filepath.Join(dir, "authority-"+world.instance)
+	if err := os.MkdirAll(adir, 0o700); err != nil {
+		return err
+	}
+	token, err := loadOrCreateToken(filepath.Join(adir, tokenFile))
+	if err != nil {
+		return err
+	}
+	acfg := &authority.Config{
+		Instance:     world.instance,
+		Listen:       st.Authority,
+		ConfValidity: cfg.Duration(o.ConfValidity),
+		ConfInterval: cfg.Duration(o.ConfInterval),
+		Operators:    []authority.Operator{{Name: "sandbox-admin", TokenSHA256: authority.HashToken(token), Role: authority.RoleAdmin}},
+	}
+	acfg.SetDefaults()
+	if err := acfg.Validate(); err != nil {
+		return err
+	}
+	a, err := authority.New(ctx, acfg, adir, o.Log)
+	if err != nil {
+		return err
+	}
+	s.Authority = a
+	aln, err := listen(st.Authority, "the authority", dir)
+	if err != nil {
+		return err
+	}
+	s.goServe("authority", func() error { return a.Serve(ctx, aln) }, nil)
+	caFile := filepath.Join(adir, "ca.pem")
+	if err := pki.WriteFileAtomic(caFile, pki.EncodeCert(a.CACert().Raw), 0o644); err != nil {
+		return err
+	}
+	api := authority.NewClient(acfg.PublicURL, token, a.CACert())
+	s.Manifest.Authorities = append(s.Manifest.Authorities, ManifestAuthority{
+		Instance: world.instance, URL: acfg.PublicURL, AnchorFile: a.AnchorPath(), CAFile: caFile, TokenFile: filepath.Join(adir, tokenFile),
+	})
+
+	if fresh {
+		if err := register(ctx, api); err != nil {
+			return fmt.Errorf("register the sandbox world: %w", err)
+		}
+	}
+	gdirOf := func(gd gatewayDef) string {
+		return filepath.Join(dir, "gateway-"+strings.ReplaceAll(gd.id, "/", "_"))
+	}
+	if fresh {
+		for _, gd := range world.gateways {
+			if err := enrol(ctx, api, gd, gdirOf(gd), st.Gateways[gd.id].Peer); err != nil {
+				return fmt.Errorf("enrol gateway %s: %w", gd.id, err)
+			}
+		}
+	}
+	for _, gd := range world.gateways {
+		addrs := st.Gateways[gd.id]
+		gdir := gdirOf(gd)
+		cfgPath, err := writeGatewayConfig(gd, gdir, a.AnchorPath(), addrs, "http://"+st.Backends, o.ConfRefresh)
+		if err != nil {
+			return err
+		}
+		gc, err := gateway.LoadConfig(cfgPath)
+		if err != nil {
+			return err
+		}
+		g, err := gateway.New(ctx, gc, gdir, o.Log)
+		if err != nil {
+			return fmt.Errorf("gateway %s: %w", gd.id, err)
+		}
+		if err := g.Listen(); err != nil {
+			g.Close()
+			return fmt.Errorf("gateway %s: %w (is another sandbox using %s?)", gd.id, err, dir)
+		}
+		s.Gateways = append(s.Gateways, g)
+		if err := g.RefreshConf(ctx); err != nil {
+			return fmt.Errorf("gateway %s: %w", gd.id, err)
+		}
+		s.goServe("gateway "+gd.id, func() error { return g.Run(ctx) }, nil)
+		s.Manifest.Gateways = append(s.Manifest.Gateways, ManifestGateway{
+			ID: gd.id, Instance: world.instance, ClientURL: "http://" + g.ClientAddr(), PeerAddr: g.PeerAddr(),
+			Clients: gd.clients, DataDir: gdir, Config: cfgPath,
+		})
+		for _, sv := range gd.services {
+			s.Manifest.Services = append(s.Manifest.Services, ManifestService{
+				ID: sv.id, ProviderGateway: gd.id, ExamplePath: sv.example, DataClass: sv.dataClass, Flags: slices.Clone(sv.flags),
+			})
+		}
+	}
+	if err := cfg.Write(filepath.Join(dir, manifestFile), &s.Manifest, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", manifestFile, err)
+	}
+	if fresh {
+		if err := cfg.Write(filepath.Join(dir, stateFile), st, 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", stateFile, err)
+		}
+	}
+	return nil
+}
+
+// goServe runs a server until it stops; an unexpected stop is kept as
+// the sandbox's error and stops the rest.
+func (s *Sandbox) goServe(name string, serve func() error, stop func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := serve()
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errMu.Lock()
+			if s.err == nil {
+				s.err = fmt.Errorf("%s: %w", name, err)
+			}
+			s.errMu.Unlock()
+			s.cancel()
+		}
+	}()
+	if stop != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			<-s.ctx.Done()
+			stop()
+		}()
+	}
+}
+
+// Wait blocks until ctx ends or a component fails, and returns the
+// failure.
+func (s *Sandbox) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case <-s.ctx.Done():
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// Close stops everything and waits for it.
+func (s *Sandbox) Close() error {
+	s.errMu.Lock()
+	if s.closed {
+		s.errMu.Unlock()
+		return s.err
+	}
+	s.closed = true
+	s.errMu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	for _, g := range s.Gateways {
+		g.Close()
+	}
+	if s.Authority != nil {
+		s.Authority.Close()
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+func loadOrCreateToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var b [24]byte
+	rand.Read(b[:])
+	tok := hex.EncodeToString(b[:])
+	if err := pki.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// register puts members, subsystems and global groups in the registry.
+func register(ctx context.Context, api *authority.Client) error {
+	for _, m := range world.members {
+		id, err := ident.ParseMember(m.id)
+		if err != nil {
+			return err
+		}
+		if err := api.AddMember(ctx, authority.MemberInput{ID: id, Name: m.name}); err != nil {
+			return err
+		}
+		for _, sub := range m.subsystems {
+			sid := id
+			sid.Subsystem = sub
+			if err := api.AddSubsystem(ctx, authority.SubsystemInput{ID: sid}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, gr := range world.groups {
+		in := authority.GroupInput{Description: gr.description}
+		var err error
+		if in.ID, err = ident.ParseGroup(gr.id); err != nil {
+			return err
+		}
+		for _, m := range gr.members {
+			c, err := ident.ParseSubsystem(m)
+			if err != nil {
+				return err
+			}
+			in.Members = append(in.Members, c)
+		}
+		if err := api.PutGroup(ctx, in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enrol creates a gateway's keys, has the authority certify them and
+// registers the gateway.
+func enrol(ctx context.Context, api *authority.Client, gd gatewayDef, dir, peerAddr string) error {
+	id, err := ident.ParseGateway(gd.id)
+	if err != nil {
+		return err
+	}
+	paths, err := gateway.Init(dir, id, id.Owner())
+	if err != nil {
+		return err
+	}
+	csr, err := os.ReadFile(paths.AuthCSR)
+	if err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(peerAddr)
+	auth, err := api.Issue(ctx, authority.IssueInput{Profile: "auth", Subject: gd.id, CSR: string(csr), Hosts: []string{host}})
+	if err != nil {
+		return err
+	}
+	if err := pki.WriteFileAtomic(paths.AuthCert, []byte(auth.Certificate), 0o644); err != nil {
+		return err
+	}
+	for m, p := range paths.Sign {
+		csr, err := os.ReadFile(p[1])
+		if err != nil {
+			return err
+		}
+		sc, err := api.Issue(ctx, authority.IssueInput{Profile: "sign", Subject: m.String(), CSR: string(csr)})
+		if err != nil {
+			return err
+		}
+		if err := pki.WriteFileAtomic(p[2], []byte(sc.Certificate), 0o644); err != nil {
+			return err
+		}
+	}
+	in := authority.GatewayInput{ID: id, Address: peerAddr, AuthFP: auth.SHA256}
+	for _, c := range gd.clients {
+		cid, err := ident.ParseSubsystem(c)
+		if err != nil {
+			return err
+		}
+		in.Clients = append(in.Clients, cid)
+	}
+	return api.PutGateway(ctx, in)
+}
+
+// writeGatewayConfig writes the gateway's configuration file, with its
+// services pointing at the demo backends.
+func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresses, backends string, refresh time.Duration) (string, error) {
+	id, err := ident.ParseGateway(gd.id)
+	if err != nil {
+		return "", err
+	}
+	c := gateway.Config{
+		ID:           id,
+		AnchorFile:   anchor,
+		ClientListen: addrs.Client,
+		PeerListen:   addrs.Peer,
+		ConfRefresh:  cfg.Duration(refresh),
+	}
+	for _, sv := range gd.services {
+		sid, err := ident.ParseService(sv.id)
+		if err != nil {
+			return "", err
+		}
+		spec := filepath.Join(dir, sid.Code+".openapi.json")
+		if err := pki.WriteFileAtomic(spec, []byte(openAPI(sv.title, sv.openAPIPath, sv.title)), 0o644); err != nil {
+			return "", err
+		}
+		c.Services = append(c.Services, gateway.Service{
+			ID:          sid,
+			Backend:     backends + sv.backendPath,
+			OpenAPIFile: filepath.Base(spec),
+			Endpoints:   sv.endpoints,
+			Access:      sv.access,
+		})
+	}
+	path := filepath.Join(dir, "gateway.json")
+	if err := cfg.Write(path, &c, 0o644); err != nil {
+		return "", err
+	}
+	return path, nil
+}
