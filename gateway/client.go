@@ -50,7 +50,7 @@ func (g *Gateway) serveReady(w http.ResponseWriter) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "no shared configuration yet"})
 		return
 	}
-	if st.cfg.Expired(time.Now()) {
+	if st.cfg.Expired(g.now()) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "shared configuration expired", "serial": st.cfg.Serial, "expired_at": st.cfg.ExpiresAt})
 		return
 	}
@@ -115,7 +115,7 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 	ex.req = req
 	ex.log = ex.log.With("client", req.Client.String(), "service", req.Service.String(), "x_road_id", req.ID)
 	st := g.conf.Load()
-	if st == nil || st.cfg.Expired(time.Now()) {
+	if st == nil || st.cfg.Expired(g.now()) {
 		fail(outdatedConf(st, r1.TypeOutdatedGlobalConf))
 		return
 	}
@@ -210,7 +210,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	})
 	out.Body = io.NopCloser(body)
 
-	resp, err := g.peers.RoundTrip(out)
+	resp, err := (*g.peerRT.Load()).RoundTrip(out)
 	if err != nil {
 		return peerError(err, peer)
 	}
@@ -233,13 +233,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	if hashp == nil {
 		return r1.New(r1.TypeNetworkError, http.StatusBadGateway, "gateway %s answered before receiving the whole request", peer.ID)
 	}
-	cert, e := g.signerCert(st, resp.Header.Get(hdrSignerCert), svc.Provider.Member(), r1.TypeServerSignature)
+	cert, e := g.signerCert(st, resp.Header.Get(hdrSignerCert), svc.Provider.Member(), r1.TypeClientSignature)
 	if e != nil {
 		return e
 	}
 	rnames, err := parseSignedHeaders(resp.Header.Get(hdrSignedHeaders))
 	if err != nil {
-		return r1.Wrap(err, r1.TypeServerSignature, http.StatusBadGateway, "response from gateway %s is malformed", peer.ID)
+		return r1.Wrap(err, r1.TypeClientSignature, http.StatusBadGateway, "response from gateway %s is malformed", peer.ID)
 	}
 	rhead := responseHead(resp.StatusCode, *hashp, resp.Header, rnames)
 	certFP := pki.Fingerprint(cert.Raw)
@@ -257,7 +257,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	complete, err := vr.Prefetch()
 	if err != nil {
 		if complete || isSigErr(err) {
-			return r1.Wrap(err, r1.TypeServerSignature, http.StatusBadGateway, "response signature of %s does not verify", svc.Provider.Member())
+			return r1.Wrap(err, r1.TypeClientSignature, http.StatusBadGateway, "response signature of %s does not verify", svc.Provider.Member())
 		}
 		return r1.Wrap(err, r1.TypeNetworkError, http.StatusBadGateway, "reading the response from gateway %s failed", peer.ID)
 	}

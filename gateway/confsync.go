@@ -119,7 +119,7 @@ func (s *confSync) install(ctx context.Context, doc []byte, etag string) error {
 	if err := conf.Accept(curCfg, c, curDoc, doc); err != nil {
 		return err
 	}
-	if c.Expired(time.Now()) {
+	if c.Expired(s.g.now()) {
 		return fmt.Errorf("configuration serial %d expired at %s", c.Serial, c.ExpiresAt.Format(time.RFC3339))
 	}
 	if cur != nil && c.Serial == cur.cfg.Serial {
@@ -151,7 +151,7 @@ func (s *confSync) run(ctx context.Context) {
 			backoff := time.Second << min(s.fails-1, 10)
 			wait = min(jitter(backoff, 0.5), refresh)
 			lvl := s.g.log.Warn
-			if cur := s.g.conf.Load(); cur == nil || cur.cfg.Expired(time.Now()) {
+			if cur := s.g.conf.Load(); cur == nil || cur.cfg.Expired(s.g.now()) {
 				lvl = s.g.log.Error
 			}
 			lvl("configuration refresh failed", "err", err, "retry_in", wait.Round(time.Millisecond))

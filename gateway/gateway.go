@@ -37,8 +37,10 @@ type Gateway struct {
 	conf     atomic.Pointer[confState]
 	services map[ident.ServiceID]*Service
 
-	peers    *http.Transport // to provider gateways
-	backends *http.Transport // to services
+	peers    *http.Transport                   // to provider gateways
+	peerRT   atomic.Pointer[http.RoundTripper] // peers, possibly wrapped
+	backends *http.Transport                   // to services
+	clock    atomic.Pointer[func() time.Time]
 
 	clientLn, peerLn net.Listener
 	wg               sync.WaitGroup
@@ -80,6 +82,8 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		ResponseHeaderTimeout: c.PeerTimeout.D(),
 		DisableCompression:    true,
 	}
+	var rt http.RoundTripper = g.peers
+	g.peerRT.Store(&rt)
 	g.backends = &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -88,6 +92,26 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		DisableCompression:  true,
 	}
 	return g, nil
+}
+
+// now is the gateway's clock.
+func (g *Gateway) now() time.Time {
+	if f := g.clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
+}
+
+// SetClock replaces the clock the gateway judges the configuration's
+// expiry by. Drills use it to rehearse an authority outage without
+// waiting for the configuration to expire.
+func (g *Gateway) SetClock(now func() time.Time) { g.clock.Store(&now) }
+
+// WrapPeerTransport wraps the transport requests to provider gateways go
+// through, for instrumentation and fault injection.
+func (g *Gateway) WrapPeerTransport(wrap func(http.RoundTripper) http.RoundTripper) {
+	rt := wrap(*g.peerRT.Load())
+	g.peerRT.Store(&rt)
 }
 
 // ID returns the gateway's identifier.
@@ -109,7 +133,7 @@ func (g *Gateway) onConfChange() { g.peers.CloseIdleConnections() }
 // Ready reports whether the gateway holds an unexpired configuration.
 func (g *Gateway) Ready() bool {
 	st := g.conf.Load()
-	return st != nil && !st.cfg.Expired(time.Now())
+	return st != nil && !st.cfg.Expired(g.now())
 }
 
 // RefreshConf downloads the configuration once, now.

@@ -68,7 +68,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := g.conf.Load()
-	if st == nil || st.cfg.Expired(time.Now()) {
+	if st == nil || st.cfg.Expired(g.now()) {
 		fail(outdatedConf(st, r1.TypeServerOutdatedConf))
 		return
 	}

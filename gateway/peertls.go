@@ -23,8 +23,10 @@ var errPeerAuth = errors.New("peer gateway authentication failed")
 // gateway — the one at wantAddr when dialing.
 func (g *Gateway) checkPeer(cs tls.ConnectionState, wantAddr string) (*conf.Gateway, error) {
 	st := g.conf.Load()
-	if st == nil || st.cfg.Expired(time.Now()) {
-		return nil, fmt.Errorf("%w: no valid shared configuration", errPeerAuth)
+	// An expired configuration still identifies the peer: the handler
+	// then refuses with a clear r1 error rather than a failed handshake.
+	if st == nil {
+		return nil, fmt.Errorf("%w: no shared configuration yet", errPeerAuth)
 	}
 	if len(cs.PeerCertificates) == 0 {
 		return nil, fmt.Errorf("%w: no certificate", errPeerAuth)

@@ -39,6 +39,12 @@ type Options struct {
 	// ConfValidity and ConfInterval are the authority's; ConfRefresh is
 	// the gateways'. Defaults 10m, 60s and 10s.
 	ConfValidity, ConfInterval, ConfRefresh time.Duration
+	// Limits apply to every gateway; zero fields take the gateway's
+	// defaults.
+	Limits gateway.Limits
+	// WrapBackends, when set, wraps the demo backends' handler, e.g. to
+	// watch what reaches them.
+	WrapBackends func(http.Handler) http.Handler
 }
 
 // Manifest is DIR/sandbox.json: where everything is, for people and for
@@ -230,7 +236,11 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 	if err != nil {
 		return err
 	}
-	bsrv := &http.Server{Handler: newBackends().handler(), ReadHeaderTimeout: 10 * time.Second}
+	bh := newBackends().handler()
+	if o.WrapBackends != nil {
+		bh = o.WrapBackends(bh)
+	}
+	bsrv := &http.Server{Handler: bh, ReadHeaderTimeout: 10 * time.Second}
 	s.goServe("backends", func() error { return bsrv.Serve(bln) }, func() { bsrv.Close() })
 
 	// The authority.
@@ -290,7 +300,7 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 	for _, gd := range world.gateways {
 		addrs := st.Gateways[gd.id]
 		gdir := gdirOf(gd)
-		cfgPath, err := writeGatewayConfig(gd, gdir, a.AnchorPath(), addrs, "http://"+st.Backends, o.ConfRefresh)
+		cfgPath, err := writeGatewayConfig(gd, gdir, a.AnchorPath(), addrs, "http://"+st.Backends, o)
 		if err != nil {
 			return err
 		}
@@ -492,7 +502,7 @@ func enrol(ctx context.Context, api *authority.Client, gd gatewayDef, dir, peerA
 
 // writeGatewayConfig writes the gateway's configuration file, with its
 // services pointing at the demo backends.
-func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresses, backends string, refresh time.Duration) (string, error) {
+func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresses, backends string, o Options) (string, error) {
 	id, err := ident.ParseGateway(gd.id)
 	if err != nil {
 		return "", err
@@ -502,7 +512,8 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		AnchorFile:   anchor,
 		ClientListen: addrs.Client,
 		PeerListen:   addrs.Peer,
-		ConfRefresh:  cfg.Duration(refresh),
+		ConfRefresh:  cfg.Duration(o.ConfRefresh),
+		Limits:       o.Limits,
 	}
 	for _, sv := range gd.services {
 		sid, err := ident.ParseService(sv.id)
