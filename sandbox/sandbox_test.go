@@ -1,0 +1,139 @@
+package sandbox_test
+
+import (
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sampan-exchange/sampan/sandbox"
+)
+
+func readManifest(t *testing.T, dir string) map[string][]map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "sandbox.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string][]map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("sandbox.json: %v", err)
+	}
+	return m
+}
+
+// callExamples calls every service's example path from a client of the
+// HCMC gateway and wants 200.
+func callExamples(t *testing.T, m sandbox.Manifest) {
+	t.Helper()
+	var url string
+	for _, g := range m.Gateways {
+		if g.ID == "VN/GOV/HCMC/gw1" {
+			url = g.ClientURL
+		}
+	}
+	for _, s := range m.Services {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/r1/"+s.ID+s.ExamplePath, nil)
+		req.Header.Set("X-Road-Client", "VN/GOV/HCMC/one-stop")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s%s: status %d, body %s", s.ID, s.ExamplePath, resp.StatusCode, b)
+		}
+	}
+}
+
+func TestSandboxStartAndRestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sb")
+	sb, err := sandbox.Start(t.Context(), sandbox.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := sb.Manifest
+	callExamples(t, first)
+	if err := sb.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	m := readManifest(t, dir)
+	for key, fields := range map[string][]string{
+		"authorities": {"instance", "url", "anchor_file"},
+		"gateways":    {"id", "instance", "client_url", "clients"},
+		"services":    {"id", "provider_gateway", "example_path", "data_class"},
+	} {
+		if len(m[key]) == 0 {
+			t.Fatalf("sandbox.json has no %s", key)
+		}
+		for _, e := range m[key] {
+			for _, f := range fields {
+				if _, ok := e[f]; !ok {
+					t.Errorf("sandbox.json %s entry %v lacks %q", key, e["id"], f)
+				}
+			}
+		}
+	}
+	if len(first.Gateways) < 2 {
+		t.Errorf("%d gateways, want at least 2", len(first.Gateways))
+	}
+
+	// Every private key is readable by its owner only.
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".key") {
+			fi, _ := d.Info()
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %v, want 0600", p, fi.Mode().Perm())
+			}
+		}
+		return nil
+	})
+
+	// The second start reuses the directory: same addresses, same keys.
+	sb2, err := sandbox.Start(t.Context(), sandbox.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("second start: %v", err)
+	}
+	defer sb2.Close()
+	for i, g := range sb2.Manifest.Gateways {
+		if g.ClientURL != first.Gateways[i].ClientURL || g.PeerAddr != first.Gateways[i].PeerAddr {
+			t.Errorf("gateway %s moved from %s to %s", g.ID, first.Gateways[i].ClientURL, g.ClientURL)
+		}
+	}
+	callExamples(t, sb2.Manifest)
+}
+
+func TestSandboxRefusesForeignDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := sandbox.Start(t.Context(), sandbox.Options{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("err = %v, want a refusal of a non-empty directory", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "notes.txt")); err != nil || string(b) != "mine" {
+		t.Error("the directory was changed")
+	}
+}
+
+func TestSandboxSecondInstanceInSameDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sb")
+	sb, err := sandbox.Start(t.Context(), sandbox.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	_, err = sandbox.Start(t.Context(), sandbox.Options{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "another sandbox") {
+		t.Fatalf("err = %v, want a clear refusal", err)
+	}
+	// The first one still works.
+	callExamples(t, sb.Manifest)
+}
