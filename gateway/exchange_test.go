@@ -41,6 +41,7 @@ type world struct {
 	gw      map[string]*gateway.Gateway
 	url     string // HCMC gateway's client side
 	tamper  atomic.Pointer[tamper]
+	proto   atomic.Pointer[string] // of the last gateway-to-gateway response
 }
 
 // tamper changes what passes between the HCMC and a provider gateway,
@@ -61,6 +62,10 @@ func (t tamperRT) RoundTrip(r *http.Request) (*http.Response, error) {
 		tp.req(r)
 	}
 	resp, err := t.next.RoundTrip(r)
+	if err == nil {
+		p := resp.Proto
+		t.w.proto.Store(&p)
+	}
 	if err == nil && tp != nil && tp.resp != nil {
 		tp.resp(resp)
 	}
@@ -197,6 +202,9 @@ func TestExchange(t *testing.T) {
 		}
 		if got := w.hits.Load() - before; got != 1 {
 			t.Errorf("backend calls = %d, want 1", got)
+		}
+		if p := w.proto.Load(); p == nil || *p != "HTTP/2.0" {
+			t.Errorf("gateways spoke %v, want HTTP/2.0", p)
 		}
 		w.mu.Lock()
 		hdr := w.lastHdr
