@@ -42,10 +42,24 @@ type confSync struct {
 	anchor *conf.Anchor
 	http   *http.Client
 	fails  int
+	// kick asks the run loop for an early refresh, e.g. when a peer shows
+	// a certificate the held configuration does not know yet.
+	kick chan struct{}
+}
+
+// minKickInterval spaces refreshes that kicks ask for.
+const minKickInterval = 5 * time.Second
+
+// kickRefresh asks for an early refresh without waiting for it.
+func (s *confSync) kickRefresh() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 func newConfSync(g *Gateway, a *conf.Anchor) *confSync {
-	return &confSync{g: g, anchor: a, http: &http.Client{
+	return &confSync{g: g, anchor: a, kick: make(chan struct{}, 1), http: &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: a.TLSRoots(), MinVersion: tls.VersionTLS12},
@@ -143,6 +157,7 @@ func (s *confSync) run(ctx context.Context) {
 	refresh := s.g.cfg.ConfRefresh.D()
 	for {
 		wait := jitter(refresh, 0.1)
+		last := time.Now()
 		if err := s.fetch(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
@@ -158,10 +173,23 @@ func (s *confSync) run(ctx context.Context) {
 		} else {
 			s.fails = 0
 		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
-		case <-time.After(wait):
+		case <-timer.C:
+		case <-s.kick:
+			timer.Stop()
+			// Unknown peers must not make the gateway hammer its
+			// authority.
+			if d := minKickInterval - time.Since(last); d > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(d):
+				}
+			}
 		}
 	}
 }

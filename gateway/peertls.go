@@ -35,6 +35,9 @@ func (g *Gateway) checkPeer(cs tls.ConnectionState, wantAddr string) (*conf.Gate
 	fp := pki.Fingerprint(leaf.Raw)
 	gw := st.cfg.GatewayByFingerprint(fp)
 	if gw == nil {
+		// The peer may have been registered after the held configuration
+		// was published.
+		g.sync.kickRefresh()
 		return nil, fmt.Errorf("%w: certificate %s… is not registered to any gateway", errPeerAuth, fp[:16])
 	}
 	if wantAddr != "" && gw.Address != wantAddr {

@@ -1,0 +1,51 @@
+package gateway_test
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/sandbox"
+)
+
+// TestCachedConfigurationOutlivesAuthority stops the whole sandbox and
+// opens a gateway again while its authority is unreachable: it must come
+// up on the configuration it cached, stay ready until that expires, and
+// say so once it has.
+func TestCachedConfigurationOutlivesAuthority(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sb")
+	sb, err := sandbox.Start(t.Context(), sandbox.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mg := sb.Manifest.Gateways[0]
+	if err := sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := gateway.LoadConfig(mg.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(t.Context(), c, mg.DataDir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if !g.Ready() {
+		t.Fatal("gateway not ready on its cached configuration")
+	}
+	if err := g.RefreshConf(t.Context()); err == nil {
+		t.Fatal("refresh succeeded with the authority down")
+	}
+	if !g.Ready() {
+		t.Fatal("a failed refresh dropped the cached configuration")
+	}
+	g.SetClock(func() time.Time { return time.Now().Add(11 * time.Minute) })
+	if g.Ready() {
+		t.Fatal("ready on an expired configuration")
+	}
+}
