@@ -48,6 +48,9 @@ func parsePeerPath(escaped string) (ident.ServiceID, string, error) {
 	path := ""
 	if len(parts) == 6 {
 		path = "/" + parts[5]
+		if e := r1.CheckPath(path); e != nil {
+			return ident.ServiceID{}, "", e
+		}
 	}
 	return svc, path, nil
 }

@@ -133,6 +133,9 @@ func ParseRequest(r *http.Request) (*Request, *Error) {
 		}
 		if len(parts) == 6 {
 			req.Path = "/" + parts[5]
+			if e := CheckPath(req.Path); e != nil {
+				return nil, e
+			}
 		}
 	default:
 		return nil, New(TypeInvalidServiceID, http.StatusBadRequest,
@@ -207,4 +210,21 @@ func Forwardable(name string, connection []string) bool {
 		}
 	}
 	return true
+}
+
+// CheckPath refuses a service path that could step outside the service
+// at the backend: dot segments ("." or "..", also percent-encoded) and
+// encoded slashes or backslashes, which servers may decode into
+// separators after access rights were decided on the path as sent.
+func CheckPath(escaped string) *Error {
+	for seg := range strings.SplitSeq(escaped, "/") {
+		low := strings.ToLower(seg)
+		if strings.Contains(low, "%2f") || strings.Contains(low, "%5c") || strings.Contains(seg, "\\") {
+			return New(TypeInvalidRequest, http.StatusBadRequest, "service path may not contain encoded slashes or backslashes")
+		}
+		if d := strings.ReplaceAll(low, "%2e", "."); d == "." || d == ".." {
+			return New(TypeInvalidRequest, http.StatusBadRequest, "service path may not contain dot segments")
+		}
+	}
+	return nil
 }
