@@ -64,6 +64,20 @@ func (a *Authority) Handler() http.Handler {
 		}
 		return created(w, a.PutGroup(r.Context(), op, in), in)
 	}))
+	mux.HandleFunc("PUT /api/v1/federation", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in FederationInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutFederation(r.Context(), op, in), map[string]string{"federated": in.Anchor.Instance})
+	}))
+	mux.HandleFunc("DELETE /api/v1/federation/{instance}", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		if err := a.RemoveFederation(r.Context(), op, r.PathValue("instance")); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("instance")})
+		return nil
+	}))
 	mux.HandleFunc("POST /api/v1/certificates", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in IssueInput
 		if err := decode(r, &in); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -101,4 +102,14 @@ func (c *Client) Issue(ctx context.Context, in IssueInput) (*IssuedCert, error) 
 // Revoke revokes a certificate by hex serial.
 func (c *Client) Revoke(ctx context.Context, serial string) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", nil, nil)
+}
+
+// PutFederation trusts a foreign instance's anchor.
+func (c *Client) PutFederation(ctx context.Context, in FederationInput) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/federation", in, nil)
+}
+
+// RemoveFederation stops trusting a foreign instance.
+func (c *Client) RemoveFederation(ctx context.Context, instance string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/federation/"+url.PathEscape(instance), nil, nil)
 }

@@ -3,6 +3,7 @@ package authority
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -66,6 +67,12 @@ var migrations = []string{
 		operator TEXT NOT NULL,
 		action TEXT NOT NULL,
 		detail TEXT NOT NULL
+	);`,
+	`CREATE TABLE federation (
+		instance TEXT PRIMARY KEY,
+		anchor TEXT NOT NULL,
+		inbound_clients TEXT NOT NULL,
+		updated_at TEXT NOT NULL
 	);`,
 }
 
@@ -427,6 +434,28 @@ func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, err
 		c.Revoked = append(c.Revoked, s)
 	}
 	rows.Close()
+	rows, err = tx.QueryContext(ctx, `SELECT instance, anchor, inbound_clients FROM federation ORDER BY instance`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var inst, anchor, inbound string
+		if err := rows.Scan(&inst, &anchor, &inbound); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		var f conf.Federation
+		if err := json.Unmarshal([]byte(anchor), &f.Anchor); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("registry federation %s: %w", inst, err)
+		}
+		if err := json.Unmarshal([]byte(inbound), &f.InboundClients); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("registry federation %s: %w", inst, err)
+		}
+		c.Federation = append(c.Federation, f)
+	}
+	rows.Close()
 	if c.Members == nil {
 		c.Members = []conf.Member{}
 	}
@@ -437,4 +466,68 @@ func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, err
 		c.GlobalGroups = []conf.GlobalGroup{}
 	}
 	return c, rows.Err()
+}
+
+// FederationInput trusts a foreign instance.
+type FederationInput struct {
+	Anchor         conf.Anchor      `json:"anchor"`
+	InboundClients []ident.ClientID `json:"inbound_clients"`
+}
+
+// PutFederation trusts a foreign instance's anchor, or replaces the anchor
+// and inbound restriction of one already trusted.
+func (a *Authority) PutFederation(ctx context.Context, op string, in FederationInput) error {
+	if err := in.Anchor.Validate(); err != nil {
+		return fmt.Errorf("%w: anchor.%w", errInvalid, err)
+	}
+	if in.Anchor.Instance == a.cfg.Instance {
+		return fmt.Errorf("%w: anchor.instance: %s cannot federate with itself", errInvalid, a.cfg.Instance)
+	}
+	for i, c := range in.InboundClients {
+		if c.Validate() != nil || c.Instance != in.Anchor.Instance {
+			return fmt.Errorf("%w: inbound_clients[%d]: %q is not a client of %s", errInvalid, i, c, in.Anchor.Instance)
+		}
+	}
+	if in.InboundClients == nil {
+		in.InboundClients = []ident.ClientID{}
+	}
+	anchor, err := json.Marshal(&in.Anchor)
+	if err != nil {
+		return err
+	}
+	inbound, err := json.Marshal(in.InboundClients)
+	if err != nil {
+		return err
+	}
+	err = a.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO federation (instance, anchor, inbound_clients, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (instance) DO UPDATE SET anchor = excluded.anchor, inbound_clients = excluded.inbound_clients, updated_at = excluded.updated_at`,
+			in.Anchor.Instance, string(anchor), string(inbound), now()); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, op, "put federation", in.Anchor.Instance+" "+in.Anchor.URL)
+	})
+	if err != nil {
+		return err
+	}
+	return a.Publish(ctx)
+}
+
+// RemoveFederation stops trusting a foreign instance. Gateways end
+// traffic with it at their next configuration refresh.
+func (a *Authority) RemoveFederation(ctx context.Context, op, instance string) error {
+	err := a.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM federation WHERE instance = ?`, instance)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: instance %q is not federated", errNotFound, instance)
+		}
+		return a.audit(ctx, tx, op, "remove federation", instance)
+	})
+	if err != nil {
+		return err
+	}
+	return a.Publish(ctx)
 }

@@ -39,6 +39,8 @@ type Config struct {
 	GlobalGroups []GlobalGroup `json:"global_groups"`
 	// Revoked lists hex serial numbers of revoked certificates.
 	Revoked []string `json:"revoked"`
+	// Federation lists the foreign instances this instance trusts.
+	Federation []Federation `json:"federation,omitempty"`
 
 	index *index
 }
@@ -60,6 +62,30 @@ type Gateway struct {
 	Clients []ident.ClientID `json:"clients"`
 }
 
+// Federation is a foreign instance this instance trusts: the anchor its
+// configuration verifies against, and which of its clients may call this
+// instance's services.
+type Federation struct {
+	Anchor Anchor `json:"anchor"`
+	// InboundClients, when not empty, lists the foreign members and
+	// subsystems that may call in; a member covers its subsystems. Empty
+	// lets every client the foreign configuration registers call in.
+	InboundClients []ident.ClientID `json:"inbound_clients,omitempty"`
+}
+
+// Admits reports whether the foreign client may call in.
+func (f *Federation) Admits(c ident.ClientID) bool {
+	if len(f.InboundClients) == 0 {
+		return c.Instance == f.Anchor.Instance
+	}
+	for _, a := range f.InboundClients {
+		if a == c || !a.IsSubsystem() && a == c.Member() {
+			return true
+		}
+	}
+	return false
+}
+
 // GlobalGroup is a named set of subsystems.
 type GlobalGroup struct {
 	ID          ident.GroupID    `json:"id"`
@@ -78,6 +104,7 @@ type index struct {
 	inGroup  map[ident.ClientID][]ident.GroupID
 	revoked  map[string]bool
 	fpServes map[string]map[ident.ClientID]bool
+	fed      map[string]*Federation
 }
 
 // Validate checks the document's structure and cross-references and
@@ -188,6 +215,25 @@ func (c *Config) Validate() error {
 	for _, s := range c.Revoked {
 		ix.revoked[s] = true
 	}
+	ix.fed = map[string]*Federation{}
+	for i := range c.Federation {
+		f := &c.Federation[i]
+		if err := f.Anchor.Validate(); err != nil {
+			return fmt.Errorf("federation[%d].anchor.%w", i, err)
+		}
+		if f.Anchor.Instance == c.Instance {
+			return fmt.Errorf("federation[%d].anchor.instance: an instance cannot federate with itself", i)
+		}
+		if ix.fed[f.Anchor.Instance] != nil {
+			return fmt.Errorf("federation[%d].anchor.instance: %s listed twice", i, f.Anchor.Instance)
+		}
+		for j, ic := range f.InboundClients {
+			if ic.Validate() != nil || ic.Instance != f.Anchor.Instance {
+				return fmt.Errorf("federation[%d].inbound_clients[%d]: %q is not a client of %s", i, j, ic, f.Anchor.Instance)
+			}
+		}
+		ix.fed[f.Anchor.Instance] = f
+	}
 	c.index = ix
 	return nil
 }
@@ -225,6 +271,9 @@ func (c *Config) Group(id ident.GroupID) *GlobalGroup { return c.index.groups[id
 func (c *Config) IsRevoked(cert *x509.Certificate) bool {
 	return c.index.revoked[fmt.Sprintf("%x", cert.SerialNumber)]
 }
+
+// Federated returns the federation with a foreign instance, or nil.
+func (c *Config) Federated(instance string) *Federation { return c.index.fed[instance] }
 
 // Expired reports whether the configuration has expired at now.
 func (c *Config) Expired(now time.Time) bool { return !now.Before(c.ExpiresAt) }
