@@ -128,7 +128,12 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Meta == r1.MetaListClients {
-		g.listClients(w, r, st, req, ex)
+		lst, e := g.confFor(req.MetaInstance, clientSide)
+		if e != nil {
+			fail(e)
+			return
+		}
+		g.listClients(w, lst, req, ex)
 		return
 	}
 	if err := g.forward(w, r, st, ex); err != nil {
@@ -157,10 +162,16 @@ var clientSetHeaders = []string{r1.HeaderClient, r1.HeaderService, r1.HeaderID, 
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState, ex *exchange) *r1.Error {
 	req := ex.req
 	svc := req.Service
-	if svc.Provider.Instance != st.cfg.Instance || !st.cfg.HasSubsystem(svc.Provider) {
+	// The provider's instance: this one or a federated one, whose own
+	// configuration alone vouches for its gateways and members.
+	pst, e := g.confFor(svc.Provider.Instance, clientSide)
+	if e != nil {
+		return e
+	}
+	if !pst.cfg.HasSubsystem(svc.Provider) {
 		return r1.New(r1.TypeUnknownService, http.StatusBadRequest, "service %s: provider %s is not a registered subsystem", svc, svc.Provider)
 	}
-	hosts := st.cfg.HostedBy(svc.Provider)
+	hosts := pst.cfg.HostedBy(svc.Provider)
 	if len(hosts) == 0 {
 		return r1.New(r1.TypeUnknownService, http.StatusBadRequest, "service %s: no gateway serves %s", svc, svc.Provider)
 	}
@@ -215,6 +226,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		return peerError(err, peer)
 	}
 	defer resp.Body.Close()
+	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 || pki.Fingerprint(resp.TLS.PeerCertificates[0].Raw) != peer.AuthFP {
+		return r1.New(r1.TypeSSLAuthFailed, http.StatusBadGateway, "the answer did not come from gateway %s", peer.ID)
+	}
 
 	// An r1 error from the provider's gateway is relayed as it is: the
 	// TLS session already authenticates that gateway.
@@ -233,7 +247,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	if hashp == nil {
 		return r1.New(r1.TypeNetworkError, http.StatusBadGateway, "gateway %s answered before receiving the whole request", peer.ID)
 	}
-	cert, e := g.signerCert(st, resp.Header.Get(hdrSignerCert), svc.Provider.Member(), r1.TypeClientSignature)
+	cert, e := g.signerCert(pst, resp.Header.Get(hdrSignerCert), svc.Provider.Member(), r1.TypeClientSignature)
 	if e != nil {
 		return e
 	}

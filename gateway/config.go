@@ -34,6 +34,9 @@ type Config struct {
 	// Services are the services this gateway provides.
 	Services []Service `json:"services"`
 	Limits   Limits    `json:"limits"`
+	// Federation says which foreign instances this gateway exchanges
+	// with; by default none.
+	Federation FederationConfig `json:"federation"`
 	// PeerTimeout bounds waiting for a provider gateway's response headers.
 	// Default 60s.
 	PeerTimeout cfg.Duration `json:"peer_timeout"`
@@ -110,6 +113,9 @@ func (c *Config) SetDefaults() {
 	if c.PeerTimeout == 0 {
 		c.PeerTimeout = cfg.Duration(60 * time.Second)
 	}
+	if c.Federation.Allow == "" {
+		c.Federation.Allow = FederateNone
+	}
 	if c.Limits.MaxHeaderBytes == 0 {
 		c.Limits.MaxHeaderBytes = 32 << 10
 	}
@@ -154,6 +160,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes < -1 {
 		return errors.New("limits.max_body_bytes: must be -1 (no limit) or positive")
+	}
+	if err := c.Federation.validate(); err != nil {
+		return err
 	}
 	seen := map[ident.ServiceID]bool{}
 	for i := range c.Services {

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sampan-exchange/sampan/conf"
@@ -36,12 +37,15 @@ type confState struct {
 	signers sync.Map // string -> *x509.Certificate
 }
 
-// confSync keeps the instance's configuration current.
+// confSync keeps one instance's configuration current: the gateway's own
+// or a federated one's.
 type confSync struct {
-	g      *Gateway
-	anchor *conf.Anchor
-	http   *http.Client
-	fails  int
+	g        *Gateway
+	anchor   *conf.Anchor
+	state    *atomic.Pointer[confState]
+	onChange func()
+	http     *http.Client
+	fails    int
 	// kick asks the run loop for an early refresh, e.g. when a peer shows
 	// a certificate the held configuration does not know yet.
 	kick chan struct{}
@@ -58,8 +62,8 @@ func (s *confSync) kickRefresh() {
 	}
 }
 
-func newConfSync(g *Gateway, a *conf.Anchor) *confSync {
-	return &confSync{g: g, anchor: a, kick: make(chan struct{}, 1), http: &http.Client{
+func newConfSync(g *Gateway, a *conf.Anchor, state *atomic.Pointer[confState], onChange func()) *confSync {
+	return &confSync{g: g, anchor: a, state: state, onChange: onChange, kick: make(chan struct{}, 1), http: &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: a.TLSRoots(), MinVersion: tls.VersionTLS12},
@@ -85,7 +89,7 @@ func (s *confSync) loadCached(ctx context.Context) error {
 		s.g.log.Warn("cached configuration does not verify; ignoring it", "err", err)
 		return nil
 	}
-	s.g.conf.Store(&confState{cfg: c, doc: doc, etag: etag})
+	s.state.Store(&confState{cfg: c, doc: doc, etag: etag})
 	return nil
 }
 
@@ -95,7 +99,7 @@ func (s *confSync) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cur := s.g.conf.Load()
+	cur := s.state.Load()
 	if cur != nil && cur.etag != "" {
 		req.Header.Set("If-None-Match", cur.etag)
 	}
@@ -124,7 +128,7 @@ func (s *confSync) install(ctx context.Context, doc []byte, etag string) error {
 	if err != nil {
 		return err
 	}
-	cur := s.g.conf.Load()
+	cur := s.state.Load()
 	var curCfg *conf.Config
 	var curDoc []byte
 	if cur != nil {
@@ -144,9 +148,11 @@ func (s *confSync) install(ctx context.Context, doc []byte, etag string) error {
 		c.Instance, c.Serial, doc, etag, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return fmt.Errorf("store configuration: %w", err)
 	}
-	s.g.conf.Store(&confState{cfg: c, doc: doc, etag: etag})
-	s.g.onConfChange()
-	s.g.log.Debug("configuration installed", "serial", c.Serial, "expires_at", c.ExpiresAt)
+	s.state.Store(&confState{cfg: c, doc: doc, etag: etag})
+	if s.onChange != nil {
+		s.onChange()
+	}
+	s.g.log.Debug("configuration installed", "instance", c.Instance, "serial", c.Serial, "expires_at", c.ExpiresAt)
 	return nil
 }
 
@@ -166,10 +172,10 @@ func (s *confSync) run(ctx context.Context) {
 			backoff := time.Second << min(s.fails-1, 10)
 			wait = min(jitter(backoff, 0.5), refresh)
 			lvl := s.g.log.Warn
-			if cur := s.g.conf.Load(); cur == nil || cur.cfg.Expired(s.g.now()) {
+			if cur := s.state.Load(); cur == nil || cur.cfg.Expired(s.g.now()) {
 				lvl = s.g.log.Error
 			}
-			lvl("configuration refresh failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+			lvl("configuration refresh failed", "instance", s.anchor.Instance, "err", err, "retry_in", wait.Round(time.Millisecond))
 		} else {
 			s.fails = 0
 		}

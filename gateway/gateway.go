@@ -34,7 +34,8 @@ type Gateway struct {
 	keys     *keyring
 	anchor   *conf.Anchor
 	sync     *confSync
-	conf     atomic.Pointer[confState]
+	conf     atomic.Pointer[confState] // the gateway's own instance
+	fed      federation                // federated instances
 	services map[ident.ServiceID]*Service
 
 	peers    *http.Transport                   // to provider gateways
@@ -69,11 +70,7 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 	if g.db, err = store.Open(ctx, filepath.Join(dir, stateFile), stateMigrations); err != nil {
 		return nil, err
 	}
-	g.sync = newConfSync(g, g.anchor)
-	if err := g.sync.loadCached(ctx); err != nil {
-		g.db.Close()
-		return nil, err
-	}
+	g.sync = newConfSync(g, g.anchor, &g.conf, g.onConfChange)
 	g.peers = &http.Transport{
 		DialTLSContext:        g.dialPeer,
 		ForceAttemptHTTP2:     true,
@@ -84,6 +81,11 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 	}
 	var rt http.RoundTripper = g.peers
 	g.peerRT.Store(&rt)
+	if err := g.sync.loadCached(ctx); err != nil {
+		g.db.Close()
+		return nil, err
+	}
+	g.reconcileFederation(ctx)
 	g.backends = &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -128,7 +130,12 @@ func (g *Gateway) Close() error {
 	return g.db.Close()
 }
 
-func (g *Gateway) onConfChange() { g.peers.CloseIdleConnections() }
+// onConfChange follows a new domestic configuration: connections made
+// under the old one are dropped once idle, and federations follow.
+func (g *Gateway) onConfChange() {
+	g.peers.CloseIdleConnections()
+	g.reconcileFederation(context.Background())
+}
 
 // Ready reports whether the gateway holds an unexpired configuration.
 func (g *Gateway) Ready() bool {
@@ -136,8 +143,14 @@ func (g *Gateway) Ready() bool {
 	return st != nil && !st.cfg.Expired(g.now())
 }
 
-// RefreshConf downloads the configuration once, now.
-func (g *Gateway) RefreshConf(ctx context.Context) error { return g.sync.fetch(ctx) }
+// RefreshConf downloads the configuration once, now, and then those of
+// the federated instances.
+func (g *Gateway) RefreshConf(ctx context.Context) error {
+	if err := g.sync.fetch(ctx); err != nil {
+		return err
+	}
+	return g.refreshForeign(ctx)
+}
 
 // Listen opens the client and peer listeners, so that their addresses are
 // known before Run.
@@ -170,6 +183,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go g.sync.run(ctx)
+	g.startFederation(ctx)
 
 	// The server-wide header cap sits above the configured limit so that
 	// requests just over it still reach the handler and get an r1 error.

@@ -49,11 +49,7 @@ func jsonEncoder(w io.Writer) *json.Encoder {
 
 // listClients answers, at the consumer's gateway, with the members and
 // subsystems of the instance.
-func (g *Gateway) listClients(w http.ResponseWriter, r *http.Request, st *confState, req *r1.Request, ex *exchange) {
-	if req.MetaInstance != st.cfg.Instance {
-		r1.Write(w, r1.New(r1.TypeInvalidServiceID, http.StatusNotFound, "instance %s is not known to this gateway", req.MetaInstance), ex.requestID)
-		return
-	}
+func (g *Gateway) listClients(w http.ResponseWriter, st *confState, req *r1.Request, ex *exchange) {
 	out := struct {
 		Member []metaClient `json:"member"`
 	}{Member: []metaClient{}}
@@ -73,7 +69,7 @@ func (g *Gateway) listClients(w http.ResponseWriter, r *http.Request, st *confSt
 
 // serveMeta answers listMethods, allowedMethods and getOpenAPI at the
 // provider's gateway, as a response to be signed like any other.
-func (g *Gateway) serveMeta(r *http.Request, st *confState, svc ident.ServiceID, client ident.ClientID) (*http.Response, *r1.Error) {
+func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.ServiceID, client ident.ClientID) (*http.Response, *r1.Error) {
 	if r.Method != http.MethodGet {
 		return nil, r1.New(r1.TypeServerInvalidReq, http.StatusMethodNotAllowed, "metaservice %s only answers GET", svc.Code)
 	}
@@ -94,12 +90,12 @@ func (g *Gateway) serveMeta(r *http.Request, st *confState, svc ident.ServiceID,
 			if svc.Code == r1.MetaAllowedMethods {
 				any := false
 				for _, ep := range s.endpoints {
-					if g.allowedEndpoint(st, s, client, ep) {
+					if g.allowedEndpoint(groups, s, client, ep) {
 						ms.Endpoints = append(ms.Endpoints, metaEndpoint{Method: ep.method, Path: "/" + strings.Join(ep.segs, "/")})
 						any = true
 					}
 				}
-				if !any && !g.allowedEndpoint(st, s, client, endpoint{method: "*", segs: []string{"**"}}) {
+				if !any && !g.allowedEndpoint(groups, s, client, endpoint{method: "*", segs: []string{"**"}}) {
 					continue
 				}
 			} else {
@@ -124,7 +120,7 @@ func (g *Gateway) serveMeta(r *http.Request, st *confState, svc ident.ServiceID,
 		if s == nil {
 			return nil, r1.New(r1.TypeServerUnknownSvc, http.StatusNotFound, "service %s/%s is not offered at this gateway", svc.Provider, code)
 		}
-		if !g.allowedEndpoint(st, s, client, endpoint{method: "*", segs: []string{"**"}}) && !g.anyEndpointAllowed(st, s, client) {
+		if !g.allowedEndpoint(groups, s, client, endpoint{method: "*", segs: []string{"**"}}) && !g.anyEndpointAllowed(groups, s, client) {
 			return nil, r1.New(r1.TypeServerAccessDenied, http.StatusForbidden, "client %s has no access right to %s", client, s.ID)
 		}
 		if s.OpenAPIFile == "" {
@@ -145,8 +141,7 @@ func (g *Gateway) serveMeta(r *http.Request, st *confState, svc ident.ServiceID,
 // allowedEndpoint reports whether the client may call every request the
 // endpoint pattern covers, by an access right to the whole service or to
 // that very pattern.
-func (g *Gateway) allowedEndpoint(st *confState, s *Service, client ident.ClientID, ep endpoint) bool {
-	groups := st.cfg.GroupsOf(client)
+func (g *Gateway) allowedEndpoint(groups []ident.GroupID, s *Service, client ident.ClientID, ep endpoint) bool {
 	for _, a := range s.access {
 		if a.isGroup && !slices.Contains(groups, a.group) || !a.isGroup && a.subsystem != client {
 			continue
@@ -158,8 +153,7 @@ func (g *Gateway) allowedEndpoint(st *confState, s *Service, client ident.Client
 	return false
 }
 
-func (g *Gateway) anyEndpointAllowed(st *confState, s *Service, client ident.ClientID) bool {
-	groups := st.cfg.GroupsOf(client)
+func (g *Gateway) anyEndpointAllowed(groups []ident.GroupID, s *Service, client ident.ClientID) bool {
 	for _, a := range s.access {
 		if a.isGroup && slices.Contains(groups, a.group) || !a.isGroup && a.subsystem == client {
 			return true

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,12 +76,25 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		fail(outdatedConf(st, r1.TypeServerOutdatedConf))
 		return
 	}
-	// The handshake checked the chain; the configuration may have changed
-	// since, so registration and revocation are checked per request.
-	peerFP := pki.Fingerprint(r.TLS.PeerCertificates[0].Raw)
-	peer := st.cfg.GatewayByFingerprint(peerFP)
-	if peer == nil || st.cfg.IsRevoked(r.TLS.PeerCertificates[0]) {
-		fail(r1.New(r1.TypeServerAuthFailed, http.StatusUnauthorized, "peer certificate is not registered to a gateway of %s", st.cfg.Instance))
+	// The handshake checked the chain; the configurations may have
+	// changed since, so federation, registration and revocation are
+	// checked per request, in the peer's own instance's configuration.
+	leaf := r.TLS.PeerCertificates[0]
+	claimed, _ := pki.GatewayOf(leaf)
+	gid, err := ident.ParseGateway(claimed)
+	if err != nil {
+		fail(r1.New(r1.TypeServerAuthFailed, http.StatusUnauthorized, "peer certificate names no gateway"))
+		return
+	}
+	pst, e := g.confFor(gid.Instance, serverSide)
+	if e != nil {
+		fail(e)
+		return
+	}
+	peerFP := pki.Fingerprint(leaf.Raw)
+	peer := pst.cfg.GatewayByFingerprint(peerFP)
+	if peer == nil || peer.ID != gid || pst.cfg.IsRevoked(leaf) {
+		fail(r1.New(r1.TypeServerAuthFailed, http.StatusUnauthorized, "peer certificate is not registered to a gateway of %s", gid.Instance))
 		return
 	}
 	log = log.With("peer", peer.ID.String())
@@ -99,8 +113,14 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log = log.With("client", client.String(), "service", svc.String())
-	if !st.cfg.Serves(peerFP, client) {
+	// The peer's own configuration must say it serves the client: a
+	// gateway of one instance can never speak for a client of another.
+	if !pst.cfg.Serves(peerFP, client) {
 		fail(r1.New(r1.TypeServerAuthFailed, http.StatusForbidden, "gateway %s does not serve client %s", peer.ID, client))
+		return
+	}
+	if client.Instance != st.cfg.Instance && !st.cfg.Federated(client.Instance).Admits(client) {
+		fail(r1.New(r1.TypeServerAccessDenied, http.StatusForbidden, "%s admits no calls from %s", st.cfg.Instance, client))
 		return
 	}
 	meta := isProviderMeta(svc.Code)
@@ -120,12 +140,12 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		fail(r1.New(r1.TypeServerInternal, http.StatusInternalServerError, "gateway holds no signing certificate for member %s", svc.Provider.Member()))
 		return
 	}
-	cert, e := g.signerCert(st, r.Header.Get(hdrSignerCert), client.Member(), r1.TypeServerSignature)
+	cert, e := g.signerCert(pst, r.Header.Get(hdrSignerCert), client.Member(), r1.TypeServerSignature)
 	if e != nil {
 		fail(e)
 		return
 	}
-	if !meta && !g.allowed(st, service, client, r.Method, path) {
+	if !meta && !g.allowed(st, pst, service, client, r.Method, path) {
 		fail(r1.New(r1.TypeServerAccessDenied, http.StatusForbidden, "client %s has no access right to %s %s on %s", client, r.Method, displayPath(path), svc))
 		return
 	}
@@ -163,7 +183,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 
 	var resp *http.Response
 	if meta {
-		resp, e = g.serveMeta(r, st, svc, client)
+		resp, e = g.serveMeta(r, clientGroups(st, pst, client), svc, client)
 		if e != nil {
 			fail(e)
 			return
@@ -209,12 +229,9 @@ func displayPath(p string) string {
 // allowed decides access: deny unless an access right of the service
 // names the client or one of its global groups, for the whole service or
 // for an endpoint matching method and path.
-func (g *Gateway) allowed(st *confState, s *Service, client ident.ClientID, method, path string) bool {
+func (g *Gateway) allowed(st, cst *confState, s *Service, client ident.ClientID, method, path string) bool {
 	p := displayPath(path)
-	if i := strings.IndexByte(p, '?'); i >= 0 {
-		p = p[:i]
-	}
-	groups := st.cfg.GroupsOf(client)
+	groups := clientGroups(st, cst, client)
 	for _, a := range s.access {
 		if a.isGroup {
 			found := false
@@ -353,4 +370,14 @@ func isProviderMeta(code string) bool {
 		return true
 	}
 	return false
+}
+
+// clientGroups returns the global groups a client belongs to: those of
+// this instance, and for a foreign client also those of its own.
+func clientGroups(st, cst *confState, client ident.ClientID) []ident.GroupID {
+	groups := st.cfg.GroupsOf(client)
+	if cst != nil && cst != st {
+		groups = append(slices.Clip(groups), cst.cfg.GroupsOf(client)...)
+	}
+	return groups
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/pki"
 )
 
@@ -18,33 +19,42 @@ import (
 var errPeerAuth = errors.New("peer gateway authentication failed")
 
 // checkPeer authenticates the other side of a gateway-to-gateway TLS
-// connection: its certificate must chain to a CA of the instance, must not
-// be revoked, and must be the registered authentication certificate of a
-// gateway — the one at wantAddr when dialing.
+// connection. The certificate names a gateway, and so an instance; it
+// must chain to a CA of that instance's configuration (never another's),
+// not be revoked there, and be the registered authentication certificate
+// of that gateway — the one at wantAddr when dialing.
 func (g *Gateway) checkPeer(cs tls.ConnectionState, wantAddr string) (*conf.Gateway, error) {
-	st := g.conf.Load()
-	// An expired configuration still identifies the peer: the handler
-	// then refuses with a clear r1 error rather than a failed handshake.
-	if st == nil {
-		return nil, fmt.Errorf("%w: no shared configuration yet", errPeerAuth)
-	}
 	if len(cs.PeerCertificates) == 0 {
 		return nil, fmt.Errorf("%w: no certificate", errPeerAuth)
 	}
 	leaf := cs.PeerCertificates[0]
+	claimed, ok := pki.GatewayOf(leaf)
+	if !ok {
+		return nil, fmt.Errorf("%w: certificate names no gateway", errPeerAuth)
+	}
+	gid, err := ident.ParseGateway(claimed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate names %q: %w", errPeerAuth, claimed, err)
+	}
+	// An expired configuration still identifies the peer: the handler
+	// then refuses with a clear r1 error rather than a failed handshake.
+	st := g.identState(gid.Instance)
+	if st == nil {
+		return nil, fmt.Errorf("%w: %s is of instance %s, which this gateway holds no configuration of", errPeerAuth, gid, gid.Instance)
+	}
 	fp := pki.Fingerprint(leaf.Raw)
 	gw := st.cfg.GatewayByFingerprint(fp)
 	if gw == nil {
 		// The peer may have been registered after the held configuration
 		// was published.
 		g.sync.kickRefresh()
-		return nil, fmt.Errorf("%w: certificate %s… is not registered to any gateway", errPeerAuth, fp[:16])
+		return nil, fmt.Errorf("%w: certificate %s… is not registered to any gateway of %s", errPeerAuth, fp[:16], gid.Instance)
 	}
 	if wantAddr != "" && gw.Address != wantAddr {
 		return nil, fmt.Errorf("%w: %s answered at %s, where %s is expected", errPeerAuth, gw.ID, wantAddr, gw.Address)
 	}
-	if id, ok := pki.GatewayOf(leaf); !ok || id != gw.ID.String() {
-		return nil, fmt.Errorf("%w: certificate names %q, registered to %s", errPeerAuth, id, gw.ID)
+	if gw.ID != gid {
+		return nil, fmt.Errorf("%w: certificate names %s, registered to %s", errPeerAuth, gid, gw.ID)
 	}
 	usage := x509.ExtKeyUsageClientAuth
 	if wantAddr != "" {
