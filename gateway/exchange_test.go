@@ -453,7 +453,7 @@ func (w *world) adminAPI(t *testing.T) *authority.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return authority.NewClient(a.URL, strings.TrimSpace(string(tok)), w.sb.Authority.CACert())
+	return authority.NewClient(a.URL, strings.TrimSpace(string(tok)), w.sb.Authorities[0].CACert())
 }
 
 // current is the configuration the authority publishes now.
@@ -461,7 +461,7 @@ func (w *world) current(t *testing.T, _ *authority.Client) struct {
 	Gateways []authority.GatewayInput
 } {
 	var out struct{ Gateways []authority.GatewayInput }
-	for _, g := range w.sb.Authority.Current().Gateways {
+	for _, g := range w.sb.Authorities[0].Current().Gateways {
 		out.Gateways = append(out.Gateways, authority.GatewayInput{ID: g.ID, Address: g.Address, AuthFP: g.AuthFP, Clients: g.Clients})
 	}
 	return out

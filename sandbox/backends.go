@@ -29,6 +29,18 @@ var companies = map[string]company{
 	"0301472704": {"0301472704", "Vinamilk", "active", "2003-11-20", "Ho Chi Minh City"},
 }
 
+type entity struct {
+	UEN        string `json:"uen"`
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	Registered string `json:"registered"`
+}
+
+var entities = map[string]entity{
+	"199201624D": {"199201624D", "Singapore Telecommunications Limited", "live", "1992-03-28"},
+	"196800306E": {"196800306E", "DBS Bank Ltd.", "live", "1968-07-16"},
+}
+
 type resident struct {
 	ID          string `json:"id"`
 	FullName    string `json:"full_name"`
@@ -89,6 +101,16 @@ func (b *backends) handler() http.Handler {
 	mux.HandleFunc("GET /filings", b.listFilings)
 	mux.HandleFunc("GET /scam-reports/{$}", b.listScams)
 	mux.HandleFunc("GET /scam-reports", b.listScams)
+	mux.HandleFunc("GET /sg/entities/{uen}", func(w http.ResponseWriter, r *http.Request) {
+		e, ok := entities[r.PathValue("uen")]
+		if !ok {
+			sendJSON(w, http.StatusNotFound, map[string]string{"error": "no entity with UEN " + r.PathValue("uen")})
+			return
+		}
+		sendJSON(w, http.StatusOK, e)
+	})
+	mux.HandleFunc("GET /sg/scam-reports/{$}", b.listSGScams)
+	mux.HandleFunc("GET /sg/scam-reports", b.listSGScams)
 	mux.HandleFunc("POST /filings/{$}", b.addFiling)
 	mux.HandleFunc("POST /filings", b.addFiling)
 	mux.HandleFunc("POST /scam-reports/{$}", b.addScam)
@@ -161,4 +183,8 @@ func sendJSON(w http.ResponseWriter, status int, v any) {
 // openAPI returns a minimal OpenAPI description of a demo service.
 func openAPI(title, path, summary string) string {
 	return `{"openapi":"3.0.3","info":{"title":"` + title + `","version":"1.0.0"},"paths":{"` + path + `":{"get":{"summary":"` + summary + `","responses":{"200":{"description":"found"},"404":{"description":"not found"}}}}}}` + "\n"
+}
+
+func (b *backends) listSGScams(w http.ResponseWriter, r *http.Request) {
+	sendJSON(w, http.StatusOK, []scamReport{{ID: "SG-SR-0001", Phone: "+65 8000 0000", Summary: "job offer asking for an advance fee", Received: time.Date(2026, 9, 14, 2, 0, 0, 0, time.UTC)}})
 }

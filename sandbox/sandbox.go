@@ -80,21 +80,26 @@ type ManifestGateway struct {
 
 // ManifestService describes a demo service.
 type ManifestService struct {
-	ID              string   `json:"id"`
-	ProviderGateway string   `json:"provider_gateway"`
-	ExamplePath     string   `json:"example_path"`
-	DataClass       string   `json:"data_class"`
-	Flags           []string `json:"flags"`
+	ID              string `json:"id"`
+	ProviderGateway string `json:"provider_gateway"`
+	ExamplePath     string `json:"example_path"`
+	// ExampleClient is a subsystem with an access right to the example.
+	ExampleClient string   `json:"example_client"`
+	DataClass     string   `json:"data_class"`
+	Flags         []string `json:"flags"`
 }
 
 // state is DIR/state.json: the ports chosen on the first start, kept so
 // that registered addresses and printed examples stay valid.
 type state struct {
-	Version   int                         `json:"version"`
-	Authority string                      `json:"authority_listen"`
-	Backends  string                      `json:"backends_listen"`
-	Gateways  map[string]gatewayAddresses `json:"gateways"`
+	Version     int                         `json:"version"`
+	Authorities map[string]string           `json:"authorities_listen"`
+	Backends    string                      `json:"backends_listen"`
+	Gateways    map[string]gatewayAddresses `json:"gateways"`
 }
+
+// stateVersion changes whenever the sandbox world does.
+const stateVersion = 2
 
 type gatewayAddresses struct {
 	Client string `json:"client_listen"`
@@ -109,10 +114,10 @@ const (
 
 // Sandbox is a running sandbox world.
 type Sandbox struct {
-	Manifest  Manifest
-	Dir       string
-	Authority *authority.Authority
-	Gateways  []*gateway.Gateway
+	Manifest    Manifest
+	Dir         string
+	Authorities []*authority.Authority
+	Gateways    []*gateway.Gateway
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -175,8 +180,8 @@ func loadState(dir string) (*state, bool, error) {
 	var st state
 	err := cfg.Load(filepath.Join(dir, stateFile), &st)
 	if err == nil {
-		if st.Version != 1 {
-			return nil, false, fmt.Errorf("%s was made by another version of sampan; remove it to start afresh", dir)
+		if st.Version != stateVersion {
+			return nil, false, fmt.Errorf("%s holds a sandbox of another version of sampan; remove it to start afresh", dir)
 		}
 		return &st, false, nil
 	}
@@ -186,14 +191,22 @@ func loadState(dir string) (*state, bool, error) {
 	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
 		return nil, false, fmt.Errorf("%s is not empty and holds no sandbox state; remove it or choose another --dir", dir)
 	}
-	st = state{Version: 1, Gateways: map[string]gatewayAddresses{}}
-	ports, err := freePorts(2 + 2*len(world.gateways))
+	st = state{Version: stateVersion, Authorities: map[string]string{}, Gateways: map[string]gatewayAddresses{}}
+	n := 1
+	for _, in := range world {
+		n += 1 + 2*len(in.gateways)
+	}
+	ports, err := freePorts(n)
 	if err != nil {
 		return nil, false, err
 	}
-	st.Authority, st.Backends = ports[0], ports[1]
-	for i, g := range world.gateways {
-		st.Gateways[g.id] = gatewayAddresses{Client: ports[2+2*i], Peer: ports[3+2*i]}
+	take := func() string { p := ports[0]; ports = ports[1:]; return p }
+	st.Backends = take()
+	for _, in := range world {
+		st.Authorities[in.code] = take()
+		for _, g := range in.gateways {
+			st.Gateways[g.id] = gatewayAddresses{Client: take(), Peer: take()}
+		}
 	}
 	return &st, true, nil
 }
@@ -243,93 +256,89 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 	bsrv := &http.Server{Handler: bh, ReadHeaderTimeout: 10 * time.Second}
 	s.goServe("backends", func() error { return bsrv.Serve(bln) }, func() { bsrv.Close() })
 
-	// The authority.
-	adir := filepath.Join(dir, "authority-"+world.instance)
-	if err := os.MkdirAll(adir, 0o700); err != nil {
-		return err
+	// The authorities, one per instance.
+	apis := map[string]*authority.Client{}
+	auths := map[string]*authority.Authority{}
+	for _, in := range world {
+		a, api, err := s.startAuthority(ctx, o, in.code, st.Authorities[in.code])
+		if err != nil {
+			return fmt.Errorf("authority %s: %w", in.code, err)
+		}
+		auths[in.code], apis[in.code] = a, api
 	}
-	token, err := loadOrCreateToken(filepath.Join(adir, tokenFile))
-	if err != nil {
-		return err
-	}
-	acfg := &authority.Config{
-		Instance:     world.instance,
-		Listen:       st.Authority,
-		ConfValidity: cfg.Duration(o.ConfValidity),
-		ConfInterval: cfg.Duration(o.ConfInterval),
-		Operators:    []authority.Operator{{Name: "sandbox-admin", TokenSHA256: authority.HashToken(token), Role: authority.RoleAdmin}},
-	}
-	acfg.SetDefaults()
-	if err := acfg.Validate(); err != nil {
-		return err
-	}
-	a, err := authority.New(ctx, acfg, adir, o.Log)
-	if err != nil {
-		return err
-	}
-	s.Authority = a
-	aln, err := listen(st.Authority, "the authority", dir)
-	if err != nil {
-		return err
-	}
-	s.goServe("authority", func() error { return a.Serve(ctx, aln) }, nil)
-	caFile := filepath.Join(adir, "ca.pem")
-	if err := pki.WriteFileAtomic(caFile, pki.EncodeCert(a.CACert().Raw), 0o644); err != nil {
-		return err
-	}
-	api := authority.NewClient(acfg.PublicURL, token, a.CACert())
-	s.Manifest.Authorities = append(s.Manifest.Authorities, ManifestAuthority{
-		Instance: world.instance, URL: acfg.PublicURL, AnchorFile: a.AnchorPath(), CAFile: caFile, TokenFile: filepath.Join(adir, tokenFile),
-	})
-
 	if fresh {
-		if err := register(ctx, api); err != nil {
-			return fmt.Errorf("register the sandbox world: %w", err)
+		for _, in := range world {
+			if err := register(ctx, apis[in.code], in); err != nil {
+				return fmt.Errorf("register the sandbox world of %s: %w", in.code, err)
+			}
+		}
+		// Each instance trusts the other's anchor.
+		for _, in := range world {
+			for _, other := range world {
+				if other.code == in.code {
+					continue
+				}
+				if err := apis[in.code].PutFederation(ctx, authority.FederationInput{Anchor: *auths[other.code].Anchor()}); err != nil {
+					return fmt.Errorf("federate %s with %s: %w", in.code, other.code, err)
+				}
+			}
 		}
 	}
+
 	gdirOf := func(gd gatewayDef) string {
 		return filepath.Join(dir, "gateway-"+strings.ReplaceAll(gd.id, "/", "_"))
 	}
 	if fresh {
-		for _, gd := range world.gateways {
-			if err := enrol(ctx, api, gd, gdirOf(gd), st.Gateways[gd.id].Peer); err != nil {
-				return fmt.Errorf("enrol gateway %s: %w", gd.id, err)
+		for _, in := range world {
+			for _, gd := range in.gateways {
+				if err := enrol(ctx, apis[in.code], gd, gdirOf(gd), st.Gateways[gd.id].Peer); err != nil {
+					return fmt.Errorf("enrol gateway %s: %w", gd.id, err)
+				}
 			}
 		}
 	}
-	for _, gd := range world.gateways {
-		addrs := st.Gateways[gd.id]
-		gdir := gdirOf(gd)
-		cfgPath, err := writeGatewayConfig(gd, gdir, a.AnchorPath(), addrs, "http://"+st.Backends, o)
-		if err != nil {
-			return err
-		}
-		gc, err := gateway.LoadConfig(cfgPath)
-		if err != nil {
-			return err
-		}
-		g, err := gateway.New(ctx, gc, gdir, o.Log)
-		if err != nil {
-			return fmt.Errorf("gateway %s: %w", gd.id, err)
-		}
-		if err := g.Listen(); err != nil {
-			g.Close()
-			return fmt.Errorf("gateway %s: %w (is another sandbox using %s?)", gd.id, err, dir)
-		}
-		s.Gateways = append(s.Gateways, g)
-		if err := g.RefreshConf(ctx); err != nil {
-			return fmt.Errorf("gateway %s: %w", gd.id, err)
-		}
-		s.goServe("gateway "+gd.id, func() error { return g.Run(ctx) }, nil)
-		s.Manifest.Gateways = append(s.Manifest.Gateways, ManifestGateway{
-			ID: gd.id, Instance: world.instance, ClientURL: "http://" + g.ClientAddr(), PeerAddr: g.PeerAddr(),
-			Clients: gd.clients, DataDir: gdir, Config: cfgPath,
-		})
-		for _, sv := range gd.services {
-			s.Manifest.Services = append(s.Manifest.Services, ManifestService{
-				ID: sv.id, ProviderGateway: gd.id, ExamplePath: sv.example, DataClass: sv.dataClass, Flags: slices.Clone(sv.flags),
+	var gws []*gateway.Gateway
+	for _, in := range world {
+		for _, gd := range in.gateways {
+			addrs := st.Gateways[gd.id]
+			gdir := gdirOf(gd)
+			cfgPath, err := writeGatewayConfig(gd, gdir, auths[in.code].AnchorPath(), addrs, "http://"+st.Backends, o)
+			if err != nil {
+				return err
+			}
+			gc, err := gateway.LoadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			g, err := gateway.New(ctx, gc, gdir, o.Log)
+			if err != nil {
+				return fmt.Errorf("gateway %s: %w", gd.id, err)
+			}
+			if err := g.Listen(); err != nil {
+				g.Close()
+				return fmt.Errorf("gateway %s: %w (is another sandbox using %s?)", gd.id, err, dir)
+			}
+			s.Gateways = append(s.Gateways, g)
+			gws = append(gws, g)
+			s.Manifest.Gateways = append(s.Manifest.Gateways, ManifestGateway{
+				ID: gd.id, Instance: in.code, ClientURL: "http://" + g.ClientAddr(), PeerAddr: g.PeerAddr(),
+				Clients: gd.clients, DataDir: gdir, Config: cfgPath,
 			})
+			for _, sv := range gd.services {
+				s.Manifest.Services = append(s.Manifest.Services, ManifestService{
+					ID: sv.id, ProviderGateway: gd.id, ExamplePath: sv.example, ExampleClient: sv.exampleClient,
+					DataClass: sv.dataClass, Flags: slices.Clone(sv.flags),
+				})
+			}
 		}
+	}
+	// Every configuration, domestic and federated, is in place before the
+	// first request.
+	for _, g := range gws {
+		if err := g.RefreshConf(ctx); err != nil {
+			return fmt.Errorf("gateway %s: %w", g.ID(), err)
+		}
+		s.goServe("gateway "+g.ID().String(), func() error { return g.Run(ctx) }, nil)
 	}
 	if err := cfg.Write(filepath.Join(dir, manifestFile), &s.Manifest, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", manifestFile, err)
@@ -340,6 +349,47 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 		}
 	}
 	return nil
+}
+
+// startAuthority opens and serves an instance's authority.
+func (s *Sandbox) startAuthority(ctx context.Context, o Options, instance, addr string) (*authority.Authority, *authority.Client, error) {
+	adir := filepath.Join(s.Dir, "authority-"+instance)
+	if err := os.MkdirAll(adir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	token, err := loadOrCreateToken(filepath.Join(adir, tokenFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	acfg := &authority.Config{
+		Instance:     instance,
+		Listen:       addr,
+		ConfValidity: cfg.Duration(o.ConfValidity),
+		ConfInterval: cfg.Duration(o.ConfInterval),
+		Operators:    []authority.Operator{{Name: "sandbox-admin", TokenSHA256: authority.HashToken(token), Role: authority.RoleAdmin}},
+	}
+	acfg.SetDefaults()
+	if err := acfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	a, err := authority.New(ctx, acfg, adir, o.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.Authorities = append(s.Authorities, a)
+	aln, err := listen(addr, "the authority of "+instance, s.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.goServe("authority "+instance, func() error { return a.Serve(ctx, aln) }, nil)
+	caFile := filepath.Join(adir, "ca.pem")
+	if err := pki.WriteFileAtomic(caFile, pki.EncodeCert(a.CACert().Raw), 0o644); err != nil {
+		return nil, nil, err
+	}
+	s.Manifest.Authorities = append(s.Manifest.Authorities, ManifestAuthority{
+		Instance: instance, URL: acfg.PublicURL, AnchorFile: a.AnchorPath(), CAFile: caFile, TokenFile: filepath.Join(adir, tokenFile),
+	})
+	return a, authority.NewClient(acfg.PublicURL, token, a.CACert()), nil
 }
 
 // goServe runs a server until it stops; an unexpected stop is kept as
@@ -394,8 +444,8 @@ func (s *Sandbox) Close() error {
 	for _, g := range s.Gateways {
 		g.Close()
 	}
-	if s.Authority != nil {
-		s.Authority.Close()
+	for _, a := range s.Authorities {
+		a.Close()
 	}
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
@@ -416,8 +466,8 @@ func loadOrCreateToken(path string) (string, error) {
 }
 
 // register puts members, subsystems and global groups in the registry.
-func register(ctx context.Context, api *authority.Client) error {
-	for _, m := range world.members {
+func register(ctx context.Context, api *authority.Client, in instanceDef) error {
+	for _, m := range in.members {
 		id, err := ident.ParseMember(m.id)
 		if err != nil {
 			return err
@@ -433,7 +483,7 @@ func register(ctx context.Context, api *authority.Client) error {
 			}
 		}
 	}
-	for _, gr := range world.groups {
+	for _, gr := range in.groups {
 		in := authority.GroupInput{Description: gr.description}
 		var err error
 		if in.ID, err = ident.ParseGroup(gr.id); err != nil {
@@ -514,6 +564,7 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		PeerListen:   addrs.Peer,
 		ConfRefresh:  cfg.Duration(o.ConfRefresh),
 		Limits:       o.Limits,
+		Federation:   gateway.FederationConfig{Allow: gateway.FederateAll},
 	}
 	for _, sv := range gd.services {
 		sid, err := ident.ParseService(sv.id)

@@ -26,19 +26,24 @@ func readManifest(t *testing.T, dir string) map[string][]map[string]any {
 	return m
 }
 
-// callExamples calls every service's example path from a client of the
-// HCMC gateway and wants 200.
+// callExamples calls every service's example path as its example client,
+// through that client's gateway, and wants 200.
 func callExamples(t *testing.T, m sandbox.Manifest) {
 	t.Helper()
-	var url string
+	urlOf := map[string]string{}
 	for _, g := range m.Gateways {
-		if g.ID == "VN/GOV/HCMC/gw1" {
-			url = g.ClientURL
+		for _, c := range g.Clients {
+			urlOf[c] = g.ClientURL
 		}
 	}
 	for _, s := range m.Services {
+		url, ok := urlOf[s.ExampleClient]
+		if !ok {
+			t.Errorf("%s: example client %q is served by no gateway", s.ID, s.ExampleClient)
+			continue
+		}
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/r1/"+s.ID+s.ExamplePath, nil)
-		req.Header.Set("X-Road-Client", "VN/GOV/HCMC/one-stop")
+		req.Header.Set("X-Road-Client", s.ExampleClient)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -46,7 +51,7 @@ func callExamples(t *testing.T, m sandbox.Manifest) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.Errorf("%s%s: status %d, body %s", s.ID, s.ExamplePath, resp.StatusCode, b)
+			t.Errorf("%s%s as %s: status %d, body %s", s.ID, s.ExamplePath, s.ExampleClient, resp.StatusCode, b)
 		}
 	}
 }
@@ -82,6 +87,13 @@ func TestSandboxStartAndRestart(t *testing.T) {
 	}
 	if len(first.Gateways) < 2 {
 		t.Errorf("%d gateways, want at least 2", len(first.Gateways))
+	}
+	instances := map[string]bool{}
+	for _, a := range first.Authorities {
+		instances[a.Instance] = true
+	}
+	if !instances["VN"] || !instances["SG"] {
+		t.Errorf("authorities of %v, want VN and SG", instances)
 	}
 
 	// Every private key is readable by its owner only.

@@ -8,7 +8,7 @@ import (
 	"github.com/sampan-exchange/sampan/gateway"
 )
 
-// The Vietnamese half of the sandbox world (DESIGN §7).
+// The sandbox world (DESIGN §7): Vietnam and Singapore, federated.
 
 type memberDef struct {
 	id, name   string
@@ -26,10 +26,12 @@ type serviceDef struct {
 	backendPath string // on the demo backends server
 	openAPIPath string
 	example     string // a path under the service that answers 200
-	dataClass   string
-	flags       []string
-	endpoints   []string
-	access      []gateway.AccessRight
+	// exampleClient may call the example.
+	exampleClient string
+	dataClass     string
+	flags         []string
+	endpoints     []string
+	access        []gateway.AccessRight
 }
 
 type gatewayDef struct {
@@ -38,70 +40,113 @@ type gatewayDef struct {
 	services []serviceDef
 }
 
-var world = struct {
-	instance string
+type instanceDef struct {
+	code     string
 	members  []memberDef
 	groups   []groupDef
 	gateways []gatewayDef
-}{
-	instance: "VN",
-	members: []memberDef{
-		{"VN/GOV/MOF", "Ministry of Finance", []string{"business-registry"}},
-		{"VN/GOV/MPS", "Ministry of Public Security", []string{"residents", "cybercrime"}},
-		{"VN/GOV/HCMC", "Ho Chi Minh City People's Committee", []string{"one-stop"}},
-	},
-	groups: []groupDef{
-		{"VN/provincial-one-stops", "One-stop shops of the provinces and cities", []string{"VN/GOV/HCMC/one-stop"}},
-	},
-	gateways: []gatewayDef{
-		{
-			id:      "VN/GOV/MOF/gw1",
-			clients: []string{"VN/GOV/MOF/business-registry"},
-			services: []serviceDef{
-				{
-					id: "VN/GOV/MOF/business-registry/companies", title: "Company registration",
-					backendPath: "/companies", openAPIPath: "/{taxCode}", example: "/0100109106",
-					dataClass: "public",
-					endpoints: []string{"GET /", "GET /*"},
-					access:    []gateway.AccessRight{{Subject: "VN/provincial-one-stops"}},
-				},
-				{
-					id: "VN/GOV/MOF/business-registry/filings", title: "Annual statements",
-					backendPath: "/filings", openAPIPath: "/", example: "/",
-					dataClass: "internal",
-					endpoints: []string{"GET /", "POST /"},
-					access: []gateway.AccessRight{
-						{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "GET /"},
-						{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "POST /"},
+}
+
+var world = []instanceDef{
+	{
+		code: "VN",
+		members: []memberDef{
+			{"VN/GOV/MOF", "Ministry of Finance", []string{"business-registry"}},
+			{"VN/GOV/MPS", "Ministry of Public Security", []string{"residents", "cybercrime"}},
+			{"VN/GOV/HCMC", "Ho Chi Minh City People's Committee", []string{"one-stop"}},
+		},
+		groups: []groupDef{
+			{"VN/provincial-one-stops", "One-stop shops of the provinces and cities", []string{"VN/GOV/HCMC/one-stop"}},
+		},
+		gateways: []gatewayDef{
+			{
+				id:      "VN/GOV/MOF/gw1",
+				clients: []string{"VN/GOV/MOF/business-registry"},
+				services: []serviceDef{
+					{
+						id: "VN/GOV/MOF/business-registry/companies", title: "Company registration",
+						backendPath: "/companies", openAPIPath: "/{taxCode}", example: "/0100109106", exampleClient: "VN/GOV/HCMC/one-stop",
+						dataClass: "public",
+						endpoints: []string{"GET /", "GET /*"},
+						access: []gateway.AccessRight{
+							{Subject: "VN/provincial-one-stops"},
+							{Subject: "SG/GOV/ACRA/bizfile", Endpoint: "GET /*"},
+						},
+					},
+					{
+						id: "VN/GOV/MOF/business-registry/filings", title: "Annual statements",
+						backendPath: "/filings", openAPIPath: "/", example: "/", exampleClient: "VN/GOV/HCMC/one-stop",
+						dataClass: "internal",
+						endpoints: []string{"GET /", "POST /"},
+						access: []gateway.AccessRight{
+							{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "GET /"},
+							{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "POST /"},
+						},
 					},
 				},
 			},
-		},
-		{
-			id:      "VN/GOV/MPS/gw1",
-			clients: []string{"VN/GOV/MPS/residents", "VN/GOV/MPS/cybercrime"},
-			services: []serviceDef{
-				{
-					id: "VN/GOV/MPS/residents/persons", title: "Resident records",
-					backendPath: "/persons", openAPIPath: "/{id}", example: "/079200001234",
-					dataClass: "restricted", flags: []string{"personal", "core"},
-					endpoints: []string{"GET /*"},
-					access:    []gateway.AccessRight{{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "GET /*"}},
-				},
-				{
-					id: "VN/GOV/MPS/cybercrime/scam-reports", title: "Scam reports",
-					backendPath: "/scam-reports", openAPIPath: "/", example: "/",
-					dataClass: "confidential", flags: []string{"personal"},
-					endpoints: []string{"GET /", "POST /"},
-					// One-stop shops take scam reports from citizens and
-					// check numbers against them.
-					access: []gateway.AccessRight{{Subject: "VN/provincial-one-stops"}},
+			{
+				id:      "VN/GOV/MPS/gw1",
+				clients: []string{"VN/GOV/MPS/residents", "VN/GOV/MPS/cybercrime"},
+				services: []serviceDef{
+					{
+						id: "VN/GOV/MPS/residents/persons", title: "Resident records",
+						backendPath: "/persons", openAPIPath: "/{id}", example: "/079200001234", exampleClient: "VN/GOV/HCMC/one-stop",
+						dataClass: "restricted", flags: []string{"personal", "core"},
+						endpoints: []string{"GET /*"},
+						// Domestic only: no foreign client has a right.
+						access: []gateway.AccessRight{{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "GET /*"}},
+					},
+					{
+						id: "VN/GOV/MPS/cybercrime/scam-reports", title: "Scam reports",
+						backendPath: "/scam-reports", openAPIPath: "/", example: "/", exampleClient: "SG/GOV/SPF/anti-scam",
+						dataClass: "confidential", flags: []string{"personal"},
+						endpoints: []string{"GET /", "POST /"},
+						// One-stop shops take scam reports from citizens;
+						// Singapore's police exchange them with MPS.
+						access: []gateway.AccessRight{{Subject: "VN/provincial-one-stops"}, {Subject: "SG/GOV/SPF/anti-scam"}},
+					},
 				},
 			},
+			{
+				id:      "VN/GOV/HCMC/gw1",
+				clients: []string{"VN/GOV/HCMC/one-stop"},
+			},
 		},
-		{
-			id:      "VN/GOV/HCMC/gw1",
-			clients: []string{"VN/GOV/HCMC/one-stop"},
+	},
+	{
+		code: "SG",
+		members: []memberDef{
+			{"SG/GOV/ACRA", "Accounting and Corporate Regulatory Authority", []string{"bizfile"}},
+			{"SG/GOV/SPF", "Singapore Police Force", []string{"anti-scam"}},
+		},
+		gateways: []gatewayDef{
+			{
+				id:      "SG/GOV/ACRA/gw1",
+				clients: []string{"SG/GOV/ACRA/bizfile"},
+				services: []serviceDef{
+					{
+						id: "SG/GOV/ACRA/bizfile/entities", title: "Business entities",
+						backendPath: "/sg/entities", openAPIPath: "/{uen}", example: "/199201624D", exampleClient: "VN/GOV/MOF/business-registry",
+						dataClass: "public",
+						endpoints: []string{"GET /*"},
+						access:    []gateway.AccessRight{{Subject: "VN/GOV/MOF/business-registry", Endpoint: "GET /*"}},
+					},
+				},
+			},
+			{
+				id:      "SG/GOV/SPF/gw1",
+				clients: []string{"SG/GOV/SPF/anti-scam"},
+				services: []serviceDef{
+					{
+						id: "SG/GOV/SPF/anti-scam/scam-reports", title: "Scam reports",
+						backendPath: "/sg/scam-reports", openAPIPath: "/", example: "/", exampleClient: "VN/GOV/MPS/cybercrime",
+						dataClass: "confidential", flags: []string{"personal"},
+						endpoints: []string{"GET /", "POST /"},
+						access:    []gateway.AccessRight{{Subject: "VN/GOV/MPS/cybercrime"}},
+					},
+				},
+			},
 		},
 	},
 }
@@ -109,11 +154,9 @@ var world = struct {
 // PrintWelcome writes what runs where and requests to copy and paste.
 func (s *Sandbox) PrintWelcome(w io.Writer) {
 	m := s.Manifest
-	var hcmc ManifestGateway
+	url := map[string]string{}
 	for _, g := range m.Gateways {
-		if g.ID == "VN/GOV/HCMC/gw1" {
-			hcmc = g
-		}
+		url[g.ID] = g.ClientURL
 	}
 	fmt.Fprintf(w, "Sampan sandbox is running (state in %s).\n\n", s.Dir)
 	for _, a := range m.Authorities {
@@ -122,12 +165,20 @@ func (s *Sandbox) PrintWelcome(w io.Writer) {
 	for _, g := range m.Gateways {
 		fmt.Fprintf(w, "  gateway %-16s clients at %s   serves %s\n", g.ID, g.ClientURL, strings.Join(g.Clients, ", "))
 	}
+	curl := func(gw, client string) string {
+		return fmt.Sprintf("curl -sS -H 'X-Road-Client: %s' %s/r1/", client, url[gw])
+	}
+	c := curl("VN/GOV/HCMC/gw1", "VN/GOV/HCMC/one-stop")
 	fmt.Fprintf(w, "\nHCMC's one-stop system calls through its gateway:\n\n")
-	c := fmt.Sprintf("curl -sS -H 'X-Road-Client: VN/GOV/HCMC/one-stop' %s/r1/", hcmc.ClientURL)
 	fmt.Fprintf(w, "  # a company from MOF's business registry (public)\n  %sVN/GOV/MOF/business-registry/companies/0100109106\n\n", c)
 	fmt.Fprintf(w, "  # a resident record from MPS (restricted, personal)\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", c)
 	fmt.Fprintf(w, "  # file an annual statement with MOF (any size; answers with its SHA-256)\n  %sVN/GOV/MOF/business-registry/filings --data-binary @/etc/hostname\n\n", c)
 	fmt.Fprintf(w, "  # refused: HCMC may read one resident record, not list them all\n  %sVN/GOV/MPS/residents/persons\n\n", c)
-	fmt.Fprintf(w, "  # metaservices\n  %sVN/GOV/MOF/business-registry/listMethods\n  %sVN/listClients\n\n", c, strings.TrimSuffix(c, "/r1/")+"/r1/")
+	fmt.Fprintf(w, "  # metaservices\n  %sVN/GOV/MOF/business-registry/listMethods\n  %sVN/listClients\n\n", c, c)
+	fmt.Fprintf(w, "Across the border, each side verifying the other under its own authority:\n\n")
+	fmt.Fprintf(w, "  # Singapore's ACRA looks up a Vietnamese company\n  %sVN/GOV/MOF/business-registry/companies/0300588569\n\n", curl("SG/GOV/ACRA/gw1", "SG/GOV/ACRA/bizfile"))
+	fmt.Fprintf(w, "  # Vietnam's MOF looks up a Singapore entity\n  %sSG/GOV/ACRA/bizfile/entities/199201624D\n\n", curl("VN/GOV/MOF/gw1", "VN/GOV/MOF/business-registry"))
+	fmt.Fprintf(w, "  # MPS and SPF exchange scam reports\n  %sSG/GOV/SPF/anti-scam/scam-reports\n\n", curl("VN/GOV/MPS/gw1", "VN/GOV/MPS/cybercrime"))
+	fmt.Fprintf(w, "  # refused: SPF has no access right to Vietnamese resident records\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam"))
 	fmt.Fprintf(w, "Everything is described in %s/%s. Stop with Ctrl-C; the next start reuses the directory (remove it to start afresh).\n", s.Dir, manifestFile)
 }
