@@ -54,7 +54,9 @@ func (g *Gateway) serveReady(w http.ResponseWriter) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "shared configuration expired", "serial": st.cfg.Serial, "expired_at": st.cfg.ExpiresAt})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "serial": st.cfg.Serial, "expires_at": st.cfg.ExpiresAt})
+	// Federated configurations are listed, but only the gateway's own
+	// decides readiness: domestic traffic goes on without them.
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "serial": st.cfg.Serial, "expires_at": st.cfg.ExpiresAt, "configurations": g.ConfStatus()})
 }
 
 // exchange is the state of one r1 request at the consumer's gateway.

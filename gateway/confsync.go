@@ -180,20 +180,20 @@ func (s *confSync) run(ctx context.Context) {
 			s.fails = 0
 		}
 		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-		case <-s.kick:
-			timer.Stop()
-			// Unknown peers must not make the gateway hammer its
-			// authority.
-			if d := minKickInterval - time.Since(last); d > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(d):
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C:
+				waiting = false
+			case <-s.kick:
+				// Unknown peers must not make the gateway hammer its
+				// authority: a kick soon after a download is ignored,
+				// the regular refresh being near.
+				if time.Since(last) >= minKickInterval {
+					timer.Stop()
+					waiting = false
 				}
 			}
 		}

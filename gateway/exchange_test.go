@@ -72,22 +72,20 @@ func (t tamperRT) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-func startWorld(t *testing.T, limits gateway.Limits) *world {
+func startWorld(t *testing.T, o sandbox.Options) *world {
 	t.Helper()
 	w := &world{gw: map[string]*gateway.Gateway{}}
-	sb, err := sandbox.Start(t.Context(), sandbox.Options{
-		Dir:    filepath.Join(t.TempDir(), "sandbox"),
-		Limits: limits,
-		WrapBackends: func(h http.Handler) http.Handler {
-			return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-				w.hits.Add(1)
-				w.mu.Lock()
-				w.lastHdr = r.Header.Clone()
-				w.mu.Unlock()
-				h.ServeHTTP(rw, r)
-			})
-		},
-	})
+	o.Dir = filepath.Join(t.TempDir(), "sandbox")
+	o.WrapBackends = func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			w.hits.Add(1)
+			w.mu.Lock()
+			w.lastHdr = r.Header.Clone()
+			w.mu.Unlock()
+			h.ServeHTTP(rw, r)
+		})
+	}
+	sb, err := sandbox.Start(t.Context(), o)
 	if err != nil {
 		t.Fatalf("start sandbox: %v", err)
 	}
@@ -166,7 +164,7 @@ func wantError(t *testing.T, resp *http.Response, body []byte, status int, typ s
 }
 
 func TestExchange(t *testing.T) {
-	w := startWorld(t, gateway.Limits{MaxBodyBytes: 1 << 20, MaxHeaderBytes: 8 << 10})
+	w := startWorld(t, sandbox.Options{Limits: gateway.Limits{MaxBodyBytes: 1 << 20, MaxHeaderBytes: 8 << 10}})
 
 	t.Run("company", func(t *testing.T) {
 		before := w.hits.Load()

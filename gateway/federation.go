@@ -253,3 +253,55 @@ func (g *Gateway) identState(instance string) *confState {
 }
 
 func (g *Gateway) closeIdlePeers() { g.peers.CloseIdleConnections() }
+
+// ConfStatus describes one configuration a gateway holds.
+type ConfStatus struct {
+	Instance  string    `json:"instance"`
+	Serial    uint64    `json:"serial"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Expired   bool      `json:"expired"`
+	// Federated is false for the gateway's own instance.
+	Federated bool `json:"federated"`
+}
+
+// ConfStatus lists the configurations the gateway holds: its own first,
+// then those of the federated instances it exchanges with.
+func (g *Gateway) ConfStatus() []ConfStatus {
+	var out []ConfStatus
+	now := g.now()
+	if dom := g.conf.Load(); dom != nil {
+		out = append(out, ConfStatus{Instance: dom.cfg.Instance, Serial: dom.cfg.Serial, ExpiresAt: dom.cfg.ExpiresAt, Expired: dom.cfg.Expired(now)})
+	}
+	if v := g.fed.view.Load(); v != nil {
+		insts := make([]string, 0, len(*v))
+		for inst := range *v {
+			insts = append(insts, inst)
+		}
+		slices.Sort(insts)
+		for _, inst := range insts {
+			fo := (*v)[inst]
+			if fo.removed.Load() {
+				continue
+			}
+			cs := ConfStatus{Instance: inst, Federated: true}
+			if st := fo.state.Load(); st != nil {
+				cs.Serial, cs.ExpiresAt, cs.Expired = st.cfg.Serial, st.cfg.ExpiresAt, st.cfg.Expired(now)
+			} else {
+				cs.Expired = true
+			}
+			out = append(out, cs)
+		}
+	}
+	return out
+}
+
+// kickRefresh asks for an early download of an instance's configuration.
+func (g *Gateway) kickRefresh(instance string) {
+	if dom := g.conf.Load(); dom == nil || dom.cfg.Instance == instance {
+		g.sync.kickRefresh()
+		return
+	}
+	if fo := g.fed.get(instance); fo != nil && !fo.removed.Load() {
+		fo.sync.kickRefresh()
+	}
+}

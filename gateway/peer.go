@@ -58,14 +58,19 @@ func parsePeerPath(escaped string) (ident.ServiceID, string, error) {
 
 // servePeer handles a request from a consumer's gateway.
 func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
-	log := g.log.With("side", "provider", "peer_request_id", r.Header.Get(r1.HeaderRequestID))
+	// The consumer's request id ties both gateways' log lines together.
+	reqID := r.Header.Get(r1.HeaderRequestID)
+	if reqID == "" || len(reqID) > 64 {
+		reqID = r1.NewID()
+	}
+	log := g.log.With("side", "provider", "request_id", reqID)
 	fail := func(e *r1.Error) {
 		lvl := slog.LevelInfo
 		if e.Status >= 500 {
 			lvl = slog.LevelWarn
 		}
 		log.Log(r.Context(), lvl, "peer request refused", "type", e.Type, "status", e.Status, "err", e.Error())
-		r1.Write(w, e, r.Header.Get(r1.HeaderRequestID))
+		r1.Write(w, e, reqID)
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		fail(r1.New(r1.TypeServerAuthFailed, http.StatusUnauthorized, "peer requests need a TLS client certificate"))

@@ -47,7 +47,7 @@ func (g *Gateway) checkPeer(cs tls.ConnectionState, wantAddr string) (*conf.Gate
 	if gw == nil {
 		// The peer may have been registered after the held configuration
 		// was published.
-		g.sync.kickRefresh()
+		g.kickRefresh(gid.Instance)
 		return nil, fmt.Errorf("%w: certificate %s… is not registered to any gateway of %s", errPeerAuth, fp[:16], gid.Instance)
 	}
 	if wantAddr != "" && gw.Address != wantAddr {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/sandbox"
 )
 
 // peakRSS returns the process's peak resident set size in bytes, from
@@ -67,7 +68,7 @@ func TestStreamingBody(t *testing.T) {
 	if testing.Short() {
 		size = 8 << 20
 	}
-	w := startWorld(t, gateway.Limits{MaxBodyBytes: -1})
+	w := startWorld(t, sandbox.Options{Limits: gateway.Limits{MaxBodyBytes: -1}})
 	before := peakRSS()
 
 	h := sha256.New()
