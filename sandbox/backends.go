@@ -152,7 +152,7 @@ func (b *backends) addFiling(w http.ResponseWriter, r *http.Request) {
 	f := filing{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil)), Received: time.Now().UTC()}
 	b.mu.Lock()
 	b.filings = append(b.filings, f)
-	if len(b.filings) > 100 {
+	if len(b.filings) > 10000 {
 		b.filings = b.filings[1:]
 	}
 	b.mu.Unlock()

@@ -121,6 +121,11 @@ type Sandbox struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	opts   Options
+
+	compMu sync.Mutex
+	comps  map[string]*component
+	acfgs  map[string]*authority.Config
 	wg     sync.WaitGroup
 	errMu  sync.Mutex
 	err    error
@@ -162,7 +167,7 @@ func Start(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		}()
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Sandbox{Dir: dir, ctx: ctx, cancel: cancel}
+	s := &Sandbox{Dir: dir, ctx: ctx, cancel: cancel, opts: o, comps: map[string]*component{}, acfgs: map[string]*authority.Config{}}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -338,7 +343,7 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 		if err := g.RefreshConf(ctx); err != nil {
 			return fmt.Errorf("gateway %s: %w", g.ID(), err)
 		}
-		s.goServe("gateway "+g.ID().String(), func() error { return g.Run(ctx) }, nil)
+		s.goRun("gateway "+g.ID().String(), g.Run)
 	}
 	if err := cfg.Write(filepath.Join(dir, manifestFile), &s.Manifest, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", manifestFile, err)
@@ -381,7 +386,8 @@ func (s *Sandbox) startAuthority(ctx context.Context, o Options, instance, addr 
 	if err != nil {
 		return nil, nil, err
 	}
-	s.goServe("authority "+instance, func() error { return a.Serve(ctx, aln) }, nil)
+	s.acfgs[instance] = acfg
+	s.goRun("authority "+instance, func(ctx context.Context) error { return a.Serve(ctx, aln) })
 	caFile := filepath.Join(adir, "ca.pem")
 	if err := pki.WriteFileAtomic(caFile, pki.EncodeCert(a.CACert().Raw), 0o644); err != nil {
 		return nil, nil, err
@@ -416,6 +422,105 @@ func (s *Sandbox) goServe(name string, serve func() error, stop func()) {
 			stop()
 		}()
 	}
+}
+
+// component is a daemon of the sandbox that can be restarted alone.
+type component struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// goRun runs a daemon under its own context, a child of the sandbox's; a
+// failure it did not ask for is kept as the sandbox's error and stops the
+// rest.
+func (s *Sandbox) goRun(name string, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	c := &component{cancel: cancel, done: make(chan struct{})}
+	s.compMu.Lock()
+	s.comps[name] = c
+	s.compMu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(c.done)
+		err := run(ctx)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && ctx.Err() == nil {
+			s.errMu.Lock()
+			if s.err == nil {
+				s.err = fmt.Errorf("%s: %w", name, err)
+			}
+			s.errMu.Unlock()
+			s.cancel()
+		}
+	}()
+}
+
+// stopComponent stops one daemon and waits for it.
+func (s *Sandbox) stopComponent(name string) error {
+	s.compMu.Lock()
+	c := s.comps[name]
+	s.compMu.Unlock()
+	if c == nil {
+		return fmt.Errorf("no %s in this sandbox", name)
+	}
+	c.cancel()
+	<-c.done
+	return nil
+}
+
+// RestartGateway stops a gateway, as an operator or a crash would, and
+// starts it again from its data directory. Requests in flight at that
+// gateway are allowed to finish first (graceful shutdown).
+func (s *Sandbox) RestartGateway(id string) error {
+	i := slices.IndexFunc(s.Manifest.Gateways, func(g ManifestGateway) bool { return g.ID == id })
+	if i < 0 {
+		return fmt.Errorf("no gateway %s in this sandbox", id)
+	}
+	mg := s.Manifest.Gateways[i]
+	if err := s.stopComponent("gateway " + id); err != nil {
+		return err
+	}
+	s.Gateways[i].Close()
+	c, err := gateway.LoadConfig(mg.Config)
+	if err != nil {
+		return err
+	}
+	g, err := gateway.New(s.ctx, c, mg.DataDir, s.opts.Log)
+	if err != nil {
+		return err
+	}
+	if err := g.Listen(); err != nil {
+		g.Close()
+		return err
+	}
+	s.Gateways[i] = g
+	s.goRun("gateway "+id, g.Run)
+	return nil
+}
+
+// RestartAuthority stops an instance's authority and starts it again
+// from its data directory.
+func (s *Sandbox) RestartAuthority(instance string) error {
+	i := slices.IndexFunc(s.Manifest.Authorities, func(a ManifestAuthority) bool { return a.Instance == instance })
+	if i < 0 {
+		return fmt.Errorf("no authority %s in this sandbox", instance)
+	}
+	if err := s.stopComponent("authority " + instance); err != nil {
+		return err
+	}
+	s.Authorities[i].Close()
+	acfg := s.acfgs[instance]
+	a, err := authority.New(s.ctx, acfg, filepath.Dir(s.Manifest.Authorities[i].AnchorFile), s.opts.Log)
+	if err != nil {
+		return err
+	}
+	s.Authorities[i] = a
+	ln, err := listen(acfg.Listen, "the authority of "+instance, s.Dir)
+	if err != nil {
+		return err
+	}
+	s.goRun("authority "+instance, func(ctx context.Context) error { return a.Serve(ctx, ln) })
+	return nil
 }
 
 // Wait blocks until ctx ends or a component fails, and returns the
