@@ -54,8 +54,12 @@ func TestRestartsDuringTraffic(t *testing.T) {
 			mu.Unlock()
 			return true
 		},
-		func() bool { return get(w.manifestGateway("SG/GOV/ACRA/gw1").ClientURL, acraClient, companies+"/0300588569") },
-		func() bool { return get(w.manifestGateway("VN/GOV/MOF/gw1").ClientURL, mofClient, entities+"/199201624D") },
+		func() bool {
+			return get(w.manifestGateway("SG/GOV/ACRA/gw1").ClientURL, acraClient, companies+"/0300588569")
+		},
+		func() bool {
+			return get(w.manifestGateway("VN/GOV/MOF/gw1").ClientURL, mofClient, entities+"/199201624D")
+		},
 	}
 	for i, flow := range flows {
 		wg.Add(1)
