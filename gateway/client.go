@@ -210,7 +210,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	out.Header.Set(hdrSignerCert, mk.certB64)
 	out.Trailer = http.Header{hdrSignature: nil}
 	out.ContentLength = -1
-	body := newSigningReader(r.Body, g.cfg.Limits.MaxBodyBytes, func(sum []byte) error {
+	sign := func(sum []byte) error {
 		payload := signedPayload(head, sum, mk.fp)
 		sig, err := mk.signer.SignDetached(payload)
 		if err != nil {
@@ -220,8 +220,16 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		h := requestHash(payload, sig)
 		ex.reqHash.Store(&h)
 		return nil
-	})
-	out.Body = io.NopCloser(body)
+	}
+	out.Body = io.NopCloser(newSigningReader(r.Body, g.cfg.Limits.MaxBodyBytes, sign))
+	if r.ContentLength == 0 {
+		// Without a body the request can be sent again, and the transport
+		// does so, for idempotent methods, when a pooled connection turns
+		// out to be closed (a provider gateway restarting, say).
+		out.GetBody = func() (io.ReadCloser, error) {
+			return io.NopCloser(newSigningReader(nil, 0, sign)), nil
+		}
+	}
 
 	resp, err := (*g.peerRT.Load()).RoundTrip(out)
 	if err != nil {
