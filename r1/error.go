@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Error types. The prefix names who failed: Client for the caller's
 // mistakes, Server.ClientProxy for the consumer's gateway and
 // Server.ServerProxy for the provider's gateway.
 const (
-	TypeInvalidRequest      = "Client.InvalidRequest"
+	TypeInvalidRequest      = "Client.BadRequest"
 	TypeInvalidClientID     = "Client.InvalidClientIdentifier"
 	TypeInvalidServiceID    = "Client.InvalidServiceIdentifier"
 	TypeInvalidHeader       = "Client.InvalidHttpHeader"
@@ -63,14 +64,25 @@ func (e *Error) Error() string {
 // Unwrap returns the internal cause.
 func (e *Error) Unwrap() error { return e.Cause }
 
-// New returns an Error with the given type, status and message.
-func New(typ string, status int, format string, args ...any) *Error {
-	return &Error{Type: typ, Status: status, Message: fmt.Sprintf(format, args...)}
+// StatusFor returns the HTTP status of an error type, as PR-REST §4.6
+// maps them: 400 for the caller's mistakes (Client.*), 500 for failures of
+// the gateways or of the service (Server.*).
+func StatusFor(typ string) int {
+	if strings.HasPrefix(typ, "Client.") {
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+// New returns an Error of the given type, with the status PR-REST maps it
+// to.
+func New(typ string, format string, args ...any) *Error {
+	return &Error{Type: typ, Status: StatusFor(typ), Message: fmt.Sprintf(format, args...)}
 }
 
 // Wrap returns an Error whose internal cause is err.
-func Wrap(err error, typ string, status int, format string, args ...any) *Error {
-	return &Error{Type: typ, Status: status, Message: fmt.Sprintf(format, args...), Cause: err}
+func Wrap(err error, typ string, format string, args ...any) *Error {
+	return &Error{Type: typ, Status: StatusFor(typ), Message: fmt.Sprintf(format, args...), Cause: err}
 }
 
 // As returns the *Error in err's chain, or an internal error of the given
@@ -80,7 +92,7 @@ func As(err error, internalType string) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return Wrap(err, internalType, http.StatusInternalServerError, "internal error")
+	return Wrap(err, internalType, "internal error")
 }
 
 // Body is the JSON error body.

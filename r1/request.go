@@ -72,17 +72,17 @@ func NewID() string {
 func headerValue(h http.Header, name string) (string, *Error) {
 	vs := h.Values(name)
 	if len(vs) > 1 {
-		return "", New(TypeInvalidHeader, http.StatusBadRequest, "header %s appears more than once", name)
+		return "", New(TypeInvalidHeader, "header %s appears more than once", name)
 	}
 	if len(vs) == 0 {
 		return "", nil
 	}
 	v := strings.TrimSpace(vs[0])
 	if len(v) > MaxHeaderValue {
-		return "", New(TypeInvalidHeader, http.StatusBadRequest, "header %s is longer than %d bytes", name, MaxHeaderValue)
+		return "", New(TypeInvalidHeader, "header %s is longer than %d bytes", name, MaxHeaderValue)
 	}
 	if !utf8.ValidString(v) {
-		return "", New(TypeInvalidHeader, http.StatusBadRequest, "header %s is not valid UTF-8", name)
+		return "", New(TypeInvalidHeader, "header %s is not valid UTF-8", name)
 	}
 	return v, nil
 }
@@ -94,7 +94,7 @@ func ParseRequest(r *http.Request) (*Request, *Error) {
 	raw := r.URL.EscapedPath()
 	rest, ok := strings.CutPrefix(raw, Prefix)
 	if !ok {
-		return nil, New(TypeInvalidRequest, http.StatusBadRequest, "path must start with %s", Prefix)
+		return nil, New(TypeInvalidRequest, "path must start with %s", Prefix)
 	}
 	req := &Request{RawQuery: r.URL.RawQuery}
 	parts := strings.SplitN(rest, "/", 6)
@@ -111,7 +111,7 @@ func ParseRequest(r *http.Request) (*Request, *Error) {
 	case len(parts) == 2 && parts[1] == MetaListClients:
 		inst, err := unescape(parts[0])
 		if err != nil || ident.ValidateInstance(inst) != nil {
-			return nil, New(TypeInvalidServiceID, http.StatusBadRequest, "invalid instance in listClients path")
+			return nil, New(TypeInvalidServiceID, "invalid instance in listClients path")
 		}
 		req.Meta, req.MetaInstance = MetaListClients, inst
 	case len(parts) >= 5:
@@ -119,13 +119,13 @@ func ParseRequest(r *http.Request) (*Request, *Error) {
 		for i := range 5 {
 			v, err := unescape(parts[i])
 			if err != nil {
-				return nil, New(TypeInvalidServiceID, http.StatusBadRequest, "bad percent-encoding in service identifier")
+				return nil, New(TypeInvalidServiceID, "bad percent-encoding in service identifier")
 			}
 			dec[i] = v
 		}
 		req.Service = ident.ServiceID{Provider: ident.ClientID{Instance: dec[0], Class: dec[1], Code: dec[2], Subsystem: dec[3]}, Code: dec[4]}
 		if err := req.Service.Validate(); err != nil {
-			return nil, Wrap(err, TypeInvalidServiceID, http.StatusBadRequest, "invalid service identifier: %s", trimIdentErr(err))
+			return nil, Wrap(err, TypeInvalidServiceID, "invalid service identifier: %s", trimIdentErr(err))
 		}
 		switch dec[4] {
 		case MetaListMethods, MetaAllowedMethods, MetaGetOpenAPI:
@@ -138,7 +138,7 @@ func ParseRequest(r *http.Request) (*Request, *Error) {
 			}
 		}
 	default:
-		return nil, New(TypeInvalidServiceID, http.StatusBadRequest,
+		return nil, New(TypeInvalidServiceID,
 			"path must be /r1/{instance}/{memberClass}/{memberCode}/{subsystemCode}/{serviceCode}[/path]")
 	}
 
@@ -147,14 +147,14 @@ func ParseRequest(r *http.Request) (*Request, *Error) {
 		return nil, e
 	}
 	if client == "" {
-		return nil, New(TypeInvalidClientID, http.StatusBadRequest, "missing header %s", HeaderClient)
+		return nil, New(TypeInvalidClientID, "missing header %s", HeaderClient)
 	}
 	c, err := ident.ParseEscapedClient(client)
 	if err != nil {
-		return nil, Wrap(err, TypeInvalidClientID, http.StatusBadRequest, "malformed %s: %s", HeaderClient, trimIdentErr(err))
+		return nil, Wrap(err, TypeInvalidClientID, "malformed %s: %s", HeaderClient, trimIdentErr(err))
 	}
 	if !c.IsSubsystem() {
-		return nil, New(TypeInvalidClientID, http.StatusBadRequest, "%s must name a subsystem (instance/class/code/subsystem)", HeaderClient)
+		return nil, New(TypeInvalidClientID, "%s must name a subsystem (instance/class/code/subsystem)", HeaderClient)
 	}
 	req.Client = c
 	if req.ID, e = headerValue(r.Header, HeaderID); e != nil {
@@ -220,10 +220,10 @@ func CheckPath(escaped string) *Error {
 	for seg := range strings.SplitSeq(escaped, "/") {
 		low := strings.ToLower(seg)
 		if strings.Contains(low, "%2f") || strings.Contains(low, "%5c") || strings.Contains(seg, "\\") {
-			return New(TypeInvalidRequest, http.StatusBadRequest, "service path may not contain encoded slashes or backslashes")
+			return New(TypeInvalidRequest, "service path may not contain encoded slashes or backslashes")
 		}
 		if d := strings.ReplaceAll(low, "%2e", "."); d == "." || d == ".." {
-			return New(TypeInvalidRequest, http.StatusBadRequest, "service path may not contain dot segments")
+			return New(TypeInvalidRequest, "service path may not contain dot segments")
 		}
 	}
 	return nil
