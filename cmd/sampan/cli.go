@@ -9,8 +9,10 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sampan-exchange/sampan/authority"
+	"github.com/sampan-exchange/sampan/bench"
 	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/sandbox"
@@ -22,6 +24,7 @@ type CLI struct {
 	Sandbox   SandboxCmd   `cmd:"" help:"Run the sandbox world on loopback: an authority, gateways and demo services."`
 	Authority AuthorityCmd `cmd:"" help:"Run an instance's authority."`
 	Gateway   GatewayCmd   `cmd:"" help:"Run or set up a member's gateway."`
+	Bench     BenchCmd     `cmd:"" help:"Measure the exchange against a bare backend and a plain mutual-TLS proxy chain, in one run."`
 }
 
 // Globals are flags every command takes.
@@ -152,5 +155,29 @@ func (c *GatewayInitCmd) Run(g *Globals) error {
 	fmt.Println(strings.TrimSpace(`
 Then register the gateway at the authority with the SHA-256 of its
 authentication certificate (see docs/operating.md).`))
+	return nil
+}
+
+// BenchCmd runs the benchmark.
+type BenchCmd struct {
+	Quick       bool          `help:"Short run (under a minute)."`
+	Duration    time.Duration `help:"Measurement time per target (default 20s, 5s with --quick)."`
+	Connections int           `help:"Closed-loop connections." default:"64"`
+	BodySize    int           `help:"Request body in bytes, echoed back by the backend." default:"1024"`
+	Out         string        `help:"Write the report as JSON to this file." type:"path"`
+}
+
+// Run measures and prints the table.
+func (c *BenchCmd) Run(g *Globals) error {
+	ctx, stop := signalContext()
+	defer stop()
+	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Connections: c.Connections, BodySize: c.BodySize}, os.Stderr)
+	if err != nil {
+		return err
+	}
+	rep.Print(os.Stdout)
+	if c.Out != "" {
+		return rep.WriteJSON(c.Out)
+	}
 	return nil
 }

@@ -1,0 +1,319 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/sandbox"
+)
+
+// Options configure a run. Zero values take the defaults.
+type Options struct {
+	// Duration of each measurement (default 20s; 5s with Quick).
+	Duration time.Duration
+	// Warmup before each measurement (default 3s; 1s with Quick).
+	Warmup time.Duration
+	// Connections is the number of closed-loop workers (default 64).
+	Connections int
+	// BodySize is the request body in bytes, echoed back (default 1024).
+	BodySize int
+	// MaxRequests bounds each measurement (default 10 million).
+	MaxRequests int64
+	Quick       bool
+	// Dir holds the sandbox's state (default: a temporary directory,
+	// removed afterwards).
+	Dir string
+}
+
+// Report is what a run measured.
+type Report struct {
+	Backend Result `json:"backend"`
+	Floor   Result `json:"floor"`
+	Sampan  Result `json:"sampan"`
+	// RatioSampanToFloor is Sampan's throughput over the floor's,
+	// measured in the same run.
+	RatioSampanToFloor float64 `json:"ratio_sampan_to_floor"`
+	Config             Config  `json:"config"`
+}
+
+// Config records the conditions of a run.
+type Config struct {
+	DurationS   float64 `json:"duration_s"`
+	WarmupS     float64 `json:"warmup_s"`
+	Connections int     `json:"connections"`
+	BodyBytes   int     `json:"body_bytes"`
+	CPUs        int     `json:"cpus"`
+	GoVersion   string  `json:"go_version"`
+	Sampan      string  `json:"sampan"`
+	Note        string  `json:"note"`
+}
+
+func (o *Options) defaults() {
+	if o.Duration == 0 {
+		o.Duration = 20 * time.Second
+		if o.Quick {
+			o.Duration = 5 * time.Second
+		}
+	}
+	if o.Warmup == 0 {
+		o.Warmup = 3 * time.Second
+		if o.Quick {
+			o.Warmup = time.Second
+		}
+	}
+	if o.Connections == 0 {
+		o.Connections = 64
+	}
+	if o.BodySize == 0 {
+		o.BodySize = 1024
+	}
+	if o.MaxRequests == 0 {
+		o.MaxRequests = 10_000_000
+	}
+}
+
+// Run measures the three targets one after the other and reports.
+// Progress goes to progress.
+func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
+	o.defaults()
+	if o.Connections < 1 || o.Connections > 4096 {
+		return nil, fmt.Errorf("connections: %d is not between 1 and 4096", o.Connections)
+	}
+	if o.BodySize < 0 || o.BodySize > 64<<20 {
+		return nil, fmt.Errorf("body size: %d is not between 0 and 64 MiB", o.BodySize)
+	}
+	body := make([]byte, o.BodySize)
+	for i := range body {
+		body[i] = byte('a' + i%26)
+	}
+	ld := &load{conns: o.Connections, duration: o.Duration, maxRequests: o.MaxRequests, body: body}
+	warm := &load{conns: o.Connections, duration: o.Warmup, maxRequests: o.MaxRequests, body: body}
+	rep := &Report{Config: Config{
+		DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Connections: o.Connections, BodyBytes: o.BodySize,
+		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (HTTP/2), request and response signed and verified, access rights; message log and policy not yet built",
+		Note:   "load generator, backend, proxies and gateways share this process and its CPUs; loopback only",
+	}}
+
+	backend, err := serve(http.HandlerFunc(echo), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer backend.Close()
+
+	measure := func(name, target string, hdr http.Header) Result {
+		fmt.Fprintf(progress, "%-8s warming up %v, measuring %v with %d connections…\n", name, o.Warmup, o.Duration, o.Connections)
+		warm.header, ld.header = hdr, hdr
+		warm.run(ctx, target)
+		runtime.GC()
+		return ld.run(ctx, target)
+	}
+
+	rep.Backend = measure("backend", "http://"+backend.Addr().String()+"/echo", nil)
+
+	floorURL, closeFloor, err := startFloor("http://" + backend.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	rep.Floor = measure("floor", floorURL+"/echo", nil)
+	closeFloor()
+
+	dir := o.Dir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "sampan-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		dir = filepath.Join(tmp, "sandbox")
+	}
+	sb, err := sandbox.Start(ctx, sandbox.Options{
+		Dir:          dir,
+		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		WrapBackends: func(http.Handler) http.Handler { return http.HandlerFunc(echo) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the gateways: %w", err)
+	}
+	defer sb.Close()
+	var hcmc string
+	for _, g := range sb.Manifest.Gateways {
+		if g.ID == "VN/GOV/HCMC/gw1" {
+			hcmc = g.ClientURL
+		}
+	}
+	hdr := http.Header{"X-Road-Client": {"VN/GOV/HCMC/one-stop"}}
+	target := hcmc + "/r1/VN/GOV/MOF/business-registry/filings"
+	cpu0 := cpuTime()
+	rep.Sampan = measure("sampan", target, hdr)
+	if rep.Sampan.Requests > 0 {
+		rep.Sampan.CPUsPer1k = (cpuTime() - cpu0).Seconds() / float64(rep.Sampan.Requests) * 1000
+	}
+	rep.Sampan.RSSMB = float64(procStatus("VmRSS")) / (1 << 20)
+	if rep.Floor.RPS > 0 {
+		rep.RatioSampanToFloor = rep.Sampan.RPS / rep.Floor.RPS
+	}
+	return rep, nil
+}
+
+// Print writes the report as a table.
+func (r *Report) Print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\trequests\terrors\treq/s\tp50 ms\tp99 ms\tCPU s/1k\tRSS MB\t")
+	row := func(name string, x Result) {
+		cpu, rss := "", ""
+		if x.CPUsPer1k > 0 {
+			cpu = strconv.FormatFloat(x.CPUsPer1k, 'f', 3, 64)
+			rss = strconv.FormatFloat(x.RSSMB, 'f', 0, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%s\t%s\t\n", name, x.Requests, x.Errors, x.RPS, x.P50ms, x.P99ms, cpu, rss)
+	}
+	row("backend", r.Backend)
+	row("floor", r.Floor)
+	row("sampan", r.Sampan)
+	tw.Flush()
+	fmt.Fprintf(w, "\nratio sampan/floor: %.2f  (%d connections, %d-byte bodies, %.0fs each, %d CPUs)\n",
+		r.RatioSampanToFloor, r.Config.Connections, r.Config.BodyBytes, r.Config.DurationS, r.Config.CPUs)
+}
+
+// WriteJSON writes the report to a file.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// echo answers with the request body.
+func echo(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Write(b)
+}
+
+// serve runs h on a loopback listener, with TLS when tc is set.
+func serve(h http.Handler, tc *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if tc != nil {
+		srv.TLSConfig = tc
+		go srv.ServeTLS(ln, "", "")
+	} else {
+		go srv.Serve(ln)
+	}
+	return ln, nil
+}
+
+// startFloor chains two standard-library reverse proxies in front of the
+// backend: the first takes plain HTTP and forwards over mutual TLS 1.3
+// (HTTP/2) to the second, which forwards to the backend. No signing, no
+// logging, no policy: the least any secure exchange must cost.
+func startFloor(backend string) (string, func(), error) {
+	ca, err := pki.NewCA("bench floor CA")
+	if err != nil {
+		return "", nil, err
+	}
+	issue := func(p pki.Profile) (tls.Certificate, error) {
+		k, err := pki.GenerateKey(pki.ECDSAP256)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		c, err := ca.Issue(k.Public(), p, pki.Template{CommonName: "floor", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: k, Leaf: c}, nil
+	}
+	serverCert, err := issue(pki.ProfileServer)
+	if err != nil {
+		return "", nil, err
+	}
+	clientCert, err := issue(pki.ProfileAuth)
+	if err != nil {
+		return "", nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	bu, _ := url.Parse(backend)
+	quiet := log.New(io.Discard, "", 0) // cancelled requests at the end of a run are expected
+	inner := httputil.NewSingleHostReverseProxy(bu)
+	inner.ErrorLog = quiet
+	inner.Transport = &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+	innerLn, err := serve(inner, &tls.Config{
+		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{serverCert},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: roots, NextProtos: []string{"h2", "http/1.1"},
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	iu, _ := url.Parse("https://" + innerLn.Addr().String())
+	outer := httputil.NewSingleHostReverseProxy(iu)
+	outer.ErrorLog = quiet
+	outer.Transport = &http.Transport{
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{clientCert}},
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 256,
+		DisableCompression:  true,
+	}
+	outerLn, err := serve(outer, nil)
+	if err != nil {
+		innerLn.Close()
+		return "", nil, err
+	}
+	return "http://" + outerLn.Addr().String(), func() { outerLn.Close(); innerLn.Close() }, nil
+}
+
+// cpuTime returns the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procStatus returns a /proc/self/status figure in bytes, or 0.
+func procStatus(field string) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
