@@ -165,13 +165,14 @@ type BenchCmd struct {
 	Connections int           `help:"Closed-loop connections." default:"64"`
 	BodySize    int           `help:"Request body in bytes, echoed back by the backend." default:"1024"`
 	Out         string        `help:"Write the report as JSON to this file." type:"path"`
+	CPUProfile  string        `help:"Write a CPU profile of the Sampan measurement to this file." type:"path"`
 }
 
 // Run measures and prints the table.
 func (c *BenchCmd) Run(g *Globals) error {
 	ctx, stop := signalContext()
 	defer stop()
-	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Connections: c.Connections, BodySize: c.BodySize}, os.Stderr)
+	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile}, os.Stderr)
 	if err != nil {
 		return err
 	}
