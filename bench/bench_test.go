@@ -1,0 +1,51 @@
+package bench
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestRunMeasuresAllThree(t *testing.T) {
+	rep, err := Run(t.Context(), Options{Duration: 400 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]Result{"backend": rep.Backend, "floor": rep.Floor, "sampan": rep.Sampan} {
+		if r.Requests == 0 || r.Errors != 0 || r.RPS <= 0 || r.P99ms < r.P50ms {
+			t.Errorf("%s: %+v", name, r)
+		}
+	}
+	if rep.Sampan.CPUsPer1k <= 0 || rep.Sampan.RSSMB <= 0 {
+		t.Errorf("sampan CPU and RSS not measured: %+v", rep.Sampan)
+	}
+	if want := rep.Sampan.RPS / rep.Floor.RPS; rep.RatioSampanToFloor != want {
+		t.Errorf("ratio = %v, want %v", rep.RatioSampanToFloor, want)
+	}
+	out := filepath.Join(t.TempDir(), "bench.json")
+	if err := rep.WriteJSON(out); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"backend", "floor", "sampan", "ratio_sampan_to_floor", "config"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("report JSON lacks %q", k)
+		}
+	}
+}
+
+func TestRunRefusesBadOptions(t *testing.T) {
+	if _, err := Run(t.Context(), Options{Connections: -1}, io.Discard); err == nil {
+		t.Error("negative connections accepted")
+	}
+	if _, err := Run(t.Context(), Options{BodySize: 1 << 30}, io.Discard); err == nil {
+		t.Error("a 1 GiB body accepted")
+	}
+}
