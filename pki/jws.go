@@ -4,7 +4,10 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -27,6 +30,7 @@ func algFor(key any) (jose.SignatureAlgorithm, error) {
 type Signer struct {
 	s   jose.Signer
 	kid string
+	ed  ed25519.PrivateKey // set for Ed25519 keys without a kid: the fast path
 }
 
 // NewSigner returns a Signer for key; kid goes into the protected header.
@@ -43,11 +47,34 @@ func NewSigner(key crypto.Signer, kid string) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new JWS signer: %w", err)
 	}
-	return &Signer{s: s, kid: kid}, nil
+	sg := &Signer{s: s, kid: kid}
+	if k, ok := key.(ed25519.PrivateKey); ok && kid == "" {
+		sg.ed = k
+	}
+	return sg, nil
+}
+
+// edHeader is the protected header of every message signature made with
+// an Ed25519 key and no key id, base64url-encoded. Signing and verifying
+// such signatures directly, rather than through the general JWS library,
+// halves the allocations of the hot path; the result is the same compact
+// JWS (RFC 7515, EdDSA per RFC 8037), verifiable by any JWS library.
+var edHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","typ":"sampan+jws"}`))
+
+// edSigningInput is header "." base64url(payload).
+func edSigningInput(payload []byte) []byte {
+	b := make([]byte, 0, len(edHeader)+1+base64.RawURLEncoding.EncodedLen(len(payload)))
+	b = append(b, edHeader...)
+	b = append(b, '.')
+	return base64.RawURLEncoding.AppendEncode(b, payload)
 }
 
 // SignDetached returns a compact JWS with a detached payload.
 func (s *Signer) SignDetached(payload []byte) (string, error) {
+	if s.ed != nil {
+		sig := ed25519.Sign(s.ed, edSigningInput(payload))
+		return edHeader + ".." + base64.RawURLEncoding.EncodeToString(sig), nil
+	}
 	obj, err := s.s.Sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("sign: %w", err)
@@ -66,6 +93,18 @@ func (s *Signer) Sign(payload []byte) (string, error) {
 
 // VerifyDetached checks a detached compact JWS over payload with pub.
 func VerifyDetached(sig string, payload []byte, pub crypto.PublicKey) error {
+	if edPub, ok := pub.(ed25519.PublicKey); ok {
+		if rest, ok := strings.CutPrefix(sig, edHeader+".."); ok {
+			raw, err := base64.RawURLEncoding.DecodeString(rest)
+			if err != nil || len(raw) != ed25519.SignatureSize {
+				return errors.New("verify signature: malformed EdDSA signature")
+			}
+			if !ed25519.Verify(edPub, edSigningInput(payload), raw) {
+				return errors.New("verify signature: EdDSA signature does not match")
+			}
+			return nil
+		}
+	}
 	obj, err := jose.ParseDetached(sig, payload, jwsAlgs)
 	if err != nil {
 		return fmt.Errorf("parse signature: %w", err)
