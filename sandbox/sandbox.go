@@ -160,9 +160,21 @@ func Start(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 	if fresh {
+		_, statErr := os.Stat(dir)
+		existed := statErr == nil
 		defer func() {
-			if err != nil {
+			if err == nil {
+				return
+			}
+			// Leave nothing half-made; an (empty) directory the user
+			// chose stays.
+			if !existed {
 				os.RemoveAll(dir)
+				return
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
 			}
 		}()
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sampan-exchange/sampan/sandbox"
 )
@@ -148,4 +149,27 @@ func TestSandboxSecondInstanceInSameDir(t *testing.T) {
 	}
 	// The first one still works.
 	callExamples(t, sb.Manifest)
+}
+
+func TestFailedFirstStartLeavesNothing(t *testing.T) {
+	// An impossible setting fails the start after files were made.
+	bad := sandbox.Options{ConfValidity: 30 * time.Second, ConfInterval: time.Minute}
+
+	fresh := filepath.Join(t.TempDir(), "sb")
+	bad.Dir = fresh
+	if _, err := sandbox.Start(t.Context(), bad); err == nil {
+		t.Fatal("start succeeded")
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Errorf("%s left behind (%v)", fresh, err)
+	}
+
+	chosen := t.TempDir() // empty, made by the user
+	bad.Dir = chosen
+	if _, err := sandbox.Start(t.Context(), bad); err == nil {
+		t.Fatal("start succeeded")
+	}
+	if entries, err := os.ReadDir(chosen); err != nil || len(entries) != 0 {
+		t.Errorf("user's directory: %d entries left, err %v", len(entries), err)
+	}
 }
