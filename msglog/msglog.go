@@ -1,0 +1,247 @@
+// Package msglog is the gateways' message log: one record per exchange,
+// each the leaf of an append-only Merkle log in the C2SP tlog-tiles layout
+// (transparency-dev/tessera, POSIX storage), with checkpoints signed by
+// the gateway as C2SP signed notes. A record is durable before the
+// exchange it describes is answered; the log can be checked offline.
+package msglog
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/sampan-exchange/sampan/pki"
+)
+
+// Files in the log directory.
+const (
+	// TilesDir holds the tlog-tiles tree: checkpoint, tile/, tile/entries/.
+	TilesDir = "tiles"
+	// SignerKeyFile is the checkpoint-signing key (a note signer key, 0600).
+	SignerKeyFile = "checkpoint.key"
+	// VerifierKeyFile is its public half, for offline verification.
+	VerifierKeyFile = "checkpoint.pub"
+)
+
+// RecordVersion is the version of the record format written.
+const RecordVersion = 1
+
+// MaxRecordSize bounds one record in bytes.
+const MaxRecordSize = 64 << 10
+
+// Record is what the log keeps of one exchange at one gateway.
+type Record struct {
+	Version int `json:"v"`
+	// Side is "consumer" (the client's gateway) or "provider".
+	Side        string `json:"side"`
+	Gateway     string `json:"gateway"`
+	PeerGateway string `json:"peer_gateway"`
+	XRoadID     string `json:"x_road_id"`
+	RequestID   string `json:"request_id"`
+	Client      string `json:"client"`
+	Service     string `json:"service"`
+	UserID      string `json:"user_id,omitempty"`
+	Issue       string `json:"issue,omitempty"`
+	Method      string `json:"method"`
+	Path        string `json:"path"`
+	Query       string `json:"query,omitempty"`
+	// RequestAt is when the gateway received the request; ResponseAt when
+	// it had the whole response.
+	RequestAt  time.Time `json:"request_at"`
+	ResponseAt time.Time `json:"response_at"`
+	Status     int       `json:"status"`
+	// Digests (hex SHA-256) of the canonical signed heads and the bodies.
+	RequestHeadSHA256   string `json:"request_head_sha256"`
+	RequestBodySHA256   string `json:"request_body_sha256"`
+	RequestBytes        int64  `json:"request_bytes"`
+	ResponseHeadSHA256  string `json:"response_head_sha256"`
+	ResponseBodySHA256  string `json:"response_body_sha256"`
+	ResponseBytes       int64  `json:"response_bytes"`
+	RequestHash         string `json:"request_hash"`
+	RequestSignature    string `json:"request_signature"`
+	RequestSignerCert   string `json:"request_signer_sha256"`
+	ResponseSignature   string `json:"response_signature"`
+	ResponseSignerCert  string `json:"response_signer_sha256"`
+	// Decision is the policy decision, once policies are decided per
+	// request; null until then.
+	Decision *Decision `json:"decision"`
+}
+
+// Decision is a policy decision as the log keeps it.
+type Decision struct {
+	Allow         bool     `json:"allow"`
+	Rules         []string `json:"rules"`
+	Agreement     string   `json:"agreement,omitempty"`
+	PolicyVersion string   `json:"policy_version"`
+}
+
+// Validate checks the fields every record must have.
+func (r *Record) Validate() error {
+	switch {
+	case r.Version != RecordVersion:
+		return fmt.Errorf("record version %d, want %d", r.Version, RecordVersion)
+	case r.Side != "consumer" && r.Side != "provider":
+		return fmt.Errorf("record side %q", r.Side)
+	case r.XRoadID == "" || r.Client == "" || r.Service == "" || r.Gateway == "":
+		return errors.New("record lacks an id, client, service or gateway")
+	case r.RequestSignature == "" || r.ResponseSignature == "":
+		return errors.New("record lacks a signature")
+	}
+	return nil
+}
+
+// ParseRecord decodes a log entry strictly.
+func ParseRecord(b []byte) (*Record, error) {
+	if len(b) > MaxRecordSize {
+		return nil, fmt.Errorf("record of %d bytes exceeds %d", len(b), MaxRecordSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var r Record
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("decode record: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("decode record: trailing data")
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Options tune the log. Zero values take the defaults.
+type Options struct {
+	// BatchMaxAge is how long an entry may wait for others to be written
+	// with it (default 5ms); BatchMaxSize caps a batch (default 256).
+	BatchMaxAge  time.Duration
+	BatchMaxSize uint
+	// CheckpointInterval is how often a signed checkpoint is published
+	// (default 1s).
+	CheckpointInterval time.Duration
+}
+
+// ErrLogging is wrapped by every failure to log an exchange; the exchange
+// must then fail (fail closed).
+var ErrLogging = errors.New("message log")
+
+// Log is an open message log.
+type Log struct {
+	dir      string
+	add      tessera.AddFn
+	shutdown func(context.Context) error
+	origin   string
+}
+
+// Open opens (creating on first use) the log in dir. name identifies the
+// log in its checkpoints, e.g. the gateway identifier.
+func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*Log, error) {
+	if o.BatchMaxAge == 0 {
+		o.BatchMaxAge = 5 * time.Millisecond
+	}
+	if o.BatchMaxSize == 0 {
+		o.BatchMaxSize = 256
+	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = time.Second
+	}
+	if err := os.MkdirAll(filepath.Join(dir, TilesDir), 0o700); err != nil {
+		return nil, fmt.Errorf("%w: create %s: %w", ErrLogging, dir, err)
+	}
+	signer, err := loadOrCreateSigner(dir, keyName(name))
+	if err != nil {
+		return nil, err
+	}
+	driver, err := posix.New(ctx, posix.Config{Path: filepath.Join(dir, TilesDir)})
+	if err != nil {
+		return nil, fmt.Errorf("%w: open storage: %w", ErrLogging, err)
+	}
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).
+		WithBatching(o.BatchMaxSize, o.BatchMaxAge).
+		WithCheckpointInterval(o.CheckpointInterval)
+	app, shutdown, _, err := tessera.NewAppender(ctx, driver, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: open appender: %w", ErrLogging, err)
+	}
+	if log != nil {
+		log.Debug("message log open", "dir", dir, "origin", signer.Name())
+	}
+	return &Log{dir: dir, add: app.Add, shutdown: shutdown, origin: signer.Name()}, nil
+}
+
+// Origin returns the log's origin line, as its checkpoints carry it.
+func (l *Log) Origin() string { return l.origin }
+
+// Append writes a record and returns its index once it is durable.
+func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
+	r.Version = RecordVersion
+	if err := r.Validate(); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrLogging, err)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrLogging, err)
+	}
+	if len(b) > MaxRecordSize {
+		return 0, fmt.Errorf("%w: record of %d bytes exceeds %d", ErrLogging, len(b), MaxRecordSize)
+	}
+	idx, err := l.add(ctx, tessera.NewEntry(b))()
+	if err != nil {
+		return 0, fmt.Errorf("%w: append: %w", ErrLogging, err)
+	}
+	return idx.Index, nil
+}
+
+// Close publishes what is pending and stops the log.
+func (l *Log) Close(ctx context.Context) error {
+	return l.shutdown(ctx)
+}
+
+// keyName turns a gateway identifier into a note key name (no spaces or
+// plus signs).
+func keyName(name string) string {
+	return "sampan-log:" + strings.NewReplacer(" ", "_", "+", "_").Replace(name)
+}
+
+// loadOrCreateSigner loads the checkpoint-signing key, or makes one
+// (private 0600, public beside it).
+func loadOrCreateSigner(dir, name string) (note.Signer, error) {
+	kp := filepath.Join(dir, SignerKeyFile)
+	b, err := os.ReadFile(kp)
+	if errors.Is(err, os.ErrNotExist) {
+		skey, vkey, err := note.GenerateKey(rand.Reader, name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: generate checkpoint key: %w", ErrLogging, err)
+		}
+		if err := pki.WriteFileAtomic(kp, []byte(skey+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		if err := pki.WriteFileAtomic(filepath.Join(dir, VerifierKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+		b = []byte(skey)
+	} else if err != nil {
+		return nil, fmt.Errorf("%w: read checkpoint key: %w", ErrLogging, err)
+	} else if fi, err := os.Stat(kp); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s is readable by others (mode %v); it must be 0600", ErrLogging, kp, fi.Mode().Perm())
+	}
+	s, err := note.NewSigner(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: checkpoint key: %w", ErrLogging, err)
+	}
+	return s, nil
+}
