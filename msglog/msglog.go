@@ -64,17 +64,17 @@ type Record struct {
 	ResponseAt time.Time `json:"response_at"`
 	Status     int       `json:"status"`
 	// Digests (hex SHA-256) of the canonical signed heads and the bodies.
-	RequestHeadSHA256   string `json:"request_head_sha256"`
-	RequestBodySHA256   string `json:"request_body_sha256"`
-	RequestBytes        int64  `json:"request_bytes"`
-	ResponseHeadSHA256  string `json:"response_head_sha256"`
-	ResponseBodySHA256  string `json:"response_body_sha256"`
-	ResponseBytes       int64  `json:"response_bytes"`
-	RequestHash         string `json:"request_hash"`
-	RequestSignature    string `json:"request_signature"`
-	RequestSignerCert   string `json:"request_signer_sha256"`
-	ResponseSignature   string `json:"response_signature"`
-	ResponseSignerCert  string `json:"response_signer_sha256"`
+	RequestHeadSHA256  string `json:"request_head_sha256"`
+	RequestBodySHA256  string `json:"request_body_sha256"`
+	RequestBytes       int64  `json:"request_bytes"`
+	ResponseHeadSHA256 string `json:"response_head_sha256"`
+	ResponseBodySHA256 string `json:"response_body_sha256"`
+	ResponseBytes      int64  `json:"response_bytes"`
+	RequestHash        string `json:"request_hash"`
+	RequestSignature   string `json:"request_signature"`
+	RequestSignerCert  string `json:"request_signer_sha256"`
+	ResponseSignature  string `json:"response_signature"`
+	ResponseSignerCert string `json:"response_signer_sha256"`
 	// Decision is the policy decision, once policies are decided per
 	// request; null until then.
 	Decision *Decision `json:"decision"`
