@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/r1"
 )
@@ -59,8 +62,23 @@ func (g *Gateway) serveReady(w http.ResponseWriter) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "serial": st.cfg.Serial, "expires_at": st.cfg.ExpiresAt, "configurations": g.ConfStatus()})
 }
 
+// signedRequest is what the consumer's gateway knows of a request once it
+// has signed it.
+type signedRequest struct {
+	bodySum string
+	bytes   int64
+	sig     string
+}
+
+// hexSum is the hex SHA-256 of b.
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
 // exchange is the state of one r1 request at the consumer's gateway.
 type exchange struct {
+	start     time.Time
 	req       *r1.Request
 	requestID string
 	reqHash   atomic.Pointer[string]
@@ -95,7 +113,7 @@ func headerSize(h http.Header) int {
 // serveClient handles an r1 request from an information system.
 func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ex := &exchange{requestID: r1.NewID()}
+	ex := &exchange{start: start, requestID: r1.NewID()}
 	ex.log = g.log.With("side", "client", "request_id", ex.requestID)
 	fail := func(e *r1.Error) {
 		lvl := slog.LevelInfo
@@ -210,7 +228,14 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	out.Header.Set(hdrSignerCert, mk.certB64)
 	out.Trailer = http.Header{hdrSignature: nil}
 	out.ContentLength = -1
-	sign := func(sum []byte) error {
+	rec := &msglog.Record{
+		Side: "consumer", Gateway: g.cfg.ID.String(), PeerGateway: peer.ID.String(),
+		XRoadID: req.ID, RequestID: ex.requestID, Client: req.Client.String(), Service: svc.String(),
+		UserID: req.UserID, Issue: req.Issue, Method: r.Method, Path: req.Path, Query: req.RawQuery,
+		RequestAt: ex.start.UTC(), RequestHeadSHA256: hexSum(head), RequestSignerCert: mk.fp,
+	}
+	var signed atomic.Pointer[signedRequest]
+	sign := func(sum []byte, n int64) error {
 		payload := signedPayload(head, sum, mk.fp)
 		sig, err := mk.signer.SignDetached(payload)
 		if err != nil {
@@ -219,6 +244,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		out.Trailer.Set(hdrSignature, sig)
 		h := requestHash(payload, sig)
 		ex.reqHash.Store(&h)
+		signed.Store(&signedRequest{bodySum: hex.EncodeToString(sum), bytes: n, sig: sig})
 		return nil
 	}
 	out.Body = io.NopCloser(newSigningReader(r.Body, g.cfg.Limits.MaxBodyBytes, sign))
@@ -267,7 +293,8 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	}
 	rhead := responseHead(resp.StatusCode, *hashp, resp.Header, rnames)
 	certFP := pki.Fingerprint(cert.Raw)
-	vr := newVerifyingReader(resp.Body, func(sum []byte) error {
+	var vr *verifyingReader
+	vr = newVerifyingReader(resp.Body, func(sum []byte) error {
 		sig := resp.Trailer.Get(hdrSignature)
 		if sig == "" {
 			return fmt.Errorf("%w: response carries no signature", errSignature)
@@ -275,11 +302,26 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		if err := pki.VerifyDetached(sig, signedPayload(rhead, sum, certFP), cert.PublicKey); err != nil {
 			return fmt.Errorf("%w: %w", errSignature, err)
 		}
+		// The exchange is on record before the client sees the end of
+		// the answer: fail closed.
+		sr := signed.Load()
+		rec.RequestBodySHA256, rec.RequestBytes, rec.RequestSignature = sr.bodySum, sr.bytes, sr.sig
+		rec.RequestHash = *hashp
+		rec.ResponseAt, rec.Status = time.Now().UTC(), resp.StatusCode
+		rec.ResponseHeadSHA256, rec.ResponseBodySHA256, rec.ResponseBytes = hexSum(rhead), hex.EncodeToString(sum), vr.Len()
+		rec.ResponseSignature, rec.ResponseSignerCert = sig, certFP
+		if _, err := g.mlog.Append(ctx, rec); err != nil {
+			ex.log.Error("exchange not logged; answer withheld", "err", err)
+			return err
+		}
 		return nil
 	})
 	defer vr.release()
 	complete, err := vr.Prefetch()
 	if err != nil {
+		if errors.Is(err, msglog.ErrLogging) {
+			return r1.Wrap(err, r1.TypeClientLoggingFailed, "the exchange could not be written to the message log; its answer is withheld")
+		}
 		if complete || isSigErr(err) {
 			return r1.Wrap(err, r1.TypeClientSignature, "response signature of %s does not verify", svc.Provider.Member())
 		}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/store"
 )
 
@@ -32,6 +33,7 @@ type Gateway struct {
 	log      *slog.Logger
 	db       *sql.DB
 	keys     *keyring
+	mlog     *msglog.Log
 	anchor   *conf.Anchor
 	sync     *confSync
 	conf     atomic.Pointer[confState] // the gateway's own instance
@@ -85,6 +87,10 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		g.db.Close()
 		return nil, err
 	}
+	if g.mlog, err = msglog.Open(ctx, filepath.Join(dir, logDir), c.ID.String(), msglog.Options{}, g.log); err != nil {
+		g.db.Close()
+		return nil, err
+	}
 	g.reconcileFederation(ctx)
 	g.backends = &http.Transport{
 		Proxy:               nil,
@@ -127,8 +133,13 @@ func (g *Gateway) AuthFingerprint() string { return g.keys.authFP }
 func (g *Gateway) Close() error {
 	g.peers.CloseIdleConnections()
 	g.backends.CloseIdleConnections()
-	return g.db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(g.mlog.Close(ctx), g.db.Close())
 }
+
+// LogDir returns the directory of the gateway's message log.
+func (g *Gateway) LogDir() string { return filepath.Join(g.dir, logDir) }
 
 // onConfChange follows a new domestic configuration: connections made
 // under the old one are dropped once idle, and federations follow.

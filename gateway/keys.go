@@ -21,6 +21,7 @@ const (
 	authCertFile = "auth.crt"
 	signDir      = "sign"
 	stateFile    = "state.db"
+	logDir       = "log"
 )
 
 // memberFile turns a member id into a file name.

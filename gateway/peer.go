@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/r1"
 )
@@ -161,12 +165,14 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	}
 	head := requestHead(r.Method, svc.String(), path, r.URL.RawQuery, r.Header, names)
 	certFP := pki.Fingerprint(cert.Raw)
-	var reqHash atomic.Pointer[string]
+	received := time.Now().UTC()
+	var verified atomic.Pointer[verifiedRequest]
 	var src io.Reader = r.Body
 	if max := g.cfg.Limits.MaxBodyBytes; max >= 0 {
 		src = http.MaxBytesReader(w, r.Body, max)
 	}
-	vr := newVerifyingReader(src, func(sum []byte) error {
+	var vr *verifyingReader
+	vr = newVerifyingReader(src, func(sum []byte) error {
 		sig := r.Trailer.Get(hdrSignature)
 		if sig == "" {
 			return fmt.Errorf("%w: request carries no signature", errSignature)
@@ -175,8 +181,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		if err := pki.VerifyDetached(sig, payload, cert.PublicKey); err != nil {
 			return fmt.Errorf("%w: %w", errSignature, err)
 		}
-		h := requestHash(payload, sig)
-		reqHash.Store(&h)
+		verified.Store(&verifiedRequest{hash: requestHash(payload, sig), bodySum: hex.EncodeToString(sum), bytes: vr.Len(), sig: sig})
 		return nil
 	})
 	defer vr.release()
@@ -201,14 +206,31 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	defer resp.Body.Close()
-	hashp := reqHash.Load()
-	if hashp == nil {
+	vq := verified.Load()
+	if vq == nil {
 		// The service answered without reading the whole request, so the
 		// request's signature was never checked: nothing may go back.
 		fail(r1.New(r1.TypeServiceFailed, "service %s answered before reading the whole request", svc))
 		return
 	}
-	g.writeSigned(w, resp, *hashp, provKey, log)
+	rec := &msglog.Record{
+		Side: "provider", Gateway: g.cfg.ID.String(), PeerGateway: peer.ID.String(),
+		XRoadID: r.Header.Get(r1.HeaderID), RequestID: reqID, Client: client.String(), Service: svc.String(),
+		UserID: r.Header.Get(r1.HeaderUserID), Issue: r.Header.Get(r1.HeaderIssue),
+		Method: r.Method, Path: path, Query: r.URL.RawQuery, RequestAt: received,
+		RequestHeadSHA256: hexSum(head), RequestBodySHA256: vq.bodySum, RequestBytes: vq.bytes,
+		RequestHash: vq.hash, RequestSignature: vq.sig, RequestSignerCert: certFP,
+	}
+	g.writeSigned(r.Context(), w, resp, rec, provKey, log)
+}
+
+// verifiedRequest is what the provider's gateway knows of a request once
+// its signature has verified.
+type verifiedRequest struct {
+	hash    string
+	bodySum string
+	bytes   int64
+	sig     string
 }
 
 // bodyError maps a failure reading the request body.
@@ -325,9 +347,13 @@ func copyNamedAll(dst, src http.Header, names []string) {
 	}
 }
 
-// writeSigned streams a response to the consumer's gateway and signs it,
-// binding the request hash; the signature goes in the trailer.
-func (g *Gateway) writeSigned(w http.ResponseWriter, resp *http.Response, reqHash string, k *memberKey, log *slog.Logger) {
+// writeSigned sends a response to the consumer's gateway and signs it,
+// binding the request hash; the signature goes in the trailer. The
+// exchange is logged before the signature leaves: a response small enough
+// to hold is logged before anything is sent, so that a logging failure is
+// answered with a clear error; a larger one is cut if logging fails at its
+// end, and the consumer never gets its signature.
+func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *http.Response, rec *msglog.Record, k *memberKey, log *slog.Logger) {
 	h := w.Header()
 	src := resp.Header.Clone()
 	for name := range src {
@@ -337,18 +363,63 @@ func (g *Gateway) writeSigned(w http.ResponseWriter, resp *http.Response, reqHas
 	}
 	names := forwardHeaders(h, src)
 	if len(names) > maxSignedHeaders {
-		r1.Write(w, r1.New(r1.TypeServiceFailed, "service answered with more than %d headers", maxSignedHeaders), "")
+		r1.Write(w, r1.New(r1.TypeServiceFailed, "service answered with more than %d headers", maxSignedHeaders), rec.RequestID)
 		return
 	}
-	head := responseHead(resp.StatusCode, reqHash, h, names)
+	head := responseHead(resp.StatusCode, rec.RequestHash, h, names)
+	finish := func(sum []byte, n int64) (string, error) {
+		sig, err := k.signer.SignDetached(signedPayload(head, sum, k.fp))
+		if err != nil {
+			return "", fmt.Errorf("sign response: %w", err)
+		}
+		rec.ResponseAt, rec.Status = time.Now().UTC(), resp.StatusCode
+		rec.ResponseHeadSHA256, rec.ResponseBodySHA256, rec.ResponseBytes = hexSum(head), hex.EncodeToString(sum), n
+		rec.ResponseSignature, rec.ResponseSignerCert = sig, k.fp
+		if _, err := g.mlog.Append(context.WithoutCancel(ctx), rec); err != nil {
+			log.Error("exchange not logged; answer withheld", "err", err)
+			return "", err
+		}
+		return sig, nil
+	}
+
+	// Hold a small answer whole.
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
+	n, err := io.ReadFull(resp.Body, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		sum := sha256.Sum256(buf[:n])
+		sig, err := finish(sum[:], int64(n))
+		if err != nil {
+			h.Del(hdrSignedHeaders)
+			for _, n := range names {
+				h.Del(n)
+			}
+			r1.Write(w, r1.Wrap(err, r1.TypeServerLoggingFailed, "the exchange could not be written to the message log; the answer is withheld"), rec.RequestID)
+			return
+		}
+		h.Set(hdrSignedHeaders, strings.Join(names, ","))
+		h.Set(hdrSignerCert, k.certB64)
+		h.Set("Trailer", hdrSignature)
+		w.WriteHeader(resp.StatusCode)
+		w.Write(buf[:n])
+		h.Set(hdrSignature, sig)
+		return
+	case err != nil:
+		log.Warn("reading the service's answer failed", "err", err)
+		r1.Write(w, r1.Wrap(err, r1.TypeServiceFailed, "reading the answer of %s failed", rec.Service), rec.RequestID)
+		return
+	}
+
 	h.Set(hdrSignedHeaders, strings.Join(names, ","))
 	h.Set(hdrSignerCert, k.certB64)
 	h.Set("Trailer", hdrSignature)
 	w.WriteHeader(resp.StatusCode)
-	body := newSigningReader(resp.Body, -1, func(sum []byte) error {
-		sig, err := k.signer.SignDetached(signedPayload(head, sum, k.fp))
+	body := newSigningReader(io.MultiReader(bytes.NewReader(buf), resp.Body), -1, func(sum []byte, n int64) error {
+		sig, err := finish(sum, n)
 		if err != nil {
-			return fmt.Errorf("sign response: %w", err)
+			return err
 		}
 		h.Set(hdrSignature, sig)
 		return nil

@@ -19,11 +19,11 @@ type signingReader struct {
 	h     hash.Hash
 	n     int64
 	limit int64 // -1: none
-	onEOF func(sum []byte) error
+	onEOF func(sum []byte, n int64) error
 	done  bool
 }
 
-func newSigningReader(r io.Reader, limit int64, onEOF func(sum []byte) error) *signingReader {
+func newSigningReader(r io.Reader, limit int64, onEOF func(sum []byte, n int64) error) *signingReader {
 	if r == nil {
 		r = noBody{}
 	}
@@ -47,7 +47,7 @@ func (s *signingReader) Read(p []byte) (int, error) {
 	}
 	if err == io.EOF {
 		s.done = true
-		if e := s.onEOF(s.h.Sum(nil)); e != nil {
+		if e := s.onEOF(s.h.Sum(nil), s.n); e != nil {
 			return n, e
 		}
 	}

@@ -143,6 +143,7 @@ type Log struct {
 	dir      string
 	add      tessera.AddFn
 	shutdown func(context.Context) error
+	cancel   context.CancelFunc
 	origin   string
 }
 
@@ -165,22 +166,28 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	driver, err := posix.New(ctx, posix.Config{Path: filepath.Join(dir, TilesDir)})
+	// The log's background work (integration, checkpoints) lives until
+	// Close, not as long as the caller's context: Close must still be
+	// able to publish the last checkpoint.
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	driver, err := posix.New(bg, posix.Config{Path: filepath.Join(dir, TilesDir)})
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("%w: open storage: %w", ErrLogging, err)
 	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
 		WithBatching(o.BatchMaxSize, o.BatchMaxAge).
 		WithCheckpointInterval(o.CheckpointInterval)
-	app, shutdown, _, err := tessera.NewAppender(ctx, driver, opts)
+	app, shutdown, _, err := tessera.NewAppender(bg, driver, opts)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("%w: open appender: %w", ErrLogging, err)
 	}
 	if log != nil {
 		log.Debug("message log open", "dir", dir, "origin", signer.Name())
 	}
-	return &Log{dir: dir, add: app.Add, shutdown: shutdown, origin: signer.Name()}, nil
+	return &Log{dir: dir, add: app.Add, shutdown: shutdown, cancel: cancel, origin: signer.Name()}, nil
 }
 
 // Origin returns the log's origin line, as its checkpoints carry it.
@@ -208,7 +215,9 @@ func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
 
 // Close publishes what is pending and stops the log.
 func (l *Log) Close(ctx context.Context) error {
-	return l.shutdown(ctx)
+	err := l.shutdown(ctx)
+	l.cancel()
+	return err
 }
 
 // keyName turns a gateway identifier into a note key name (no spaces or

@@ -62,7 +62,7 @@ func writeLog(t *testing.T, dir string, base, n int) {
 func TestAppendAndVerify(t *testing.T) {
 	dir := t.TempDir()
 	writeLog(t, dir, 0, 300)
-	rep, err := Verify(t.Context(), dir)
+	rep, err := Verify(t.Context(), dir, nil)
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -75,7 +75,7 @@ func TestAppendAndVerify(t *testing.T) {
 	}
 	// Reopening continues the same log.
 	writeLog(t, dir, 300, 10)
-	if rep, err := Verify(t.Context(), dir); err != nil || rep.Size != 310 {
+	if rep, err := Verify(t.Context(), dir, nil); err != nil || rep.Size != 310 {
 		t.Fatalf("after reopening: %+v, %v", rep, err)
 	}
 }
@@ -124,14 +124,14 @@ func TestVerifyFindsTampering(t *testing.T) {
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Verify(t.Context(), dir); err == nil {
+			if _, err := Verify(t.Context(), dir, nil); err == nil {
 				t.Errorf("tampered %s not detected", name)
 			} else {
 				t.Logf("%s: %v", name, err)
 			}
 		})
 	}
-	if _, err := Verify(t.Context(), dir); err != nil {
+	if _, err := Verify(t.Context(), dir, nil); err != nil {
 		t.Errorf("restored log: %v", err)
 	}
 }
