@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/pki"
 )
 
 // maxAPIBody bounds a management API request body.
@@ -28,6 +29,11 @@ func (a *Authority) Handler() http.Handler {
 	mux.HandleFunc("GET /crl", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/pkix-crl")
 		w.Write(*a.crl.Load())
+	})
+	mux.HandleFunc("POST /tsa", a.serveTSA)
+	mux.HandleFunc("GET /tsa.pem", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(pki.EncodeCert(a.tsa.cert.Raw))
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "serial": a.current.Load().serial})

@@ -7,6 +7,7 @@ package authority
 import (
 	"context"
 	"crypto"
+	"encoding/asn1"
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
@@ -54,6 +55,9 @@ type Authority struct {
 	pubMu   sync.Mutex // serialises Publish
 	current atomic.Pointer[published]
 	crl     atomic.Pointer[[]byte]
+
+	tsa       *tsa
+	tsaPolicy asn1.ObjectIdentifier
 }
 
 type published struct {
@@ -90,6 +94,9 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 		return nil, err
 	}
 	if err := a.loadTLS(); err != nil {
+		return nil, err
+	}
+	if err := a.loadTSA(); err != nil {
 		return nil, err
 	}
 	if err := a.writeAnchor(key.Public()); err != nil {
@@ -213,6 +220,8 @@ func (a *Authority) Publish(ctx context.Context) error {
 		c.GeneratedAt = time.Now().UTC().Truncate(time.Millisecond)
 		c.ExpiresAt = c.GeneratedAt.Add(a.cfg.ConfValidity.D())
 		c.CACerts = []string{string(pki.EncodeCert(a.ca.Cert.Raw))}
+		c.TSACerts = []string{string(pki.EncodeCert(a.tsa.cert.Raw))}
+		c.TSAURL = strings.TrimSuffix(a.cfg.PublicURL, "/") + "/tsa"
 		_, err = tx.ExecContext(ctx, `UPDATE conf_state SET serial = ?, crl_number = ? WHERE id = 1`, serial, crlNum)
 		return err
 	})

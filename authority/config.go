@@ -39,6 +39,10 @@ type Config struct {
 	CertValidity cfg.Duration `json:"cert_validity"`
 	// Operators may use the management API.
 	Operators []Operator `json:"operators"`
+	// TSAPolicyOID is the policy of the time-stamps the authority issues:
+	// set the OID your organisation registered. The default, 2.25.1, is a
+	// placeholder.
+	TSAPolicyOID string `json:"tsa_policy_oid"`
 }
 
 // Operator is a person or system allowed on the management API. The token
@@ -97,6 +101,9 @@ func (c *Config) SetDefaults() {
 	if c.ConfInterval == 0 {
 		c.ConfInterval = cfg.Duration(60 * time.Second)
 	}
+	if c.TSAPolicyOID == "" {
+		c.TSAPolicyOID = "2.25.1"
+	}
 	if c.CertValidity == 0 {
 		c.CertValidity = cfg.Duration(365 * 24 * time.Hour)
 	}
@@ -127,6 +134,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CertValidity.D() < time.Hour {
 		return errors.New("cert_validity: must be at least 1h")
+	}
+	if _, err := parseOID(c.TSAPolicyOID); err != nil {
+		return fmt.Errorf("tsa_policy_oid: %w", err)
 	}
 	if len(c.Operators) == 0 {
 		return errors.New("operators: at least one operator is required")

@@ -39,6 +39,10 @@ type Config struct {
 	GlobalGroups []GlobalGroup `json:"global_groups"`
 	// Revoked lists hex serial numbers of revoked certificates.
 	Revoked []string `json:"revoked"`
+	// TSACerts are PEM certificates of the instance's time-stamping
+	// authority; TSAURL is where it takes RFC 3161 requests.
+	TSACerts []string `json:"tsa_certs,omitempty"`
+	TSAURL   string   `json:"tsa_url,omitempty"`
 	// Federation lists the foreign instances this instance trusts.
 	Federation []Federation `json:"federation,omitempty"`
 

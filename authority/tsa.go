@@ -1,0 +1,142 @@
+package authority
+
+import (
+	"crypto"
+	"encoding/asn1"
+	"fmt"
+	"strconv"
+	"strings"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/digitorus/timestamp"
+
+	"github.com/sampan-exchange/sampan/pki"
+)
+
+// Files of the time-stamping authority.
+const (
+	tsaKeyFile  = "tsa.key"
+	tsaCertFile = "tsa.crt"
+)
+
+// maxTSARequest bounds a time-stamp request in bytes.
+const maxTSARequest = 4 << 10
+
+// tsa is the authority's RFC 3161 time-stamping service.
+type tsa struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// loadTSA opens (issuing on first start or near expiry) the TSA key and
+// certificate.
+func (a *Authority) loadTSA() error {
+	key, err := pki.LoadOrCreateKey(filepath.Join(a.dir, tsaKeyFile), pki.ECDSAP256)
+	if err != nil {
+		return err
+	}
+	certPath := filepath.Join(a.dir, tsaCertFile)
+	cert, err := pki.ReadCert(certPath)
+	if err == nil && time.Until(cert.NotAfter) < 30*24*time.Hour {
+		err = os.ErrNotExist
+	}
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if cert, err = a.ca.Issue(key.Public(), pki.ProfileTSA, pki.Template{CommonName: a.cfg.Instance + " time-stamping authority", Validity: 5 * 365 * 24 * time.Hour}); err != nil {
+			return err
+		}
+		if err := pki.WriteCert(certPath, cert.Raw); err != nil {
+			return err
+		}
+	}
+	pol, err := parseOID(a.cfg.TSAPolicyOID)
+	if err != nil {
+		return fmt.Errorf("tsa_policy_oid: %w", err)
+	}
+	a.tsa, a.tsaPolicy = &tsa{cert: cert, key: key}, pol
+	return nil
+}
+
+// serveTSA answers an RFC 3161 time-stamp request (application/
+// timestamp-query) with a token over the hash it carries.
+func (a *Authority) serveTSA(w http.ResponseWriter, r *http.Request) {
+	reject := func(status timestamp.FailureInfo, why string) {
+		a.log.Info("time-stamp request refused", "why", why)
+		b, _ := timestamp.CreateErrorResponse(timestamp.Rejection, status)
+		w.Header().Set("Content-Type", "application/timestamp-reply")
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write(b)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTSARequest))
+	if err != nil {
+		reject(timestamp.BadDataFormat, "request too large or unreadable")
+		return
+	}
+	req, err := timestamp.ParseRequest(body)
+	if err != nil {
+		reject(timestamp.BadDataFormat, "not a time-stamp request")
+		return
+	}
+	switch req.HashAlgorithm {
+	case crypto.SHA256, crypto.SHA384, crypto.SHA512:
+	default:
+		reject(timestamp.BadAlgorithm, "hash algorithm not accepted")
+		return
+	}
+	if len(req.HashedMessage) != req.HashAlgorithm.Size() {
+		reject(timestamp.BadDataFormat, "hash of the wrong length")
+		return
+	}
+	sn, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		reject(timestamp.SystemFailure, "serial")
+		return
+	}
+	ts := timestamp.Timestamp{
+		HashAlgorithm:     req.HashAlgorithm,
+		HashedMessage:     req.HashedMessage,
+		Time:              time.Now().UTC(),
+		Accuracy:          time.Second,
+		SerialNumber:      sn,
+		Policy:            a.tsaPolicy,
+		Nonce:             req.Nonce,
+		AddTSACertificate: req.Certificates,
+	}
+	resp, err := ts.CreateResponseWithOpts(a.tsa.cert, a.tsa.key, crypto.SHA256)
+	if err != nil {
+		a.log.Error("create time-stamp", "err", err)
+		reject(timestamp.SystemFailure, "signing failed")
+		return
+	}
+	w.Header().Set("Content-Type", "application/timestamp-reply")
+	w.Write(resp)
+}
+
+// parseOID parses a dotted object identifier.
+func parseOID(s string) (asn1.ObjectIdentifier, error) {
+	var oid asn1.ObjectIdentifier
+	for p := range strings.SplitSeq(s, ".") {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not a dotted object identifier", s)
+		}
+		oid = append(oid, n)
+	}
+	if len(oid) < 2 {
+		return nil, fmt.Errorf("%q is not a dotted object identifier", s)
+	}
+	return oid, nil
+}
+
+// TSACert returns the time-stamping certificate.
+func (a *Authority) TSACert() *x509.Certificate { return a.tsa.cert }
