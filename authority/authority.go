@@ -7,10 +7,10 @@ package authority
 import (
 	"context"
 	"crypto"
-	"encoding/asn1"
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"log/slog"

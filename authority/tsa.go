@@ -2,18 +2,18 @@ package authority
 
 import (
 	"crypto"
-	"encoding/asn1"
-	"fmt"
-	"strconv"
-	"strings"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/digitorus/timestamp"
