@@ -139,6 +139,10 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 		fail(outdatedConf(st, r1.TypeOutdatedGlobalConf))
 		return
 	}
+	if g.timestampOverdue() {
+		fail(g.timestampError(clientSide))
+		return
+	}
 	if req.Client.Instance != st.cfg.Instance || !st.cfg.HasSubsystem(req.Client) {
 		fail(r1.New(r1.TypeUnknownClient, "client %s is not a registered subsystem", req.Client))
 		return

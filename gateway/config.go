@@ -40,6 +40,11 @@ type Config struct {
 	// PeerTimeout bounds waiting for a provider gateway's response headers.
 	// Default 60s.
 	PeerTimeout cfg.Duration `json:"peer_timeout"`
+	// TimestampInterval is how often the message log's checkpoint is
+	// time-stamped by the authority (default 60s); TimestampGrace how long
+	// the gateway serves without a fresh time-stamp (default 4h).
+	TimestampInterval cfg.Duration `json:"timestamp_interval"`
+	TimestampGrace    cfg.Duration `json:"timestamp_grace"`
 
 	dir string // directory of the configuration file
 }
@@ -113,6 +118,12 @@ func (c *Config) SetDefaults() {
 	if c.PeerTimeout == 0 {
 		c.PeerTimeout = cfg.Duration(60 * time.Second)
 	}
+	if c.TimestampInterval == 0 {
+		c.TimestampInterval = cfg.Duration(60 * time.Second)
+	}
+	if c.TimestampGrace == 0 {
+		c.TimestampGrace = cfg.Duration(4 * time.Hour)
+	}
 	if c.Federation.Allow == "" {
 		c.Federation.Allow = FederateNone
 	}
@@ -151,6 +162,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PeerTimeout.D() <= 0 {
 		return errors.New("peer_timeout: must be positive")
+	}
+	if c.TimestampInterval.D() < 100*time.Millisecond {
+		return errors.New("timestamp_interval: must be at least 100ms")
+	}
+	if c.TimestampGrace.D() < c.TimestampInterval.D() {
+		return errors.New("timestamp_grace: must be at least timestamp_interval")
 	}
 	if c.Limits.MaxHeaderBytes < 1024 {
 		return errors.New("limits.max_header_bytes: must be at least 1024")

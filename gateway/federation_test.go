@@ -50,7 +50,7 @@ func (w *world) callURL(t *testing.T, base, client, path string) (*http.Response
 
 func (w *world) authority(instance string) *authority.Authority {
 	for _, a := range w.sb.Authorities {
-		if a.Current().Instance == instance {
+		if a != nil && a.Current().Instance == instance {
 			return a
 		}
 	}

@@ -34,6 +34,7 @@ type Gateway struct {
 	db       *sql.DB
 	keys     *keyring
 	mlog     *msglog.Log
+	stamp    stamper
 	anchor   *conf.Anchor
 	sync     *confSync
 	conf     atomic.Pointer[confState] // the gateway's own instance
@@ -92,6 +93,7 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		return nil, err
 	}
 	g.reconcileFederation(ctx)
+	g.initStamper()
 	g.backends = &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -195,6 +197,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer cancel()
 	go g.sync.run(ctx)
 	g.startFederation(ctx)
+	go g.runStamper(ctx)
 
 	// The server-wide header cap sits above the configured limit so that
 	// requests just over it still reach the handler and get an r1 error.

@@ -85,6 +85,10 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		fail(outdatedConf(st, r1.TypeServerOutdatedConf))
 		return
 	}
+	if g.timestampOverdue() {
+		fail(g.timestampError(serverSide))
+		return
+	}
 	// The handshake checked the chain; the configurations may have
 	// changed since, so federation, registration and revocation are
 	// checked per request, in the peer's own instance's configuration.

@@ -18,9 +18,10 @@ import (
 
 // Report is what Verify found in a sound log.
 type Report struct {
-	Origin  string
-	Size    uint64
-	Records uint64
+	Origin     string
+	Size       uint64
+	Records    uint64
+	Timestamps int
 }
 
 // Verify checks a log offline: the checkpoint's signature against the
@@ -65,7 +66,14 @@ func Verify(ctx context.Context, dir string, each func(*Record)) (*Report, error
 	if err := f.Check(ctx); err != nil {
 		return nil, fmt.Errorf("tree does not match its entries or checkpoint: %s", clip(err.Error(), 300))
 	}
-	return &Report{Origin: cp.Origin, Size: cp.Size, Records: records}, nil
+	n, err := verifyTimestamps(dir, func(b []byte) error {
+		_, err := note.Open(b, note.VerifierList(v))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Report{Origin: cp.Origin, Size: cp.Size, Records: records, Timestamps: n}, nil
 }
 
 // clip shortens a message that may carry whole tiles in hex.

@@ -42,6 +42,9 @@ type Options struct {
 	// Limits apply to every gateway; zero fields take the gateway's
 	// defaults.
 	Limits gateway.Limits
+	// TimestampInterval and TimestampGrace are the gateways' (defaults
+	// 60s and 4h).
+	TimestampInterval, TimestampGrace time.Duration
 	// WrapBackends, when set, wraps the demo backends' handler, e.g. to
 	// watch what reaches them.
 	WrapBackends func(http.Handler) http.Handler
@@ -510,9 +513,9 @@ func (s *Sandbox) RestartGateway(id string) error {
 	return nil
 }
 
-// RestartAuthority stops an instance's authority and starts it again
-// from its data directory.
-func (s *Sandbox) RestartAuthority(instance string) error {
+// StopAuthority stops an instance's authority, as an outage would, until
+// RestartAuthority.
+func (s *Sandbox) StopAuthority(instance string) error {
 	i := slices.IndexFunc(s.Manifest.Authorities, func(a ManifestAuthority) bool { return a.Instance == instance })
 	if i < 0 {
 		return fmt.Errorf("no authority %s in this sandbox", instance)
@@ -520,7 +523,22 @@ func (s *Sandbox) RestartAuthority(instance string) error {
 	if err := s.stopComponent("authority " + instance); err != nil {
 		return err
 	}
-	s.Authorities[i].Close()
+	s.compMu.Lock()
+	defer s.compMu.Unlock()
+	if s.Authorities[i] != nil {
+		s.Authorities[i].Close()
+		s.Authorities[i] = nil
+	}
+	return nil
+}
+
+// RestartAuthority stops an instance's authority (if it runs) and starts
+// it again from its data directory.
+func (s *Sandbox) RestartAuthority(instance string) error {
+	i := slices.IndexFunc(s.Manifest.Authorities, func(a ManifestAuthority) bool { return a.Instance == instance })
+	if err := s.StopAuthority(instance); err != nil {
+		return err
+	}
 	acfg := s.acfgs[instance]
 	a, err := authority.New(s.ctx, acfg, filepath.Dir(s.Manifest.Authorities[i].AnchorFile), s.opts.Log)
 	if err != nil {
@@ -562,7 +580,9 @@ func (s *Sandbox) Close() error {
 		g.Close()
 	}
 	for _, a := range s.Authorities {
-		a.Close()
+		if a != nil {
+			a.Close()
+		}
 	}
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
@@ -675,13 +695,15 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		return "", err
 	}
 	c := gateway.Config{
-		ID:           id,
-		AnchorFile:   anchor,
-		ClientListen: addrs.Client,
-		PeerListen:   addrs.Peer,
-		ConfRefresh:  cfg.Duration(o.ConfRefresh),
-		Limits:       o.Limits,
-		Federation:   gateway.FederationConfig{Allow: gateway.FederateAll},
+		ID:                id,
+		AnchorFile:        anchor,
+		ClientListen:      addrs.Client,
+		PeerListen:        addrs.Peer,
+		ConfRefresh:       cfg.Duration(o.ConfRefresh),
+		Limits:            o.Limits,
+		Federation:        gateway.FederationConfig{Allow: gateway.FederateAll},
+		TimestampInterval: cfg.Duration(o.TimestampInterval),
+		TimestampGrace:    cfg.Duration(o.TimestampGrace),
 	}
 	for _, sv := range gd.services {
 		sid, err := ident.ParseService(sv.id)

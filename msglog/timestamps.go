@@ -1,0 +1,95 @@
+package msglog
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/digitorus/timestamp"
+
+	"github.com/sampan-exchange/sampan/pki"
+)
+
+// TimestampsDir holds RFC 3161 tokens over checkpoints: for each,
+// {size}.checkpoint (the checkpoint as stamped) and {size}.tsr (the
+// token), and tsa.pem, the certificate of the authority that issued them.
+const TimestampsDir = "timestamps"
+
+// StoreTimestamp keeps a token over a checkpoint of the given tree size.
+func (l *Log) StoreTimestamp(size uint64, checkpoint, token []byte, tsaCert *x509.Certificate) error {
+	dir := filepath.Join(l.dir, TimestampsDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	base := filepath.Join(dir, fmt.Sprintf("%012d", size))
+	if err := pki.WriteFileAtomic(base+".checkpoint", checkpoint, 0o644); err != nil {
+		return err
+	}
+	if err := pki.WriteFileAtomic(base+".tsr", token, 0o644); err != nil {
+		return err
+	}
+	return pki.WriteFileAtomic(filepath.Join(dir, "tsa.pem"), pki.EncodeCert(tsaCert.Raw), 0o644)
+}
+
+// Checkpoint returns the latest published checkpoint, or nil before the
+// first one.
+func (l *Log) Checkpoint() ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(l.dir, TilesDir, "checkpoint"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// verifyTimestamps checks every stored token: it parses, was signed by
+// the stored TSA certificate, and covers its stored checkpoint, whose
+// signature verifies with the log's key. It returns how many there are.
+func verifyTimestamps(dir string, verifyCheckpoint func([]byte) error) (int, error) {
+	tdir := filepath.Join(dir, TimestampsDir)
+	tokens, _ := filepath.Glob(filepath.Join(tdir, "*.tsr"))
+	if len(tokens) == 0 {
+		return 0, nil
+	}
+	sort.Strings(tokens)
+	pemBytes, err := os.ReadFile(filepath.Join(tdir, "tsa.pem"))
+	if err != nil {
+		return 0, fmt.Errorf("time-stamps: %w", err)
+	}
+	blk, _ := pem.Decode(pemBytes)
+	if blk == nil {
+		return 0, errors.New("time-stamps: tsa.pem holds no certificate")
+	}
+	for _, tp := range tokens {
+		name := filepath.Base(tp)
+		tok, err := os.ReadFile(tp)
+		if err != nil {
+			return 0, err
+		}
+		cp, err := os.ReadFile(strings.TrimSuffix(tp, ".tsr") + ".checkpoint")
+		if err != nil {
+			return 0, fmt.Errorf("time-stamp %s: %w", name, err)
+		}
+		ts, err := timestamp.Parse(tok)
+		if err != nil {
+			return 0, fmt.Errorf("time-stamp %s does not verify: %w", name, err)
+		}
+		if len(ts.Certificates) == 0 || !bytes.Equal(ts.Certificates[0].Raw, blk.Bytes) {
+			return 0, fmt.Errorf("time-stamp %s was not issued by the TSA in tsa.pem", name)
+		}
+		sum := sha256.Sum256(cp)
+		if !bytes.Equal(ts.HashedMessage, sum[:]) {
+			return 0, fmt.Errorf("time-stamp %s does not cover its checkpoint", name)
+		}
+		if err := verifyCheckpoint(cp); err != nil {
+			return 0, fmt.Errorf("checkpoint of time-stamp %s: %w", name, err)
+		}
+	}
+	return len(tokens), nil
+}
