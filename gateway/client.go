@@ -314,9 +314,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		rec.ResponseAt, rec.Status = time.Now().UTC(), resp.StatusCode
 		rec.ResponseHeadSHA256, rec.ResponseBodySHA256, rec.ResponseBytes = hexSum(rhead), hex.EncodeToString(sum), vr.Len()
 		rec.ResponseSignature, rec.ResponseSignerCert = sig, certFP
-		if _, err := g.mlog.Append(ctx, rec); err != nil {
+		err := errors.Join(g.mlog.StoreCert(mk.der), g.mlog.StoreCert(cert.Raw))
+		if err == nil {
+			_, err = g.mlog.Append(ctx, rec)
+		}
+		if err != nil {
 			ex.log.Error("exchange not logged; answer withheld", "err", err)
-			return err
+			return fmt.Errorf("%w: %w", msglog.ErrLogging, err)
 		}
 		return nil
 	})

@@ -89,6 +89,7 @@ func Init(dir string, id ident.GatewayID, members ...ident.ClientID) (*Paths, er
 // memberKey is a member's signing key with its certificate.
 type memberKey struct {
 	signer  *pki.Signer
+	der     []byte
 	certB64 string // base64 DER, sent in the Sampan-Signer-Cert header
 	fp      string
 }
@@ -146,7 +147,7 @@ func loadKeys(dir string, id ident.GatewayID) (*keyring, error) {
 		if err != nil {
 			return nil, err
 		}
-		kr.sign[m] = &memberKey{signer: s, certB64: base64.StdEncoding.EncodeToString(c.Raw), fp: pki.Fingerprint(c.Raw)}
+		kr.sign[m] = &memberKey{signer: s, der: c.Raw, certB64: base64.StdEncoding.EncodeToString(c.Raw), fp: pki.Fingerprint(c.Raw)}
 	}
 	return kr, nil
 }

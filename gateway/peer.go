@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -225,7 +226,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		RequestHeadSHA256: hexSum(head), RequestBodySHA256: vq.bodySum, RequestBytes: vq.bytes,
 		RequestHash: vq.hash, RequestSignature: vq.sig, RequestSignerCert: certFP,
 	}
-	g.writeSigned(r.Context(), w, resp, rec, provKey, log)
+	g.writeSigned(r.Context(), w, resp, rec, cert, provKey, log)
 }
 
 // verifiedRequest is what the provider's gateway knows of a request once
@@ -357,7 +358,7 @@ func copyNamedAll(dst, src http.Header, names []string) {
 // to hold is logged before anything is sent, so that a logging failure is
 // answered with a clear error; a larger one is cut if logging fails at its
 // end, and the consumer never gets its signature.
-func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *http.Response, rec *msglog.Record, k *memberKey, log *slog.Logger) {
+func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *http.Response, rec *msglog.Record, reqCert *x509.Certificate, k *memberKey, log *slog.Logger) {
 	h := w.Header()
 	src := resp.Header.Clone()
 	for name := range src {
@@ -379,7 +380,11 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 		rec.ResponseAt, rec.Status = time.Now().UTC(), resp.StatusCode
 		rec.ResponseHeadSHA256, rec.ResponseBodySHA256, rec.ResponseBytes = hexSum(head), hex.EncodeToString(sum), n
 		rec.ResponseSignature, rec.ResponseSignerCert = sig, k.fp
-		if _, err := g.mlog.Append(context.WithoutCancel(ctx), rec); err != nil {
+		err = errors.Join(g.mlog.StoreCert(k.der), g.mlog.StoreCert(reqCert.Raw))
+		if err == nil {
+			_, err = g.mlog.Append(context.WithoutCancel(ctx), rec)
+		}
+		if err != nil {
 			log.Error("exchange not logged; answer withheld", "err", err)
 			return "", err
 		}

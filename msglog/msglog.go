@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -145,6 +146,7 @@ type Log struct {
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
 	origin   string
+	certs    sync.Map // fingerprints of certificates already stored
 }
 
 // Open opens (creating on first use) the log in dir. name identifies the

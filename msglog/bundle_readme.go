@@ -1,0 +1,74 @@
+package msglog
+
+import (
+	"fmt"
+	"strings"
+)
+
+// bundleReadmeText explains, for a reader with common tools, how to check
+// each file of an evidence bundle.
+func bundleReadmeText(r *Record, index, size uint64, stamped bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Evidence of exchange %s
+
+Logged by gateway %s (%s side) for client %s calling %s
+(%s %s), status %d, request received %s, response complete %s.
+
+Check everything at once with
+
+    sampan log verify-bundle .
+
+or file by file as below.
+
+## Files
+
+| file | what it is |
+|---|---|
+| record.json | the log entry: ids, parties, times, SHA-256 digests of the signed heads and bodies, both signatures, signer fingerprints |
+| leaf-index.txt, leaf-hash.txt | its position in the log (%d) and its RFC 6962 leaf hash, SHA-256(0x00 ‖ record.json) |
+| checkpoint.txt | the log's signed checkpoint (C2SP signed note) for tree size %d |
+| checkpoint.pub | the gateway's note verifier key for checkpoints |
+| inclusion-proof.json | RFC 6962 inclusion proof of the leaf in that tree (hex hashes) |
+| request.jws, response.jws | the two message signatures (compact JWS, detached payload) |
+| request-signer.pem, response-signer.pem | the signers' certificates, issued by their instance's CA |
+`, r.XRoadID, r.Gateway, r.Side, r.Client, r.Service, r.Method, r.Path, r.Status,
+		r.RequestAt.Format("2006-01-02T15:04:05Z"), r.ResponseAt.Format("2006-01-02T15:04:05Z"), index, size)
+	if stamped {
+		b.WriteString(`| stamped-checkpoint.txt | an earlier checkpoint that already contained the record |
+| consistency-proof.json | RFC 6962 consistency proof from it to checkpoint.txt |
+| timestamp.tsr | RFC 3161 time-stamp token over stamped-checkpoint.txt |
+| tsa.pem | the time-stamping authority's certificate |
+`)
+	} else {
+		b.WriteString("\nNo time-stamp covers this record yet: export again after the gateway's next time-stamp.\n")
+	}
+	b.WriteString(`
+## By hand
+
+1. The leaf hash: ` + "`(printf '\\x00'; cat record.json) | sha256sum`" + ` equals leaf-hash.txt.
+2. The inclusion proof: hash the leaf up the tree with the hashes in
+   inclusion-proof.json as RFC 6962 §2.1.1 describes; the result must be
+   the root hash on the third line of checkpoint.txt (base64).
+3. The checkpoint's signature: a C2SP signed note; any signed-note
+   verifier (for example golang.org/x/mod/sumdb/note) with checkpoint.pub.
+4. The message signatures: each JWS is detached; its payload is the three
+   lines "request (or response) head SHA-256", "body SHA-256" and "signer
+   certificate SHA-256" from record.json, joined with newlines. Any JWS
+   library (EdDSA or ES256) verifies it with the public key of the
+   matching *-signer.pem; ` + "`openssl x509 -in request-signer.pem -noout -text`" + `
+   shows the member it was issued to.
+`)
+	if stamped {
+		b.WriteString(`5. The time-stamp:
+
+       openssl ts -verify -token_in -in timestamp.tsr -data stamped-checkpoint.txt \
+         -CAfile CA-of-the-authority.pem -untrusted tsa.pem
+
+   (the authority's CA certificate is in its instance's shared
+   configuration and at its /ca.pem). The consistency proof shows that
+   checkpoint.txt extends stamped-checkpoint.txt, so the record existed
+   at the time in the token.
+`)
+	}
+	return b.String()
+}
