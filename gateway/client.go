@@ -134,13 +134,9 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 	}
 	ex.req = req
 	ex.log = ex.log.With("client", req.Client.String(), "service", req.Service.String(), "x_road_id", req.ID)
-	st := g.conf.Load()
-	if st == nil || st.cfg.Expired(g.now()) {
-		fail(outdatedConf(st, r1.TypeOutdatedGlobalConf))
-		return
-	}
-	if g.timestampOverdue() {
-		fail(g.timestampError(clientSide))
+	st, e := g.serving(clientSide)
+	if e != nil {
+		fail(e)
 		return
 	}
 	if req.Client.Instance != st.cfg.Instance || !st.cfg.HasSubsystem(req.Client) {
@@ -165,6 +161,20 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.log.Debug("exchange done", "duration", time.Since(start))
+}
+
+// serving returns the domestic configuration when the gateway may serve:
+// it holds a valid configuration and its message log is time-stamped
+// within the grace period.
+func (g *Gateway) serving(sd side) (*confState, *r1.Error) {
+	st := g.conf.Load()
+	if st == nil || st.cfg.Expired(g.now()) {
+		return nil, outdatedConf(st, sd.pick(r1.TypeOutdatedGlobalConf, r1.TypeServerOutdatedConf))
+	}
+	if g.timestampOverdue() {
+		return nil, g.timestampError(sd)
+	}
+	return st, nil
 }
 
 // outdatedConf is the error for a missing or expired configuration.

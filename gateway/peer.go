@@ -81,13 +81,9 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		fail(r1.New(r1.TypeServerAuthFailed, "peer requests need a TLS client certificate"))
 		return
 	}
-	st := g.conf.Load()
-	if st == nil || st.cfg.Expired(g.now()) {
-		fail(outdatedConf(st, r1.TypeServerOutdatedConf))
-		return
-	}
-	if g.timestampOverdue() {
-		fail(g.timestampError(serverSide))
+	st, e := g.serving(serverSide)
+	if e != nil {
+		fail(e)
 		return
 	}
 	// The handshake checked the chain; the configurations may have
