@@ -72,7 +72,9 @@ func TestTimestampsAndGrace(t *testing.T) {
 		resp_ = body
 		return resp.StatusCode == 500 && resp.Header.Get(r1.HeaderError) != ""
 	})
-	if since := time.Since(outage); since < 2*time.Second {
+	// The grace runs from the last token, at most one interval (200ms)
+	// before the outage began.
+	if since := time.Since(outage); since < 1700*time.Millisecond {
 		t.Errorf("refused %v after the outage began, before the 2s grace", since)
 	}
 	if !strings.Contains(string(resp_), "TimestampingFailed") {
