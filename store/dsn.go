@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+)
+
+// DB is a database of either kind, with the dialect its queries need.
+type DB struct {
+	*sql.DB
+	// Postgres is true for PostgreSQL, false for SQLite.
+	Postgres bool
+}
+
+// IsPostgres reports whether dsn names a PostgreSQL database
+// (postgres:// or postgresql:// URL).
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// OpenDSN opens PostgreSQL when dsn is a postgres:// URL, otherwise the
+// SQLite database at sqlitePath, and applies the migrations of that
+// dialect. Queries passed through Q may use ? placeholders for both.
+func OpenDSN(ctx context.Context, dsn, sqlitePath string, sqliteMigrations, pgMigrations []string) (*DB, error) {
+	if dsn == "" {
+		db, err := Open(ctx, sqlitePath, sqliteMigrations)
+		if err != nil {
+			return nil, err
+		}
+		return &DB{DB: db}, nil
+	}
+	if !IsPostgres(dsn) {
+		return nil, fmt.Errorf("database DSN must be a postgres:// or postgresql:// URL")
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open PostgreSQL %s: %w", redact(dsn), err)
+	}
+	if err := migratePG(ctx, db, pgMigrations); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate PostgreSQL %s: %w", redact(dsn), err)
+	}
+	return &DB{DB: db, Postgres: true}, nil
+}
+
+// Q rewrites ? placeholders as $1, $2, … for PostgreSQL. Queries must not
+// hold a literal question mark.
+func (d *DB) Q(q string) string {
+	if !d.Postgres || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// migratePG applies migrations under an advisory lock, so that several
+// nodes starting together migrate once.
+func migratePG(ctx context.Context, db *sql.DB, migrations []string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7360521)`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	var v int
+	switch err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); {
+	case err == sql.ErrNoRows:
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this program knows (%d)", v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = $1`, len(migrations)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// redact hides the password of a DSN for messages.
+func redact(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		rest := dsn[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			cred := rest[:at]
+			if c := strings.Index(cred, ":"); c >= 0 {
+				return dsn[:i+3] + cred[:c] + ":***" + rest[at:]
+			}
+		}
+	}
+	return dsn
+}

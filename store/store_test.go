@@ -1,0 +1,67 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/sampan-exchange/sampan/store/pgtest"
+)
+
+var testMigrations = []string{
+	`CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`,
+	`ALTER TABLE t ADD COLUMN w TEXT`,
+}
+
+// Both dialects run the same queries through Q, and reopening does not
+// migrate twice.
+func TestBothDialects(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ name, dsn string }{
+		{"sqlite", ""},
+		{"postgres", "pg"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := tc.dsn
+			if dsn == "pg" {
+				dsn = pgtest.Start(t)
+			}
+			path := filepath.Join(t.TempDir(), "x.db")
+			db, err := OpenDSN(ctx, dsn, path, testMigrations, testMigrations)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if db.Postgres != (dsn != "") {
+				t.Fatalf("Postgres = %v for %q", db.Postgres, dsn)
+			}
+			if _, err := db.ExecContext(ctx, db.Q(`INSERT INTO t (k, v, w) VALUES (?, ?, ?)`), "a", 7, "x"); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			db, err = OpenDSN(ctx, dsn, path, testMigrations, testMigrations)
+			if err != nil {
+				t.Fatalf("reopen: %v", err)
+			}
+			defer db.Close()
+			var v int
+			var w string
+			if err := db.QueryRowContext(ctx, db.Q(`SELECT v, w FROM t WHERE k = ?`), "a").Scan(&v, &w); err != nil || v != 7 || w != "x" {
+				t.Fatalf("read back %d %q %v", v, w, err)
+			}
+			// A newer schema than the program knows is refused.
+			db.Close()
+			if _, err := OpenDSN(ctx, dsn, path, testMigrations[:1], testMigrations[:1]); err == nil {
+				t.Fatal("opening a newer schema succeeded")
+			}
+		})
+	}
+	if _, err := OpenDSN(ctx, "mysql://x", "", nil, nil); err == nil {
+		t.Fatal("a non-PostgreSQL DSN was accepted")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	if got := redact("postgres://u:secret@h/db"); got != "postgres://u:***@h/db" {
+		t.Fatal(got)
+	}
+}
