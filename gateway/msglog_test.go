@@ -28,7 +28,7 @@ func TestExchangesAreLogged(t *testing.T) {
 		var mu sync.Mutex
 		var found []*msglog.Record
 		dir := filepath.Join(w.manifestGateway(gw).DataDir, "log")
-		rep, err := msglog.Verify(t.Context(), dir, func(r *msglog.Record) {
+		rep, err := msglog.Verify(t.Context(), dir, "", func(r *msglog.Record) {
 			mu.Lock()
 			defer mu.Unlock()
 			if r.XRoadID == "evidence-1" {

@@ -90,7 +90,7 @@ func TestTimestampsAndGrace(t *testing.T) {
 	if err := w.sb.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := msglog.Verify(t.Context(), hcmcLog, nil)
+	rep, err := msglog.Verify(t.Context(), hcmcLog, "", nil)
 	if err != nil {
 		t.Fatalf("log with time-stamps does not verify: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -26,6 +27,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/store"
 )
 
 // CertsDir keeps, by SHA-256, the signing certificates the records
@@ -88,7 +90,8 @@ var ErrNotFound = errors.New("no record with this X-Road-Id")
 
 // Export writes the evidence of one exchange, found by its X-Road-Id, to
 // out as separate standard files with a README saying how to check each.
-func Export(ctx context.Context, dir, xroadID, out string) error {
+// dsn selects a PostgreSQL record index (empty: SQLite in dir).
+func Export(ctx context.Context, dir, dsn, xroadID, out string) error {
 	fetcher := client.FileFetcher{Root: filepath.Join(dir, TilesDir)}
 	vb, err := os.ReadFile(filepath.Join(dir, VerifierKeyFile))
 	if err != nil {
@@ -106,10 +109,16 @@ func Export(ctx context.Context, dir, xroadID, out string) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	index, entry, err := findEntry(ctx, fetcher, cp.Size, xroadID)
+	db, err := openIndexReadOnly(ctx, dir, dsn)
 	if err != nil {
 		return err
 	}
+	defer db.Close()
+	entry, index, err := findRecord(ctx, db, v.Name(), fetcher, cp.Size, xroadID)
+	if err != nil {
+		return err
+	}
+	digest := recordDigest(entry)
 	rec, err := ParseRecord(entry)
 	if err != nil {
 		return err
@@ -129,7 +138,7 @@ func Export(ctx context.Context, dir, xroadID, out string) error {
 	files := map[string][]byte{
 		bundleRecord:     entry,
 		bundleLeafIndex:  []byte(strconv.FormatUint(index, 10) + "\n"),
-		bundleLeafHash:   []byte(hex.EncodeToString(rfc6962.DefaultHasher.HashLeaf(entry)) + "\n"),
+		bundleLeafHash:   []byte(hex.EncodeToString(rfc6962.DefaultHasher.HashLeaf(digest[:])) + "\n"),
 		bundleCheckpoint: cpRaw,
 		bundleLogKey:     vb,
 		bundleReqSig:     []byte(rec.RequestSignature + "\n"),
@@ -160,28 +169,46 @@ func Export(ctx context.Context, dir, xroadID, out string) error {
 	return nil
 }
 
-// findEntry scans the entry bundles for the record with the id.
-func findEntry(ctx context.Context, f client.FileFetcher, size uint64, xroadID string) (uint64, []byte, error) {
+// ErrPurged is returned by Export for a record removed under retention.
+var ErrPurged = errors.New("the record with this X-Road-Id was purged under the retention period")
+
+// findRecord looks the record up in the index and returns it with its
+// leaf index, which must be within the checkpoint's tree.
+func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileFetcher, size uint64, xroadID string) ([]byte, uint64, error) {
+	var data, digest []byte
+	var leaf sql.NullInt64
+	err := db.QueryRowContext(ctx, db.Q(`SELECT record, digest, leaf_index FROM records WHERE log = ? AND x_road_id = ? AND kind = ? ORDER BY request_at LIMIT 1`), origin, xroadID, KindExchange).Scan(&data, &digest, &leaf)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, 0, ErrNotFound
+	case err != nil:
+		return nil, 0, fmt.Errorf("record index: %w", err)
+	case data == nil:
+		return nil, 0, ErrPurged
+	}
+	if leaf.Valid {
+		if uint64(leaf.Int64) >= size {
+			return nil, 0, fmt.Errorf("the record is not yet in the latest checkpoint (tree size %d); export again in a second", size)
+		}
+		return data, uint64(leaf.Int64), nil
+	}
+	// The leaf index is recorded lazily: find the digest in the tree.
 	for b := uint64(0); b*layout.EntryBundleWidth < size; b++ {
-		p := layout.PartialTileSize(0, b, size)
-		raw, err := f.ReadEntryBundle(ctx, b, p)
+		raw, err := f.ReadEntryBundle(ctx, b, layout.PartialTileSize(0, b, size))
 		if err != nil {
-			return 0, nil, fmt.Errorf("read entry bundle %d: %w", b, err)
+			return nil, 0, fmt.Errorf("read entry bundle %d: %w", b, err)
 		}
 		var eb api.EntryBundle
 		if err := eb.UnmarshalText(raw); err != nil {
-			return 0, nil, fmt.Errorf("entry bundle %d: %w", b, err)
+			return nil, 0, fmt.Errorf("entry bundle %d: %w", b, err)
 		}
 		for i, e := range eb.Entries {
-			var r struct {
-				XRoadID string `json:"x_road_id"`
-			}
-			if json.Unmarshal(e, &r) == nil && r.XRoadID == xroadID {
-				return b*layout.EntryBundleWidth + uint64(i), e, nil
+			if bytes.Equal(e, digest) {
+				return data, b*layout.EntryBundleWidth + uint64(i), nil
 			}
 		}
 	}
-	return 0, nil, ErrNotFound
+	return nil, 0, fmt.Errorf("the record is not yet in the latest checkpoint (tree size %d); export again in a second", size)
 }
 
 // stampFor returns the earliest time-stamped checkpoint that covers leaf
@@ -278,7 +305,8 @@ func VerifyBundle(dir string) (*BundleReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", bundleInclusion, err)
 	}
-	leaf := rfc6962.DefaultHasher.HashLeaf(entry)
+	digest := recordDigest(entry)
+	leaf := rfc6962.DefaultHasher.HashLeaf(digest[:])
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, incl.Index, cp.Size, leaf, hashes, cp.Hash); err != nil {
 		return nil, fmt.Errorf("the record is not in the checkpoint's tree: %w", err)
 	}

@@ -25,7 +25,7 @@ or file by file as below.
 | file | what it is |
 |---|---|
 | record.json | the log entry: ids, parties, times, SHA-256 digests of the signed heads and bodies, both signatures, signer fingerprints |
-| leaf-index.txt, leaf-hash.txt | its position in the log (%d) and its RFC 6962 leaf hash, SHA-256(0x00 ‖ record.json) |
+| leaf-index.txt, leaf-hash.txt | its position in the log (%d) and its RFC 6962 leaf hash: the leaf's data is D = SHA-256(record.json), its hash SHA-256(0x00 ‖ D) |
 | checkpoint.txt | the log's signed checkpoint (C2SP signed note) for tree size %d |
 | checkpoint.pub | the gateway's note verifier key for checkpoints |
 | inclusion-proof.json | RFC 6962 inclusion proof of the leaf in that tree (hex hashes) |
@@ -45,7 +45,8 @@ or file by file as below.
 	b.WriteString(`
 ## By hand
 
-1. The leaf hash: ` + "`(printf '\\x00'; cat record.json) | sha256sum`" + ` equals leaf-hash.txt.
+1. The leaf hash: ` + "`(printf '\\x00'; sha256sum record.json | cut -c1-64 | xxd -r -p) | sha256sum`" + `
+   equals leaf-hash.txt.
 2. The inclusion proof: hash the leaf up the tree with the hashes in
    inclusion-proof.json as RFC 6962 §2.1.1 describes; the result must be
    the root hash on the third line of checkpoint.txt (base64).

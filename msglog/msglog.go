@@ -1,8 +1,11 @@
 // Package msglog is the gateways' message log: one record per exchange,
-// each the leaf of an append-only Merkle log in the C2SP tlog-tiles layout
+// kept in a record index (SQLite or PostgreSQL), whose SHA-256 digest is
+// a leaf of an append-only Merkle log in the C2SP tlog-tiles layout
 // (transparency-dev/tessera, POSIX storage), with checkpoints signed by
-// the gateway as C2SP signed notes. A record is durable before the
+// the gateway as C2SP signed notes. A record is durable in both before the
 // exchange it describes is answered; the log can be checked offline.
+// Records past their retention are purged, the purge itself logged, while
+// their leaves stay so that proofs of what remains still verify.
 package msglog
 
 import (
@@ -25,6 +28,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/store"
 )
 
 // Files in the log directory.
@@ -37,8 +41,16 @@ const (
 	VerifierKeyFile = "checkpoint.pub"
 )
 
-// RecordVersion is the version of the record format written.
-const RecordVersion = 1
+// RecordVersion is the version of the record format written. Version 2
+// keeps records in the index with their digests as leaves; version 1
+// logs (records as leaves) are not read.
+const RecordVersion = 2
+
+// Record kinds.
+const (
+	KindExchange = "exchange"
+	KindPurge    = "purge"
+)
 
 // MaxRecordSize bounds one record in bytes.
 const MaxRecordSize = 64 << 10
@@ -46,6 +58,8 @@ const MaxRecordSize = 64 << 10
 // Record is what the log keeps of one exchange at one gateway.
 type Record struct {
 	Version int `json:"v"`
+	// Kind is "exchange", or "purge" for the record of a purge.
+	Kind string `json:"kind"`
 	// Side is "consumer" (the client's gateway) or "provider".
 	Side        string `json:"side"`
 	Gateway     string `json:"gateway"`
@@ -79,6 +93,16 @@ type Record struct {
 	// Decision is the policy decision, once policies are decided per
 	// request; null until then.
 	Decision *Decision `json:"decision"`
+	// Bodies names the encrypted body files, when this gateway keeps the
+	// bodies of the exchange (see StoreBodies).
+	Bodies string `json:"bodies,omitempty"`
+
+	// A purge record says which records were purged: those logged before
+	// PurgedBefore, PurgedCount of them, whose digests (in leaf order)
+	// hash to PurgedDigestsSHA256.
+	PurgedBefore        *time.Time `json:"purged_before,omitempty"`
+	PurgedCount         int        `json:"purged_count,omitempty"`
+	PurgedDigestsSHA256 string     `json:"purged_digests_sha256,omitempty"`
 }
 
 // Decision is a policy decision as the log keeps it.
@@ -91,9 +115,18 @@ type Decision struct {
 
 // Validate checks the fields every record must have.
 func (r *Record) Validate() error {
-	switch {
-	case r.Version != RecordVersion:
+	if r.Version != RecordVersion {
 		return fmt.Errorf("record version %d, want %d", r.Version, RecordVersion)
+	}
+	if r.Kind == KindPurge {
+		if r.PurgedBefore == nil || r.PurgedCount <= 0 || len(r.PurgedDigestsSHA256) != 64 || r.Gateway == "" {
+			return errors.New("purge record lacks its period, count, digest or gateway")
+		}
+		return nil
+	}
+	switch {
+	case r.Kind != KindExchange:
+		return fmt.Errorf("record kind %q", r.Kind)
 	case r.Side != "consumer" && r.Side != "provider":
 		return fmt.Errorf("record side %q", r.Side)
 	case r.XRoadID == "" || r.Client == "" || r.Service == "" || r.Gateway == "":
@@ -133,6 +166,14 @@ type Options struct {
 	// CheckpointInterval is how often a signed checkpoint is published
 	// (default 1s).
 	CheckpointInterval time.Duration
+	// IndexDSN selects a PostgreSQL record index (postgres:// URL);
+	// empty means SQLite in the log directory.
+	IndexDSN string
+	// Retention is how long records and bodies are kept; zero keeps them
+	// for ever. PurgeInterval is how often old ones are purged (default
+	// 1h).
+	Retention     time.Duration
+	PurgeInterval time.Duration
 }
 
 // ErrLogging is wrapped by every failure to log an exchange; the exchange
@@ -143,10 +184,20 @@ var ErrLogging = errors.New("message log")
 type Log struct {
 	dir      string
 	add      tessera.AddFn
+	reader   tessera.LogReader
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
 	origin   string
+	name     string
+	db       *store.DB
+	idx      *indexWriter
+	log      *slog.Logger
+	bodyKey  []byte
+	purgeMu  sync.Mutex
+	now      func() time.Time
 	certs    sync.Map // fingerprints of certificates already stored
+	done     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // Open opens (creating on first use) the log in dir. name identifies the
@@ -161,10 +212,23 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 	if o.CheckpointInterval == 0 {
 		o.CheckpointInterval = time.Second
 	}
+	if o.PurgeInterval == 0 {
+		o.PurgeInterval = time.Hour
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if err := os.MkdirAll(filepath.Join(dir, TilesDir), 0o700); err != nil {
 		return nil, fmt.Errorf("%w: create %s: %w", ErrLogging, dir, err)
 	}
+	if err := checkFormat(dir, o.IndexDSN); err != nil {
+		return nil, err
+	}
 	signer, err := loadOrCreateSigner(dir, keyName(name))
+	if err != nil {
+		return nil, err
+	}
+	db, err := OpenIndex(ctx, dir, o.IndexDSN)
 	if err != nil {
 		return nil, err
 	}
@@ -172,54 +236,126 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 	// Close, not as long as the caller's context: Close must still be
 	// able to publish the last checkpoint.
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	fail := func(err error) (*Log, error) {
+		cancel()
+		db.Close()
+		return nil, err
+	}
 	driver, err := posix.New(bg, posix.Config{Path: filepath.Join(dir, TilesDir)})
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("%w: open storage: %w", ErrLogging, err)
+		return fail(fmt.Errorf("%w: open storage: %w", ErrLogging, err))
 	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
 		WithBatching(o.BatchMaxSize, o.BatchMaxAge).
 		WithCheckpointInterval(o.CheckpointInterval)
-	app, shutdown, _, err := tessera.NewAppender(bg, driver, opts)
+	app, shutdown, reader, err := tessera.NewAppender(bg, driver, opts)
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("%w: open appender: %w", ErrLogging, err)
+		return fail(fmt.Errorf("%w: open appender: %w", ErrLogging, err))
 	}
-	if log != nil {
-		log.Debug("message log open", "dir", dir, "origin", signer.Name())
+	matched, dropped, err := reconcile(ctx, db, signer.Name(), reader, dir)
+	if err != nil {
+		shutdown(ctx)
+		return fail(fmt.Errorf("%w: reconcile the record index with the tree: %w", ErrLogging, err))
 	}
-	return &Log{dir: dir, add: app.Add, shutdown: shutdown, cancel: cancel, origin: signer.Name()}, nil
+	if matched+dropped > 0 {
+		log.Warn("message log recovered after an unclean stop", "records_placed", matched, "records_never_acknowledged_dropped", dropped)
+	}
+	key, err := loadOrCreateBodyKey(dir)
+	if err != nil {
+		shutdown(ctx)
+		return fail(err)
+	}
+	l := &Log{dir: dir, add: app.Add, reader: reader, shutdown: shutdown, cancel: cancel, origin: signer.Name(), name: name,
+		db: db, idx: newIndexWriter(db, signer.Name()), log: log, bodyKey: key, now: time.Now, done: make(chan struct{})}
+	log.Debug("message log open", "dir", dir, "origin", signer.Name(), "index", indexKind(db))
+	if o.Retention > 0 {
+		l.wg.Add(1)
+		go l.purgeLoop(o.Retention, o.PurgeInterval)
+	}
+	return l, nil
+}
+
+func indexKind(db *store.DB) string {
+	if db.Postgres {
+		return "postgresql"
+	}
+	return "sqlite"
+}
+
+// checkFormat refuses a log written in format 1, whose records were the
+// leaves themselves: it cannot be continued in format 2.
+func checkFormat(dir, dsn string) error {
+	if dsn != "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, IndexFile)); err == nil {
+		return nil
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, TilesDir, "checkpoint")); err == nil {
+		if lines := strings.SplitN(string(b), "\n", 3); len(lines) >= 2 && lines[1] != "0" {
+			return fmt.Errorf("%w: %s holds a log of record format 1 (records as leaves) without a record index; keep it for its evidence and start this gateway with a new data directory", ErrLogging, dir)
+		}
+	}
+	return nil
 }
 
 // Origin returns the log's origin line, as its checkpoints carry it.
 func (l *Log) Origin() string { return l.origin }
 
-// Append writes a record and returns its index once it is durable.
+// Append writes a record and returns its leaf index once it is durable:
+// first in the record index, then as a leaf of the tree.
 func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
+	if r.Kind == KindPurge {
+		return 0, fmt.Errorf("%w: purge records are written by Purge", ErrLogging)
+	}
+	b, err := r.marshal()
+	if err != nil {
+		return 0, err
+	}
+	return l.append(ctx, r, b)
+}
+
+// marshal fills in the version and kind, checks and encodes a record.
+func (r *Record) marshal() ([]byte, error) {
 	r.Version = RecordVersion
+	if r.Kind == "" {
+		r.Kind = KindExchange
+	}
 	if err := r.Validate(); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrLogging, err)
+		return nil, fmt.Errorf("%w: %w", ErrLogging, err)
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrLogging, err)
+		return nil, fmt.Errorf("%w: %w", ErrLogging, err)
 	}
 	if len(b) > MaxRecordSize {
-		return 0, fmt.Errorf("%w: record of %d bytes exceeds %d", ErrLogging, len(b), MaxRecordSize)
+		return nil, fmt.Errorf("%w: record of %d bytes exceeds %d", ErrLogging, len(b), MaxRecordSize)
 	}
-	idx, err := l.add(ctx, tessera.NewEntry(b))()
+	return b, nil
+}
+
+func (l *Log) append(ctx context.Context, r *Record, b []byte) (uint64, error) {
+	rw := &row{digest: recordDigest(b), rec: r, data: b}
+	if err := l.idx.insert(ctx, rw); err != nil {
+		return 0, fmt.Errorf("%w: record index: %w", ErrLogging, err)
+	}
+	idx, err := l.add(ctx, tessera.NewEntry(rw.digest[:]))()
 	if err != nil {
 		return 0, fmt.Errorf("%w: append: %w", ErrLogging, err)
 	}
+	l.idx.leafAssigned(rw, idx.Index)
 	return idx.Index, nil
 }
 
 // Close publishes what is pending and stops the log.
 func (l *Log) Close(ctx context.Context) error {
+	close(l.done)
+	l.wg.Wait()
 	err := l.shutdown(ctx)
+	l.idx.close()
 	l.cancel()
-	return err
+	return errors.Join(err, l.db.Close())
 }
 
 // keyName turns a gateway identifier into a note key name (no spaces or

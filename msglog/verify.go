@@ -1,12 +1,19 @@
 package msglog
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
@@ -14,6 +21,8 @@ import (
 	"github.com/transparency-dev/tessera/fsck"
 	"golang.org/x/mod/sumdb/note"
 	"k8s.io/klog/v2"
+
+	"github.com/sampan-exchange/sampan/store"
 )
 
 // Report is what Verify found in a sound log.
@@ -21,14 +30,20 @@ type Report struct {
 	Origin     string
 	Size       uint64
 	Records    uint64
+	Purged     uint64
+	Purges     int
 	Timestamps int
 }
 
 // Verify checks a log offline: the checkpoint's signature against the
-// log's verifier key, every entry as a well-formed record, the leaf
-// hashes against the tiles and the tree's root against the checkpoint.
-// It returns the first fault found. each, when not nil, sees every record.
-func Verify(ctx context.Context, dir string, each func(*Record)) (*Report, error) {
+// log's verifier key; that every leaf is the SHA-256 of a well-formed
+// record in the index, or of a record purged by a purge record that is
+// itself in the log and whose count and digest hash match what it purged;
+// the leaf hashes against the tiles and the tree's root against the
+// checkpoint; and every time-stamp token. dsn selects a PostgreSQL index
+// (empty: SQLite in dir). It returns the first fault found. each, when not
+// nil, sees every record still held.
+func Verify(ctx context.Context, dir, dsn string, each func(*Record)) (*Report, error) {
 	vb, err := os.ReadFile(filepath.Join(dir, VerifierKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("read verifier key: %w", err)
@@ -37,35 +52,78 @@ func Verify(ctx context.Context, dir string, each func(*Record)) (*Report, error
 	if err != nil {
 		return nil, fmt.Errorf("verifier key: %w", err)
 	}
+	db, err := openIndexReadOnly(ctx, dir, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	origin := v.Name()
 	fetcher := client.FileFetcher{Root: filepath.Join(dir, TilesDir)}
 	cp, _, _, err := client.FetchCheckpoint(ctx, fetcher.ReadCheckpoint, v, v.Name())
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	var records uint64
-	hasher := func(bundle []byte) ([][]byte, error) {
+	rep := &Report{Origin: cp.Origin, Size: cp.Size}
+	purges := map[string]*Record{}
+	q := db.Q(`SELECT record, purged_by FROM records WHERE log = ? AND digest = ?`)
+	var leafErr error // our own finding, clearer than the checker's wrapping
+	hasher := func(bundle []byte) (_ [][]byte, err error) {
+		defer func() {
+			if err != nil && leafErr == nil {
+				leafErr = err
+			}
+		}()
 		var eb api.EntryBundle
 		if err := eb.UnmarshalText(bundle); err != nil {
 			return nil, fmt.Errorf("entry bundle: %w", err)
 		}
 		out := make([][]byte, 0, len(eb.Entries))
-		for i, e := range eb.Entries {
-			rec, err := ParseRecord(e)
-			if err != nil {
-				return nil, fmt.Errorf("entry %d of a bundle is not a valid record: %w", i, err)
+		for _, e := range eb.Entries {
+			if len(e) != 32 {
+				return nil, fmt.Errorf("a leaf of %d bytes is not a record digest", len(e))
 			}
-			if each != nil {
-				each(rec)
+			var data, purgedBy []byte
+			if err := db.QueryRowContext(ctx, q, origin, e).Scan(&data, &purgedBy); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					return nil, fmt.Errorf("leaf %x has no record in the index", e[:8])
+				}
+				return nil, fmt.Errorf("record index: %w", err)
+			}
+			switch {
+			case data != nil:
+				if d := recordDigest(data); !bytes.Equal(d[:], e) {
+					return nil, fmt.Errorf("record of leaf %x was altered: its digest is %x", e[:8], d[:8])
+				}
+				rec, err := ParseRecord(data)
+				if err != nil {
+					return nil, fmt.Errorf("record of leaf %x: %w", e[:8], err)
+				}
+				if rec.Kind == KindPurge {
+					purges[string(e)] = rec
+				} else if each != nil {
+					each(rec)
+				}
+				rep.Records++
+			case purgedBy != nil:
+				rep.Purged++
+			default:
+				return nil, fmt.Errorf("record of leaf %x is missing and no purge names it", e[:8])
 			}
 			out = append(out, rfc6962.DefaultHasher.HashLeaf(e))
 		}
-		records += uint64(len(eb.Entries))
 		return out, nil
 	}
 	f := fsck.New(v.Name(), v, fetcher, hasher, fsck.Opts{N: 1})
 	if err := f.Check(ctx); err != nil {
+		if leafErr != nil {
+			return nil, leafErr
+		}
 		return nil, fmt.Errorf("tree does not match its entries or checkpoint: %s", clip(err.Error(), 300))
 	}
+	if err := checkPurges(ctx, db, origin, purges); err != nil {
+		return nil, err
+	}
+	rep.Purges = len(purges)
 	n, err := verifyTimestamps(dir, func(b []byte) error {
 		_, err := note.Open(b, note.VerifierList(v))
 		return err
@@ -73,7 +131,64 @@ func Verify(ctx context.Context, dir string, each func(*Record)) (*Report, error
 	if err != nil {
 		return nil, err
 	}
-	return &Report{Origin: cp.Origin, Size: cp.Size, Records: records, Timestamps: n}, nil
+	rep.Timestamps = n
+	return rep, nil
+}
+
+// checkPurges checks that every purged record was purged by a purge
+// record in the log, and that each purge removed exactly the records it
+// names (or none, if it was interrupted before removing them).
+func checkPurges(ctx context.Context, db *store.DB, origin string, purges map[string]*Record) error {
+	rs, err := db.QueryContext(ctx, db.Q(`SELECT purged_by, digest FROM records WHERE log = ? AND record IS NULL ORDER BY leaf_index`), origin)
+	if err != nil {
+		return fmt.Errorf("record index: %w", err)
+	}
+	defer rs.Close()
+	type acc struct {
+		n int
+		h hash.Hash
+	}
+	got := map[string]*acc{}
+	for rs.Next() {
+		var by, d []byte
+		if err := rs.Scan(&by, &d); err != nil {
+			return err
+		}
+		if _, ok := purges[string(by)]; !ok {
+			return fmt.Errorf("record %x was removed without a purge record in the log", d[:8])
+		}
+		a := got[string(by)]
+		if a == nil {
+			a = &acc{h: sha256.New()}
+			got[string(by)] = a
+		}
+		a.n++
+		a.h.Write(d)
+	}
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	for by, a := range got {
+		p := purges[by]
+		if a.n != p.PurgedCount || hex.EncodeToString(a.h.Sum(nil)) != p.PurgedDigestsSHA256 {
+			return fmt.Errorf("purge of %s removed %d records, not the %d it logged", p.RequestAt.Format(time.RFC3339), a.n, p.PurgedCount)
+		}
+	}
+	return nil
+}
+
+// openIndexReadOnly opens the record index without creating it.
+func openIndexReadOnly(ctx context.Context, dir, dsn string) (*store.DB, error) {
+	if dsn == "" {
+		if _, err := os.Stat(filepath.Join(dir, IndexFile)); err != nil {
+			return nil, fmt.Errorf("no record index at %s (for a PostgreSQL index, give its DSN): %w", filepath.Join(dir, IndexFile), err)
+		}
+	}
+	db, err := OpenIndex(ctx, dir, dsn)
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
 // clip shortens a message that may carry whole tiles in hex.

@@ -191,6 +191,12 @@ type LogCmd struct {
 	Verify       LogVerifyCmd       `cmd:"" help:"Check a gateway's whole message log offline; exit 0 when all holds."`
 	Export       LogExportCmd       `cmd:"" help:"Write the evidence of one exchange as a bundle of standard files."`
 	VerifyBundle LogVerifyBundleCmd `cmd:"" name:"verify-bundle" help:"Check an evidence bundle; exit 0 when all holds."`
+	Body         LogBodyCmd         `cmd:"" help:"Decrypt a stored body of one exchange (where the gateway keeps bodies) to standard output."`
+}
+
+// indexFlag names the record index when it is in PostgreSQL.
+type indexFlag struct {
+	IndexDSN string `name:"index-dsn" env:"SAMPAN_LOG_INDEX_DSN" help:"The record index's PostgreSQL URL, when the gateway keeps it there (default: index.db in the log directory)."`
 }
 
 // logDirOf accepts a gateway's data directory or its log directory.
@@ -206,6 +212,7 @@ type LogExportCmd struct {
 	Dir string `help:"The gateway's data directory (or its log directory)." required:"" type:"existingdir"`
 	ID  string `help:"The exchange's X-Road-Id." required:""`
 	Out string `help:"Directory to write the bundle to (created)." required:"" type:"path"`
+	indexFlag
 }
 
 // Run writes the bundle.
@@ -213,7 +220,7 @@ func (c *LogExportCmd) Run(g *Globals) error {
 	if entries, err := os.ReadDir(c.Out); err == nil && len(entries) > 0 {
 		return fmt.Errorf("--out: %s is not empty", c.Out)
 	}
-	if err := msglog.Export(context.Background(), logDirOf(c.Dir), c.ID, c.Out); err != nil {
+	if err := msglog.Export(context.Background(), logDirOf(c.Dir), c.IndexDSN, c.ID, c.Out); err != nil {
 		return err
 	}
 	fmt.Printf("evidence of %s written to %s (see its README.md)\n", c.ID, c.Out)
@@ -244,15 +251,34 @@ func (c *LogVerifyBundleCmd) Run(g *Globals) error {
 // LogVerifyCmd checks a log offline.
 type LogVerifyCmd struct {
 	Dir string `help:"The gateway's data directory (or its log directory)." required:"" type:"existingdir"`
+	indexFlag
 }
 
 // Run verifies and reports the first fault.
 func (c *LogVerifyCmd) Run(g *Globals) error {
 	dir := logDirOf(c.Dir)
-	rep, err := msglog.Verify(context.Background(), dir, nil)
+	rep, err := msglog.Verify(context.Background(), dir, c.IndexDSN, nil)
 	if err != nil {
 		return fmt.Errorf("message log %s: %w", dir, err)
 	}
-	fmt.Printf("message log %s holds: %d records, checkpoint of size %d signed by %s, tree consistent with its entries\n", dir, rep.Records, rep.Size, rep.Origin)
+	fmt.Printf("message log %s holds: %d records, checkpoint of size %d signed by %s, tree consistent with its entries", dir, rep.Records, rep.Size, rep.Origin)
+	if rep.Purged > 0 {
+		fmt.Printf("; %d records purged under retention by %d logged purges", rep.Purged, rep.Purges)
+	}
+	fmt.Printf("; %d time-stamp tokens verify\n", rep.Timestamps)
 	return nil
+}
+
+// LogBodyCmd decrypts one stored body.
+type LogBodyCmd struct {
+	Dir  string `help:"The gateway's data directory (or its log directory)." required:"" type:"existingdir"`
+	ID   string `help:"The exchange's X-Road-Id." required:""`
+	Part string `help:"request or response." enum:"request,response" default:"response"`
+	indexFlag
+}
+
+// Run writes the body to standard output after checking it against the
+// digest the record holds.
+func (c *LogBodyCmd) Run(g *Globals) error {
+	return msglog.WriteBody(context.Background(), logDirOf(c.Dir), c.IndexDSN, c.ID, c.Part, os.Stdout)
 }

@@ -141,7 +141,7 @@ func TestCrashKeepsAcknowledgedExchanges(t *testing.T) {
 	for _, d := range []string{hcmcDir, mofDir} {
 		logged := map[string]bool{}
 		var lmu sync.Mutex
-		if _, err := msglog.Verify(t.Context(), filepath.Join(d, "log"), func(r *msglog.Record) {
+		if _, err := msglog.Verify(t.Context(), filepath.Join(d, "log"), "", func(r *msglog.Record) {
 			lmu.Lock()
 			logged[r.XRoadID] = true
 			lmu.Unlock()

@@ -1,0 +1,298 @@
+package msglog
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/sampan-exchange/sampan/store"
+)
+
+// IndexFile is the record index's SQLite database in the log directory,
+// used unless a PostgreSQL DSN is configured.
+const IndexFile = "index.db"
+
+// The record index. A row is written (durably) before its leaf is
+// appended, so every leaf has its record; leaf_index is filled in lazily
+// once the leaf is in the tree (NULL until then). Rows are per log, so
+// several gateways may share one PostgreSQL database. A purged row keeps
+// its digest (the leaf's data) and loses its record.
+var (
+	indexSQLite = []string{`
+CREATE TABLE records (
+	log TEXT NOT NULL,
+	digest BLOB NOT NULL,
+	leaf_index INTEGER,
+	x_road_id TEXT NOT NULL,
+	side TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	request_at INTEGER NOT NULL,
+	record BLOB,
+	bodies TEXT NOT NULL DEFAULT '',
+	purged_by BLOB,
+	PRIMARY KEY (log, digest)
+);
+CREATE INDEX records_xrid ON records (log, x_road_id);
+CREATE INDEX records_at ON records (log, request_at);
+CREATE INDEX records_leaf ON records (log, leaf_index);
+CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled INTEGER NOT NULL);`}
+	indexPG = []string{`
+CREATE TABLE records (
+	log TEXT NOT NULL,
+	digest BYTEA NOT NULL,
+	leaf_index BIGINT,
+	x_road_id TEXT NOT NULL,
+	side TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	request_at BIGINT NOT NULL,
+	record BYTEA,
+	bodies TEXT NOT NULL DEFAULT '',
+	purged_by BYTEA,
+	PRIMARY KEY (log, digest)
+);
+CREATE INDEX records_xrid ON records (log, x_road_id);
+CREATE INDEX records_at ON records (log, request_at);
+CREATE INDEX records_leaf ON records (log, leaf_index);
+CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled BIGINT NOT NULL);`}
+)
+
+// OpenIndex opens the record index: PostgreSQL when dsn is given,
+// otherwise the SQLite database in the log directory.
+func OpenIndex(ctx context.Context, dir, dsn string) (*store.DB, error) {
+	db, err := store.OpenDSN(ctx, dsn, dir+"/"+IndexFile, indexSQLite, indexPG)
+	if err != nil {
+		return nil, fmt.Errorf("%w: record index: %w", ErrLogging, err)
+	}
+	return db, nil
+}
+
+// row is a record on its way into the index.
+type row struct {
+	digest  [32]byte
+	rec     *Record
+	data    []byte
+	done    chan error
+	leaf    uint64
+	hasLeaf bool
+}
+
+// indexWriter commits rows in groups: while one transaction commits, the
+// next rows gather, so one fsync serves many exchanges. Leaf indexes are
+// recorded in the following transaction (or within a second).
+type indexWriter struct {
+	db     *store.DB
+	origin string
+
+	mu      sync.Mutex
+	rows    []*row
+	updates []*row
+	kick    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func newIndexWriter(db *store.DB, origin string) *indexWriter {
+	w := &indexWriter{db: db, origin: origin, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// insert writes a row and returns once it is committed.
+func (w *indexWriter) insert(ctx context.Context, r *row) error {
+	r.done = make(chan error, 1)
+	w.mu.Lock()
+	w.rows = append(w.rows, r)
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// leafAssigned records, lazily, where a row's leaf is.
+func (w *indexWriter) leafAssigned(r *row, leaf uint64) {
+	r.leaf, r.hasLeaf = leaf, true
+	w.mu.Lock()
+	w.updates = append(w.updates, r)
+	w.mu.Unlock()
+}
+
+func (w *indexWriter) run() {
+	defer close(w.stopped)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.kick:
+		case <-tick.C:
+		case <-w.stop:
+			w.flush()
+			return
+		}
+		w.flush()
+	}
+}
+
+func (w *indexWriter) flush() {
+	w.mu.Lock()
+	rows, updates := w.rows, w.updates
+	w.rows, w.updates = nil, nil
+	w.mu.Unlock()
+	if len(rows) == 0 && len(updates) == 0 {
+		return
+	}
+	err := w.commit(rows, updates)
+	for _, r := range rows {
+		r.done <- err
+	}
+	if err != nil && len(updates) > 0 {
+		// The leaf indexes are only a convenience (reconciled at the next
+		// start); keep them for the next attempt.
+		w.mu.Lock()
+		w.updates = append(updates, w.updates...)
+		w.mu.Unlock()
+	}
+}
+
+func (w *indexWriter) commit(rows, updates []*row) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if len(rows) > 0 {
+		st, err := tx.PrepareContext(ctx, w.db.Q(`INSERT INTO records (log, digest, x_road_id, side, kind, request_at, record, bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`))
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if _, err := st.ExecContext(ctx, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.rec.RequestAt.UnixMilli(), r.data, r.rec.Bodies); err != nil {
+				st.Close()
+				return err
+			}
+		}
+		st.Close()
+	}
+	if len(updates) > 0 {
+		st, err := tx.PrepareContext(ctx, w.db.Q(`UPDATE records SET leaf_index = ? WHERE log = ? AND digest = ?`))
+		if err != nil {
+			return err
+		}
+		for _, r := range updates {
+			if _, err := st.ExecContext(ctx, int64(r.leaf), w.origin, r.digest[:]); err != nil {
+				st.Close()
+				return err
+			}
+		}
+		st.Close()
+	}
+	return tx.Commit()
+}
+
+// close commits what is pending and stops the writer.
+func (w *indexWriter) close() {
+	close(w.stop)
+	<-w.stopped
+}
+
+// reconcile runs at open: rows written before a crash whose leaf index
+// was not yet recorded are matched with the leaves appended since the
+// last clean start; rows with no leaf were never acknowledged and go.
+func reconcile(ctx context.Context, db *store.DB, origin string, rd interface {
+	IntegratedSize(context.Context) (uint64, error)
+	ReadEntryBundle(context.Context, uint64, uint8) ([]byte, error)
+}, dir string) (matched, dropped int, err error) {
+	size, err := rd.IntegratedSize(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	var from int64
+	switch err := db.QueryRowContext(ctx, db.Q(`SELECT reconciled FROM log_state WHERE log = ?`), origin).Scan(&from); {
+	case errors.Is(err, sql.ErrNoRows):
+		from = 0
+	case err != nil:
+		return 0, 0, err
+	}
+	pending := map[[32]byte]bool{}
+	rs, err := db.QueryContext(ctx, db.Q(`SELECT digest FROM records WHERE log = ? AND leaf_index IS NULL`), origin)
+	if err != nil {
+		return 0, 0, err
+	}
+	for rs.Next() {
+		var d []byte
+		if err := rs.Scan(&d); err != nil {
+			rs.Close()
+			return 0, 0, err
+		}
+		var k [32]byte
+		copy(k[:], d)
+		pending[k] = true
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return 0, 0, err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	if len(pending) > 0 {
+		for b := uint64(from) / layout.EntryBundleWidth; b*layout.EntryBundleWidth < size && len(pending) > 0; b++ {
+			raw, err := rd.ReadEntryBundle(ctx, b, layout.PartialTileSize(0, b, size))
+			if err != nil {
+				return 0, 0, fmt.Errorf("read entry bundle %d: %w", b, err)
+			}
+			var eb api.EntryBundle
+			if err := eb.UnmarshalText(raw); err != nil {
+				return 0, 0, fmt.Errorf("entry bundle %d: %w", b, err)
+			}
+			for i, e := range eb.Entries {
+				var k [32]byte
+				copy(k[:], e)
+				if len(e) == 32 && pending[k] {
+					if _, err := tx.ExecContext(ctx, db.Q(`UPDATE records SET leaf_index = ? WHERE log = ? AND digest = ?`), int64(b*layout.EntryBundleWidth)+int64(i), origin, k[:]); err != nil {
+						return 0, 0, err
+					}
+					delete(pending, k)
+					matched++
+				}
+			}
+		}
+		for k := range pending {
+			var stem string
+			if tx.QueryRowContext(ctx, db.Q(`SELECT bodies FROM records WHERE log = ? AND digest = ?`), origin, k[:]).Scan(&stem) == nil && stem != "" {
+				removeBodies(dir, stem)
+			}
+			if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM records WHERE log = ? AND digest = ? AND leaf_index IS NULL`), origin, k[:]); err != nil {
+				return 0, 0, err
+			}
+			dropped++
+		}
+	}
+	if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM log_state WHERE log = ?`), origin); err != nil {
+		return 0, 0, err
+	}
+	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO log_state (log, reconciled) VALUES (?, ?)`), origin, int64(size)); err != nil {
+		return 0, 0, err
+	}
+	return matched, dropped, tx.Commit()
+}
+
+// recordDigest is a record's leaf data: the SHA-256 of its bytes.
+func recordDigest(b []byte) [32]byte { return sha256.Sum256(b) }

@@ -1,0 +1,205 @@
+package msglog
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func openTest(t *testing.T, dir string) *Log {
+	t.Helper()
+	l, err := Open(t.Context(), dir, "VN/GOV/MPS/gw1", Options{CheckpointInterval: 100 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// storeBody writes one part through a BodyWriter in uneven pieces.
+func storeBody(t *testing.T, l *Log, stem, part string, body []byte) {
+	t.Helper()
+	w, err := l.NewBody(stem, part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := body; len(p) > 0; {
+		k := min(len(p), 7777)
+		w.Write(p[:k])
+		p = p[k:]
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBodiesEncryptedAtRest(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	defer l.Close(t.Context())
+	body := bytes.Repeat([]byte("resident 079123456789 Nguyen Van A; "), 5000) // ~180 KiB: several chunks
+	stem, err := l.BodyStem("0f8e0c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6", "provider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeBody(t, l, stem, PartRequest, body)
+	storeBody(t, l, stem, PartResponse, nil)
+	p := bodyPath(dir, stem, PartRequest)
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("Nguyen Van A")) {
+		t.Fatal("body stored in clear")
+	}
+	for _, f := range []string{p, filepath.Join(dir, BodyKeyFile)} {
+		if fi, _ := os.Stat(f); fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v", f, fi.Mode().Perm())
+		}
+	}
+	var got bytes.Buffer
+	if err := ReadBody(dir, stem, PartRequest, &got); err != nil || !bytes.Equal(got.Bytes(), body) {
+		t.Fatalf("read back %d bytes, %v", got.Len(), err)
+	}
+	got.Reset()
+	if err := ReadBody(dir, stem, PartResponse, &got); err != nil || got.Len() != 0 {
+		t.Fatalf("empty body read back as %d bytes, %v", got.Len(), err)
+	}
+	// Any change is refused: a flipped byte, a cut, a dropped chunk.
+	first := 16 + 4 + bodyChunk + 16 // header, then the first sealed chunk
+	for name, edit := range map[string]func([]byte) []byte{
+		"flipped byte":  func(b []byte) []byte { b[len(b)/2] ^= 1; return b },
+		"cut short":     func(b []byte) []byte { return b[:len(b)-100] },
+		"cut at chunk":  func(b []byte) []byte { return b[:first] },
+		"chunk dropped": func(b []byte) []byte { return append(b[:16:16], b[first:]...) },
+		"extra data":    func(b []byte) []byte { return append(b, 0) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := edit(append([]byte(nil), raw...))
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := ReadBody(dir, stem, PartRequest, &bytes.Buffer{}); err == nil {
+				t.Error("altered body read without error")
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+	if _, err := l.BodyStem("../../etc/passwd", "provider"); err == nil {
+		t.Error("a request id with path separators named a body file")
+	}
+}
+
+func TestRetentionPurgesAndStillVerifies(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	old := time.Now().Add(-100 * 24 * time.Hour).UTC()
+	var oldStem string
+	for i := range 30 {
+		r := testRecord(i)
+		if i < 20 {
+			r.RequestAt = old.Add(time.Duration(i) * time.Second)
+		}
+		if i == 3 {
+			oldStem, _ = l.BodyStem("0f8e0c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6", "consumer")
+			storeBody(t, l, oldStem, PartRequest, []byte("old body"))
+			r.Bodies = oldStem
+		}
+		if _, err := l.Append(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1200 * time.Millisecond) // leaf indexes are recorded within a second
+	n, err := l.Purge(t.Context(), time.Now().Add(-90*24*time.Hour))
+	if err != nil || n != 20 {
+		t.Fatalf("purged %d, %v; want 20", n, err)
+	}
+	if n, err := l.Purge(t.Context(), time.Now().Add(-90*24*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("second purge: %d, %v", n, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := l.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bodyPath(dir, oldStem, PartRequest)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("purged body still on disk: %v", err)
+	}
+	var held []string
+	rep, err := Verify(t.Context(), dir, "", func(r *Record) { held = append(held, r.XRoadID) })
+	if err != nil {
+		t.Fatalf("verify after purge: %v", err)
+	}
+	if rep.Size != 31 || rep.Purged != 20 || rep.Purges != 1 || len(held) != 10 {
+		t.Fatalf("report %+v, %d records held; want tree 31, 20 purged, 1 purge, 10 held", rep, len(held))
+	}
+	// A purged record cannot be exported; a kept one can.
+	if err := Export(t.Context(), dir, "", "id-5", t.TempDir()); !errors.Is(err, ErrPurged) {
+		t.Errorf("export of a purged record: %v", err)
+	}
+	out := t.TempDir()
+	if err := Export(t.Context(), dir, "", "id-25", out); err != nil {
+		t.Fatalf("export of a kept record: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, bundleRecord)); err != nil || !bytes.Contains(b, []byte(`"id-25"`)) {
+		t.Fatalf("bundle of a kept record: %s, %v", b, err)
+	}
+
+	// Removing one more record under cover of the purge is caught.
+	db, err := OpenIndex(t.Context(), dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE records SET record = NULL, purged_by = (SELECT purged_by FROM records WHERE x_road_id = 'id-0') WHERE x_road_id = 'id-26'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(t.Context(), dir, "", nil); err == nil {
+		t.Error("a record removed beyond what the purge logged was not detected")
+	} else {
+		t.Log(err)
+	}
+}
+
+// A crash between writing a row and recording its leaf leaves rows
+// without leaf indexes, and perhaps a row whose leaf was never appended
+// (never acknowledged). Reopening places the first and drops the second.
+func TestReconcileAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 0, 50)
+	db, err := OpenIndex(t.Context(), dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE records SET leaf_index = NULL WHERE x_road_id IN ('id-3', 'id-41')`,
+		`INSERT INTO records (log, digest, x_road_id, side, kind, request_at, record) VALUES ((SELECT log FROM records LIMIT 1), randomblob(32), 'never-acked', 'consumer', 'exchange', 0, CAST('{}' AS BLOB))`,
+		`UPDATE log_state SET reconciled = 0`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeLog(t, dir, 50, 5)
+	var placed, orphans int
+	db.QueryRow(`SELECT count(*) FROM records WHERE leaf_index IS NOT NULL`).Scan(&placed)
+	db.QueryRow(`SELECT count(*) FROM records WHERE x_road_id = 'never-acked'`).Scan(&orphans)
+	db.Close()
+	if placed != 55 || orphans != 0 {
+		t.Fatalf("%d rows placed (want 55), %d unacknowledged rows left", placed, orphans)
+	}
+	if _, err := Verify(t.Context(), dir, "", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFormatOneRefused(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, TilesDir), 0o700)
+	os.WriteFile(filepath.Join(dir, TilesDir, "checkpoint"), []byte("sampan-log:x\n12\nabc=\n\n— sig\n"), 0o644)
+	if _, err := Open(t.Context(), dir, "x", Options{}, nil); err == nil {
+		t.Fatal("a format 1 log was opened")
+	}
+}
