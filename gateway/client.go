@@ -248,6 +248,11 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		UserID: req.UserID, Issue: req.Issue, Method: r.Method, Path: req.Path, Query: req.RawQuery,
 		RequestAt: ex.start.UTC(), RequestHeadSHA256: hexSum(head), RequestSignerCert: mk.fp,
 	}
+	bs, err := g.startBodies(req.Client, ex.requestID, "consumer")
+	if err != nil {
+		return r1.Wrap(err, r1.TypeClientLoggingFailed, "the exchange's bodies cannot be stored as configured")
+	}
+	defer bs.discard()
 	var signed atomic.Pointer[signedRequest]
 	sign := func(sum []byte, n int64) error {
 		payload := signedPayload(head, sum, mk.fp)
@@ -261,7 +266,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		signed.Store(&signedRequest{bodySum: hex.EncodeToString(sum), bytes: n, sig: sig})
 		return nil
 	}
-	out.Body = io.NopCloser(newSigningReader(r.Body, g.cfg.Limits.MaxBodyBytes, sign))
+	sr := newSigningReader(r.Body, g.cfg.Limits.MaxBodyBytes, sign)
+	sr.tee = bs.reqW()
+	out.Body = io.NopCloser(sr)
 	if r.ContentLength == 0 {
 		// Without a body the request can be sent again, and the transport
 		// does so, for idempotent methods, when a pooled connection turns
@@ -326,6 +333,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		rec.ResponseSignature, rec.ResponseSignerCert = sig, certFP
 		err := errors.Join(g.mlog.StoreCert(mk.der), g.mlog.StoreCert(cert.Raw))
 		if err == nil {
+			rec.Bodies, err = bs.finish()
+		}
+		if err == nil {
 			_, err = g.mlog.Append(ctx, rec)
 		}
 		if err != nil {
@@ -334,6 +344,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		}
 		return nil
 	})
+	vr.tee = bs.respW()
 	defer vr.release()
 	complete, err := vr.Prefetch()
 	if err != nil {

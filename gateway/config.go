@@ -13,6 +13,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/store"
 )
 
 // Config is a gateway's configuration file.
@@ -45,6 +46,8 @@ type Config struct {
 	// the gateway serves without a fresh time-stamp (default 4h).
 	TimestampInterval cfg.Duration `json:"timestamp_interval"`
 	TimestampGrace    cfg.Duration `json:"timestamp_grace"`
+	// Log configures the message log.
+	Log LogConfig `json:"log"`
 
 	dir string // directory of the configuration file
 }
@@ -78,6 +81,25 @@ type AccessRight struct {
 	// Endpoint limits the right to "METHOD /path/pattern"; empty means the
 	// whole service.
 	Endpoint string `json:"endpoint"`
+}
+
+// LogConfig configures the message log.
+type LogConfig struct {
+	// IndexDSN puts the record index in PostgreSQL (a postgres:// URL);
+	// by default it is SQLite in DATA_DIR/log/index.db. The environment
+	// variable SAMPAN_LOG_INDEX_DSN, when set, takes precedence, so that
+	// a password need not be in this file.
+	IndexDSN string `json:"index_dsn"`
+	// Retention is how long records and stored bodies are kept (e.g.
+	// "2160h" for 90 days); zero keeps them. Purges are logged.
+	Retention cfg.Duration `json:"retention"`
+	// StoreBodies lists subsystems (INSTANCE/CLASS/CODE/SUBSYSTEM) of
+	// this gateway whose request and response bodies are kept, encrypted
+	// at rest with AES-256-GCM: as the client on the consumer side, as
+	// the provider on the provider side. By default no bodies are kept.
+	StoreBodies []string `json:"store_bodies"`
+
+	storeBodies map[ident.ClientID]bool
 }
 
 // Limits bound every client request.
@@ -180,6 +202,23 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Federation.validate(); err != nil {
 		return err
+	}
+	if c.Log.IndexDSN != "" && !store.IsPostgres(c.Log.IndexDSN) {
+		return errors.New("log.index_dsn: must be a postgres:// or postgresql:// URL")
+	}
+	if c.Log.Retention < 0 {
+		return errors.New("log.retention: must not be negative")
+	}
+	c.Log.storeBodies = map[ident.ClientID]bool{}
+	for i, s := range c.Log.StoreBodies {
+		id, err := ident.ParseSubsystem(s)
+		if err != nil {
+			return fmt.Errorf("log.store_bodies[%d]: %w", i, err)
+		}
+		if id.Instance != c.ID.Instance {
+			return fmt.Errorf("log.store_bodies[%d]: %s is not of instance %s", i, id, c.ID.Instance)
+		}
+		c.Log.storeBodies[id] = true
 	}
 	seen := map[ident.ServiceID]bool{}
 	for i := range c.Services {

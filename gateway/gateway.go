@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -88,7 +89,11 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		g.db.Close()
 		return nil, err
 	}
-	if g.mlog, err = msglog.Open(ctx, filepath.Join(dir, logDir), c.ID.String(), msglog.Options{}, g.log); err != nil {
+	dsn := c.Log.IndexDSN
+	if env := os.Getenv("SAMPAN_LOG_INDEX_DSN"); env != "" {
+		dsn = env
+	}
+	if g.mlog, err = msglog.Open(ctx, filepath.Join(dir, logDir), c.ID.String(), msglog.Options{IndexDSN: dsn, Retention: c.Log.Retention.D()}, g.log); err != nil {
 		g.db.Close()
 		return nil, err
 	}

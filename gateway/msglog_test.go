@@ -1,6 +1,11 @@
 package gateway_test
 
 import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +15,7 @@ import (
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/r1"
 	"github.com/sampan-exchange/sampan/sandbox"
+	"github.com/sampan-exchange/sampan/store/pgtest"
 )
 
 // TestExchangesAreLogged checks that both gateways of an exchange log it,
@@ -55,22 +61,42 @@ func TestExchangesAreLogged(t *testing.T) {
 func TestLoggingFailsClosed(t *testing.T) {
 	for _, tc := range []struct {
 		gateway, typ string
+		index        bool // break the record index rather than the tiles
 	}{
-		{"VN/GOV/MOF/gw1", r1.TypeServerLoggingFailed},
-		{"VN/GOV/HCMC/gw1", r1.TypeClientLoggingFailed},
+		{"VN/GOV/MOF/gw1", r1.TypeServerLoggingFailed, false},
+		{"VN/GOV/HCMC/gw1", r1.TypeClientLoggingFailed, false},
+		{"VN/GOV/HCMC/gw1", r1.TypeClientLoggingFailed, true},
 	} {
-		t.Run(tc.gateway, func(t *testing.T) {
+		name := tc.gateway + " tiles"
+		if tc.index {
+			name = tc.gateway + " index"
+		}
+		t.Run(name, func(t *testing.T) {
 			w := startWorld(t, sandbox.Options{})
 			if resp, body := w.do(t, call{path: companies + "/0100109106"}); resp.StatusCode != 200 {
 				t.Fatalf("before: status %d, body %s", resp.StatusCode, body)
 			}
-			// The storage goes bad: where the tiles go, there is a file.
-			tiles := filepath.Join(w.manifestGateway(tc.gateway).DataDir, "log", msglog.TilesDir, "tile")
-			if err := os.Rename(tiles, tiles+".moved"); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(tiles, []byte("not a directory"), 0o644); err != nil {
-				t.Fatal(err)
+			logDir := filepath.Join(w.manifestGateway(tc.gateway).DataDir, "log")
+			if tc.index {
+				// The record index loses its table.
+				db, err := msglog.OpenIndex(t.Context(), logDir, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = db.Exec(`ALTER TABLE records RENAME TO records_gone`)
+				db.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// The storage goes bad: where the tiles go, there is a file.
+				tiles := filepath.Join(logDir, msglog.TilesDir, "tile")
+				if err := os.Rename(tiles, tiles+".moved"); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(tiles, []byte("not a directory"), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			resp, body := w.do(t, call{path: companies + "/0100109106", header: map[string]string{r1.HeaderID: "unlogged"}})
 			wantError(t, resp, body, 500, tc.typ)
@@ -78,5 +104,99 @@ func TestLoggingFailsClosed(t *testing.T) {
 				t.Error("the backend's answer was released")
 			}
 		})
+	}
+}
+
+// TestBodiesKeptWhereConfigured: SPF and MPS keep the bodies of their scam
+// report exchanges, encrypted; the bodies decrypt to what was sent and
+// answered; the one-stop shop's gateway keeps none.
+func TestBodiesKeptWhereConfigured(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	report := `{"phone":"+65 8000 0000","summary":"investment scam, victims in both countries"}`
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, w.manifestGateway("SG/GOV/SPF/gw1").ClientURL+"/r1/VN/GOV/MPS/cybercrime/scam-reports/", strings.NewReader(report))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(r1.HeaderClient, "SG/GOV/SPF/anti-scam")
+	req.Header.Set(r1.HeaderID, "scam-1")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d: %s", resp.StatusCode, answer)
+	}
+	if resp, body := w.do(t, call{path: companies + "/0100109106", header: map[string]string{r1.HeaderID: "no-bodies"}}); resp.StatusCode != 200 {
+		t.Fatalf("status %d, body %s", resp.StatusCode, body)
+	}
+	if err := w.sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, gw := range []string{"SG/GOV/SPF/gw1", "VN/GOV/MPS/gw1"} {
+		dir := filepath.Join(w.manifestGateway(gw).DataDir, "log")
+		for part, want := range map[string]string{msglog.PartRequest: report, msglog.PartResponse: string(answer)} {
+			var got bytes.Buffer
+			if err := msglog.WriteBody(t.Context(), dir, "", "scam-1", part, &got); err != nil {
+				t.Fatalf("%s %s body: %v", gw, part, err)
+			}
+			if got.String() != want {
+				t.Errorf("%s %s body %q, want %q", gw, part, got.String(), want)
+			}
+		}
+		// At rest the files hold no clear text.
+		filepath.WalkDir(filepath.Join(dir, msglog.BodiesDir), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if b, _ := os.ReadFile(p); bytes.Contains(b, []byte("investment scam")) {
+					t.Errorf("%s stores a body in clear: %s", gw, p)
+				}
+			}
+			return nil
+		})
+	}
+	hcmc := filepath.Join(w.manifestGateway("VN/GOV/HCMC/gw1").DataDir, "log")
+	if err := msglog.WriteBody(t.Context(), hcmc, "", "no-bodies", msglog.PartResponse, io.Discard); err == nil {
+		t.Error("a gateway not configured to keep bodies kept one")
+	}
+	if _, err := os.Stat(filepath.Join(hcmc, msglog.BodiesDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("HCMC has a bodies directory: %v", err)
+	}
+}
+
+// TestRecordIndexInPostgres runs the sandbox with every gateway's record
+// index in one PostgreSQL database (rows are per log) and checks an
+// exchange's records there.
+func TestRecordIndexInPostgres(t *testing.T) {
+	dsn := pgtest.Start(t)
+	t.Setenv("SAMPAN_LOG_INDEX_DSN", dsn)
+	w := startWorld(t, sandbox.Options{})
+	if resp, body := w.do(t, call{path: companies + "/0100109106", header: map[string]string{r1.HeaderID: "pg-1"}}); resp.StatusCode != 200 {
+		t.Fatalf("status %d, body %s", resp.StatusCode, body)
+	}
+	if err := w.sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, gw := range []string{"VN/GOV/HCMC/gw1", "VN/GOV/MOF/gw1"} {
+		dir := filepath.Join(w.manifestGateway(gw).DataDir, "log")
+		if _, err := os.Stat(filepath.Join(dir, msglog.IndexFile)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s made a SQLite index although PostgreSQL was configured", gw)
+		}
+		n := 0
+		if _, err := msglog.Verify(t.Context(), dir, dsn, func(r *msglog.Record) {
+			if r.XRoadID == "pg-1" {
+				n++
+			}
+		}); err != nil || n != 1 {
+			t.Fatalf("%s: %d records of the exchange, %v", gw, n, err)
+		}
+		out := t.TempDir()
+		if err := msglog.Export(t.Context(), dir, dsn, "pg-1", out); err != nil {
+			t.Fatalf("%s: export: %v", gw, err)
+		}
+		if _, err := msglog.VerifyBundle(out); err != nil {
+			t.Fatalf("%s: bundle: %v", gw, err)
+		}
 	}
 }

@@ -172,6 +172,14 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	if max := g.cfg.Limits.MaxBodyBytes; max >= 0 {
 		src = http.MaxBytesReader(w, r.Body, max)
 	}
+	var bs *bodyStore
+	if !meta {
+		if bs, err = g.startBodies(svc.Provider, reqID, "provider"); err != nil {
+			fail(r1.Wrap(err, r1.TypeServerLoggingFailed, "the exchange's bodies cannot be stored as configured"))
+			return
+		}
+		defer bs.discard()
+	}
 	var vr *verifyingReader
 	vr = newVerifyingReader(src, func(sum []byte) error {
 		sig := r.Trailer.Get(hdrSignature)
@@ -185,6 +193,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		verified.Store(&verifiedRequest{hash: requestHash(payload, sig), bodySum: hex.EncodeToString(sum), bytes: vr.Len(), sig: sig})
 		return nil
 	})
+	vr.tee = bs.reqW()
 	defer vr.release()
 	complete, err := vr.Prefetch()
 	if err != nil {
@@ -222,7 +231,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		RequestHeadSHA256: hexSum(head), RequestBodySHA256: vq.bodySum, RequestBytes: vq.bytes,
 		RequestHash: vq.hash, RequestSignature: vq.sig, RequestSignerCert: certFP,
 	}
-	g.writeSigned(r.Context(), w, resp, rec, cert, provKey, log)
+	g.writeSigned(r.Context(), w, resp, rec, cert, provKey, bs, log)
 }
 
 // verifiedRequest is what the provider's gateway knows of a request once
@@ -354,7 +363,7 @@ func copyNamedAll(dst, src http.Header, names []string) {
 // to hold is logged before anything is sent, so that a logging failure is
 // answered with a clear error; a larger one is cut if logging fails at its
 // end, and the consumer never gets its signature.
-func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *http.Response, rec *msglog.Record, reqCert *x509.Certificate, k *memberKey, log *slog.Logger) {
+func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *http.Response, rec *msglog.Record, reqCert *x509.Certificate, k *memberKey, bs *bodyStore, log *slog.Logger) {
 	h := w.Header()
 	src := resp.Header.Clone()
 	for name := range src {
@@ -378,6 +387,9 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 		rec.ResponseSignature, rec.ResponseSignerCert = sig, k.fp
 		err = errors.Join(g.mlog.StoreCert(k.der), g.mlog.StoreCert(reqCert.Raw))
 		if err == nil {
+			rec.Bodies, err = bs.finish()
+		}
+		if err == nil {
 			_, err = g.mlog.Append(context.WithoutCancel(ctx), rec)
 		}
 		if err != nil {
@@ -394,6 +406,9 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 	n, err := io.ReadFull(resp.Body, buf)
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		if w := bs.respW(); w != nil {
+			w.Write(buf[:n])
+		}
 		sum := sha256.Sum256(buf[:n])
 		sig, err := finish(sum[:], int64(n))
 		if err != nil {
@@ -429,6 +444,7 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 		h.Set(hdrSignature, sig)
 		return nil
 	})
+	body.tee = bs.respW()
 	if _, err := io.Copy(w, body); err != nil {
 		log.Warn("response stream aborted", "err", err)
 		panic(http.ErrAbortHandler)

@@ -21,6 +21,7 @@ type signingReader struct {
 	limit int64 // -1: none
 	onEOF func(sum []byte, n int64) error
 	done  bool
+	tee   io.Writer // when not nil, sees the body too
 }
 
 func newSigningReader(r io.Reader, limit int64, onEOF func(sum []byte, n int64) error) *signingReader {
@@ -41,6 +42,9 @@ func (s *signingReader) Read(p []byte) (int, error) {
 	}
 	n, err := s.r.Read(p)
 	s.h.Write(p[:n])
+	if s.tee != nil {
+		s.tee.Write(p[:n])
+	}
 	s.n += int64(n)
 	if s.limit >= 0 && s.n > s.limit {
 		return 0, errBodyTooLarge
@@ -80,6 +84,7 @@ type verifyingReader struct {
 	ok     bool // verified
 	err    error
 	verify func(sum []byte) error
+	tee    io.Writer // when not nil, sees the body too
 }
 
 func newVerifyingReader(src io.Reader, verify func(sum []byte) error) *verifyingReader {
@@ -109,6 +114,9 @@ func (v *verifyingReader) fill() {
 	for v.end < len(v.buf) && !v.srcEOF && v.err == nil {
 		n, err := v.src.Read(v.buf[v.end:])
 		v.h.Write(v.buf[v.end : v.end+n])
+		if v.tee != nil {
+			v.tee.Write(v.buf[v.end : v.end+n])
+		}
 		v.end += n
 		v.n += int64(n)
 		switch {

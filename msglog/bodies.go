@@ -70,6 +70,16 @@ func loadOrCreateBodyKey(dir string) ([]byte, error) {
 	return b, nil
 }
 
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+
+// ParseID checks that a request id can name body files.
+func ParseID(id string) (string, error) {
+	if !idRE.MatchString(id) {
+		return "", fmt.Errorf("request id %q cannot name a file", id)
+	}
+	return id, nil
+}
+
 // BodyStem names the body files of one exchange at one gateway.
 func (l *Log) BodyStem(requestID, side string) (string, error) {
 	stem := l.now().UTC().Format("2006-01-02") + "/" + requestID + "-" + side

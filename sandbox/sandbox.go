@@ -102,7 +102,7 @@ type state struct {
 }
 
 // stateVersion changes whenever the sandbox world does.
-const stateVersion = 2
+const stateVersion = 3
 
 type gatewayAddresses struct {
 	Client string `json:"client_listen"`
@@ -704,6 +704,7 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		Federation:        gateway.FederationConfig{Allow: gateway.FederateAll},
 		TimestampInterval: cfg.Duration(o.TimestampInterval),
 		TimestampGrace:    cfg.Duration(o.TimestampGrace),
+		Log:               gateway.LogConfig{StoreBodies: gd.storeBodies, Retention: cfg.Duration(gd.retention)},
 	}
 	for _, sv := range gd.services {
 		sid, err := ident.ParseService(sv.id)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/sampan-exchange/sampan/gateway"
 )
@@ -38,6 +39,10 @@ type gatewayDef struct {
 	id       string
 	clients  []string
 	services []serviceDef
+	// storeBodies lists subsystems whose bodies the gateway keeps
+	// (encrypted); retention is how long its records are kept.
+	storeBodies []string
+	retention   time.Duration
 }
 
 type instanceDef struct {
@@ -86,8 +91,12 @@ var world = []instanceDef{
 				},
 			},
 			{
-				id:      "VN/GOV/MPS/gw1",
-				clients: []string{"VN/GOV/MPS/residents", "VN/GOV/MPS/cybercrime"},
+				id: "VN/GOV/MPS/gw1",
+				// Scam reports carry personal data: the bilateral
+				// agreement asks both sides to keep them 90 days.
+				storeBodies: []string{"VN/GOV/MPS/cybercrime"},
+				retention:   90 * 24 * time.Hour,
+				clients:     []string{"VN/GOV/MPS/residents", "VN/GOV/MPS/cybercrime"},
 				services: []serviceDef{
 					{
 						id: "VN/GOV/MPS/residents/persons", title: "Resident records",
@@ -135,8 +144,10 @@ var world = []instanceDef{
 				},
 			},
 			{
-				id:      "SG/GOV/SPF/gw1",
-				clients: []string{"SG/GOV/SPF/anti-scam"},
+				id:          "SG/GOV/SPF/gw1",
+				storeBodies: []string{"SG/GOV/SPF/anti-scam"},
+				retention:   90 * 24 * time.Hour,
+				clients:     []string{"SG/GOV/SPF/anti-scam"},
 				services: []serviceDef{
 					{
 						id: "SG/GOV/SPF/anti-scam/scam-reports", title: "Scam reports",
