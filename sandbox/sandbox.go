@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sampan-exchange/sampan/authority"
@@ -138,7 +139,25 @@ type Sandbox struct {
 // Start brings the world up and returns once every gateway holds a valid
 // configuration. On a first start that fails, the directory is removed
 // again so that nothing half-made is left behind.
-func Start(ctx context.Context, o Options) (_ *Sandbox, err error) {
+func Start(ctx context.Context, o Options) (*Sandbox, error) {
+	if o.Dir == "" {
+		o.Dir = "sampan-sandbox"
+	}
+	for attempt := 1; ; attempt++ {
+		sb, err := start(ctx, o)
+		// A first start picks free ports; another process may take one
+		// before the sandbox binds it. A failed first start leaves
+		// nothing behind, so it can simply pick again.
+		if err == nil || attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			return sb, err
+		}
+		if _, serr := os.Stat(filepath.Join(o.Dir, stateFile)); serr == nil {
+			return sb, err // not a first start: its ports are its own
+		}
+	}
+}
+
+func start(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	if o.Dir == "" {
 		o.Dir = "sampan-sandbox"
 	}
