@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,31 +176,38 @@ func (w *indexWriter) commit(rows, updates []*row) error {
 		return err
 	}
 	defer tx.Rollback()
-	if len(rows) > 0 {
-		st, err := tx.PrepareContext(ctx, w.db.Q(`INSERT INTO records (log, digest, x_road_id, side, kind, request_at, record, bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`))
-		if err != nil {
+	// Multi-row statements: one round trip per 100 rows.
+	for len(rows) > 0 {
+		n := min(len(rows), 100)
+		q := `INSERT INTO records (log, digest, x_road_id, side, kind, request_at, record, bodies) VALUES ` +
+			strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?), `, n-1) + `(?, ?, ?, ?, ?, ?, ?, ?)`
+		args := make([]any, 0, 8*n)
+		for _, r := range rows[:n] {
+			args = append(args, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.rec.RequestAt.UnixMilli(), r.data, r.rec.Bodies)
+		}
+		if _, err := tx.ExecContext(ctx, w.db.Q(q), args...); err != nil {
 			return err
 		}
-		for _, r := range rows {
-			if _, err := st.ExecContext(ctx, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.rec.RequestAt.UnixMilli(), r.data, r.rec.Bodies); err != nil {
-				st.Close()
-				return err
-			}
-		}
-		st.Close()
+		rows = rows[n:]
 	}
-	if len(updates) > 0 {
-		st, err := tx.PrepareContext(ctx, w.db.Q(`UPDATE records SET leaf_index = ? WHERE log = ? AND digest = ?`))
-		if err != nil {
+	for len(updates) > 0 {
+		n := min(len(updates), 100)
+		// UPDATE … FROM a UNION ALL of rows works in both SQLite (3.33+)
+		// and PostgreSQL (which needs the types).
+		first, more := `SELECT ? AS d, ? AS leaf`, ` UNION ALL SELECT ?, ?`
+		if w.db.Postgres {
+			first, more = `SELECT ?::bytea AS d, ?::bigint AS leaf`, ` UNION ALL SELECT ?::bytea, ?::bigint`
+		}
+		q := `UPDATE records SET leaf_index = u.leaf FROM (` + first + strings.Repeat(more, n-1) + `) AS u WHERE records.log = ? AND records.digest = u.d`
+		args := make([]any, 0, 2*n+1)
+		for _, r := range updates[:n] {
+			args = append(args, r.digest[:], int64(r.leaf))
+		}
+		args = append(args, w.origin)
+		if _, err := tx.ExecContext(ctx, w.db.Q(q), args...); err != nil {
 			return err
 		}
-		for _, r := range updates {
-			if _, err := st.ExecContext(ctx, int64(r.leaf), w.origin, r.digest[:]); err != nil {
-				st.Close()
-				return err
-			}
-		}
-		st.Close()
+		updates = updates[n:]
 	}
 	return tx.Commit()
 }

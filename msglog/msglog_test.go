@@ -251,7 +251,12 @@ func TestParseRecordRefusesJunk(t *testing.T) {
 // BenchmarkAppend measures durable appends from many concurrent
 // exchanges: go test -run=NONE -bench=Append ./msglog
 func BenchmarkAppend(b *testing.B) {
-	l, err := Open(b.Context(), b.TempDir(), "bench", Options{}, nil)
+	b.Run("index=sqlite", func(b *testing.B) { benchAppend(b, "") })
+	b.Run("index=postgres", func(b *testing.B) { benchAppend(b, pgtest.Start(b)) })
+}
+
+func benchAppend(b *testing.B, dsn string) {
+	l, err := Open(b.Context(), b.TempDir(), "bench", Options{IndexDSN: dsn}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
