@@ -1,0 +1,303 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sampan-exchange/sampan/ident"
+)
+
+var (
+	now       = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	persons   = svc("VN/GOV/MPS/residents/persons")
+	scam      = svc("VN/GOV/MPS/cybercrime/scam-reports")
+	companies = svc("VN/GOV/MOF/business-registry/companies")
+	stats     = svc("VN/GOV/GSO/statistics/census")
+	hcmc      = sub("VN/GOV/HCMC/one-stop")
+	spf       = sub("SG/GOV/SPF/anti-scam")
+	sgScam    = svc("SG/GOV/SPF/anti-scam/scam-reports")
+	mps       = sub("VN/GOV/MPS/cybercrime")
+)
+
+func svc(s string) ident.ServiceID {
+	id, err := ident.ParseService(s)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+func sub(s string) ident.ClientID {
+	id, err := ident.ParseSubsystem(s)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+func vnServices() []ServiceClass {
+	return []ServiceClass{
+		{ID: persons, Class: ClassRestricted, Flags: []string{FlagPersonal, FlagCore}},
+		{ID: scam, Class: ClassConfidential, Flags: []string{FlagPersonal}},
+		{ID: companies, Class: ClassPublic},
+		{ID: stats, Class: ClassInternal, Flags: []string{FlagImportant}},
+	}
+}
+
+// agreementIn returns an agreement for both test clients and all the test
+// services in the given state ("" for none).
+func agreementIn(state string) []Agreement {
+	if state == "absent" {
+		return nil
+	}
+	a := Agreement{
+		ID: "A-1", Consumers: []string{hcmc.String(), spf.String()},
+		Services:     []ident.ServiceID{persons, scam, companies, stats},
+		Purposes:     []string{"p-ok"},
+		Destinations: []string{"SG"},
+		ValidFrom:    now.Add(-24 * time.Hour),
+		References:   []Reference{{RefTransferAssessment, "TIA-1"}, {RefApproval, "APP-1"}},
+		Status:       StatusActive,
+	}
+	switch state {
+	case "suspended":
+		a.Status = StatusSuspended
+	case "expired":
+		until := now.Add(-time.Hour)
+		a.ValidFrom, a.ValidUntil = now.Add(-48*time.Hour), &until
+	}
+	return []Agreement{a}
+}
+
+func vnEngine(t testing.TB, state string) *Engine {
+	t.Helper()
+	rules, err := National("VN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Compile("VN", "7", &Document{Services: vnServices(), Agreements: agreementIn(state), Rules: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func decide(e, provider *Engine, side string, client ident.ClientID, s ident.ServiceID, purpose string) Decision {
+	class, _ := provider.Class(s)
+	return e.Decide(&Request{Side: side, Client: client, Service: s, Purpose: purpose, Class: class,
+		Agreement: provider.FindAgreement(client, s, purpose, now)})
+}
+
+// TestDecisionTable: every VN rule × (domestic, cross-border) ×
+// (agreement active, suspended, expired, absent) × (purpose declared and
+// allowed, missing, not allowed), at the provider's gateway, against what
+// the rules say in plain words.
+func TestDecisionTable(t *testing.T) {
+	type svcCase struct {
+		name string
+		id   ident.ServiceID
+		// allowed says what the rules of DESIGN §4 allow.
+		allowed func(crossBorder, active bool, purposeOK bool) bool
+		rule    string // the rule that refuses, when one does
+	}
+	services := []svcCase{
+		{"core personal (persons)", persons, func(xb, active, ok bool) bool { return !xb && active && ok }, ""},
+		{"personal (scam reports)", scam, func(xb, active, ok bool) bool { return active && ok }, ""},
+		{"important (census)", stats, func(xb, active, ok bool) bool { return !xb || active }, ""},
+		{"public (companies)", companies, func(xb, active, ok bool) bool { return true }, ""},
+	}
+	for _, state := range []string{"active", "suspended", "expired", "absent"} {
+		e := vnEngine(t, state)
+		for _, sc := range services {
+			for _, flow := range []string{"domestic", "cross-border"} {
+				client := hcmc
+				if flow == "cross-border" {
+					client = spf
+				}
+				for _, purpose := range []string{"p-ok", "", "p-other"} {
+					name := fmt.Sprintf("%s/%s/agreement %s/purpose %q", sc.name, flow, state, purpose)
+					t.Run(name, func(t *testing.T) {
+						d := decide(e, e, SideProvider, client, sc.id, purpose)
+						want := sc.allowed(flow == "cross-border", state == "active", purpose == "p-ok")
+						if d.Allow != want {
+							t.Fatalf("allow = %v, want %v (rules %v: %s)", d.Allow, want, d.Rules, d.Message)
+						}
+						if !d.Allow && (d.Message == "" || len(d.Rules) == 0) {
+							t.Fatalf("a refusal without rules or message: %+v", d)
+						}
+						if d.Allow && state == "active" && sc.id != companies && d.Agreement != "A-1" {
+							t.Errorf("allowed under agreement %q, want A-1", d.Agreement)
+						}
+						if !strings.HasPrefix(d.Version, "VN/7/") {
+							t.Errorf("version %q", d.Version)
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+// The consumer's gateway decides under its own country's rules: VN
+// requires a declared purpose for personal data, whatever the flow.
+func TestConsumerSide(t *testing.T) {
+	vn := vnEngine(t, "active")
+	sgRules, _ := National("SG")
+	sg, err := Compile("SG", "3", &Document{
+		Services: []ServiceClass{{ID: sgScam, Class: ClassConfidential, Flags: []string{FlagPersonal}}},
+		Agreements: []Agreement{{ID: "SG-1", Consumers: []string{"VN/GOV/MPS"}, Services: []ident.ServiceID{sgScam}, Purposes: []string{"scam-investigation"},
+			Destinations: []string{"VN"}, ValidFrom: now.Add(-time.Hour), References: []Reference{{RefComparableProtection, "MoU"}}, Status: StatusActive}},
+		Rules: sgRules,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// MPS (VN) calls SPF (SG): VN decides as consumer, SG as provider.
+	for _, c := range []struct {
+		purpose          string
+		vnAllow, sgAllow bool
+	}{
+		{"scam-investigation", true, true},
+		{"", false, true}, // SG's provider rule asks no purpose; VN's consumer rule does
+		{"marketing", true, true}, // SG's rule names no purpose; VN asks only that one is declared
+	} {
+		if d := decide(vn, sg, SideConsumer, mps, sgScam, c.purpose); d.Allow != c.vnAllow {
+			t.Errorf("VN consumer, purpose %q: %+v", c.purpose, d)
+		}
+		if d := decide(sg, sg, SideProvider, mps, sgScam, c.purpose); d.Allow != c.sgAllow {
+			t.Errorf("SG provider, purpose %q: %+v", c.purpose, d)
+		}
+	}
+	// The agreement found through the member matches a subsystem of it.
+	if d := decide(sg, sg, SideProvider, mps, sgScam, "scam-investigation"); d.Agreement != "SG-1" {
+		t.Errorf("agreement %q", d.Agreement)
+	}
+	// SG refuses when the agreement does not list the destination.
+	sg2, _ := Compile("SG", "4", &Document{
+		Services: []ServiceClass{{ID: sgScam, Class: ClassConfidential, Flags: []string{FlagPersonal}}},
+		Agreements: []Agreement{{ID: "SG-1", Consumers: []string{"VN/GOV/MPS"}, Services: []ident.ServiceID{sgScam}, Purposes: []string{"scam-investigation"},
+			Destinations: []string{"TH"}, ValidFrom: now.Add(-time.Hour), References: []Reference{{RefComparableProtection, "MoU"}}, Status: StatusActive}},
+		Rules: sgRules,
+	})
+	d := decide(sg2, sg2, SideProvider, mps, sgScam, "scam-investigation")
+	if d.Allow || !strings.Contains(d.Message, "to list VN as a destination") {
+		t.Errorf("destination not listed: %+v", d)
+	}
+}
+
+func TestMessagesSayWhatIsNeeded(t *testing.T) {
+	for _, c := range []struct {
+		state, purpose string
+		client         ident.ClientID
+		s              ident.ServiceID
+		want           []string
+	}{
+		{"active", "p-ok", spf, persons, []string{"vn-core-stays", "core data never leaves Vietnam", "restricted, personal, core", "to SG"}},
+		{"absent", "p-ok", spf, scam, []string{"requires an active agreement", "none is registered"}},
+		{"suspended", "p-ok", spf, scam, []string{"agreement A-1 is suspended"}},
+		{"expired", "p-ok", spf, scam, []string{"agreement A-1 is expired"}},
+		{"active", "", spf, scam, []string{"send the X-Road-Purpose header", "allowed: p-ok"}},
+		{"active", "p-other", spf, scam, []string{`purpose "p-other" is not one agreement A-1 allows`}},
+	} {
+		d := decide(vnEngine(t, c.state), vnEngine(t, c.state), SideProvider, c.client, c.s, c.purpose)
+		for _, w := range c.want {
+			if d.Allow || !strings.Contains(d.Message, w) {
+				t.Errorf("%s/%q: message %q lacks %q", c.state, c.purpose, d.Message, w)
+			}
+		}
+	}
+	// A service without a declared class is refused.
+	e := vnEngine(t, "active")
+	d := decide(e, e, SideProvider, hcmc, svc("VN/GOV/MOF/business-registry/undeclared"), "p-ok")
+	if d.Allow || !strings.Contains(d.Message, "declares no data class") {
+		t.Errorf("undeclared service: %+v", d)
+	}
+}
+
+// The stop switch: a suspension of cross-border confidential flows stops
+// them even under an active agreement, and leaves domestic ones alone.
+func TestSuspension(t *testing.T) {
+	rules, _ := National("VN")
+	e, err := Compile("VN", "8", &Document{Services: vnServices(), Agreements: agreementIn("active"), Rules: rules,
+		Suspensions: []Suspension{{ID: "stop-1", When: When{Flow: "cross-border", Classes: []string{ClassConfidential}}, Reason: "data breach under investigation", Since: now}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decide(e, e, SideProvider, spf, scam, "p-ok")
+	if d.Allow || d.Rules[0] != "suspension/stop-1" || !strings.Contains(d.Message, "data breach under investigation") {
+		t.Errorf("suspended flow: %+v", d)
+	}
+	if d := decide(e, e, SideProvider, hcmc, scam, "p-ok"); !d.Allow {
+		t.Errorf("domestic flow stopped: %+v", d)
+	}
+}
+
+// Anything unknown rejects the document, naming it.
+func TestUnknownRejected(t *testing.T) {
+	base := `{"services":[{"id":"VN/GOV/MPS/residents/persons","data_class":"restricted","flags":["personal"]}],
+	  "rules":[{"id":"r1","applies_at":"provider","when":{"flow":"cross-border","flags":["personal"]},"effect":"require","require":["agreement"]}]}`
+	if d, err := DecodeDocument([]byte(base)); err != nil {
+		t.Fatal(err)
+	} else if _, err := Compile("VN", "1", d); err != nil {
+		t.Fatalf("base document: %v", err)
+	}
+	for _, c := range []struct{ from, to, want string }{
+		{`"flow":"cross-border"`, `"flow":"cross-border","country":"SG"`, `unknown field "country"`},
+		{`"flow":"cross-border"`, `"flow":"sideways"`, `flow: unknown value "sideways"`},
+		{`"require":["agreement"]`, `"require":["reference:blessing"]`, `unknown value "reference:blessing"`},
+		{`"effect":"require"`, `"effect":"maybe"`, `effect: unknown value "maybe"`},
+		{`"flags":["personal"]}]`, `"flags":["secret"]}]`, `unknown value "secret"`},
+		{`"data_class":"restricted"`, `"data_class":"top-secret"`, `data_class: unknown value "top-secret"`},
+		{`"applies_at":"provider"`, `"applies_at":"everywhere"`, `applies_at: unknown value`},
+		{`"VN/GOV/MPS/residents/persons"`, `"SG/GOV/MPS/residents/persons"`, `not a service of instance VN`},
+	} {
+		doc := strings.Replace(base, c.from, c.to, 1)
+		d, err := DecodeDocument([]byte(doc))
+		if err == nil {
+			_, err = Compile("VN", "1", d)
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one naming %q", c.to, err, c.want)
+		}
+	}
+	bad := agreementIn("active")
+	bad[0].Status = "pending"
+	if _, err := Compile("VN", "1", &Document{Agreements: bad}); err == nil || !strings.Contains(err.Error(), `status: unknown value "pending"`) {
+		t.Errorf("unknown status: %v", err)
+	}
+	bad = agreementIn("active")
+	bad[0].References = []Reference{{"blessing", "x"}}
+	if _, err := Compile("VN", "1", &Document{Agreements: bad}); err == nil || !strings.Contains(err.Error(), `kind: unknown value "blessing"`) {
+		t.Errorf("unknown reference kind: %v", err)
+	}
+}
+
+// BenchmarkDecide is one decision (agreement look-up and policy
+// evaluation) with 1,000 agreements in the configuration:
+// go test -run=NONE -bench=Decide -benchmem ./policy
+func BenchmarkDecide(b *testing.B) {
+	rules, _ := National("VN")
+	var ags []Agreement
+	for i := range 1000 {
+		a := agreementIn("active")[0]
+		a.ID = fmt.Sprintf("A-%d", i)
+		a.Consumers = []string{fmt.Sprintf("SG/GOV/M%d/sub", i)}
+		ags = append(ags, a)
+	}
+	ags[500].Consumers = []string{spf.String()}
+	e, err := Compile("VN", "1", &Document{Services: vnServices(), Agreements: ags, Rules: rules})
+	if err != nil {
+		b.Fatal(err)
+	}
+	class, _ := e.Class(scam)
+	b.ReportAllocs()
+	for b.Loop() {
+		d := e.Decide(&Request{Side: SideProvider, Client: spf, Service: scam, Purpose: "p-ok", Class: class,
+			Agreement: e.FindAgreement(spf, scam, "p-ok", now)})
+		if !d.Allow {
+			b.Fatal(d.Message)
+		}
+	}
+}
