@@ -138,12 +138,12 @@ type Suspension struct {
 
 // Requirements a rule may name.
 const (
-	ReqAgreement       = "agreement"             // an active agreement covers client and service
-	ReqPurposeDeclared = "purpose-declared"      // the request declares a purpose
-	ReqPurpose         = "purpose"               // the declared purpose is one the agreement allows
-	ReqLegalBasis      = "legal-basis"           // the declared legal basis is one the agreement names
-	ReqDestination     = "destination-listed"    // the agreement lists the other party's jurisdiction
-	reqRefPrefix       = "reference:"            // reference:KIND — the agreement cites one
+	ReqAgreement       = "agreement"          // an active agreement covers client and service
+	ReqPurposeDeclared = "purpose-declared"   // the request declares a purpose
+	ReqPurpose         = "purpose"            // the declared purpose is one the agreement allows
+	ReqLegalBasis      = "legal-basis"        // the declared legal basis is one the agreement names
+	ReqDestination     = "destination-listed" // the agreement lists the other party's jurisdiction
+	reqRefPrefix       = "reference:"         // reference:KIND — the agreement cites one
 )
 
 var requirements = []string{ReqAgreement, ReqPurposeDeclared, ReqPurpose, ReqLegalBasis, ReqDestination,

@@ -160,7 +160,7 @@ func TestConsumerSide(t *testing.T) {
 		vnAllow, sgAllow bool
 	}{
 		{"scam-investigation", true, true},
-		{"", false, true}, // SG's provider rule asks no purpose; VN's consumer rule does
+		{"", false, true},         // SG's provider rule asks no purpose; VN's consumer rule does
 		{"marketing", true, true}, // SG's rule names no purpose; VN asks only that one is declared
 	} {
 		if d := decide(vn, sg, SideConsumer, mps, sgScam, c.purpose); d.Allow != c.vnAllow {
