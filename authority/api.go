@@ -11,6 +11,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/internal/cfg"
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/policy"
 )
 
 // maxAPIBody bounds a management API request body.
@@ -82,6 +83,57 @@ func (a *Authority) Handler() http.Handler {
 			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("instance")})
+		return nil
+	}))
+	mux.HandleFunc("GET /api/v1/policy", a.op(RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+		c := a.current.Load().cfg
+		writeJSON(w, http.StatusOK, PolicyView{Document: c.Policy, Cedar: c.PolicyEngine().Text(), Version: c.PolicyEngine().Version()})
+		return nil
+	}))
+	mux.HandleFunc("PUT /api/v1/policy/services", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in policy.ServiceClass
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutServiceClass(r.Context(), op, in), in)
+	}))
+	mux.HandleFunc("PUT /api/v1/policy/agreements", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in policy.Agreement
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutAgreement(r.Context(), op, in), in)
+	}))
+	mux.HandleFunc("POST /api/v1/policy/agreements/{id}/status", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in StatusInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		if err := a.SetAgreementStatus(r.Context(), op, r.PathValue("id"), in); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"agreement": r.PathValue("id"), "status": in.Status})
+		return nil
+	}))
+	mux.HandleFunc("PUT /api/v1/policy/rules", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in []policy.Rule
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutRules(r.Context(), op, in), in)
+	}))
+	mux.HandleFunc("PUT /api/v1/policy/suspensions", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in policy.Suspension
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutSuspension(r.Context(), op, in), in)
+	}))
+	mux.HandleFunc("DELETE /api/v1/policy/suspensions/{id}", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		if err := a.RemoveSuspension(r.Context(), op, r.PathValue("id")); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"resumed": r.PathValue("id")})
 		return nil
 	}))
 	mux.HandleFunc("POST /api/v1/certificates", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/sampan-exchange/sampan/policy"
 )
 
 // Client calls an authority's management API as one operator.
@@ -112,4 +114,34 @@ func (c *Client) PutFederation(ctx context.Context, in FederationInput) error {
 // RemoveFederation stops trusting a foreign instance.
 func (c *Client) RemoveFederation(ctx context.Context, instance string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/federation/"+url.PathEscape(instance), nil, nil)
+}
+
+// PutServiceClass declares a service's data class and flags.
+func (c *Client) PutServiceClass(ctx context.Context, in policy.ServiceClass) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/policy/services", in, nil)
+}
+
+// PutAgreement registers or replaces an agreement.
+func (c *Client) PutAgreement(ctx context.Context, in policy.Agreement) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/policy/agreements", in, nil)
+}
+
+// SetAgreementStatus suspends, resumes or terminates an agreement.
+func (c *Client) SetAgreementStatus(ctx context.Context, id string, in StatusInput) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/policy/agreements/"+url.PathEscape(id)+"/status", in, nil)
+}
+
+// PutRules replaces the national rules.
+func (c *Client) PutRules(ctx context.Context, rules []policy.Rule) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/policy/rules", rules, nil)
+}
+
+// PutSuspension suspends a class of flows.
+func (c *Client) PutSuspension(ctx context.Context, in policy.Suspension) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/policy/suspensions", in, nil)
+}
+
+// RemoveSuspension resumes flows.
+func (c *Client) RemoveSuspension(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/policy/suspensions/"+url.PathEscape(id), nil, nil)
 }

@@ -74,6 +74,7 @@ var migrations = []string{
 		inbound_clients TEXT NOT NULL,
 		updated_at TEXT NOT NULL
 	);`,
+	policyMigration,
 }
 
 // errConflict and errNotFound are mapped to HTTP statuses by the API.
@@ -465,7 +466,12 @@ func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, err
 	if c.GlobalGroups == nil {
 		c.GlobalGroups = []conf.GlobalGroup{}
 	}
-	return c, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var err2 error
+	c.Policy, err2 = a.policyDocument(ctx, tx)
+	return c, err2
 }
 
 // FederationInput trusts a foreign instance.

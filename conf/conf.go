@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/policy"
 )
 
 // FormatVersion is the version of the document format this code reads.
@@ -45,6 +47,12 @@ type Config struct {
 	TSAURL   string   `json:"tsa_url,omitempty"`
 	// Federation lists the foreign instances this instance trusts.
 	Federation []Federation `json:"federation,omitempty"`
+	// Policy holds the sovereignty rules as data: the services' data
+	// classes, agreements for this instance's services, the national
+	// rules and the regulator's suspensions. It is compiled when the
+	// document is validated; a document whose policy does not compile is
+	// refused as a whole.
+	Policy *policy.Document `json:"policy,omitempty"`
 
 	index *index
 }
@@ -109,6 +117,7 @@ type index struct {
 	revoked  map[string]bool
 	fpServes map[string]map[ident.ClientID]bool
 	fed      map[string]*Federation
+	policy   *policy.Engine
 }
 
 // Validate checks the document's structure and cross-references and
@@ -238,9 +247,16 @@ func (c *Config) Validate() error {
 		}
 		ix.fed[f.Anchor.Instance] = f
 	}
+	var err error
+	if ix.policy, err = policy.Compile(c.Instance, strconv.FormatUint(c.Serial, 10), c.Policy); err != nil {
+		return err
+	}
 	c.index = ix
 	return nil
 }
+
+// PolicyEngine returns the compiled policy of the instance.
+func (c *Config) PolicyEngine() *policy.Engine { return c.index.policy }
 
 // Roots returns the pool of the instance's CA certificates.
 func (c *Config) Roots() *x509.CertPool { return c.index.roots }
