@@ -43,7 +43,8 @@ CREATE TABLE records (
 CREATE INDEX records_xrid ON records (log, x_road_id);
 CREATE INDEX records_at ON records (log, request_at);
 CREATE INDEX records_leaf ON records (log, leaf_index);
-CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled INTEGER NOT NULL);`}
+CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled INTEGER NOT NULL);`,
+		quotaTable}
 	indexPG = []string{`
 CREATE TABLE records (
 	log TEXT NOT NULL,
@@ -61,7 +62,8 @@ CREATE TABLE records (
 CREATE INDEX records_xrid ON records (log, x_road_id);
 CREATE INDEX records_at ON records (log, request_at);
 CREATE INDEX records_leaf ON records (log, leaf_index);
-CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled BIGINT NOT NULL);`}
+CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled BIGINT NOT NULL);`,
+		quotaTable}
 )
 
 // OpenIndex opens the record index: PostgreSQL when dsn is given,

@@ -50,6 +50,9 @@ const RecordVersion = 2
 const (
 	KindExchange = "exchange"
 	KindPurge    = "purge"
+	// KindDenial records a request the policy refused: no data was
+	// exchanged, so it carries no response and perhaps no signature.
+	KindDenial = "denial"
 )
 
 // MaxRecordSize bounds one record in bytes.
@@ -105,12 +108,21 @@ type Record struct {
 	PurgedDigestsSHA256 string     `json:"purged_digests_sha256,omitempty"`
 }
 
-// Decision is a policy decision as the log keeps it.
+// Decision is a policy decision as the log keeps it, with what it was
+// made on: the data class and flags of the service, where the data went,
+// the declared purpose and legal basis.
 type Decision struct {
 	Allow         bool     `json:"allow"`
 	Rules         []string `json:"rules"`
 	Agreement     string   `json:"agreement,omitempty"`
 	PolicyVersion string   `json:"policy_version"`
+	DataClass     string   `json:"data_class,omitempty"`
+	Flags         []string `json:"flags,omitempty"`
+	CrossBorder   bool     `json:"cross_border"`
+	Destination   string   `json:"destination,omitempty"`
+	Purpose       string   `json:"purpose,omitempty"`
+	LegalBasis    string   `json:"legal_basis,omitempty"`
+	Message       string   `json:"message,omitempty"`
 }
 
 // Validate checks the fields every record must have.
@@ -121,6 +133,12 @@ func (r *Record) Validate() error {
 	if r.Kind == KindPurge {
 		if r.PurgedBefore == nil || r.PurgedCount <= 0 || len(r.PurgedDigestsSHA256) != 64 || r.Gateway == "" {
 			return errors.New("purge record lacks its period, count, digest or gateway")
+		}
+		return nil
+	}
+	if r.Kind == KindDenial {
+		if r.XRoadID == "" || r.Client == "" || r.Service == "" || r.Gateway == "" || r.Decision == nil || r.Decision.Allow {
+			return errors.New("denial record lacks an id, client, service, gateway or its refusing decision")
 		}
 		return nil
 	}
@@ -196,6 +214,7 @@ type Log struct {
 	purgeMu  sync.Mutex
 	now      func() time.Time
 	certs    sync.Map // fingerprints of certificates already stored
+	quotas   quotas
 	done     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -272,6 +291,10 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 	if o.Retention > 0 {
 		l.wg.Add(1)
 		go l.purgeLoop(o.Retention, o.PurgeInterval)
+	}
+	if !db.Postgres {
+		l.wg.Add(1)
+		go l.quotaLoop()
 	}
 	return l, nil
 }

@@ -44,8 +44,8 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 	defer l.purgeMu.Unlock()
 	total := 0
 	for {
-		rs, err := l.db.QueryContext(ctx, l.db.Q(`SELECT digest, bodies FROM records WHERE log = ? AND kind = ? AND record IS NOT NULL AND leaf_index IS NOT NULL AND request_at < ? ORDER BY leaf_index LIMIT ?`),
-			l.origin, KindExchange, before.UnixMilli(), purgeBatch)
+		rs, err := l.db.QueryContext(ctx, l.db.Q(`SELECT digest, bodies FROM records WHERE log = ? AND kind <> ? AND record IS NOT NULL AND leaf_index IS NOT NULL AND request_at < ? ORDER BY leaf_index LIMIT ?`),
+			l.origin, KindPurge, before.UnixMilli(), purgeBatch)
 		if err != nil {
 			return total, err
 		}

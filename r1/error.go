@@ -46,6 +46,10 @@ const (
 	TypeServiceFailed         = "Server.ServerProxy.ServiceFailed"
 	TypeServerInternal        = "Server.ServerProxy.InternalError"
 	TypeServerTooLarge        = "Server.ServerProxy.RequestTooLarge"
+	// PolicyDenied: the sovereignty rules of the gateway's country refuse
+	// the request; the message names the rule and what would be needed.
+	TypeClientPolicyDenied = "Server.ClientProxy.PolicyDenied"
+	TypeServerPolicyDenied = "Server.ServerProxy.PolicyDenied"
 )
 
 // Error is a protocol error: the r1 type, the HTTP status, a message that
