@@ -21,6 +21,7 @@ import (
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/policy"
 	"github.com/sampan-exchange/sampan/r1"
 )
 
@@ -210,6 +211,24 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		return r1.New(r1.TypeUnknownService, "service %s: no gateway serves %s", svc, svc.Provider)
 	}
 	peer := hosts[int(time.Now().UnixNano()%int64(len(hosts)))]
+	// This gateway's country decides first, before anything leaves.
+	var logDec *msglog.Decision
+	if !isProviderMeta(svc.Code) {
+		purpose, basis, e := declared(r.Header, r1.TypeInvalidRequest)
+		if e != nil {
+			return e
+		}
+		var dec policy.Decision
+		dec, logDec = g.decide(policy.SideConsumer, st, pst, req.Client, svc, purpose, basis)
+		if !dec.Allow {
+			ex.log.Info("policy refused", "rules", dec.Rules, "policy_version", dec.Version)
+			g.logDenial(r.Context(), &msglog.Record{Side: "consumer", Gateway: g.cfg.ID.String(), PeerGateway: peer.ID.String(),
+				XRoadID: req.ID, RequestID: ex.requestID, Client: req.Client.String(), Service: svc.String(),
+				UserID: req.UserID, Issue: req.Issue, Method: r.Method, Path: req.Path, Query: req.RawQuery,
+				RequestAt: ex.start.UTC(), Decision: logDec})
+			return r1.New(r1.TypeClientPolicyDenied, "%s", dec.Message)
+		}
+	}
 	mk := g.keys.sign[req.Client.Member()]
 	if mk == nil {
 		return r1.New(r1.TypeSigningFailed, "gateway holds no signing certificate for member %s", req.Client.Member())
@@ -247,6 +266,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		XRoadID: req.ID, RequestID: ex.requestID, Client: req.Client.String(), Service: svc.String(),
 		UserID: req.UserID, Issue: req.Issue, Method: r.Method, Path: req.Path, Query: req.RawQuery,
 		RequestAt: ex.start.UTC(), RequestHeadSHA256: hexSum(head), RequestSignerCert: mk.fp,
+		Decision: logDec,
 	}
 	bs, err := g.startBodies(req.Client, ex.requestID, "consumer")
 	if err != nil {

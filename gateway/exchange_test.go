@@ -109,6 +109,10 @@ func startWorld(t *testing.T, o sandbox.Options) *world {
 	return w
 }
 
+// purposeHdr declares the purpose HCMC's agreement for resident records
+// allows.
+var purposeHdr = map[string]string{r1.HeaderPurpose: "administrative-procedure"}
+
 type call struct {
 	method string
 	path   string // after /r1/
@@ -260,8 +264,8 @@ func TestExchange(t *testing.T) {
 		{"malformed service", call{path: "VN/GOV/MOF"}, 400, r1.TypeInvalidServiceID},
 		{"unknown provider", call{path: "VN/GOV/MOF/nowhere/companies"}, 500, r1.TypeUnknownService},
 		{"unknown service", call{path: "VN/GOV/MOF/business-registry/nothing/1"}, 500, r1.TypeServerUnknownSvc},
-		{"no access right to the endpoint", call{path: persons}, 500, r1.TypeServerAccessDenied},
-		{"no access right to the method", call{method: http.MethodDelete, path: persons + "/079200001234"}, 500, r1.TypeServerAccessDenied},
+		{"no access right to the endpoint", call{path: persons, header: purposeHdr}, 500, r1.TypeServerAccessDenied},
+		{"no access right to the method", call{method: http.MethodDelete, path: persons + "/079200001234", header: purposeHdr}, 500, r1.TypeServerAccessDenied},
 		{"dot segment", call{path: persons + "/../../companies/0100109106"}, 400, r1.TypeInvalidRequest},
 		{"encoded dot segment", call{path: persons + "/%2E%2e/x"}, 400, r1.TypeInvalidRequest},
 		{"encoded slash", call{path: persons + "/079200001234%2F..%2Fx"}, 400, r1.TypeInvalidRequest},

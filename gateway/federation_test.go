@@ -30,15 +30,20 @@ const (
 )
 
 // callAs sends an r1 GET through a gateway's client side as client.
-func (w *world) callAs(t *testing.T, gw, client, path string) (*http.Response, []byte) {
+// callAs calls path as client through gateway gw, declaring a purpose
+// when one is given.
+func (w *world) callAs(t *testing.T, gw, client, path string, purpose ...string) (*http.Response, []byte) {
 	t.Helper()
-	return w.callURL(t, w.manifestGateway(gw).ClientURL, client, path)
+	return w.callURL(t, w.manifestGateway(gw).ClientURL, client, path, purpose...)
 }
 
-func (w *world) callURL(t *testing.T, base, client, path string) (*http.Response, []byte) {
+func (w *world) callURL(t *testing.T, base, client, path string, purpose ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/r1/"+path, nil)
 	req.Header.Set(r1.HeaderClient, client)
+	for _, p := range purpose {
+		req.Header.Set(r1.HeaderPurpose, p)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s as %s: %v", path, client, err)
@@ -337,7 +342,7 @@ func TestFederation(t *testing.T) {
 		w.refresh(t)
 		resp, body := w.callAs(t, "SG/GOV/ACRA/gw1", acraClient, companies+"/0300588569")
 		wantError(t, resp, body, 500, r1.TypeServerAccessDenied)
-		if resp, body := w.callAs(t, "SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "VN/GOV/MPS/cybercrime/scam-reports"); resp.StatusCode != 200 {
+		if resp, body := w.callAs(t, "SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "VN/GOV/MPS/cybercrime/scam-reports", "scam-investigation"); resp.StatusCode != 200 {
 			t.Errorf("admitted member: status %d, body %s", resp.StatusCode, body)
 		}
 		if err := api.PutFederation(t.Context(), authority.FederationInput{Anchor: an}); err != nil {

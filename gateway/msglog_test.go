@@ -119,6 +119,7 @@ func TestBodiesKeptWhereConfigured(t *testing.T) {
 	}
 	req.Header.Set(r1.HeaderClient, "SG/GOV/SPF/anti-scam")
 	req.Header.Set(r1.HeaderID, "scam-1")
+	req.Header.Set(r1.HeaderPurpose, "scam-investigation")
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/policy"
 	"github.com/sampan-exchange/sampan/r1"
 )
 
@@ -164,6 +165,30 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		fail(r1.Wrap(err, r1.TypeServerInvalidReq, "malformed signed header list"))
 		return
 	}
+	// This gateway's country decides before any data leaves it.
+	var logDec *msglog.Decision
+	if !meta {
+		purpose, basis, e := declared(r.Header, r1.TypeServerInvalidReq)
+		if e != nil {
+			fail(e)
+			return
+		}
+		var dec policy.Decision
+		dec, logDec = g.decide(policy.SideProvider, st, st, client, svc, purpose, basis)
+		if !dec.Allow {
+			log.Info("policy refused", "client", client.String(), "service", svc.String(), "rules", dec.Rules, "policy_version", dec.Version)
+			g.logDenial(r.Context(), &msglog.Record{Side: "provider", Gateway: g.cfg.ID.String(), PeerGateway: peer.ID.String(),
+				XRoadID: r.Header.Get(r1.HeaderID), RequestID: reqID, Client: client.String(), Service: svc.String(),
+				UserID: r.Header.Get(r1.HeaderUserID), Issue: r.Header.Get(r1.HeaderIssue), Method: r.Method, Path: path, Query: r.URL.RawQuery,
+				RequestAt: time.Now().UTC(), Decision: logDec})
+			fail(r1.New(r1.TypeServerPolicyDenied, "%s", dec.Message))
+			return
+		}
+		if e := g.checkQuota(r.Context(), st, dec.Agreement); e != nil {
+			fail(e)
+			return
+		}
+	}
 	head := requestHead(r.Method, svc.String(), path, r.URL.RawQuery, r.Header, names)
 	certFP := pki.Fingerprint(cert.Raw)
 	received := time.Now().UTC()
@@ -230,6 +255,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, Path: path, Query: r.URL.RawQuery, RequestAt: received,
 		RequestHeadSHA256: hexSum(head), RequestBodySHA256: vq.bodySum, RequestBytes: vq.bytes,
 		RequestHash: vq.hash, RequestSignature: vq.sig, RequestSignerCert: certFP,
+		Decision: logDec,
 	}
 	g.writeSigned(r.Context(), w, resp, rec, cert, provKey, bs, log)
 }

@@ -24,6 +24,7 @@ type Engine struct {
 	// agreements by service, then by consumer (subsystem or member).
 	agreements map[ident.ServiceID]map[ident.ClientID][]*compiledAgreement
 	explain    map[cedar.PolicyID]explanation
+	byID       map[string]*Agreement
 }
 
 type compiledClass struct {
@@ -63,6 +64,7 @@ func Compile(inst, version string, d *Document) (*Engine, error) {
 		classes:    map[ident.ServiceID]*compiledClass{},
 		agreements: map[ident.ServiceID]map[ident.ClientID][]*compiledAgreement{},
 		explain:    map[cedar.PolicyID]explanation{},
+		byID:       map[string]*Agreement{},
 	}
 	for i := range d.Services {
 		s := d.Services[i]
@@ -75,6 +77,7 @@ func Compile(inst, version string, d *Document) (*Engine, error) {
 	for i := range d.Agreements {
 		a := &d.Agreements[i]
 		ca := &compiledAgreement{Agreement: a, rec: agreementRecord(a)}
+		e.byID[a.ID] = a
 		for _, s := range a.Services {
 			m := e.agreements[s]
 			if m == nil {
@@ -222,6 +225,9 @@ func (e *Engine) Version() string { return e.version }
 
 // Text returns the compiled Cedar policies, for operators and audits.
 func (e *Engine) Text() string { return e.text }
+
+// Agreement returns an agreement by id, or nil.
+func (e *Engine) Agreement(id string) *Agreement { return e.byID[id] }
 
 // Class returns a service's declared class.
 func (e *Engine) Class(s ident.ServiceID) (*ServiceClass, bool) {

@@ -28,6 +28,7 @@ import (
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/cfg"
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/policy"
 )
 
 // Options configure a sandbox. The zero value of each field is a sensible
@@ -87,10 +88,12 @@ type ManifestService struct {
 	ID              string `json:"id"`
 	ProviderGateway string `json:"provider_gateway"`
 	ExamplePath     string `json:"example_path"`
-	// ExampleClient is a subsystem with an access right to the example.
-	ExampleClient string   `json:"example_client"`
-	DataClass     string   `json:"data_class"`
-	Flags         []string `json:"flags"`
+	// ExampleClient is a subsystem with an access right to the example;
+	// it declares ExamplePurpose (header X-Road-Purpose) when one is needed.
+	ExampleClient  string   `json:"example_client"`
+	ExamplePurpose string   `json:"example_purpose,omitempty"`
+	DataClass      string   `json:"data_class"`
+	Flags          []string `json:"flags"`
 }
 
 // state is DIR/state.json: the ports chosen on the first start, kept so
@@ -365,7 +368,7 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 			})
 			for _, sv := range gd.services {
 				s.Manifest.Services = append(s.Manifest.Services, ManifestService{
-					ID: sv.id, ProviderGateway: gd.id, ExamplePath: sv.example, ExampleClient: sv.exampleClient,
+					ID: sv.id, ProviderGateway: gd.id, ExamplePath: sv.example, ExampleClient: sv.exampleClient, ExamplePurpose: sv.examplePurpose,
 					DataClass: sv.dataClass, Flags: slices.Clone(sv.flags),
 				})
 			}
@@ -654,6 +657,31 @@ func register(ctx context.Context, api *authority.Client, in instanceDef) error 
 		}
 		if err := api.PutGroup(ctx, in); err != nil {
 			return err
+		}
+	}
+	// The sovereignty policy: national rules, the services' data
+	// classes, the agreements.
+	rules, err := policy.National(in.code)
+	if err != nil {
+		return err
+	}
+	if err := api.PutRules(ctx, rules); err != nil {
+		return fmt.Errorf("national rules: %w", err)
+	}
+	for _, gd := range in.gateways {
+		for _, sv := range gd.services {
+			id, err := ident.ParseService(sv.id)
+			if err != nil {
+				return err
+			}
+			if err := api.PutServiceClass(ctx, policy.ServiceClass{ID: id, Class: sv.dataClass, Flags: sv.flags}); err != nil {
+				return fmt.Errorf("data class of %s: %w", sv.id, err)
+			}
+		}
+	}
+	for _, a := range in.agreements {
+		if err := api.PutAgreement(ctx, a); err != nil {
+			return fmt.Errorf("agreement %s: %w", a.ID, err)
 		}
 	}
 	return nil

@@ -45,6 +45,9 @@ func callExamples(t *testing.T, m sandbox.Manifest) {
 		}
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/r1/"+s.ID+s.ExamplePath, nil)
 		req.Header.Set("X-Road-Client", s.ExampleClient)
+		if s.ExamplePurpose != "" {
+			req.Header.Set("X-Road-Purpose", s.ExamplePurpose)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

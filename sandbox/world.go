@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/policy"
 )
 
 // The sandbox world (DESIGN §7): Vietnam and Singapore, federated.
@@ -27,12 +29,13 @@ type serviceDef struct {
 	backendPath string // on the demo backends server
 	openAPIPath string
 	example     string // a path under the service that answers 200
-	// exampleClient may call the example.
-	exampleClient string
-	dataClass     string
-	flags         []string
-	endpoints     []string
-	access        []gateway.AccessRight
+	// exampleClient may call the example, declaring examplePurpose.
+	exampleClient  string
+	examplePurpose string
+	dataClass      string
+	flags          []string
+	endpoints      []string
+	access         []gateway.AccessRight
 }
 
 type gatewayDef struct {
@@ -50,6 +53,23 @@ type instanceDef struct {
 	members  []memberDef
 	groups   []groupDef
 	gateways []gatewayDef
+	// agreements for this instance's services, registered at its
+	// authority; the national rules are policy.National(code).
+	agreements []policy.Agreement
+}
+
+var agreementsFrom = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func services(ids ...string) []ident.ServiceID {
+	out := make([]ident.ServiceID, len(ids))
+	for i, s := range ids {
+		id, err := ident.ParseService(s)
+		if err != nil {
+			panic(err)
+		}
+		out[i] = id
+	}
+	return out
 }
 
 var world = []instanceDef{
@@ -101,15 +121,19 @@ var world = []instanceDef{
 					{
 						id: "VN/GOV/MPS/residents/persons", title: "Resident records",
 						backendPath: "/persons", openAPIPath: "/{id}", example: "/079200001234", exampleClient: "VN/GOV/HCMC/one-stop",
-						dataClass: "restricted", flags: []string{"personal", "core"},
+						examplePurpose: "administrative-procedure",
+						dataClass:      "restricted", flags: []string{"personal", "core"},
 						endpoints: []string{"GET /*"},
-						// Domestic only: no foreign client has a right.
-						access: []gateway.AccessRight{{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "GET /*"}},
+						// SPF holds an access right too, to show that a
+						// right cannot override national law: Vietnam's
+						// core rule refuses the record to any foreign client.
+						access: []gateway.AccessRight{{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "GET /*"}, {Subject: "SG/GOV/SPF/anti-scam", Endpoint: "GET /*"}},
 					},
 					{
 						id: "VN/GOV/MPS/cybercrime/scam-reports", title: "Scam reports",
 						backendPath: "/scam-reports", openAPIPath: "/", example: "/", exampleClient: "SG/GOV/SPF/anti-scam",
-						dataClass: "confidential", flags: []string{"personal"},
+						examplePurpose: "scam-investigation",
+						dataClass:      "confidential", flags: []string{"personal"},
 						endpoints: []string{"GET /", "POST /"},
 						// One-stop shops take scam reports from citizens;
 						// Singapore's police exchange them with MPS.
@@ -120,6 +144,32 @@ var world = []instanceDef{
 			{
 				id:      "VN/GOV/HCMC/gw1",
 				clients: []string{"VN/GOV/HCMC/one-stop"},
+			},
+		},
+		agreements: []policy.Agreement{
+			{
+				ID: "VN-HCMC-RESIDENTS-2026", Consumers: []string{"VN/GOV/HCMC/one-stop"},
+				Services:   services("VN/GOV/MPS/residents/persons"),
+				Purposes:   []string{"administrative-procedure"},
+				LegalBasis: []string{"decree-104-2022"}, ValidFrom: agreementsFrom,
+				Responsible: []string{"MPS Department of Administrative Police for Social Order"},
+				Status:      policy.StatusActive,
+			},
+			{
+				ID: "VN-ONESTOP-SCAM-2026", Consumers: []string{"VN/GOV/HCMC/one-stop"},
+				Services:  services("VN/GOV/MPS/cybercrime/scam-reports"),
+				Purposes:  []string{"citizen-report"},
+				ValidFrom: agreementsFrom, Status: policy.StatusActive,
+			},
+			{
+				ID: "VN-SG-SCAM-2026", Consumers: []string{"SG/GOV/SPF/anti-scam"},
+				Services:     services("VN/GOV/MPS/cybercrime/scam-reports"),
+				Purposes:     []string{"scam-investigation"},
+				LegalBasis:   []string{"decree-13-2023-art25"},
+				Destinations: []string{"SG"}, ValidFrom: agreementsFrom, RetentionDays: 90, QuotaPerDay: 10000,
+				References:  []policy.Reference{{Kind: policy.RefTransferAssessment, Ref: "MPS-TIA-2026-014 (dossier filed with A05)"}},
+				Responsible: []string{"MPS Department of Cybersecurity and High-Tech Crime Prevention"},
+				Status:      policy.StatusActive,
 			},
 		},
 	},
@@ -152,13 +202,24 @@ var world = []instanceDef{
 					{
 						id: "SG/GOV/SPF/anti-scam/scam-reports", title: "Scam reports",
 						backendPath: "/sg/scam-reports", openAPIPath: "/", example: "/", exampleClient: "VN/GOV/MPS/cybercrime",
-						dataClass: "confidential", flags: []string{"personal"},
+						examplePurpose: "scam-investigation",
+						dataClass:      "confidential", flags: []string{"personal"},
 						endpoints: []string{"GET /", "POST /"},
 						access:    []gateway.AccessRight{{Subject: "VN/GOV/MPS/cybercrime"}},
 					},
 				},
 			},
 		},
+		agreements: []policy.Agreement{{
+			ID: "SG-VN-SCAM-2026", Consumers: []string{"VN/GOV/MPS/cybercrime"},
+			Services:     services("SG/GOV/SPF/anti-scam/scam-reports"),
+			Purposes:     []string{"scam-investigation"},
+			LegalBasis:   []string{"pdpa-s26"},
+			Destinations: []string{"VN"}, ValidFrom: agreementsFrom, RetentionDays: 90, QuotaPerDay: 10000,
+			References:  []policy.Reference{{Kind: policy.RefComparableProtection, Ref: "SPF-MPS memorandum on scam information sharing (2026), binding corporate-equivalent clauses"}},
+			Responsible: []string{"SPF Anti-Scam Command data protection officer"},
+			Status:      policy.StatusActive,
+		}},
 	},
 }
 
@@ -176,20 +237,27 @@ func (s *Sandbox) PrintWelcome(w io.Writer) {
 	for _, g := range m.Gateways {
 		fmt.Fprintf(w, "  gateway %-16s clients at %s   serves %s\n", g.ID, g.ClientURL, strings.Join(g.Clients, ", "))
 	}
-	curl := func(gw, client string) string {
-		return fmt.Sprintf("curl -sS -H 'X-Road-Client: %s' %s/r1/", client, url[gw])
+	curl := func(gw, client string, purpose ...string) string {
+		h := ""
+		for _, p := range purpose {
+			h += " -H 'X-Road-Purpose: " + p + "'"
+		}
+		return fmt.Sprintf("curl -sS -H 'X-Road-Client: %s'%s %s/r1/", client, h, url[gw])
 	}
 	c := curl("VN/GOV/HCMC/gw1", "VN/GOV/HCMC/one-stop")
 	fmt.Fprintf(w, "\nHCMC's one-stop system calls through its gateway:\n\n")
 	fmt.Fprintf(w, "  # a company from MOF's business registry (public)\n  %sVN/GOV/MOF/business-registry/companies/0100109106\n\n", c)
-	fmt.Fprintf(w, "  # a resident record from MPS (restricted, personal)\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", c)
+	fmt.Fprintf(w, "  # a resident record from MPS (restricted, personal, core), under agreement VN-HCMC-RESIDENTS-2026\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("VN/GOV/HCMC/gw1", "VN/GOV/HCMC/one-stop", "administrative-procedure"))
+	fmt.Fprintf(w, "  # refused by Vietnam's rule for personal data: no purpose declared\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", c)
 	fmt.Fprintf(w, "  # file an annual statement with MOF (any size; answers with its SHA-256)\n  %sVN/GOV/MOF/business-registry/filings --data-binary @/etc/hostname\n\n", c)
 	fmt.Fprintf(w, "  # refused: HCMC may read one resident record, not list them all\n  %sVN/GOV/MPS/residents/persons\n\n", c)
 	fmt.Fprintf(w, "  # metaservices\n  %sVN/GOV/MOF/business-registry/listMethods\n  %sVN/listClients\n\n", c, c)
 	fmt.Fprintf(w, "Across the border, each side verifying the other under its own authority:\n\n")
 	fmt.Fprintf(w, "  # Singapore's ACRA looks up a Vietnamese company\n  %sVN/GOV/MOF/business-registry/companies/0300588569\n\n", curl("SG/GOV/ACRA/gw1", "SG/GOV/ACRA/bizfile"))
 	fmt.Fprintf(w, "  # Vietnam's MOF looks up a Singapore entity\n  %sSG/GOV/ACRA/bizfile/entities/199201624D\n\n", curl("VN/GOV/MOF/gw1", "VN/GOV/MOF/business-registry"))
-	fmt.Fprintf(w, "  # MPS and SPF exchange scam reports\n  %sSG/GOV/SPF/anti-scam/scam-reports\n\n", curl("VN/GOV/MPS/gw1", "VN/GOV/MPS/cybercrime"))
-	fmt.Fprintf(w, "  # refused: SPF has no access right to Vietnamese resident records\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam"))
+	fmt.Fprintf(w, "  # MPS and SPF exchange scam reports (personal) under their bilateral agreements\n  %sSG/GOV/SPF/anti-scam/scam-reports\n", curl("VN/GOV/MPS/gw1", "VN/GOV/MPS/cybercrime", "scam-investigation"))
+	fmt.Fprintf(w, "  %sVN/GOV/MPS/cybercrime/scam-reports\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
+	fmt.Fprintf(w, "  # refused by Vietnam's core rule: resident records never leave Vietnam\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
+	fmt.Fprintf(w, "  # refused by Singapore's rule: the same request without a purpose\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam"))
 	fmt.Fprintf(w, "Everything is described in %s/%s. Stop with Ctrl-C; the next start reuses the directory (remove it to start afresh).\n", s.Dir, manifestFile)
 }
