@@ -205,3 +205,42 @@ func init() {
 	klog.LogToStderr(false)
 	klog.SetOutput(io.Discard)
 }
+
+// Records calls fn with every record still held (exchanges and denials)
+// of exchanges that began in [from, to), in time order. It reads the
+// index only; Verify is what checks the index against the tree.
+func Records(ctx context.Context, dir, dsn string, from, to time.Time, fn func(*Record) error) error {
+	vb, err := os.ReadFile(filepath.Join(dir, VerifierKeyFile))
+	if err != nil {
+		return fmt.Errorf("read verifier key: %w", err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(vb)))
+	if err != nil {
+		return fmt.Errorf("verifier key: %w", err)
+	}
+	db, err := openIndexReadOnly(ctx, dir, dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rs, err := db.QueryContext(ctx, db.Q(`SELECT record FROM records WHERE log = ? AND kind <> ? AND record IS NOT NULL AND request_at >= ? AND request_at < ? ORDER BY request_at`),
+		v.Name(), KindPurge, from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("record index: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var b []byte
+		if err := rs.Scan(&b); err != nil {
+			return err
+		}
+		r, err := ParseRecord(b)
+		if err != nil {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rs.Err()
+}

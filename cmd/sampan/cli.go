@@ -17,6 +17,7 @@ import (
 	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/msglog"
+	"github.com/sampan-exchange/sampan/report"
 	"github.com/sampan-exchange/sampan/sandbox"
 )
 
@@ -28,6 +29,7 @@ type CLI struct {
 	Gateway   GatewayCmd   `cmd:"" help:"Run or set up a member's gateway."`
 	Bench     BenchCmd     `cmd:"" help:"Measure the exchange against a bare backend and a plain mutual-TLS proxy chain, in one run."`
 	Log       LogCmd       `cmd:"" help:"Check a gateway's message log."`
+	Report    ReportCmd    `cmd:"" help:"Reports for regulators, built from a gateway's message log."`
 }
 
 // Globals are flags every command takes.
@@ -281,4 +283,35 @@ type LogBodyCmd struct {
 // digest the record holds.
 func (c *LogBodyCmd) Run(g *Globals) error {
 	return msglog.WriteBody(context.Background(), logDirOf(c.Dir), c.IndexDSN, c.ID, c.Part, os.Stdout)
+}
+
+// ReportCmd groups the reports.
+type ReportCmd struct {
+	Transfers ReportTransfersCmd `cmd:"" help:"Data transfers per flow: parties, countries, data categories, purposes, legal basis, agreement, volumes, period."`
+}
+
+// ReportTransfersCmd writes the transfer report.
+type ReportTransfersCmd struct {
+	Dir      string    `help:"The gateway's data directory (or its log directory)." required:"" type:"existingdir"`
+	From     time.Time `help:"Start of the period (RFC 3339, inclusive)." required:""`
+	To       time.Time `help:"End of the period (RFC 3339, exclusive)." required:""`
+	Format   string    `help:"csv or json." enum:"csv,json" default:"csv"`
+	Domestic bool      `help:"Include flows within the instance (by default only cross-border flows)."`
+	indexFlag
+}
+
+// Run writes the report to standard output.
+func (c *ReportTransfersCmd) Run(g *Globals) error {
+	if !c.To.After(c.From) {
+		return fmt.Errorf("--to must be after --from")
+	}
+	o := report.Options{From: c.From, To: c.To, Domestic: c.Domestic, IndexDSN: c.IndexDSN}
+	flows, err := report.Transfers(context.Background(), logDirOf(c.Dir), o)
+	if err != nil {
+		return err
+	}
+	if c.Format == "json" {
+		return report.WriteJSON(os.Stdout, o, flows)
+	}
+	return report.WriteCSV(os.Stdout, flows)
 }
