@@ -115,7 +115,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	rep := &Report{Config: Config{
 		DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Connections: o.Connections, BodyBytes: o.BodySize,
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (HTTP/2), request and response signed and verified, access rights, durable message log on both gateways; policy not yet built",
+		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (HTTP/2), request and response signed and verified, access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (SQLite record index and Merkle tiles) on both gateways",
 		Note:   "load generator, backend, proxies and gateways share this process and its CPUs; loopback only",
 	}}
 
