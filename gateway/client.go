@@ -356,7 +356,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 			rec.Bodies, err = bs.finish()
 		}
 		if err == nil {
-			_, err = g.mlog.Append(ctx, rec)
+			err = g.mlog.Append(ctx, rec)
 		}
 		if err != nil {
 			ex.log.Error("exchange not logged; answer withheld", "err", err)

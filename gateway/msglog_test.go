@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/r1"
@@ -89,16 +91,39 @@ func TestLoggingFailsClosed(t *testing.T) {
 					t.Fatal(err)
 				}
 			} else {
-				// The storage goes bad: where the tiles go, there is a file.
+				// The tree's storage goes bad: where the tiles go, there is
+				// a file. Records are durable in the index before an
+				// exchange is answered and their leaves follow, so the
+				// exchange during which the tree fails still completes
+				// (its record is kept and appended once the storage
+				// recovers); the next ones are refused.
 				tiles := filepath.Join(logDir, msglog.TilesDir, "tile")
+				waitFor(t, 10*time.Second, "first leaves in the tree", func() bool { _, err := os.Stat(tiles); return err == nil })
 				if err := os.Rename(tiles, tiles+".moved"); err != nil {
 					t.Fatal(err)
 				}
 				if err := os.WriteFile(tiles, []byte("not a directory"), 0o644); err != nil {
 					t.Fatal(err)
 				}
+				defer func() {
+					// The storage comes back: exchanges resume by themselves.
+					os.Remove(tiles)
+					os.Rename(tiles+".moved", tiles)
+					waitFor(t, 15*time.Second, "recovery", func() bool {
+						resp, _ := w.do(t, call{path: companies + "/0100109106"})
+						return resp.StatusCode == 200
+					})
+				}()
 			}
-			resp, body := w.do(t, call{path: companies + "/0100109106", header: map[string]string{r1.HeaderID: "unlogged"}})
+			var resp *http.Response
+			var body []byte
+			for i := range 50 {
+				resp, body = w.do(t, call{path: companies + "/0100109106", header: map[string]string{r1.HeaderID: fmt.Sprintf("during-%d", i)}})
+				if resp.StatusCode != 200 {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			wantError(t, resp, body, 500, tc.typ)
 			if strings.Contains(string(body), "Viettel") {
 				t.Error("the backend's answer was released")

@@ -62,6 +62,9 @@ func parsePeerPath(escaped string) (ident.ServiceID, string, error) {
 	return svc, path, nil
 }
 
+// drainBeforeRefusal bounds how much of a refused request is read.
+const drainBeforeRefusal = 256 << 10
+
 // servePeer handles a request from a consumer's gateway.
 func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	// The consumer's request id ties both gateways' log lines together.
@@ -76,6 +79,11 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 			lvl = slog.LevelWarn
 		}
 		log.Log(r.Context(), lvl, "peer request refused", "type", e.Type, "status", e.Status, "err", e.Error())
+		// Read what remains of a small request before answering: an
+		// HTTP/2 stream answered and reset while the consumer's gateway
+		// is still sending its body and trailer can surface there as a
+		// stream error instead of this answer.
+		io.Copy(io.Discard, io.LimitReader(r.Body, drainBeforeRefusal))
 		r1.Write(w, e, reqID)
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
@@ -416,7 +424,7 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 			rec.Bodies, err = bs.finish()
 		}
 		if err == nil {
-			_, err = g.mlog.Append(context.WithoutCancel(ctx), rec)
+			err = g.mlog.Append(context.WithoutCancel(ctx), rec)
 		}
 		if err != nil {
 			log.Error("exchange not logged; answer withheld", "err", err)

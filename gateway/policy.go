@@ -69,7 +69,7 @@ func (g *Gateway) decide(side string, own, prov *confState, client ident.ClientI
 func (g *Gateway) logDenial(ctx context.Context, rec *msglog.Record) {
 	rec.Kind = msglog.KindDenial
 	rec.ResponseAt = time.Now().UTC()
-	if _, err := g.mlog.Append(context.WithoutCancel(ctx), rec); err != nil {
+	if err := g.mlog.Append(context.WithoutCancel(ctx), rec); err != nil {
 		g.log.Error("refusal not logged", "x_road_id", rec.XRoadID, "err", err)
 	}
 }

@@ -76,7 +76,7 @@ func OpenIndex(ctx context.Context, dir, dsn string) (*store.DB, error) {
 	return db, nil
 }
 
-// row is a record on its way into the index.
+// row is a record on its way into the index and the tree.
 type row struct {
 	digest  [32]byte
 	rec     *Record
@@ -90,8 +90,9 @@ type row struct {
 // next rows gather, so one fsync serves many exchanges. Leaf indexes are
 // recorded in the following transaction (or within a second).
 type indexWriter struct {
-	db     *store.DB
-	origin string
+	db       *store.DB
+	origin   string
+	onCommit func([]*row) // sees committed rows, in commit order
 
 	mu      sync.Mutex
 	rows    []*row
@@ -101,8 +102,8 @@ type indexWriter struct {
 	stopped chan struct{}
 }
 
-func newIndexWriter(db *store.DB, origin string) *indexWriter {
-	w := &indexWriter{db: db, origin: origin, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+func newIndexWriter(db *store.DB, origin string, onCommit func([]*row)) *indexWriter {
+	w := &indexWriter{db: db, origin: origin, onCommit: onCommit, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -158,6 +159,9 @@ func (w *indexWriter) flush() {
 		return
 	}
 	err := w.commit(rows, updates)
+	if err == nil && w.onCommit != nil {
+		w.onCommit(rows)
+	}
 	for _, r := range rows {
 		r.done <- err
 	}
@@ -220,88 +224,86 @@ func (w *indexWriter) close() {
 	<-w.stopped
 }
 
-// reconcile runs at open: rows written before a crash whose leaf index
-// was not yet recorded are matched with the leaves appended since the
-// last clean start; rows with no leaf were never acknowledged and go.
+// reconcile runs at open: rows committed before a stop whose leaf index
+// was not recorded are matched with the leaves appended since the last
+// start; the rest — acknowledged records whose leaves were not yet
+// appended — are returned, oldest first, to be appended now.
 func reconcile(ctx context.Context, db *store.DB, origin string, rd interface {
 	IntegratedSize(context.Context) (uint64, error)
 	ReadEntryBundle(context.Context, uint64, uint8) ([]byte, error)
-}, dir string) (matched, dropped int, err error) {
+}) (matched int, leftover []*row, err error) {
 	size, err := rd.IntegratedSize(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	var from int64
 	switch err := db.QueryRowContext(ctx, db.Q(`SELECT reconciled FROM log_state WHERE log = ?`), origin).Scan(&from); {
 	case errors.Is(err, sql.ErrNoRows):
 		from = 0
 	case err != nil:
-		return 0, 0, err
+		return 0, nil, err
 	}
+	var order [][32]byte
 	pending := map[[32]byte]bool{}
-	rs, err := db.QueryContext(ctx, db.Q(`SELECT digest FROM records WHERE log = ? AND leaf_index IS NULL`), origin)
+	rs, err := db.QueryContext(ctx, db.Q(`SELECT digest FROM records WHERE log = ? AND leaf_index IS NULL ORDER BY request_at, digest`), origin)
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	for rs.Next() {
 		var d []byte
 		if err := rs.Scan(&d); err != nil {
 			rs.Close()
-			return 0, 0, err
+			return 0, nil, err
 		}
 		var k [32]byte
 		copy(k[:], d)
 		pending[k] = true
+		order = append(order, k)
 	}
 	rs.Close()
 	if err := rs.Err(); err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	defer tx.Rollback()
 	if len(pending) > 0 {
 		for b := uint64(from) / layout.EntryBundleWidth; b*layout.EntryBundleWidth < size && len(pending) > 0; b++ {
 			raw, err := rd.ReadEntryBundle(ctx, b, layout.PartialTileSize(0, b, size))
 			if err != nil {
-				return 0, 0, fmt.Errorf("read entry bundle %d: %w", b, err)
+				return 0, nil, fmt.Errorf("read entry bundle %d: %w", b, err)
 			}
 			var eb api.EntryBundle
 			if err := eb.UnmarshalText(raw); err != nil {
-				return 0, 0, fmt.Errorf("entry bundle %d: %w", b, err)
+				return 0, nil, fmt.Errorf("entry bundle %d: %w", b, err)
 			}
 			for i, e := range eb.Entries {
 				var k [32]byte
 				copy(k[:], e)
 				if len(e) == 32 && pending[k] {
 					if _, err := tx.ExecContext(ctx, db.Q(`UPDATE records SET leaf_index = ? WHERE log = ? AND digest = ?`), int64(b*layout.EntryBundleWidth)+int64(i), origin, k[:]); err != nil {
-						return 0, 0, err
+						return 0, nil, err
 					}
 					delete(pending, k)
 					matched++
 				}
 			}
 		}
-		for k := range pending {
-			var stem string
-			if tx.QueryRowContext(ctx, db.Q(`SELECT bodies FROM records WHERE log = ? AND digest = ?`), origin, k[:]).Scan(&stem) == nil && stem != "" {
-				removeBodies(dir, stem)
+		for _, k := range order {
+			if pending[k] {
+				leftover = append(leftover, &row{digest: k})
 			}
-			if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM records WHERE log = ? AND digest = ? AND leaf_index IS NULL`), origin, k[:]); err != nil {
-				return 0, 0, err
-			}
-			dropped++
 		}
 	}
 	if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM log_state WHERE log = ?`), origin); err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO log_state (log, reconciled) VALUES (?, ?)`), origin, int64(size)); err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
-	return matched, dropped, tx.Commit()
+	return matched, leftover, tx.Commit()
 }
 
 // recordDigest is a record's leaf data: the SHA-256 of its bytes.

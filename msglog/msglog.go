@@ -177,10 +177,15 @@ func ParseRecord(b []byte) (*Record, error) {
 
 // Options tune the log. Zero values take the defaults.
 type Options struct {
-	// BatchMaxAge is how long an entry may wait for others to be written
-	// with it (default 5ms); BatchMaxSize caps a batch (default 256).
+	// BatchMaxAge is how long a leaf may wait for others to be written
+	// with it (default 100ms); BatchMaxSize caps a batch (default 4096).
+	// Leaves are not on the path of an exchange: its record is durable in
+	// the index before it is acknowledged, its leaf follows.
 	BatchMaxAge  time.Duration
 	BatchMaxSize uint
+	// MaxMergeDelay is how far the tree may fall behind the index before
+	// new records are refused (default 10s).
+	MaxMergeDelay time.Duration
 	// CheckpointInterval is how often a signed checkpoint is published
 	// (default 1s).
 	CheckpointInterval time.Duration
@@ -215,6 +220,8 @@ type Log struct {
 	now      func() time.Time
 	certs    sync.Map // fingerprints of certificates already stored
 	quotas   quotas
+	integ    *integrator
+	maxDelay time.Duration
 	done     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -223,10 +230,13 @@ type Log struct {
 // log in its checkpoints, e.g. the gateway identifier.
 func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*Log, error) {
 	if o.BatchMaxAge == 0 {
-		o.BatchMaxAge = 5 * time.Millisecond
+		o.BatchMaxAge = 100 * time.Millisecond
 	}
 	if o.BatchMaxSize == 0 {
-		o.BatchMaxSize = 256
+		o.BatchMaxSize = 4096
+	}
+	if o.MaxMergeDelay == 0 {
+		o.MaxMergeDelay = 10 * time.Second
 	}
 	if o.CheckpointInterval == 0 {
 		o.CheckpointInterval = time.Second
@@ -272,13 +282,13 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 	if err != nil {
 		return fail(fmt.Errorf("%w: open appender: %w", ErrLogging, err))
 	}
-	matched, dropped, err := reconcile(ctx, db, signer.Name(), reader, dir)
+	matched, leftover, err := reconcile(ctx, db, signer.Name(), reader)
 	if err != nil {
 		shutdown(ctx)
 		return fail(fmt.Errorf("%w: reconcile the record index with the tree: %w", ErrLogging, err))
 	}
-	if matched+dropped > 0 {
-		log.Warn("message log recovered after an unclean stop", "records_placed", matched, "records_never_acknowledged_dropped", dropped)
+	if matched+len(leftover) > 0 {
+		log.Warn("message log recovered after an unclean stop", "records_placed", matched, "records_to_append", len(leftover))
 	}
 	key, err := loadOrCreateBodyKey(dir)
 	if err != nil {
@@ -286,7 +296,11 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 		return fail(err)
 	}
 	l := &Log{dir: dir, add: app.Add, reader: reader, shutdown: shutdown, cancel: cancel, origin: signer.Name(), name: name,
-		db: db, idx: newIndexWriter(db, signer.Name()), log: log, bodyKey: key, now: time.Now, done: make(chan struct{})}
+		db: db, log: log, bodyKey: key, now: time.Now, done: make(chan struct{}), maxDelay: o.MaxMergeDelay}
+	l.integ = newIntegrator(l)
+	l.idx = newIndexWriter(db, signer.Name(), l.integ.enqueue)
+	l.integ.enqueue(leftover)
+	go l.integ.run(l.done)
 	log.Debug("message log open", "dir", dir, "origin", signer.Name(), "index", indexKind(db))
 	if o.Retention > 0 {
 		l.wg.Add(1)
@@ -326,15 +340,16 @@ func checkFormat(dir, dsn string) error {
 // Origin returns the log's origin line, as its checkpoints carry it.
 func (l *Log) Origin() string { return l.origin }
 
-// Append writes a record and returns its leaf index once it is durable:
-// first in the record index, then as a leaf of the tree.
-func (l *Log) Append(ctx context.Context, r *Record) (uint64, error) {
+// Append writes a record and returns once it is durable in the record
+// index; its digest is appended to the tree within the merge delay. It
+// refuses (fail closed) while the tree cannot be extended or lags too far.
+func (l *Log) Append(ctx context.Context, r *Record) error {
 	if r.Kind == KindPurge {
-		return 0, fmt.Errorf("%w: purge records are written by Purge", ErrLogging)
+		return fmt.Errorf("%w: purge records are written by Purge", ErrLogging)
 	}
 	b, err := r.marshal()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	return l.append(ctx, r, b)
 }
@@ -358,23 +373,30 @@ func (r *Record) marshal() ([]byte, error) {
 	return b, nil
 }
 
-func (l *Log) append(ctx context.Context, r *Record, b []byte) (uint64, error) {
+func (l *Log) append(ctx context.Context, r *Record, b []byte) error {
+	if err := l.integ.health(l.maxDelay); err != nil {
+		return err
+	}
 	rw := &row{digest: recordDigest(b), rec: r, data: b}
 	if err := l.idx.insert(ctx, rw); err != nil {
-		return 0, fmt.Errorf("%w: record index: %w", ErrLogging, err)
+		return fmt.Errorf("%w: record index: %w", ErrLogging, err)
 	}
-	idx, err := l.add(ctx, tessera.NewEntry(rw.digest[:]))()
-	if err != nil {
-		return 0, fmt.Errorf("%w: append: %w", ErrLogging, err)
-	}
-	l.idx.leafAssigned(rw, idx.Index)
-	return idx.Index, nil
+	return nil
 }
+
+// Sync waits until every record appended so far is a leaf of the tree.
+func (l *Log) Sync(ctx context.Context) error { return l.integ.wait(ctx) }
 
 // Close publishes what is pending and stops the log.
 func (l *Log) Close(ctx context.Context) error {
 	close(l.done)
 	l.wg.Wait()
+	// Records committed from now on stay pending in the index and are
+	// appended at the next start.
+	select {
+	case <-l.integ.stopped:
+	case <-ctx.Done():
+	}
 	err := l.shutdown(ctx)
 	l.idx.close()
 	l.cancel()

@@ -75,7 +75,7 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 			PurgedBefore: &b, PurgedCount: len(digests), PurgedDigestsSHA256: hex.EncodeToString(h.Sum(nil))}
 		b2, _ := pr.marshal()
 		prDigest := recordDigest(b2)
-		if _, err := l.append(ctx, pr, b2); err != nil {
+		if err := l.append(ctx, pr, b2); err != nil {
 			return total, fmt.Errorf("log the purge: %w", err)
 		}
 		tx, err := l.db.BeginTx(ctx, nil)

@@ -27,11 +27,15 @@ import (
 
 // Report is what Verify found in a sound log.
 type Report struct {
-	Origin     string
-	Size       uint64
-	Records    uint64
-	Purged     uint64
-	Purges     int
+	Origin  string
+	Size    uint64
+	Records uint64
+	Purged  uint64
+	Purges  int
+	// Pending counts records durable in the index whose leaves are not
+	// yet in the checkpoint's tree (the gateway appends them within its
+	// merge delay, or at its next start).
+	Pending    uint64
 	Timestamps int
 }
 
@@ -124,6 +128,13 @@ func Verify(ctx context.Context, dir, dsn string, each func(*Record)) (*Report, 
 		return nil, err
 	}
 	rep.Purges = len(purges)
+	var rows uint64
+	if err := db.QueryRowContext(ctx, db.Q(`SELECT count(*) FROM records WHERE log = ?`), origin).Scan(&rows); err != nil {
+		return nil, fmt.Errorf("record index: %w", err)
+	}
+	if rows > cp.Size {
+		rep.Pending = rows - cp.Size
+	}
 	n, err := verifyTimestamps(dir, func(b []byte) error {
 		_, err := note.Open(b, note.VerifierList(v))
 		return err

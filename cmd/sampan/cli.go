@@ -267,6 +267,9 @@ func (c *LogVerifyCmd) Run(g *Globals) error {
 	if rep.Purged > 0 {
 		fmt.Printf("; %d records purged under retention by %d logged purges", rep.Purged, rep.Purges)
 	}
+	if rep.Pending > 0 {
+		fmt.Printf("; %d newer records not yet in the signed tree", rep.Pending)
+	}
 	fmt.Printf("; %d time-stamp tokens verify\n", rep.Timestamps)
 	return nil
 }
