@@ -44,7 +44,8 @@ CREATE INDEX records_xrid ON records (log, x_road_id);
 CREATE INDEX records_at ON records (log, request_at);
 CREATE INDEX records_leaf ON records (log, leaf_index);
 CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled INTEGER NOT NULL);`,
-		quotaTable}
+		quotaTable,
+		dropLeafIndex}
 	indexPG = []string{`
 CREATE TABLE records (
 	log TEXT NOT NULL,
@@ -63,8 +64,14 @@ CREATE INDEX records_xrid ON records (log, x_road_id);
 CREATE INDEX records_at ON records (log, request_at);
 CREATE INDEX records_leaf ON records (log, leaf_index);
 CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled BIGINT NOT NULL);`,
-		quotaTable}
+		quotaTable,
+		dropLeafIndex}
 )
+
+// dropLeafIndex: leaf indexes are written for every record and read only
+// by purges and checks, which can scan; maintaining an index on them cost
+// more than it saved.
+const dropLeafIndex = `DROP INDEX records_leaf;`
 
 // OpenIndex opens the record index: PostgreSQL when dsn is given,
 // otherwise the SQLite database in the log directory.
