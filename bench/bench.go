@@ -57,7 +57,9 @@ type Report struct {
 	// RatioSampanToFloor is Sampan's throughput over the floor's,
 	// measured in the same run.
 	RatioSampanToFloor float64 `json:"ratio_sampan_to_floor"`
-	Config             Config  `json:"config"`
+	// HalfPeak is latency at half of Sampan's peak rate, open loop.
+	HalfPeak *HalfPeak `json:"half_peak,omitempty"`
+	Config   Config    `json:"config"`
 }
 
 // Config records the conditions of a run.
@@ -140,7 +142,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		return nil, err
 	}
 	rep.Floor = measure("floor", floorURL+"/echo", nil)
-	closeFloor()
+	defer closeFloor()
 
 	dir := o.Dir
 	if dir == "" {
@@ -195,7 +197,29 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if rep.Floor.RPS > 0 {
 		rep.RatioSampanToFloor = rep.Sampan.RPS / rep.Floor.RPS
 	}
+	// Latency at half of Sampan's peak, open loop, for the floor and for
+	// Sampan at the same rate: what Sampan adds when not saturated.
+	if rate := rep.Sampan.RPS / 2; rate >= 1 {
+		ol := &load{duration: max(o.Duration/2, 2*time.Second), maxRequests: o.MaxRequests, body: body}
+		hp := &HalfPeak{Rate: rate}
+		fmt.Fprintf(progress, "floor    open loop at %.0f req/s for %v…\n", rate, ol.duration)
+		hp.Floor = ol.runRate(ctx, floorURL+"/echo", rate)
+		ol.header = hdr
+		fmt.Fprintf(progress, "sampan   open loop at %.0f req/s for %v…\n", rate, ol.duration)
+		hp.Sampan = ol.runRate(ctx, target, rate)
+		hp.AddedP99ms = hp.Sampan.P99ms - hp.Floor.P99ms
+		rep.HalfPeak = hp
+	}
 	return rep, nil
+}
+
+// HalfPeak is latency measured open loop at half of Sampan's peak rate.
+type HalfPeak struct {
+	Rate   float64 `json:"rate"`
+	Floor  Result  `json:"floor"`
+	Sampan Result  `json:"sampan"`
+	// AddedP99ms is Sampan's p99 minus the floor's, at that rate.
+	AddedP99ms float64 `json:"added_p99_ms"`
 }
 
 // Print writes the report as a table.
@@ -216,6 +240,10 @@ func (r *Report) Print(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintf(w, "\nratio sampan/floor: %.2f  (%d connections, %d-byte bodies, %.0fs each, %d CPUs)\n",
 		r.RatioSampanToFloor, r.Config.Connections, r.Config.BodyBytes, r.Config.DurationS, r.Config.CPUs)
+	if hp := r.HalfPeak; hp != nil {
+		fmt.Fprintf(w, "at half of Sampan's peak (%.0f req/s, open loop): floor p50 %.2f / p99 %.2f ms, sampan p50 %.2f / p99 %.2f ms; p99 added %.2f ms (errors %d / %d)\n",
+			hp.Rate, hp.Floor.P50ms, hp.Floor.P99ms, hp.Sampan.P50ms, hp.Sampan.P99ms, hp.AddedP99ms, hp.Floor.Errors, hp.Sampan.Errors)
+	}
 }
 
 // WriteJSON writes the report to a file.

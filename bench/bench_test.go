@@ -22,6 +22,13 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	if rep.Sampan.CPUsPer1k <= 0 || rep.Sampan.RSSMB <= 0 {
 		t.Errorf("sampan CPU and RSS not measured: %+v", rep.Sampan)
 	}
+	// The open-loop run at half of Sampan's peak drives both targets at
+	// that rate: about half as many requests per second as the peak.
+	hp := rep.HalfPeak
+	if hp == nil || hp.Rate != rep.Sampan.RPS/2 || hp.Sampan.Requests == 0 || hp.Floor.Requests == 0 || hp.Sampan.Errors != 0 ||
+		hp.Sampan.RPS > hp.Rate*1.2 || hp.AddedP99ms != hp.Sampan.P99ms-hp.Floor.P99ms {
+		t.Errorf("half-peak figures %+v", hp)
+	}
 	if want := rep.Sampan.RPS / rep.Floor.RPS; rep.RatioSampanToFloor != want {
 		t.Errorf("ratio = %v, want %v", rep.RatioSampanToFloor, want)
 	}
@@ -34,7 +41,7 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"backend", "floor", "sampan", "ratio_sampan_to_floor", "config"} {
+	for _, k := range []string{"backend", "floor", "sampan", "ratio_sampan_to_floor", "config", "half_peak"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("report JSON lacks %q", k)
 		}

@@ -105,3 +105,76 @@ func (l *load) run(ctx context.Context, url string) Result {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// runRate is an open-loop generator: it starts requests at a fixed rate,
+// whatever the answers' latency, for the load's duration, and measures
+// each latency from when the request was due (so a stall is not hidden by
+// sending less). At most maxInFlight requests are outstanding; a request
+// due beyond that counts as an error.
+func (l *load) runRate(ctx context.Context, url string, rate float64) Result {
+	const maxInFlight = 4096
+	tr := &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	ctx, cancel := context.WithTimeout(ctx, l.duration)
+	defer cancel()
+	interval := time.Duration(float64(time.Second) / rate)
+	var errs, inFlight atomic.Int64
+	var mu sync.Mutex
+	var all []time.Duration
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := int64(0); ctx.Err() == nil && i < l.maxRequests; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if inFlight.Add(1) > maxInFlight {
+			inFlight.Add(-1)
+			errs.Add(1)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer inFlight.Add(-1)
+			req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, url, bytes.NewReader(l.body))
+			for k, v := range l.header {
+				req.Header[k] = v
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				errs.Add(1)
+				return
+			}
+			n, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 || n != int64(len(l.body)) {
+				errs.Add(1)
+				return
+			}
+			lat := time.Since(due)
+			mu.Lock()
+			all = append(all, lat)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(all)
+	r := Result{Requests: int64(len(all)), Errors: errs.Load()}
+	if elapsed > 0 {
+		r.RPS = float64(len(all)) / elapsed.Seconds()
+	}
+	if len(all) > 0 {
+		r.P50ms = ms(all[len(all)/2])
+		r.P99ms = ms(all[min(len(all)-1, len(all)*99/100)])
+	}
+	return r
+}
