@@ -13,6 +13,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/policy"
 	"github.com/sampan-exchange/sampan/store"
 )
 
@@ -71,6 +72,7 @@ type Service struct {
 
 	endpoints []endpoint
 	access    []access
+	policy    *policy.Access // access compiled to Cedar
 }
 
 // AccessRight grants a subject the whole service or one endpoint.
@@ -258,12 +260,26 @@ func (c *Config) Validate() error {
 			s.endpoints = append(s.endpoints, ep)
 		}
 		s.access = nil
+		var grants []policy.Grant
 		for j, a := range s.Access {
 			ac, err := parseAccess(a)
 			if err != nil {
 				return fmt.Errorf("%s.access[%d].%w", f, j, err)
 			}
 			s.access = append(s.access, ac)
+			gr := policy.Grant{}
+			if ac.isGroup {
+				gr.Group = &ac.group
+			} else {
+				gr.Subsystem = &ac.subsystem
+			}
+			if ac.endpoint != nil {
+				gr.Endpoint = ac.endpoint.raw
+			}
+			grants = append(grants, gr)
+		}
+		if s.policy, err = policy.CompileAccess(s.ID, grants); err != nil {
+			return fmt.Errorf("%s.access: %w", f, err)
 		}
 		if s.Timeout.D() <= 0 {
 			return fmt.Errorf("%s.timeout: must be positive", f)

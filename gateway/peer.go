@@ -297,32 +297,20 @@ func displayPath(p string) string {
 	return p
 }
 
-// allowed decides access: deny unless an access right of the service
-// names the client or one of its global groups, for the whole service or
-// for an endpoint matching method and path.
+// allowed decides access with the service's access rights compiled to
+// Cedar: deny unless a right names the client or one of its global
+// groups, for the whole service or for an endpoint pattern that matches
+// method and path (the patterns are matched here, the grant decided by
+// the policy).
 func (g *Gateway) allowed(st, cst *confState, s *Service, client ident.ClientID, method, path string) bool {
 	p := displayPath(path)
-	groups := clientGroups(st, cst, client)
+	var matched []string
 	for _, a := range s.access {
-		if a.isGroup {
-			found := false
-			for _, gr := range groups {
-				if gr == a.group {
-					found = true
-					break
-				}
-			}
-			if !found {
-				continue
-			}
-		} else if a.subsystem != client {
-			continue
-		}
-		if a.endpoint == nil || a.endpoint.match(method, p) {
-			return true
+		if a.endpoint != nil && a.endpoint.match(method, p) && !slices.Contains(matched, a.endpoint.raw) {
+			matched = append(matched, a.endpoint.raw)
 		}
 	}
-	return false
+	return s.policy.Allowed(client, clientGroups(st, cst, client), matched)
 }
 
 // callBackend forwards a verified request to the service's backend.
