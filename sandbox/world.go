@@ -250,7 +250,7 @@ func (s *Sandbox) PrintWelcome(w io.Writer) {
 	fmt.Fprintf(w, "  # a resident record from MPS (restricted, personal, core), under agreement VN-HCMC-RESIDENTS-2026\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("VN/GOV/HCMC/gw1", "VN/GOV/HCMC/one-stop", "administrative-procedure"))
 	fmt.Fprintf(w, "  # refused by Vietnam's rule for personal data: no purpose declared\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", c)
 	fmt.Fprintf(w, "  # file an annual statement with MOF (any size; answers with its SHA-256)\n  %sVN/GOV/MOF/business-registry/filings --data-binary @/etc/hostname\n\n", c)
-	fmt.Fprintf(w, "  # refused: HCMC may read one resident record, not list them all\n  %sVN/GOV/MPS/residents/persons\n\n", c)
+	fmt.Fprintf(w, "  # refused: HCMC may read one resident record, not list them all (no access right)\n  %sVN/GOV/MPS/residents/persons\n\n", curl("VN/GOV/HCMC/gw1", "VN/GOV/HCMC/one-stop", "administrative-procedure"))
 	fmt.Fprintf(w, "  # metaservices\n  %sVN/GOV/MOF/business-registry/listMethods\n  %sVN/listClients\n\n", c, c)
 	fmt.Fprintf(w, "Across the border, each side verifying the other under its own authority:\n\n")
 	fmt.Fprintf(w, "  # Singapore's ACRA looks up a Vietnamese company\n  %sVN/GOV/MOF/business-registry/companies/0300588569\n\n", curl("SG/GOV/ACRA/gw1", "SG/GOV/ACRA/bizfile"))
