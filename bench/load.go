@@ -87,13 +87,17 @@ func (l *load) run(ctx context.Context, url string) Result {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
 	}
+	return summarize(all, errs.Load(), time.Since(start))
+}
+
+// summarize turns latencies into a result.
+func summarize(all []time.Duration, errs int64, elapsed time.Duration) Result {
 	slices.Sort(all)
-	r := Result{Requests: int64(len(all)), Errors: errs.Load()}
+	r := Result{Requests: int64(len(all)), Errors: errs}
 	if elapsed > 0 {
 		r.RPS = float64(len(all)) / elapsed.Seconds()
 	}
@@ -166,15 +170,5 @@ func (l *load) runRate(ctx context.Context, url string, rate float64) Result {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(all)
-	r := Result{Requests: int64(len(all)), Errors: errs.Load()}
-	if elapsed > 0 {
-		r.RPS = float64(len(all)) / elapsed.Seconds()
-	}
-	if len(all) > 0 {
-		r.P50ms = ms(all[len(all)/2])
-		r.P99ms = ms(all[min(len(all)-1, len(all)*99/100)])
-	}
-	return r
+	return summarize(all, errs.Load(), time.Since(start))
 }

@@ -16,9 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
-
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/sampan-exchange/sampan/pki"
 )
@@ -283,15 +280,7 @@ func removeBodies(dir, stem string) {
 // to out, once it has checked the decrypted body against the digest the
 // record holds (nothing is written if it does not match).
 func WriteBody(ctx context.Context, dir, dsn, xroadID, part string, out io.Writer) error {
-	vb, err := os.ReadFile(filepath.Join(dir, VerifierKeyFile))
-	if err != nil {
-		return fmt.Errorf("read verifier key: %w", err)
-	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(vb)))
-	if err != nil {
-		return err
-	}
-	db, err := openIndexReadOnly(ctx, dir, dsn)
+	_, v, db, err := openExisting(ctx, dir, dsn)
 	if err != nil {
 		return err
 	}

@@ -93,14 +93,11 @@ var ErrNotFound = errors.New("no record with this X-Road-Id")
 // dsn selects a PostgreSQL record index (empty: SQLite in dir).
 func Export(ctx context.Context, dir, dsn, xroadID, out string) error {
 	fetcher := client.FileFetcher{Root: filepath.Join(dir, TilesDir)}
-	vb, err := os.ReadFile(filepath.Join(dir, VerifierKeyFile))
-	if err != nil {
-		return fmt.Errorf("read verifier key: %w", err)
-	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(vb)))
+	vb, v, db, err := openExisting(ctx, dir, dsn)
 	if err != nil {
 		return err
 	}
+	defer db.Close()
 	cpRaw, err := fetcher.ReadCheckpoint(ctx)
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
@@ -109,11 +106,6 @@ func Export(ctx context.Context, dir, dsn, xroadID, out string) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	db, err := openIndexReadOnly(ctx, dir, dsn)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	entry, index, err := findRecord(ctx, db, v.Name(), fetcher, cp.Size, xroadID)
 	if err != nil {
 		return err

@@ -48,15 +48,7 @@ type Report struct {
 // (empty: SQLite in dir). It returns the first fault found. each, when not
 // nil, sees every record still held.
 func Verify(ctx context.Context, dir, dsn string, each func(*Record)) (*Report, error) {
-	vb, err := os.ReadFile(filepath.Join(dir, VerifierKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("read verifier key: %w", err)
-	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(vb)))
-	if err != nil {
-		return nil, fmt.Errorf("verifier key: %w", err)
-	}
-	db, err := openIndexReadOnly(ctx, dir, dsn)
+	_, v, db, err := openExisting(ctx, dir, dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +180,34 @@ func checkPurges(ctx context.Context, db *store.DB, origin string, purges map[st
 	return nil
 }
 
+// readVerifier reads the log's checkpoint verifier key: its name is the
+// log's origin, by which the index keys its rows.
+func readVerifier(dir string) ([]byte, note.Verifier, error) {
+	vb, err := os.ReadFile(filepath.Join(dir, VerifierKeyFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read verifier key: %w", err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(vb)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("verifier key: %w", err)
+	}
+	return vb, v, nil
+}
+
+// openExisting opens an existing log's verifier and record index, for
+// the offline commands.
+func openExisting(ctx context.Context, dir, dsn string) ([]byte, note.Verifier, *store.DB, error) {
+	vb, v, err := readVerifier(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, err := openIndexReadOnly(ctx, dir, dsn)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return vb, v, db, nil
+}
+
 // openIndexReadOnly opens the record index without creating it.
 func openIndexReadOnly(ctx context.Context, dir, dsn string) (*store.DB, error) {
 	if dsn == "" {
@@ -221,15 +241,7 @@ func init() {
 // of exchanges that began in [from, to), in time order. It reads the
 // index only; Verify is what checks the index against the tree.
 func Records(ctx context.Context, dir, dsn string, from, to time.Time, fn func(*Record) error) error {
-	vb, err := os.ReadFile(filepath.Join(dir, VerifierKeyFile))
-	if err != nil {
-		return fmt.Errorf("read verifier key: %w", err)
-	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(vb)))
-	if err != nil {
-		return fmt.Errorf("verifier key: %w", err)
-	}
-	db, err := openIndexReadOnly(ctx, dir, dsn)
+	_, v, db, err := openExisting(ctx, dir, dsn)
 	if err != nil {
 		return err
 	}
