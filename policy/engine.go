@@ -267,9 +267,6 @@ func (e *Engine) FindAgreement(client ident.ClientID, svc ident.ServiceID, purpo
 	if byConsumer == nil {
 		return best
 	}
-	rank := func(s AgreementState) int {
-		return map[AgreementState]int{AgreementNone: 0, AgreementTerminated: 1, AgreementExpired: 2, AgreementNotYet: 3, AgreementSuspended: 4, AgreementActive: 5}[s]
-	}
 	consider := func(list []*compiledAgreement) bool {
 		for _, a := range list {
 			st := a.state(now)
@@ -295,6 +292,23 @@ func (e *Engine) FindAgreement(client ident.ClientID, svc ident.ServiceID, purpo
 		consider(byConsumer[client.Member()])
 	}
 	return best
+}
+
+// rank orders agreement states from least to most usable.
+func rank(s AgreementState) int {
+	switch s {
+	case AgreementTerminated:
+		return 1
+	case AgreementExpired:
+		return 2
+	case AgreementNotYet:
+		return 3
+	case AgreementSuspended:
+		return 4
+	case AgreementActive:
+		return 5
+	}
+	return 0
 }
 
 func (a *compiledAgreement) state(now time.Time) AgreementState {
