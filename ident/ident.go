@@ -286,6 +286,9 @@ func ParseService(s string) (ServiceID, error) {
 	}
 	id := ServiceID{Provider: ClientID{parts[0], parts[1], parts[2], parts[3]}, Code: parts[4]}
 	if len(parts) == 6 {
+		if parts[5] == "" {
+			return ServiceID{}, fmt.Errorf("%w: service %q has an empty version (leave out the final /)", ErrInvalid, s)
+		}
 		id.Version = parts[5]
 	}
 	return id, id.Validate()

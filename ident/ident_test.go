@@ -146,7 +146,7 @@ func FuzzParseEscapedClient(f *testing.F) {
 }
 
 func FuzzParseService(f *testing.F) {
-	for _, s := range []string{"VN/GOV/MOF/business-registry/companies", "VN/GOV/MOF/x/y/v1", "VN/GOV/MOF/x", "//////"} {
+	for _, s := range []string{"VN/GOV/MOF/business-registry/companies", "VN/GOV/MOF/x/y/v1", "VN/GOV/MOF/x", "//////", "AA/0/0/0/0/"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
