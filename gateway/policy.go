@@ -61,6 +61,12 @@ func (g *Gateway) decide(side string, own, prov *confState, client ident.ClientI
 	if class != nil {
 		ld.DataClass, ld.Flags = class.Class, class.Flags
 	}
+	if a := pe.Agreement(d.Agreement); a != nil {
+		for _, r := range a.References {
+			ld.References = append(ld.References, r.Kind+": "+r.Ref)
+		}
+		ld.RetentionDays = a.RetentionDays
+	}
 	return d, ld
 }
 

@@ -123,6 +123,10 @@ type Decision struct {
 	Purpose       string   `json:"purpose,omitempty"`
 	LegalBasis    string   `json:"legal_basis,omitempty"`
 	Message       string   `json:"message,omitempty"`
+	// References are the agreement's references ("kind: reference") and
+	// RetentionDays its retention duty, as they stood when it was decided.
+	References    []string `json:"references,omitempty"`
+	RetentionDays int      `json:"retention_days,omitempty"`
 }
 
 // Validate checks the fields every record must have.

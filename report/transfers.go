@@ -35,6 +35,8 @@ type Flow struct {
 	Purpose          string    `json:"purpose"`
 	LegalBasis       string    `json:"legal_basis"`
 	Agreement        string    `json:"agreement"`
+	References       []string  `json:"references"`
+	RetentionDays    int       `json:"retention_days"`
 	PolicyVersions   []string  `json:"policy_versions"`
 	Calls            int64     `json:"calls"`
 	Refused          int64     `json:"refused"`
@@ -80,12 +82,20 @@ func Transfers(ctx context.Context, dir string, o Options) ([]*Flow, error) {
 			f = &Flow{Gateway: r.Gateway, Side: r.Side, Sender: svc.Provider.String(), SenderCountry: svc.Provider.Instance,
 				Recipient: r.Client, RecipientCountry: client.Instance, CrossBorder: xb, Service: r.Service,
 				DataClass: d.DataClass, DataCategories: slices.Clone(d.Flags), Purpose: d.Purpose, LegalBasis: d.LegalBasis,
-				Agreement: d.Agreement}
+				Agreement: d.Agreement, References: slices.Clone(d.References), RetentionDays: d.RetentionDays}
+			if f.References == nil {
+				f.References = []string{}
+			}
 			if f.DataCategories == nil {
 				f.DataCategories = []string{}
 			}
 			flows[key] = f
 			order = append(order, key)
+		}
+		for _, ref := range d.References {
+			if !slices.Contains(f.References, ref) {
+				f.References = append(f.References, ref)
+			}
 		}
 		if d.PolicyVersion != "" && !slices.Contains(f.PolicyVersions, d.PolicyVersion) {
 			f.PolicyVersions = append(f.PolicyVersions, d.PolicyVersion)
@@ -124,7 +134,7 @@ func Transfers(ctx context.Context, dir string, o Options) ([]*Flow, error) {
 
 // CSVHeader is the header line of the CSV form.
 var CSVHeader = []string{"gateway", "side", "sender", "sender_country", "recipient", "recipient_country", "cross_border",
-	"service", "data_class", "data_categories", "purpose", "legal_basis", "agreement", "policy_versions",
+	"service", "data_class", "data_categories", "purpose", "legal_basis", "agreement", "references", "retention_days", "policy_versions",
 	"calls", "refused", "bytes_to_recipient", "bytes_to_sender", "first_transfer", "last_transfer"}
 
 // WriteCSV writes flows as CSV (RFC 4180), lists joined with ';'.
@@ -139,7 +149,8 @@ func WriteCSV(w io.Writer, flows []*Flow) error {
 	}
 	for _, f := range flows {
 		cw.Write([]string{f.Gateway, f.Side, f.Sender, f.SenderCountry, f.Recipient, f.RecipientCountry, strconv.FormatBool(f.CrossBorder),
-			f.Service, f.DataClass, strings.Join(f.DataCategories, ";"), f.Purpose, f.LegalBasis, f.Agreement, strings.Join(f.PolicyVersions, ";"),
+			f.Service, f.DataClass, strings.Join(f.DataCategories, ";"), f.Purpose, f.LegalBasis, f.Agreement,
+			strings.Join(f.References, ";"), strconv.Itoa(f.RetentionDays), strings.Join(f.PolicyVersions, ";"),
 			strconv.FormatInt(f.Calls, 10), strconv.FormatInt(f.Refused, 10), strconv.FormatInt(f.BytesToRecipient, 10), strconv.FormatInt(f.BytesToSender, 10),
 			ts(f.FirstTransfer), ts(f.LastTransfer)})
 	}

@@ -82,6 +82,9 @@ func TestTransfersFromTheLog(t *testing.T) {
 	if ok == nil || refused == nil {
 		t.Fatalf("flows %+v", flows)
 	}
+	if len(ok.References) != 1 || !strings.HasPrefix(ok.References[0], "transfer-assessment: MPS-TIA-2026-014") || ok.RetentionDays != 90 {
+		t.Errorf("references %q, retention %d", ok.References, ok.RetentionDays)
+	}
 	if ok.Agreement != "VN-SG-SCAM-2026" || ok.Calls != 3 || ok.Refused != 0 || ok.Sender != "VN/GOV/MPS/cybercrime" || ok.RecipientCountry != "SG" || ok.SenderCountry != "VN" ||
 		ok.Purpose != "scam-investigation" || ok.DataClass != "confidential" || strings.Join(ok.DataCategories, ",") != "personal" ||
 		ok.BytesToSender != int64(3*len(report)) || ok.BytesToRecipient == 0 || ok.FirstTransfer.IsZero() || ok.LastTransfer.Before(ok.FirstTransfer) || len(ok.PolicyVersions) == 0 {
