@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/authority"
+	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/policy"
 	"github.com/sampan-exchange/sampan/r1"
@@ -223,4 +224,39 @@ func TestStopSwitchDuringTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("class resumed: flow back after %v", until(t0, flowing))
+}
+
+// TestQuotaEndToEnd: an agreement's daily quota is counted at the
+// provider's gateway; the call past it is refused with a message saying
+// so, and the backend does not see it.
+func TestQuotaEndToEnd(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	api := w.adminAPIOf(t, "VN")
+	scam, _ := ident.ParseService(vnScam)
+	if err := api.PutAgreement(t.Context(), policy.Agreement{
+		ID: "VN-SG-SCAM-2026", Consumers: []string{spfClient}, Services: []ident.ServiceID{scam},
+		Purposes: []string{"scam-investigation"}, Destinations: []string{"SG"}, ValidFrom: time.Now().Add(-time.Hour).UTC(),
+		QuotaPerDay: 3, References: []policy.Reference{{Kind: policy.RefTransferAssessment, Ref: "MPS-TIA-2026-014"}}, Status: policy.StatusActive,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, gw := range []string{mpsGW, spfGW} {
+		if err := w.gw[gw].RefreshConf(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if resp, body := w.callAs(t, spfGW, spfClient, vnScam+"/", "scam-investigation"); resp.StatusCode != 200 {
+			t.Fatalf("call %d within the quota: %d %s", i+1, resp.StatusCode, body)
+		}
+	}
+	before := w.hits.Load()
+	resp, body := w.callAs(t, spfGW, spfClient, vnScam+"/", "scam-investigation")
+	wantError(t, resp, body, 500, r1.TypeServerPolicyDenied)
+	if !strings.Contains(string(body), "agreement VN-SG-SCAM-2026 allows 3 calls per day") {
+		t.Errorf("refusal %s does not explain the quota", body)
+	}
+	if w.hits.Load() != before {
+		t.Error("the call past the quota reached the backend")
+	}
 }
