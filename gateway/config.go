@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -85,6 +86,8 @@ type AccessRight struct {
 	Endpoint string `json:"endpoint"`
 }
 
+var nodeRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+
 // LogConfig configures the message log.
 type LogConfig struct {
 	// IndexDSN puts the record index in PostgreSQL (a postgres:// URL);
@@ -100,6 +103,11 @@ type LogConfig struct {
 	// at rest with AES-256-GCM: as the client on the consumer side, as
 	// the provider on the provider side. By default no bodies are kept.
 	StoreBodies []string `json:"store_bodies"`
+	// Node names this node when several nodes of one gateway share a
+	// PostgreSQL record index: each keeps its own Merkle log, whose
+	// origin is then "sampan-log:GATEWAY_ID#NODE". Letters, digits, '.',
+	// '_' and '-'.
+	Node string `json:"node"`
 
 	storeBodies map[ident.ClientID]bool
 }
@@ -207,6 +215,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.IndexDSN != "" && !store.IsPostgres(c.Log.IndexDSN) {
 		return errors.New("log.index_dsn: must be a postgres:// or postgresql:// URL")
+	}
+	if c.Log.Node != "" && !nodeRE.MatchString(c.Log.Node) {
+		return fmt.Errorf("log.node: %q must be 1-32 letters, digits, '.', '_' or '-'", c.Log.Node)
 	}
 	if c.Log.Retention < 0 {
 		return errors.New("log.retention: must not be negative")

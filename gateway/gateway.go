@@ -93,7 +93,11 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 	if env := os.Getenv("SAMPAN_LOG_INDEX_DSN"); env != "" {
 		dsn = env
 	}
-	if g.mlog, err = msglog.Open(ctx, filepath.Join(dir, logDir), c.ID.String(), msglog.Options{IndexDSN: dsn, Retention: c.Log.Retention.D()}, g.log); err != nil {
+	logName := c.ID.String()
+	if c.Log.Node != "" {
+		logName += "#" + c.Log.Node
+	}
+	if g.mlog, err = msglog.Open(ctx, filepath.Join(dir, logDir), logName, msglog.Options{IndexDSN: dsn, Retention: c.Log.Retention.D()}, g.log); err != nil {
 		g.db.Close()
 		return nil, err
 	}

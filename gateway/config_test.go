@@ -1,0 +1,48 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/cfg"
+)
+
+// The message-log settings are checked when the configuration loads, and
+// a bad one names its field.
+func TestLogConfigValidated(t *testing.T) {
+	base := func() *Config {
+		id, _ := ident.ParseGateway("VN/GOV/MPS/gw1")
+		c := &Config{ID: id, AnchorFile: "anchor.json"}
+		c.SetDefaults()
+		return c
+	}
+	if err := base().Validate(); err != nil {
+		t.Fatalf("base configuration: %v", err)
+	}
+	for _, c := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Log.IndexDSN = "mysql://x" }, "log.index_dsn"},
+		{func(c *Config) { c.Log.Retention = cfg.Duration(-1) }, "log.retention"},
+		{func(c *Config) { c.Log.StoreBodies = []string{"VN/GOV/MPS"} }, "log.store_bodies[0]"},
+		{func(c *Config) { c.Log.StoreBodies = []string{"SG/GOV/SPF/anti-scam"} }, "not of instance VN"},
+		{func(c *Config) { c.Log.Node = "node 2" }, "log.node"},
+		{func(c *Config) {
+			c.Services = []Service{{Backend: "http://x", Access: []AccessRight{{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "get /x"}}}}
+			c.Services[0].ID, _ = ident.ParseService("VN/GOV/MPS/residents/persons")
+		}, "services[0].access[0]"},
+	} {
+		cf := base()
+		c.edit(cf)
+		if err := cf.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want one naming %q", err, c.want)
+		}
+	}
+	ok := base()
+	ok.Log = LogConfig{IndexDSN: "postgres://sampan@db/sampan", Node: "node-2", StoreBodies: []string{"VN/GOV/MPS/cybercrime"}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid log settings refused: %v", err)
+	}
+}
