@@ -189,7 +189,10 @@ func (w *indexWriter) commit(rows, updates []*row) error {
 	for len(rows) > 0 {
 		n := min(len(rows), 100)
 		q := `INSERT INTO records (log, digest, x_road_id, side, kind, request_at, record, bodies) VALUES ` +
-			strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?), `, n-1) + `(?, ?, ?, ?, ?, ?, ?, ?)`
+			strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?), `, n-1) + `(?, ?, ?, ?, ?, ?, ?, ?)` +
+			// A record identical to one already kept is the same
+			// record: it must not fail the others committed with it.
+			` ON CONFLICT DO NOTHING`
 		args := make([]any, 0, 8*n)
 		for _, r := range rows[:n] {
 			args = append(args, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.rec.RequestAt.UnixMilli(), r.data, r.rec.Bodies)

@@ -217,3 +217,28 @@ func TestFormatOneRefused(t *testing.T) {
 		t.Fatal("a format 1 log was opened")
 	}
 }
+
+// The same record appended twice (a replay, say) is one record: neither
+// append fails, nor do others committed with them, and the log verifies.
+func TestIdenticalRecordsAreOne(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	r := testRecord(1)
+	errs := make(chan error, 3)
+	for _, rec := range []*Record{r, r, testRecord(2)} {
+		go func() { c := *rec; errs <- l.Append(t.Context(), &c) }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	l.Close(t.Context())
+	if rep, err := Verify(t.Context(), dir, "", nil); err != nil || rep.Size < 2 {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+}
