@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sampan-exchange/sampan/store/pgtest"
 )
 
 func openTest(t *testing.T, dir string) *Log {
@@ -94,8 +96,23 @@ func TestBodiesEncryptedAtRest(t *testing.T) {
 }
 
 func TestRetentionPurgesAndStillVerifies(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			dsn := ""
+			if kind == "postgres" {
+				dsn = pgtest.Start(t)
+			}
+			testRetention(t, dsn)
+		})
+	}
+}
+
+func testRetention(t *testing.T, dsn string) {
 	dir := t.TempDir()
-	l := openTest(t, dir)
+	l, err := Open(t.Context(), dir, "VN/GOV/MPS/gw1", Options{CheckpointInterval: 100 * time.Millisecond, IndexDSN: dsn}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	old := time.Now().Add(-100 * 24 * time.Hour).UTC()
 	var oldStem string
 	for i := range 30 {
@@ -131,7 +148,7 @@ func TestRetentionPurgesAndStillVerifies(t *testing.T) {
 		t.Errorf("purged body still on disk: %v", err)
 	}
 	var held []string
-	rep, err := Verify(t.Context(), dir, "", func(r *Record) { held = append(held, r.XRoadID) })
+	rep, err := Verify(t.Context(), dir, dsn, func(r *Record) { held = append(held, r.XRoadID) })
 	if err != nil {
 		t.Fatalf("verify after purge: %v", err)
 	}
@@ -139,11 +156,11 @@ func TestRetentionPurgesAndStillVerifies(t *testing.T) {
 		t.Fatalf("report %+v, %d records held; want tree 31, 20 purged, 1 purge, 10 held", rep, len(held))
 	}
 	// A purged record cannot be exported; a kept one can.
-	if err := Export(t.Context(), dir, "", "id-5", t.TempDir()); !errors.Is(err, ErrPurged) {
+	if err := Export(t.Context(), dir, dsn, "id-5", t.TempDir()); !errors.Is(err, ErrPurged) {
 		t.Errorf("export of a purged record: %v", err)
 	}
 	out := t.TempDir()
-	if err := Export(t.Context(), dir, "", "id-25", out); err != nil {
+	if err := Export(t.Context(), dir, dsn, "id-25", out); err != nil {
 		t.Fatalf("export of a kept record: %v", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(out, bundleRecord)); err != nil || !bytes.Contains(b, []byte(`"id-25"`)) {
@@ -151,7 +168,7 @@ func TestRetentionPurgesAndStillVerifies(t *testing.T) {
 	}
 
 	// Removing one more record under cover of the purge is caught.
-	db, err := OpenIndex(t.Context(), dir, "")
+	db, err := OpenIndex(t.Context(), dir, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +176,7 @@ func TestRetentionPurgesAndStillVerifies(t *testing.T) {
 	if _, err := db.Exec(`UPDATE records SET record = NULL, purged_by = (SELECT purged_by FROM records WHERE x_road_id = 'id-0') WHERE x_road_id = 'id-26'`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Verify(t.Context(), dir, "", nil); err == nil {
+	if _, err := Verify(t.Context(), dir, dsn, nil); err == nil {
 		t.Error("a record removed beyond what the purge logged was not detected")
 	} else {
 		t.Log(err)
