@@ -66,8 +66,14 @@ func (b *bodyStore) finish() (string, error) {
 	if err := errors.Join(b.req.Close(), b.resp.Close()); err != nil {
 		return "", err
 	}
-	b.kept = true
 	return b.stem, nil
+}
+
+// keep marks the files as named by a logged record: discard leaves them.
+func (b *bodyStore) keep() {
+	if b != nil {
+		b.kept = true
+	}
 }
 
 // discard removes the files of an exchange that was not logged.

@@ -358,6 +358,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		if err == nil {
 			err = g.mlog.Append(ctx, rec)
 		}
+		if err == nil {
+			bs.keep()
+		}
 		if err != nil {
 			ex.log.Error("exchange not logged; answer withheld", "err", err)
 			return fmt.Errorf("%w: %w", msglog.ErrLogging, err)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/msglog"
@@ -62,6 +63,9 @@ func parsePeerPath(escaped string) (ident.ServiceID, string, error) {
 	return svc, path, nil
 }
 
+// maxIDHeader bounds the identifying headers a consumer's gateway sends.
+const maxIDHeader = 1024
+
 // drainBeforeRefusal bounds how much of a refused request is read.
 const drainBeforeRefusal = 256 << 10
 
@@ -94,6 +98,12 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	if e != nil {
 		fail(e)
 		return
+	}
+	for _, h := range []string{r1.HeaderID, r1.HeaderUserID, r1.HeaderIssue} {
+		if v := r.Header.Get(h); len(v) > maxIDHeader || !utf8.ValidString(v) {
+			fail(r1.New(r1.TypeServerInvalidReq, "%s must be UTF-8 text of at most %d bytes", h, maxIDHeader))
+			return
+		}
 	}
 	// The handshake checked the chain; the configurations may have
 	// changed since, so federation, registration and revocation are
@@ -175,6 +185,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	}
 	// This gateway's country decides before any data leaves it.
 	var logDec *msglog.Decision
+	var quotaAgreement string
 	if !meta {
 		purpose, basis, e := declared(r.Header, r1.TypeServerInvalidReq)
 		if e != nil {
@@ -192,10 +203,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 			fail(r1.New(r1.TypeServerPolicyDenied, "%s", dec.Message))
 			return
 		}
-		if e := g.checkQuota(r.Context(), st, dec.Agreement); e != nil {
-			fail(e)
-			return
-		}
+		quotaAgreement = dec.Agreement
 	}
 	head := requestHead(r.Method, svc.String(), path, r.URL.RawQuery, r.Header, names)
 	certFP := pki.Fingerprint(cert.Raw)
@@ -231,6 +239,12 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	complete, err := vr.Prefetch()
 	if err != nil {
 		fail(bodyError(err, complete, client))
+		return
+	}
+	// Counted once the request has arrived (and, when it fits the buffer,
+	// its signature verified), so broken requests do not use the quota up.
+	if e := g.checkQuota(r.Context(), st, quotaAgreement); e != nil {
+		fail(e)
 		return
 	}
 
@@ -413,6 +427,9 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 		}
 		if err == nil {
 			err = g.mlog.Append(context.WithoutCancel(ctx), rec)
+		}
+		if err == nil {
+			bs.keep()
 		}
 		if err != nil {
 			log.Error("exchange not logged; answer withheld", "err", err)

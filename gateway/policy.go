@@ -36,10 +36,10 @@ func (g *Gateway) decide(side string, own, prov *confState, client ident.ClientI
 	class, _ := pe.Class(svc)
 	if class == nil && side == policy.SideConsumer {
 		// Whether the service exists and what it holds is for the
-		// provider's gateway to say; it refuses services without a class.
-		return policy.Decision{Allow: true, Version: own.cfg.PolicyEngine().Version()},
-			&msglog.Decision{Allow: true, Rules: []string{"class-unknown-provider-decides"}, PolicyVersion: own.cfg.PolicyEngine().Version(),
-				CrossBorder: client.Instance != svc.Provider.Instance, Destination: svc.Provider.Instance, Purpose: purpose, LegalBasis: basis}
+		// provider's gateway to say (it refuses services without a class).
+		// This gateway still applies its own rules and suspensions that
+		// do not depend on the class.
+		class = &policy.ServiceClass{ID: svc}
 	}
 	now := g.now()
 	d := own.cfg.PolicyEngine().Decide(&policy.Request{

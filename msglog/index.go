@@ -81,12 +81,14 @@ func OpenIndex(ctx context.Context, dir, dsn string) (*store.DB, error) {
 
 // row is a record on its way into the index and the tree.
 type row struct {
-	digest  [32]byte
-	rec     *Record
-	data    []byte
-	done    chan error
-	leaf    uint64
-	hasLeaf bool
+	digest    [32]byte
+	seq       uint64    // order handed to the integrator (0: not handed over)
+	committed time.Time // when its index row was committed
+	rec       *Record
+	data      []byte
+	done      chan error
+	leaf      uint64
+	hasLeaf   bool
 }
 
 // indexWriter commits rows in groups: while one transaction commits, the
@@ -126,6 +128,14 @@ func (w *indexWriter) insert(ctx context.Context, r *row) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-w.stopped:
+		// The final flush may still have taken it.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return fmt.Errorf("%w: the log is closed", ErrLogging)
+		}
 	}
 }
 
@@ -161,30 +171,60 @@ func (w *indexWriter) flush() {
 	if len(rows) == 0 && len(updates) == 0 {
 		return
 	}
-	err := w.commit(rows, updates)
+	inserted, err := w.commit(rows, updates)
+	if err != nil && len(rows) > 1 {
+		// One bad row must not fail the others: commit them one by one.
+		for _, r := range rows {
+			ins, err := w.commit([]*row{r}, nil)
+			if err == nil && ins[r.digest] && w.onCommit != nil {
+				w.onCommit([]*row{r})
+			}
+			r.done <- err
+		}
+		w.requeueUpdates(updates)
+		return
+	}
 	if err == nil && w.onCommit != nil {
-		w.onCommit(rows)
+		// Only rows actually inserted become leaves: a record identical to
+		// one kept already is that record.
+		fresh := rows[:0:0]
+		for _, r := range rows {
+			if inserted[r.digest] {
+				fresh = append(fresh, r)
+			}
+		}
+		w.onCommit(fresh)
 	}
 	for _, r := range rows {
 		r.done <- err
 	}
-	if err != nil && len(updates) > 0 {
-		// The leaf indexes are only a convenience (reconciled at the next
-		// start); keep them for the next attempt.
-		w.mu.Lock()
-		w.updates = append(updates, w.updates...)
-		w.mu.Unlock()
+	if err != nil {
+		w.requeueUpdates(updates)
 	}
 }
 
-func (w *indexWriter) commit(rows, updates []*row) error {
+// requeueUpdates keeps leaf indexes whose write failed for the next
+// attempt (they are a convenience, reconciled at the next start anyway).
+func (w *indexWriter) requeueUpdates(updates []*row) {
+	if len(updates) == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.updates = append(updates, w.updates...)
+	w.mu.Unlock()
+}
+
+// commit inserts rows and records leaf indexes in one transaction; it
+// returns the digests of the rows it inserted.
+func (w *indexWriter) commit(rows, updates []*row) (map[[32]byte]bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback()
+	inserted := make(map[[32]byte]bool, len(rows))
 	// Multi-row statements: one round trip per 100 rows.
 	for len(rows) > 0 {
 		n := min(len(rows), 100)
@@ -192,13 +232,28 @@ func (w *indexWriter) commit(rows, updates []*row) error {
 			strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?), `, n-1) + `(?, ?, ?, ?, ?, ?, ?, ?)` +
 			// A record identical to one already kept is the same
 			// record: it must not fail the others committed with it.
-			` ON CONFLICT DO NOTHING`
+			` ON CONFLICT DO NOTHING RETURNING digest`
 		args := make([]any, 0, 8*n)
 		for _, r := range rows[:n] {
 			args = append(args, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.rec.RequestAt.UnixMilli(), r.data, r.rec.Bodies)
 		}
-		if _, err := tx.ExecContext(ctx, w.db.Q(q), args...); err != nil {
-			return err
+		rs, err := tx.QueryContext(ctx, w.db.Q(q), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			var d []byte
+			if err := rs.Scan(&d); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			var k [32]byte
+			copy(k[:], d)
+			inserted[k] = true
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
 		}
 		rows = rows[n:]
 	}
@@ -217,11 +272,11 @@ func (w *indexWriter) commit(rows, updates []*row) error {
 		}
 		args = append(args, w.origin)
 		if _, err := tx.ExecContext(ctx, w.db.Q(q), args...); err != nil {
-			return err
+			return nil, err
 		}
 		updates = updates[n:]
 	}
-	return tx.Commit()
+	return inserted, tx.Commit()
 }
 
 // close commits what is pending and stops the writer.

@@ -17,15 +17,20 @@ import (
 // extended, or falls behind by more than MaxMergeDelay, Append refuses
 // new records until it recovers: fail closed.
 type integrator struct {
-	l       *Log
-	mu      sync.Mutex
-	queue   []*row
-	kick    chan struct{}
-	idle    *sync.Cond
-	busy    int // rows taken from the queue and not yet resolved
-	err     error
-	oldest  time.Time // commit time of the oldest row not yet in the tree
-	stopped chan struct{}
+	l     *Log
+	mu    sync.Mutex
+	queue []*row
+	kick  chan struct{}
+	idle  *sync.Cond
+	busy  int // rows taken from the queue and not yet resolved
+	err   error
+	// busyOldest is when the oldest row of the batch being integrated
+	// was committed; queued rows carry their own times.
+	busyOldest time.Time
+	nextSeq    uint64 // sequence number of the next row handed over
+	doneSeq    uint64 // every row up to this one is in the tree
+	closed     bool
+	stopped    chan struct{}
 }
 
 func newIntegrator(l *Log) *integrator {
@@ -39,9 +44,11 @@ func (it *integrator) enqueue(rows []*row) {
 	if len(rows) == 0 {
 		return
 	}
+	now := time.Now()
 	it.mu.Lock()
-	if len(it.queue) == 0 && it.busy == 0 {
-		it.oldest = time.Now()
+	for _, r := range rows {
+		it.nextSeq++
+		r.seq, r.committed = it.nextSeq, now
 	}
 	it.queue = append(it.queue, rows...)
 	it.mu.Unlock()
@@ -58,8 +65,12 @@ func (it *integrator) health(maxDelay time.Duration) error {
 	if it.err != nil {
 		return fmt.Errorf("%w: the tree cannot be extended: %w", ErrLogging, it.err)
 	}
-	if (len(it.queue) > 0 || it.busy > 0) && time.Since(it.oldest) > maxDelay {
-		return fmt.Errorf("%w: the tree is %v behind the record index (limit %v)", ErrLogging, time.Since(it.oldest).Round(time.Millisecond), maxDelay)
+	oldest := it.busyOldest
+	if it.busy == 0 && len(it.queue) > 0 {
+		oldest = it.queue[0].committed
+	}
+	if (it.busy > 0 || len(it.queue) > 0) && time.Since(oldest) > maxDelay {
+		return fmt.Errorf("%w: the tree is %v behind the record index (limit %v)", ErrLogging, time.Since(oldest).Round(time.Millisecond), maxDelay)
 	}
 	return nil
 }
@@ -75,10 +86,17 @@ func (it *integrator) run(done <-chan struct{}) {
 		batch := it.queue
 		it.queue = nil
 		it.busy = len(batch)
+		if len(batch) > 0 {
+			it.busyOldest = batch[0].committed
+		}
 		it.mu.Unlock()
 		if len(batch) == 0 {
 			it.idle.Broadcast()
 			if closing {
+				it.mu.Lock()
+				it.closed = true
+				it.mu.Unlock()
+				it.idle.Broadcast()
 				return
 			}
 			select {
@@ -95,12 +113,20 @@ func (it *integrator) run(done <-chan struct{}) {
 		if len(failed) > 0 {
 			// Keep order: the failed rows go first on the next attempt.
 			it.queue = append(failed, it.queue...)
-		} else if len(it.queue) > 0 {
-			it.oldest = time.Now()
+			if failed[0].seq > 0 {
+				it.doneSeq = max(it.doneSeq, failed[0].seq-1)
+			}
+		} else {
+			it.doneSeq = max(it.doneSeq, batch[len(batch)-1].seq)
 		}
 		it.mu.Unlock()
+		it.idle.Broadcast()
 		if len(failed) > 0 {
 			if closing {
+				it.mu.Lock()
+				it.closed = true
+				it.mu.Unlock()
+				it.idle.Broadcast()
 				return
 			}
 			retry.Reset(time.Second)
@@ -144,21 +170,38 @@ func (it *integrator) integrate(batch []*row) []*row {
 }
 
 // wait blocks until every row handed over so far is in the tree, or ctx
-// ends.
+// ends, or the integrator stops.
 func (it *integrator) wait(ctx context.Context) error {
-	done := make(chan struct{})
+	it.mu.Lock()
+	seq := it.nextSeq
+	it.mu.Unlock()
+	return it.waitSeq(ctx, seq)
+}
+
+// waitSeq blocks until the row with sequence number seq (and all before
+// it) is in the tree.
+func (it *integrator) waitSeq(ctx context.Context, seq uint64) error {
+	done := make(chan error, 1)
 	go func() {
 		it.mu.Lock()
-		for len(it.queue) > 0 || it.busy > 0 {
+		defer it.mu.Unlock()
+		for it.doneSeq < seq && !it.closed && ctx.Err() == nil {
 			it.idle.Wait()
 		}
-		it.mu.Unlock()
-		close(done)
+		switch {
+		case it.doneSeq >= seq:
+			done <- nil
+		case it.closed:
+			done <- fmt.Errorf("%w: the log is closed", ErrLogging)
+		default:
+			done <- ctx.Err()
+		}
 	}()
 	select {
-	case <-done:
-		return nil
+	case err := <-done:
+		return err
 	case <-ctx.Done():
+		it.idle.Broadcast() // let the waiter see ctx and leave
 		return ctx.Err()
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
@@ -129,8 +130,30 @@ type Decision struct {
 	RetentionDays int      `json:"retention_days,omitempty"`
 }
 
+// maxField bounds each text field of a record.
+const maxField = 8 << 10
+
+// checkText refuses fields that are not valid UTF-8 or too long: a
+// database would refuse them, and with them every record committed in
+// the same transaction.
+func (r *Record) checkText() error {
+	for name, v := range map[string]string{
+		"x_road_id": r.XRoadID, "request_id": r.RequestID, "client": r.Client, "service": r.Service,
+		"user_id": r.UserID, "issue": r.Issue, "method": r.Method, "path": r.Path, "query": r.Query,
+		"gateway": r.Gateway, "peer_gateway": r.PeerGateway, "side": r.Side, "bodies": r.Bodies,
+	} {
+		if len(v) > maxField || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return fmt.Errorf("record field %s is not UTF-8 text of at most %d bytes", name, maxField)
+		}
+	}
+	return nil
+}
+
 // Validate checks the fields every record must have.
 func (r *Record) Validate() error {
+	if err := r.checkText(); err != nil {
+		return err
+	}
 	if r.Version != RecordVersion {
 		return fmt.Errorf("record version %d, want %d", r.Version, RecordVersion)
 	}
@@ -226,6 +249,9 @@ type Log struct {
 	quotas   quotas
 	integ    *integrator
 	maxDelay time.Duration
+	// bg is cancelled when Close begins: background work stops.
+	bg       context.Context
+	bgCancel context.CancelFunc
 	done     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -301,6 +327,7 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 	}
 	l := &Log{dir: dir, add: app.Add, reader: reader, shutdown: shutdown, cancel: cancel, origin: signer.Name(), name: name,
 		db: db, log: log, bodyKey: key, now: time.Now, done: make(chan struct{}), maxDelay: o.MaxMergeDelay}
+	l.bg, l.bgCancel = context.WithCancel(context.Background())
 	l.integ = newIntegrator(l)
 	l.idx = newIndexWriter(db, signer.Name(), l.integ.enqueue)
 	l.integ.enqueue(leftover)
@@ -355,7 +382,8 @@ func (l *Log) Append(ctx context.Context, r *Record) error {
 	if err != nil {
 		return err
 	}
-	return l.append(ctx, r, b)
+	_, err = l.append(ctx, r, b)
+	return err
 }
 
 // marshal fills in the version and kind, checks and encodes a record.
@@ -377,15 +405,15 @@ func (r *Record) marshal() ([]byte, error) {
 	return b, nil
 }
 
-func (l *Log) append(ctx context.Context, r *Record, b []byte) error {
+func (l *Log) append(ctx context.Context, r *Record, b []byte) (*row, error) {
 	if err := l.integ.health(l.maxDelay); err != nil {
-		return err
+		return nil, err
 	}
 	rw := &row{digest: recordDigest(b), rec: r, data: b}
 	if err := l.idx.insert(ctx, rw); err != nil {
-		return fmt.Errorf("%w: record index: %w", ErrLogging, err)
+		return nil, fmt.Errorf("%w: record index: %w", ErrLogging, err)
 	}
-	return nil
+	return rw, nil
 }
 
 // Sync waits until every record appended so far is a leaf of the tree.
@@ -394,7 +422,13 @@ func (l *Log) Sync(ctx context.Context) error { return l.integ.wait(ctx) }
 // Close publishes what is pending and stops the log.
 func (l *Log) Close(ctx context.Context) error {
 	close(l.done)
-	l.wg.Wait()
+	l.bgCancel()
+	waited := make(chan struct{})
+	go func() { l.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+	}
 	// Records committed from now on stay pending in the index and are
 	// appended at the next start.
 	select {

@@ -16,7 +16,7 @@ func (l *Log) purgeLoop(retention, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), every)
+		ctx, cancel := context.WithTimeout(l.bg, every)
 		n, err := l.Purge(ctx, l.now().Add(-retention))
 		cancel()
 		switch {
@@ -73,10 +73,24 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 		b := before.UTC()
 		pr := &Record{Kind: KindPurge, Gateway: l.name, RequestAt: l.now().UTC(), ResponseAt: l.now().UTC(),
 			PurgedBefore: &b, PurgedCount: len(digests), PurgedDigestsSHA256: hex.EncodeToString(h.Sum(nil))}
-		b2, _ := pr.marshal()
+		b2, err := pr.marshal()
+		if err != nil {
+			return total, err
+		}
 		prDigest := recordDigest(b2)
-		if err := l.append(ctx, pr, b2); err != nil {
+		prRow, err := l.append(ctx, pr, b2)
+		if err != nil {
 			return total, fmt.Errorf("log the purge: %w", err)
+		}
+		// The purge record is a leaf before anything is removed, so that
+		// the log never shows a removal its purge record does not cover.
+		if err := l.integ.waitSeq(ctx, prRow.seq); err != nil {
+			return total, fmt.Errorf("wait for the purge record to join the tree: %w", err)
+		}
+		for _, s := range stems {
+			if s != "" {
+				removeBodies(l.dir, s)
+			}
 		}
 		tx, err := l.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -97,11 +111,6 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 		st.Close()
 		if err := tx.Commit(); err != nil {
 			return total, err
-		}
-		for _, s := range stems {
-			if s != "" {
-				removeBodies(l.dir, s)
-			}
 		}
 		total += len(digests)
 		if len(digests) < purgeBatch {

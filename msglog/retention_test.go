@@ -2,9 +2,11 @@ package msglog
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -255,7 +257,51 @@ func TestIdenticalRecordsAreOne(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	l.Close(t.Context())
-	if rep, err := Verify(t.Context(), dir, "", nil); err != nil || rep.Size < 2 {
+	// One leaf for the record appended twice, one for the other.
+	if rep, err := Verify(t.Context(), dir, "", nil); err != nil || rep.Size != 2 || rep.Records != 2 || rep.Pending != 0 {
 		t.Fatalf("%+v, %v", rep, err)
+	}
+}
+
+// A record that is not UTF-8 text is refused before it reaches the index,
+// and records appended with it are not affected; an append after Close
+// fails instead of waiting for ever.
+func TestBadRecordAndClosedLog(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	bad := testRecord(1)
+	bad.XRoadID = "id-\xff"
+	errs := make(chan error, 10)
+	for i := range 10 {
+		go func() {
+			if i == 0 {
+				errs <- l.Append(t.Context(), bad)
+				return
+			}
+			errs <- l.Append(t.Context(), testRecord(100+i))
+		}()
+	}
+	failed := 0
+	for range 10 {
+		if err := <-errs; err != nil {
+			failed++
+			if !strings.Contains(err.Error(), "x_road_id") {
+				t.Errorf("unexpected error %v", err)
+			}
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d appends failed, want only the bad one", failed)
+	}
+	l.Close(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- l.Append(context.Background(), testRecord(200)) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("an append after Close succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an append after Close did not return")
 	}
 }

@@ -301,3 +301,16 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+// A service whose class the consumer's gateway does not know is still
+// subject to its rules that do not depend on the class.
+func TestUnknownClassStillMeetsClassFreeRules(t *testing.T) {
+	e, err := Compile("SG", "1", &Document{Rules: []Rule{{ID: "sg-no-export", AppliesAt: SideConsumer, When: When{Flow: "cross-border"}, Effect: "deny"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.Decide(&Request{Side: SideConsumer, Client: spf, Service: persons, Class: &ServiceClass{ID: persons}})
+	if d.Allow || !strings.Contains(d.Message, "sg-no-export") {
+		t.Fatalf("%+v", d)
+	}
+}
