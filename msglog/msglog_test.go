@@ -60,17 +60,14 @@ func writeLogDSN(t *testing.T, dir, dsn string, base, n int) {
 	}
 }
 
-func TestAppendAndVerify(t *testing.T) {
-	for _, kind := range []string{"sqlite", "postgres"} {
-		t.Run(kind, func(t *testing.T) {
-			dsn := ""
-			if kind == "postgres" {
-				dsn = pgtest.Start(t)
-			}
-			testAppendAndVerify(t, dsn)
-		})
-	}
+// withEachIndex runs test with a SQLite index (dsn "") and with a
+// PostgreSQL one.
+func withEachIndex(t *testing.T, test func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, "") })
+	t.Run("postgres", func(t *testing.T) { test(t, pgtest.Start(t)) })
 }
+
+func TestAppendAndVerify(t *testing.T) { withEachIndex(t, testAppendAndVerify) }
 
 func testAppendAndVerify(t *testing.T, dsn string) {
 	dir := t.TempDir()

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sampan-exchange/sampan/store/pgtest"
 )
 
 func openTest(t *testing.T, dir string) *Log {
@@ -97,17 +95,7 @@ func TestBodiesEncryptedAtRest(t *testing.T) {
 	}
 }
 
-func TestRetentionPurgesAndStillVerifies(t *testing.T) {
-	for _, kind := range []string{"sqlite", "postgres"} {
-		t.Run(kind, func(t *testing.T) {
-			dsn := ""
-			if kind == "postgres" {
-				dsn = pgtest.Start(t)
-			}
-			testRetention(t, dsn)
-		})
-	}
-}
+func TestRetentionPurgesAndStillVerifies(t *testing.T) { withEachIndex(t, testRetention) }
 
 func testRetention(t *testing.T, dsn string) {
 	dir := t.TempDir()
