@@ -191,6 +191,7 @@ func (w *indexWriter) flush() {
 		for _, r := range rows {
 			if inserted[r.digest] {
 				fresh = append(fresh, r)
+				delete(inserted, r.digest) // the same record twice in one commit
 			}
 		}
 		w.onCommit(fresh)

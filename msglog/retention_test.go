@@ -232,10 +232,20 @@ func TestIdenticalRecordsAreOne(t *testing.T) {
 	l := openTest(t, dir)
 	r := testRecord(1)
 	errs := make(chan error, 3)
+	// Concurrently (perhaps committed together) and one after the other.
 	for _, rec := range []*Record{r, r, testRecord(2)} {
 		go func() { c := *rec; errs <- l.Append(t.Context(), &c) }()
 	}
 	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		c := *r
+		go func() { errs <- l.Append(t.Context(), &c) }()
+	}
+	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
