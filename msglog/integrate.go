@@ -93,10 +93,7 @@ func (it *integrator) run(done <-chan struct{}) {
 		if len(batch) == 0 {
 			it.idle.Broadcast()
 			if closing {
-				it.mu.Lock()
-				it.closed = true
-				it.mu.Unlock()
-				it.idle.Broadcast()
+				it.markClosed()
 				return
 			}
 			select {
@@ -123,10 +120,7 @@ func (it *integrator) run(done <-chan struct{}) {
 		it.idle.Broadcast()
 		if len(failed) > 0 {
 			if closing {
-				it.mu.Lock()
-				it.closed = true
-				it.mu.Unlock()
-				it.idle.Broadcast()
+				it.markClosed()
 				return
 			}
 			retry.Reset(time.Second)
@@ -137,6 +131,14 @@ func (it *integrator) run(done <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// markClosed records that the integrator has stopped and wakes waiters.
+func (it *integrator) markClosed() {
+	it.mu.Lock()
+	it.closed = true
+	it.mu.Unlock()
+	it.idle.Broadcast()
 }
 
 // integrate appends one batch's leaves and records where they went; it

@@ -378,9 +378,11 @@ func (e *Engine) Decide(r *Request) Decision {
 	if rec.Len() == 0 {
 		rec = noAgreement
 	}
-	flagsSet := stringSet(r.Class.Flags)
+	var flagsSet cedar.Set
 	if c := e.classes[r.Service]; c != nil {
-		flagsSet = c.flags
+		flagsSet = c.flags // compiled once with the configuration
+	} else {
+		flagsSet = stringSet(r.Class.Flags)
 	}
 	ctx := cedar.NewRecord(cedar.RecordMap{
 		"side":         cedar.String(r.Side),

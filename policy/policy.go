@@ -173,6 +173,15 @@ func checkTokens(field string, got []string) error {
 	return nil
 }
 
+// uniqueID checks an id's form and that it is not used twice.
+func uniqueID(field, what, id string, seen map[string]bool) error {
+	if !idRE.MatchString(id) || seen[id] {
+		return fmt.Errorf("%s.id: %q is not a valid, unique %s id", field, id, what)
+	}
+	seen[id] = true
+	return nil
+}
+
 func (w *When) validate(field string) error {
 	switch w.Flow {
 	case "cross-border", "domestic", "any":
@@ -288,10 +297,9 @@ func (d *Document) Validate(inst string) error {
 	for i := range d.Rules {
 		r := &d.Rules[i]
 		f := fmt.Sprintf("policy.rules[%d]", i)
-		if !idRE.MatchString(r.ID) || seen[r.ID] {
-			return fmt.Errorf("%s.id: %q is not a valid, unique rule id", f, r.ID)
+		if err := uniqueID(f, "rule", r.ID, seen); err != nil {
+			return err
 		}
-		seen[r.ID] = true
 		if len(r.Description) > maxText {
 			return fmt.Errorf("%s.description: more than %d characters", f, maxText)
 		}
@@ -323,10 +331,9 @@ func (d *Document) Validate(inst string) error {
 	for i := range d.Suspensions {
 		s := &d.Suspensions[i]
 		f := fmt.Sprintf("policy.suspensions[%d]", i)
-		if !idRE.MatchString(s.ID) || seen[s.ID] {
-			return fmt.Errorf("%s.id: %q is not a valid, unique suspension id", f, s.ID)
+		if err := uniqueID(f, "suspension", s.ID, seen); err != nil {
+			return err
 		}
-		seen[s.ID] = true
 		if err := s.When.validate(f + ".when"); err != nil {
 			return err
 		}

@@ -83,20 +83,9 @@ func migratePG(ctx context.Context, db *sql.DB, migrations []string) error {
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7360521)`); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+	v, err := schemaVersion(ctx, tx, len(migrations))
+	if err != nil {
 		return err
-	}
-	var v int
-	switch err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); {
-	case err == sql.ErrNoRows:
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
-			return err
-		}
-	case err != nil:
-		return err
-	}
-	if v > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this program knows (%d)", v, len(migrations))
 	}
 	for i := v; i < len(migrations); i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {

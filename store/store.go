@@ -46,21 +46,9 @@ func Open(ctx context.Context, path string, migrations []string) (*sql.DB, error
 }
 
 func migrate(ctx context.Context, db *sql.DB, migrations []string) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+	v, err := schemaVersion(ctx, db, len(migrations))
+	if err != nil {
 		return err
-	}
-	var v int
-	err := db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
-	switch {
-	case err == sql.ErrNoRows:
-		if _, err := db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
-			return err
-		}
-	case err != nil:
-		return err
-	}
-	if v > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this program knows (%d)", v, len(migrations))
 	}
 	for i := v; i < len(migrations); i++ {
 		tx, err := db.BeginTx(ctx, nil)
@@ -80,4 +68,31 @@ func migrate(ctx context.Context, db *sql.DB, migrations []string) error {
 		}
 	}
 	return nil
+}
+
+// execQuerier is a database or a transaction.
+type execQuerier interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// schemaVersion creates the version table when needed and returns the
+// schema's version, refusing one newer than the known migrations.
+func schemaVersion(ctx context.Context, db execQuerier, known int) (int, error) {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return 0, err
+	}
+	var v int
+	switch err := db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); {
+	case err == sql.ErrNoRows:
+		if _, err := db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return 0, err
+		}
+	case err != nil:
+		return 0, err
+	}
+	if v > known {
+		return 0, fmt.Errorf("schema version %d is newer than this program knows (%d)", v, known)
+	}
+	return v, nil
 }
