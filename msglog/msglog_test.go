@@ -103,6 +103,12 @@ func TestVerifyFindsTampering(t *testing.T) {
 			return nil
 		}
 		rel, _ := filepath.Rel(filepath.Join(dir, TilesDir), p)
+		// Earlier batches leave smaller partial tiles behind that the
+		// checkpoint no longer covers; tamper with the ones it does (40
+		// leaves: partial width 40).
+		if rel != "checkpoint" && !strings.HasSuffix(rel, ".p/40") {
+			return nil
+		}
 		switch {
 		case rel == "checkpoint":
 			files["checkpoint"] = p
