@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -81,67 +82,103 @@ func OpenIndex(ctx context.Context, dir, dsn string) (*store.DB, error) {
 
 // row is a record on its way into the index and the tree.
 type row struct {
-	digest    [32]byte
-	seq       uint64    // order handed to the integrator (0: not handed over)
-	committed time.Time // when its index row was committed
-	rec       *Record
-	data      []byte
-	done      chan error
-	leaf      uint64
-	hasLeaf   bool
+	digest [32]byte
+	seq    uint64    // order handed to the integrator (0: not handed over)
+	acked  time.Time // when it was acknowledged (durable in a segment)
+	seg    *segment  // the write-ahead segment holding it
+	rec    *Record
+	data   []byte
+	done   chan error
+	leaf   uint64
 }
 
-// indexWriter commits rows in groups: while one transaction commits, the
-// next rows gather, so one fsync serves many exchanges. Leaf indexes are
-// recorded in the following transaction (or within a second).
+// Index commits: every indexFlushEvery, or sooner once indexFlushRows are
+// waiting; after a failure, not before indexRetry.
+const (
+	indexFlushEvery = 50 * time.Millisecond
+	indexFlushRows  = 1000
+	indexRetry      = time.Second
+)
+
+// indexWriter fills the record index from the write-ahead segments, in
+// large transactions, off the path of the exchanges; it also records,
+// lazily, where each row's leaf is.
 type indexWriter struct {
 	db       *store.DB
 	origin   string
-	onCommit func([]*row) // sees committed rows, in commit order
+	log      *slog.Logger
+	onCommit func([]*row) // sees newly committed rows, in order
 
 	mu      sync.Mutex
 	rows    []*row
 	updates []*row
+	err     error     // the last commit's failure, until one succeeds
+	retryAt time.Time // no new attempt before this, after a failure
 	kick    chan struct{}
+	syncReq chan chan error
 	stop    chan struct{}
 	stopped chan struct{}
 }
 
-func newIndexWriter(db *store.DB, origin string, onCommit func([]*row)) *indexWriter {
-	w := &indexWriter{db: db, origin: origin, onCommit: onCommit, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+func newIndexWriter(db *store.DB, origin string, log *slog.Logger, onCommit func([]*row)) *indexWriter {
+	w := &indexWriter{db: db, origin: origin, log: log, onCommit: onCommit, kick: make(chan struct{}, 1),
+		syncReq: make(chan chan error), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go w.run()
 	return w
 }
 
-// insert writes a row and returns once it is committed.
-func (w *indexWriter) insert(ctx context.Context, r *row) error {
-	r.done = make(chan error, 1)
+// enqueue takes durable rows, in order, to be committed soon.
+func (w *indexWriter) enqueue(rows []*row) {
 	w.mu.Lock()
-	w.rows = append(w.rows, r)
+	w.rows = append(w.rows, rows...)
+	n := len(w.rows)
 	w.mu.Unlock()
+	if n >= indexFlushRows {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// health reports why new records must be refused, if they must: the index
+// cannot be written, or lags more than maxDelay behind the acknowledged
+// records.
+func (w *indexWriter) health(maxDelay time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return fmt.Errorf("%w: the record index cannot be written: %w", ErrLogging, w.err)
+	}
+	if len(w.rows) > 0 {
+		if lag := time.Since(w.rows[0].acked); lag > maxDelay {
+			return fmt.Errorf("%w: the record index is %v behind the acknowledged records (limit %v)", ErrLogging, lag.Round(time.Millisecond), maxDelay)
+		}
+	}
+	return nil
+}
+
+// sync commits everything enqueued so far.
+func (w *indexWriter) sync(ctx context.Context) error {
+	req := make(chan error, 1)
 	select {
-	case w.kick <- struct{}{}:
-	default:
+	case w.syncReq <- req:
+	case <-w.stopped:
+		return fmt.Errorf("%w: the log is closed", ErrLogging)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	select {
-	case err := <-r.done:
+	case err := <-req:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-w.stopped:
-		// The final flush may still have taken it.
-		select {
-		case err := <-r.done:
-			return err
-		default:
-			return fmt.Errorf("%w: the log is closed", ErrLogging)
-		}
 	}
 }
 
 // leafAssigned records, lazily, where a row's leaf is.
 func (w *indexWriter) leafAssigned(r *row, leaf uint64) {
-	r.leaf, r.hasLeaf = leaf, true
+	r.leaf = leaf
 	w.mu.Lock()
 	w.updates = append(w.updates, r)
 	w.mu.Unlock()
@@ -149,70 +186,90 @@ func (w *indexWriter) leafAssigned(r *row, leaf uint64) {
 
 func (w *indexWriter) run() {
 	defer close(w.stopped)
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(indexFlushEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-w.kick:
+			w.flush(false)
 		case <-tick.C:
+			w.flush(false)
+		case req := <-w.syncReq:
+			req <- w.flush(true)
 		case <-w.stop:
-			w.flush()
+			w.flush(true)
 			return
 		}
-		w.flush()
 	}
 }
 
-func (w *indexWriter) flush() {
+// flush commits what is waiting; it returns the failure that keeps rows
+// waiting, if any. Rows that cannot be committed stay queued, in order,
+// and stay in their segments: they were acknowledged and are never
+// dropped.
+func (w *indexWriter) flush(now bool) error {
 	w.mu.Lock()
+	if !now && time.Now().Before(w.retryAt) {
+		w.mu.Unlock()
+		return nil
+	}
 	rows, updates := w.rows, w.updates
 	w.rows, w.updates = nil, nil
 	w.mu.Unlock()
 	if len(rows) == 0 && len(updates) == 0 {
-		return
+		return nil
 	}
 	inserted, err := w.commit(rows, updates)
-	if err != nil && len(rows) > 1 {
-		// One bad row must not fail the others: commit them one by one.
+	var failed []*row
+	done := rows
+	if err != nil {
+		// One bad row must not hold up the others: commit them one by one.
+		done, inserted = nil, map[[32]byte]bool{}
 		for _, r := range rows {
-			ins, err := w.commit([]*row{r}, nil)
-			if err == nil && ins[r.digest] && w.onCommit != nil {
-				w.onCommit([]*row{r})
+			ins, rerr := w.commit([]*row{r}, nil)
+			if rerr != nil {
+				failed = append(failed, r)
+				continue
 			}
-			r.done <- err
+			done = append(done, r)
+			if ins[r.digest] {
+				inserted[r.digest] = true
+			}
 		}
-		w.requeueUpdates(updates)
-		return
 	}
-	if err == nil && w.onCommit != nil {
-		// Only rows actually inserted become leaves: a record identical to
-		// one kept already is that record.
-		fresh := rows[:0:0]
-		for _, r := range rows {
-			if inserted[r.digest] {
-				fresh = append(fresh, r)
-				delete(inserted, r.digest) // the same record twice in one commit
-			}
+	// Only rows actually inserted become leaves: a record identical to one
+	// kept already is that record.
+	fresh := done[:0:0]
+	for _, r := range done {
+		if inserted[r.digest] {
+			fresh = append(fresh, r)
+			delete(inserted, r.digest) // the same record twice in one commit
 		}
+	}
+	if len(fresh) > 0 && w.onCommit != nil {
 		w.onCommit(fresh)
 	}
-	for _, r := range rows {
-		r.done <- err
-	}
-	if err != nil {
-		w.requeueUpdates(updates)
-	}
-}
-
-// requeueUpdates keeps leaf indexes whose write failed for the next
-// attempt (they are a convenience, reconciled at the next start anyway).
-func (w *indexWriter) requeueUpdates(updates []*row) {
-	if len(updates) == 0 {
-		return
+	for _, r := range done {
+		if r.seg != nil {
+			r.seg.indexed(1)
+		}
 	}
 	w.mu.Lock()
-	w.updates = append(updates, w.updates...)
-	w.mu.Unlock()
+	defer w.mu.Unlock()
+	if err != nil {
+		// Leaf positions are a convenience (reconciled at the next start
+		// anyway): keep them for the next attempt.
+		w.updates = append(updates, w.updates...)
+	}
+	if len(failed) > 0 {
+		w.rows = append(failed, w.rows...)
+		w.err = err
+		w.retryAt = time.Now().Add(indexRetry)
+		w.log.Error("message log: the record index cannot be written; new exchanges are refused until it recovers (acknowledged records are kept in the write-ahead segments)", "err", err, "waiting", len(w.rows))
+		return fmt.Errorf("%w: record index: %w", ErrLogging, err)
+	}
+	w.err, w.retryAt = nil, time.Time{}
+	return nil
 }
 
 // commit inserts rows and records leaf indexes in one transaction; it
@@ -280,7 +337,7 @@ func (w *indexWriter) commit(rows, updates []*row) (map[[32]byte]bool, error) {
 	return inserted, tx.Commit()
 }
 
-// close commits what is pending and stops the writer.
+// close commits what is waiting and stops the writer.
 func (w *indexWriter) close() {
 	close(w.stop)
 	<-w.stopped

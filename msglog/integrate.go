@@ -9,13 +9,14 @@ import (
 	"github.com/transparency-dev/tessera"
 )
 
-// The integrator appends the digests of committed records to the tree, in
+// The integrator appends the digests of indexed records to the tree, in
 // the order their rows were committed, in large batches: an exchange is
-// acknowledged once its record is durable in the index, and its leaf
-// follows within the merge delay (as certificate transparency logs
-// promise inclusion within a maximum merge delay). If the tree cannot be
-// extended, or falls behind by more than MaxMergeDelay, Append refuses
-// new records until it recovers: fail closed.
+// acknowledged once its record is durable in a write-ahead segment, its
+// row and then its leaf follow within the merge delay (as certificate
+// transparency logs promise inclusion within a maximum merge delay). If
+// the tree cannot be extended, or falls behind by more than
+// MaxMergeDelay, Append refuses new records until it recovers: fail
+// closed.
 type integrator struct {
 	l     *Log
 	mu    sync.Mutex
@@ -25,7 +26,7 @@ type integrator struct {
 	busy  int // rows taken from the queue and not yet resolved
 	err   error
 	// busyOldest is when the oldest row of the batch being integrated
-	// was committed; queued rows carry their own times.
+	// was acknowledged; queued rows carry their own times.
 	busyOldest time.Time
 	nextSeq    uint64 // sequence number of the next row handed over
 	doneSeq    uint64 // every row up to this one is in the tree
@@ -48,7 +49,10 @@ func (it *integrator) enqueue(rows []*row) {
 	it.mu.Lock()
 	for _, r := range rows {
 		it.nextSeq++
-		r.seq, r.committed = it.nextSeq, now
+		r.seq = it.nextSeq
+		if r.acked.IsZero() { // left over from a previous run
+			r.acked = now
+		}
 	}
 	it.queue = append(it.queue, rows...)
 	it.mu.Unlock()
@@ -67,10 +71,10 @@ func (it *integrator) health(maxDelay time.Duration) error {
 	}
 	oldest := it.busyOldest
 	if it.busy == 0 && len(it.queue) > 0 {
-		oldest = it.queue[0].committed
+		oldest = it.queue[0].acked
 	}
 	if (it.busy > 0 || len(it.queue) > 0) && time.Since(oldest) > maxDelay {
-		return fmt.Errorf("%w: the tree is %v behind the record index (limit %v)", ErrLogging, time.Since(oldest).Round(time.Millisecond), maxDelay)
+		return fmt.Errorf("%w: the tree is %v behind the acknowledged records (limit %v)", ErrLogging, time.Since(oldest).Round(time.Millisecond), maxDelay)
 	}
 	return nil
 }
@@ -87,7 +91,7 @@ func (it *integrator) run(done <-chan struct{}) {
 		it.queue = nil
 		it.busy = len(batch)
 		if len(batch) > 0 {
-			it.busyOldest = batch[0].committed
+			it.busyOldest = batch[0].acked
 		}
 		it.mu.Unlock()
 		if len(batch) == 0 {

@@ -2,8 +2,9 @@
 // kept in a record index (SQLite or PostgreSQL), whose SHA-256 digest is
 // a leaf of an append-only Merkle log in the C2SP tlog-tiles layout
 // (transparency-dev/tessera, POSIX storage), with checkpoints signed by
-// the gateway as C2SP signed notes. A record is durable in both before the
-// exchange it describes is answered; the log can be checked offline.
+// the gateway as C2SP signed notes. A record is durable (in a write-ahead
+// segment) before the exchange it describes is answered; its row and leaf
+// follow within the merge delay; the log can be checked offline.
 // Records past their retention are purged, the purge itself logged, while
 // their leaves stay so that proofs of what remains still verify.
 package msglog
@@ -207,11 +208,12 @@ type Options struct {
 	// BatchMaxAge is how long a leaf may wait for others to be written
 	// with it (default 100ms); BatchMaxSize caps a batch (default 4096).
 	// Leaves are not on the path of an exchange: its record is durable in
-	// the index before it is acknowledged, its leaf follows.
+	// a write-ahead segment before it is acknowledged, its row in the
+	// index and then its leaf follow.
 	BatchMaxAge  time.Duration
 	BatchMaxSize uint
-	// MaxMergeDelay is how far the tree may fall behind the index before
-	// new records are refused (default 10s).
+	// MaxMergeDelay is how far the index or the tree may fall behind the
+	// acknowledged records before new records are refused (default 10s).
 	MaxMergeDelay time.Duration
 	// CheckpointInterval is how often a signed checkpoint is published
 	// (default 1s).
@@ -241,6 +243,7 @@ type Log struct {
 	name     string
 	db       *store.DB
 	idx      *indexWriter
+	wal      *walWriter
 	log      *slog.Logger
 	bodyKey  []byte
 	purgeMu  sync.Mutex
@@ -312,13 +315,18 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 	if err != nil {
 		return fail(fmt.Errorf("%w: open appender: %w", ErrLogging, err))
 	}
+	replayed, lastSeg, err := replayWAL(ctx, dir, db, signer.Name(), log)
+	if err != nil {
+		shutdown(ctx)
+		return fail(fmt.Errorf("%w: write-ahead segments: %w", ErrLogging, err))
+	}
 	matched, leftover, err := reconcile(ctx, db, signer.Name(), reader)
 	if err != nil {
 		shutdown(ctx)
 		return fail(fmt.Errorf("%w: reconcile the record index with the tree: %w", ErrLogging, err))
 	}
-	if matched+len(leftover) > 0 {
-		log.Warn("message log recovered after an unclean stop", "records_placed", matched, "records_to_append", len(leftover))
+	if replayed+matched+len(leftover) > 0 {
+		log.Warn("message log recovered after an unclean stop", "records_indexed", replayed, "records_placed", matched, "records_to_append", len(leftover))
 	}
 	key, err := loadOrCreateBodyKey(dir)
 	if err != nil {
@@ -329,7 +337,8 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 		db: db, log: log, bodyKey: key, now: time.Now, done: make(chan struct{}), maxDelay: o.MaxMergeDelay}
 	l.bg, l.bgCancel = context.WithCancel(context.Background())
 	l.integ = newIntegrator(l)
-	l.idx = newIndexWriter(db, signer.Name(), l.integ.enqueue)
+	l.idx = newIndexWriter(db, signer.Name(), log, l.integ.enqueue)
+	l.wal = newWALWriter(dir, lastSeg, log, l.idx.enqueue)
 	l.integ.enqueue(leftover)
 	go l.integ.run(l.done)
 	log.Debug("message log open", "dir", dir, "origin", signer.Name(), "index", indexKind(db))
@@ -406,18 +415,27 @@ func (r *Record) marshal() ([]byte, error) {
 }
 
 func (l *Log) append(ctx context.Context, r *Record, b []byte) (*row, error) {
+	if err := l.idx.health(l.maxDelay); err != nil {
+		return nil, err
+	}
 	if err := l.integ.health(l.maxDelay); err != nil {
 		return nil, err
 	}
 	rw := &row{digest: recordDigest(b), rec: r, data: b}
-	if err := l.idx.insert(ctx, rw); err != nil {
-		return nil, fmt.Errorf("%w: record index: %w", ErrLogging, err)
+	if err := l.wal.append(ctx, rw); err != nil {
+		return nil, err
 	}
 	return rw, nil
 }
 
-// Sync waits until every record appended so far is a leaf of the tree.
-func (l *Log) Sync(ctx context.Context) error { return l.integ.wait(ctx) }
+// Sync waits until every record appended so far is in the index and a
+// leaf of the tree.
+func (l *Log) Sync(ctx context.Context) error {
+	if err := l.idx.sync(ctx); err != nil {
+		return err
+	}
+	return l.integ.wait(ctx)
+}
 
 // Close publishes what is pending and stops the log.
 func (l *Log) Close(ctx context.Context) error {
@@ -430,12 +448,14 @@ func (l *Log) Close(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	// Records committed from now on stay pending in the index and are
-	// appended at the next start.
+	// appended at the next start; records not committed stay in their
+	// segments and are committed then.
 	select {
 	case <-l.integ.stopped:
 	case <-ctx.Done():
 	}
 	err := l.shutdown(ctx)
+	l.wal.close()
 	l.idx.close()
 	l.cancel()
 	return errors.Join(err, l.db.Close())

@@ -84,6 +84,9 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 		}
 		// The purge record is a leaf before anything is removed, so that
 		// the log never shows a removal its purge record does not cover.
+		if err := l.idx.sync(ctx); err != nil {
+			return total, fmt.Errorf("index the purge record: %w", err)
+		}
 		if err := l.integ.waitSeq(ctx, prRow.seq); err != nil {
 			return total, fmt.Errorf("wait for the purge record to join the tree: %w", err)
 		}

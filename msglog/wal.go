@@ -1,0 +1,367 @@
+package msglog
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sampan-exchange/sampan/store"
+)
+
+// WALDir holds the write-ahead segments in the log directory.
+//
+// A record is acknowledged once it is durable in a write-ahead segment:
+// records arriving together are appended to the current segment in one
+// write and one fsync (group commit). The record index is filled from
+// them behind, in larger transactions, and the tree from the index. A
+// segment is removed once every record in it is committed to the index;
+// at the next start, whatever a stop left in the segments is committed to
+// the index before anything else.
+//
+// A segment starts with walMagic; each entry is the record's length (4
+// bytes, big-endian), its SHA-256 digest (its leaf) and the record. An
+// entry cut short or not matching its digest ends a segment: it was being
+// written when the gateway stopped, and was never acknowledged.
+const WALDir = "wal"
+
+const (
+	walMagic     = "SMPNWAL1"
+	walEntryHead = 4 + sha256.Size
+	// walSegmentMax is the size past which a new segment is begun.
+	walSegmentMax = 8 << 20
+	walSuffix     = ".seg"
+)
+
+// segment is one write-ahead segment file; it is removed once sealed (no
+// more records go to it) and every record in it is in the index.
+type segment struct {
+	path      string
+	unindexed atomic.Int64
+	sealed    atomic.Bool
+	once      sync.Once
+	log       *slog.Logger
+}
+
+// indexed notes that n of the segment's records are committed to the index.
+func (s *segment) indexed(n int) {
+	if s.unindexed.Add(-int64(n)) == 0 && s.sealed.Load() {
+		s.remove()
+	}
+}
+
+func (s *segment) seal() {
+	s.sealed.Store(true)
+	if s.unindexed.Load() == 0 {
+		s.remove()
+	}
+}
+
+func (s *segment) remove() {
+	s.once.Do(func() {
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("message log: could not remove an indexed write-ahead segment", "path", s.path, "err", err)
+		}
+	})
+}
+
+// walWriter appends records to the write-ahead segments in groups: while
+// one group is written and synced, the next gathers.
+type walWriter struct {
+	dir       string
+	log       *slog.Logger
+	onDurable func([]*row) // sees durable rows, in order, before they are acknowledged
+
+	mu      sync.Mutex
+	pending []*row
+	closed  bool
+	kick    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+
+	// Owned by run.
+	f    *os.File
+	seg  *segment
+	size int64
+	next uint64
+	buf  []byte
+}
+
+func newWALWriter(dir string, next uint64, log *slog.Logger, onDurable func([]*row)) *walWriter {
+	w := &walWriter{dir: filepath.Join(dir, WALDir), log: log, onDurable: onDurable, next: next,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// append writes a row and returns once it is durable.
+func (w *walWriter) append(ctx context.Context, r *row) error {
+	r.done = make(chan error, 1)
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return fmt.Errorf("%w: the log is closed", ErrLogging)
+	}
+	w.pending = append(w.pending, r)
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *walWriter) run() {
+	defer close(w.stopped)
+	for {
+		select {
+		case <-w.kick:
+			w.flush()
+		case <-w.stop:
+			w.flush()
+			if w.f != nil {
+				w.f.Close()
+				w.seg.seal()
+			}
+			return
+		}
+	}
+}
+
+// flush writes and syncs everything pending as one group.
+func (w *walWriter) flush() {
+	w.mu.Lock()
+	rows := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	if len(rows) == 0 {
+		return
+	}
+	fail := func(err error) {
+		err = fmt.Errorf("%w: write-ahead segment: %w", ErrLogging, err)
+		for _, r := range rows {
+			r.done <- err
+		}
+	}
+	if w.f == nil {
+		if err := w.begin(); err != nil {
+			w.log.Error("message log: cannot begin a write-ahead segment; exchanges are refused", "err", err)
+			fail(err)
+			return
+		}
+	}
+	w.buf = w.buf[:0]
+	for _, r := range rows {
+		w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(r.data)))
+		w.buf = append(w.buf, r.digest[:]...)
+		w.buf = append(w.buf, r.data...)
+	}
+	n, err := w.f.Write(w.buf)
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if err != nil {
+		// After a failed write or sync the file's state is unknown: cut
+		// it back to what was acknowledged and go on in a new segment.
+		w.log.Error("message log: writing a write-ahead segment failed; the records are refused", "path", w.seg.path, "records", len(rows), "err", err)
+		w.f.Truncate(w.size)
+		w.f.Close()
+		w.f = nil
+		w.seg.seal()
+		fail(err)
+		return
+	}
+	w.size += int64(n)
+	now := time.Now()
+	w.seg.unindexed.Add(int64(len(rows)))
+	for _, r := range rows {
+		r.seg, r.acked = w.seg, now
+	}
+	w.onDurable(rows)
+	for _, r := range rows {
+		r.done <- nil
+	}
+	if w.size >= walSegmentMax {
+		w.f.Close()
+		w.f = nil
+		w.seg.seal()
+	}
+}
+
+// begin creates the next segment, durably.
+func (w *walWriter) begin() error {
+	if err := os.MkdirAll(w.dir, 0o700); err != nil {
+		return err
+	}
+	w.next++
+	path := filepath.Join(w.dir, fmt.Sprintf("%016d%s", w.next, walSuffix))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(walMagic); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := syncDir(w.dir); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	w.f, w.size = f, int64(len(walMagic))
+	w.seg = &segment{path: path, log: w.log}
+	return nil
+}
+
+// close writes what is pending and stops; the last segment goes once its
+// records are indexed.
+func (w *walWriter) close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	w.mu.Unlock()
+	close(w.stop)
+	<-w.stopped
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// walSegments lists the segment files in dir's write-ahead directory,
+// oldest first, and the highest segment number.
+func walSegments(dir string) ([]string, uint64, error) {
+	ents, err := os.ReadDir(filepath.Join(dir, WALDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var paths []string
+	var last uint64
+	for _, e := range ents {
+		name := e.Name()
+		n, err := strconv.ParseUint(strings.TrimSuffix(name, walSuffix), 10, 64)
+		if e.IsDir() || !strings.HasSuffix(name, walSuffix) || err != nil {
+			continue
+		}
+		paths = append(paths, filepath.Join(dir, WALDir, name))
+		last = max(last, n)
+	}
+	slices.Sort(paths) // fixed-width numbers
+	return paths, last, nil
+}
+
+// readSegment returns the records of one segment. A torn last entry (cut
+// short, or not matching its digest) ends the segment: it was never
+// acknowledged; torn says how many bytes were left out.
+func readSegment(path string) (rows []*row, torn int, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(b) < len(walMagic) {
+		// Created, but not yet begun when the gateway stopped.
+		return nil, len(b), nil
+	}
+	if !bytes.Equal(b[:len(walMagic)], []byte(walMagic)) {
+		return nil, 0, fmt.Errorf("%s is not a write-ahead segment", path)
+	}
+	off := len(walMagic)
+	for off < len(b) {
+		rest := b[off:]
+		if len(rest) < walEntryHead {
+			return rows, len(rest), nil
+		}
+		n := int(binary.BigEndian.Uint32(rest))
+		if n > MaxRecordSize || len(rest) < walEntryHead+n {
+			return rows, len(rest), nil
+		}
+		data := rest[walEntryHead : walEntryHead+n]
+		var d [32]byte
+		copy(d[:], rest[4:walEntryHead])
+		if recordDigest(data) != d {
+			return rows, len(rest), nil
+		}
+		rec, err := ParseRecord(data)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s at byte %d: %w", path, off, err)
+		}
+		rows = append(rows, &row{digest: d, rec: rec, data: bytes.Clone(data)})
+		off += walEntryHead + n
+	}
+	return rows, 0, nil
+}
+
+// replayWAL commits the records left in the write-ahead segments by the
+// previous run to the index (those already there are skipped), then
+// removes the segments. It returns how many records it committed and the
+// highest segment number seen.
+func replayWAL(ctx context.Context, dir string, db *store.DB, origin string, log *slog.Logger) (int, uint64, error) {
+	paths, last, err := walSegments(dir)
+	if err != nil || len(paths) == 0 {
+		return 0, last, err
+	}
+	w := &indexWriter{db: db, origin: origin}
+	total := 0
+	for _, p := range paths {
+		rows, torn, err := readSegment(p)
+		if err != nil {
+			return total, last, err
+		}
+		if torn > 0 {
+			log.Warn("message log: a write-ahead segment ends in a record that was being written at a stop (never acknowledged); it is left out", "path", p, "bytes", torn)
+		}
+		for len(rows) > 0 {
+			n := min(len(rows), 500)
+			ins, err := w.commit(rows[:n], nil)
+			if err != nil {
+				return total, last, fmt.Errorf("commit %s to the index: %w", p, err)
+			}
+			total += len(ins)
+			rows = rows[n:]
+		}
+		if err := ctx.Err(); err != nil {
+			return total, last, err
+		}
+	}
+	// Only once every segment is committed: a failure above leaves them
+	// all for the next attempt.
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil {
+			return total, last, err
+		}
+	}
+	return total, last, syncDir(filepath.Join(dir, WALDir))
+}

@@ -1,0 +1,202 @@
+package msglog
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// leaveSegments writes records to write-ahead segments in dir as a
+// gateway would have acknowledged them just before a crash: durable in a
+// segment, not yet in the index.
+func leaveSegments(t *testing.T, dir string, base, n int) {
+	t.Helper()
+	w := newWALWriter(dir, 0, discard(), func([]*row) {}) // the index never sees them
+	for i := range n {
+		r := testRecord(base + i)
+		b, err := r.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.append(t.Context(), &row{digest: recordDigest(b), rec: r, data: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.close()
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func segmentFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	paths, _, err := walSegments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
+}
+
+// TestWALRecoversAcknowledgedRecords: records acknowledged (durable in a
+// segment) but not yet indexed when the gateway stopped are indexed and
+// become leaves at the next start, and the segments then go.
+func TestWALRecoversAcknowledgedRecords(t *testing.T) {
+	withEachIndex(t, func(t *testing.T, dsn string) {
+		dir := t.TempDir()
+		writeLogDSN(t, dir, dsn, 0, 20)
+		if segs := segmentFiles(t, dir); len(segs) != 0 {
+			t.Errorf("segments left after a clean stop: %v", segs)
+		}
+		leaveSegments(t, dir, 20, 30)
+		if len(segmentFiles(t, dir)) == 0 {
+			t.Fatal("no segment written")
+		}
+		// The records of the crashed run; and the next run goes on.
+		writeLogDSN(t, dir, dsn, 50, 5)
+		seen := map[string]bool{}
+		rep, err := Verify(t.Context(), dir, dsn, func(r *Record) { seen[r.XRoadID] = true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Size != 55 || rep.Records != 55 || rep.Pending != 0 {
+			t.Errorf("report %+v, want 55 records in the tree", rep)
+		}
+		for _, id := range []string{"id-0", "id-20", "id-49", "id-54"} {
+			if !seen[id] {
+				t.Errorf("record %s missing", id)
+			}
+		}
+		if segs := segmentFiles(t, dir); len(segs) != 0 {
+			t.Errorf("segments left after recovery: %v", segs)
+		}
+	})
+}
+
+// TestWALTornTail: an entry cut short, or not matching its digest, at the
+// end of a segment was being written at a crash and never acknowledged:
+// it is left out, and everything before it is kept.
+func TestWALTornTail(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tail func(whole []byte) []byte
+	}{
+		{"cut short", func(whole []byte) []byte { return whole[:len(whole)-7] }},
+		{"not its digest", func(whole []byte) []byte {
+			b := append([]byte(nil), whole...)
+			b[len(b)-3] ^= 0x20
+			return b
+		}},
+		{"only a head", func(whole []byte) []byte { return whole[:10] }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			leaveSegments(t, dir, 0, 5)
+			// A sixth entry, as its own segment's content, spoilt.
+			leaveSegments(t, filepath.Join(dir, "six"), 5, 1)
+			six := segmentFiles(t, filepath.Join(dir, "six"))[0]
+			b, err := os.ReadFile(six)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seg := segmentFiles(t, dir)[0]
+			f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write(tc.tail(b[len(walMagic):]))
+			f.Close()
+			writeLog(t, dir, 100, 0)
+			seen := map[string]bool{}
+			rep, err := Verify(t.Context(), dir, "", func(r *Record) { seen[r.XRoadID] = true })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Records != 5 || !seen["id-0"] || !seen["id-4"] || seen["id-5"] {
+				t.Errorf("report %+v, records %v; want id-0…id-4 and not id-5", rep, seen)
+			}
+		})
+	}
+}
+
+// TestWALNotASegment: a file in the segment directory that is not a
+// segment stops the log from opening, with its name, and is left as it
+// was.
+func TestWALNotASegment(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 0, 3)
+	bad := filepath.Join(dir, WALDir, "0000000000000007.seg")
+	if err := os.WriteFile(bad, []byte("something else entirely"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(t.Context(), dir, "VN/GOV/HCMC/gw1", Options{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "0000000000000007.seg") {
+		t.Fatalf("open: %v, want an error naming the segment", err)
+	}
+	if b, err := os.ReadFile(bad); err != nil || string(b) != "something else entirely" {
+		t.Errorf("the file was changed: %q, %v", b, err)
+	}
+}
+
+// TestIndexOutageLosesNothing: while the record index cannot be written,
+// records already acknowledged wait in their segments and new ones are
+// refused; once it can, every acknowledged record is indexed and a leaf.
+func TestIndexOutageLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(t.Context(), dir, "VN/GOV/HCMC/gw1", Options{CheckpointInterval: 100 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(t.Context(), testRecord(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.db.Exec(`ALTER TABLE records RENAME TO records_gone`); err != nil {
+		t.Fatal(err)
+	}
+	acked := 1
+	var refused error
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 1; refused == nil && time.Now().Before(deadline); i++ {
+		if refused = l.Append(t.Context(), testRecord(i)); refused == nil {
+			acked++
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if refused == nil || !strings.Contains(refused.Error(), "record index") {
+		t.Fatalf("appends during the outage: %v, want a refusal naming the record index", refused)
+	}
+	if acked < 2 {
+		t.Errorf("%d records acknowledged, want the ones before the index was found broken", acked)
+	}
+	if len(segmentFiles(t, dir)) == 0 {
+		t.Error("the acknowledged records' segment is gone")
+	}
+	if _, err := l.db.Exec(`ALTER TABLE records_gone RENAME TO records`); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for l.Append(t.Context(), testRecord(1000)) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("appends still refused after the index came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // a checkpoint over everything
+	if err := l.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(t.Context(), dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(acked + 1); rep.Records != want || rep.Size != want {
+		t.Errorf("report %+v, want %d records (every acknowledged one)", rep, want)
+	}
+}
