@@ -1,6 +1,7 @@
 package msglog
 
 import (
+	"encoding/binary"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,21 +12,30 @@ import (
 
 // leaveSegments writes records to write-ahead segments in dir as a
 // gateway would have acknowledged them just before a crash: durable in a
-// segment, not yet in the index.
-func leaveSegments(t *testing.T, dir string, base, n int) {
+// segment, not yet in the index. It returns where the entries end in the
+// last segment.
+func leaveSegments(t *testing.T, dir string, base, n int) int64 {
 	t.Helper()
 	w := newWALWriter(dir, 0, discard(), func([]*row) {}) // the index never sees them
 	for i := range n {
-		r := testRecord(base + i)
-		b, err := r.marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, r := entry(t, base+i)
 		if err := w.append(t.Context(), &row{digest: recordDigest(b), rec: r, data: b}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w.close()
+	return w.off
+}
+
+// entry is record i, marshalled.
+func entry(t *testing.T, i int) ([]byte, *Record) {
+	t.Helper()
+	r := testRecord(i)
+	b, err := r.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, r
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -92,20 +102,19 @@ func TestWALTornTail(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			leaveSegments(t, dir, 0, 5)
-			// A sixth entry, as its own segment's content, spoilt.
-			leaveSegments(t, filepath.Join(dir, "six"), 5, 1)
-			six := segmentFiles(t, filepath.Join(dir, "six"))[0]
-			b, err := os.ReadFile(six)
+			end := leaveSegments(t, dir, 0, 5)
+			// A sixth entry after the five, spoilt.
+			b, _ := entry(t, 5)
+			d := recordDigest(b)
+			whole := append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), d[:]...)
+			whole = append(whole, b...)
+			f, err := os.OpenFile(segmentFiles(t, dir)[0], os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			seg := segmentFiles(t, dir)[0]
-			f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
-			if err != nil {
+			if _, err := f.WriteAt(tc.tail(whole), end); err != nil {
 				t.Fatal(err)
 			}
-			f.Write(tc.tail(b[len(walMagic):]))
 			f.Close()
 			writeLog(t, dir, 100, 0)
 			seen := map[string]bool{}
@@ -199,4 +208,32 @@ func TestIndexOutageLosesNothing(t *testing.T) {
 	if want := uint64(acked + 1); rep.Records != want || rep.Size != want {
 		t.Errorf("report %+v, want %d records (every acknowledged one)", rep, want)
 	}
+}
+
+// TestWALSegmentsRotate: records spread over many segments are all
+// recovered, in order, and the segments go once indexed.
+func TestWALSegmentsRotate(t *testing.T) {
+	dir := t.TempDir()
+	leaveSegments(t, dir, 0, 600) // about 700 bytes each: several segments
+	if n := len(segmentFiles(t, dir)); n < 2 {
+		t.Fatalf("%d segments, want several", n)
+	}
+	writeLog(t, dir, 600, 10)
+	seen := map[string]bool{}
+	rep, err := Verify(t.Context(), dir, "", func(r *Record) { seen[r.XRoadID] = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records != 610 || len(seen) != 610 {
+		t.Errorf("report %+v, %d distinct records; want 610", rep, len(seen))
+	}
+	if segs := segmentFiles(t, dir); len(segs) != 0 {
+		t.Errorf("segments left: %v", segs)
+	}
+}
+
+func TestMain(m *testing.M) {
+	// Small segments, so that tests rotate them and make them quickly.
+	walSegmentSize = 128 << 10
+	os.Exit(m.Run())
 }
