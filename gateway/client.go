@@ -276,7 +276,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	var signed atomic.Pointer[signedRequest]
 	sign := func(sum []byte, n int64) error {
 		payload := signedPayload(head, sum, mk.fp)
-		sig, err := mk.signer.SignDetached(payload)
+		sig, err := mk.batch.Sign(r.Context(), peer.ID.String(), payload)
 		if err != nil {
 			return fmt.Errorf("sign request: %w", err)
 		}
@@ -340,7 +340,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		if sig == "" {
 			return fmt.Errorf("%w: response carries no signature", errSignature)
 		}
-		if err := pki.VerifyDetached(sig, signedPayload(rhead, sum, certFP), cert.PublicKey); err != nil {
+		if err := g.sigs.Verify(sig, signedPayload(rhead, sum, certFP), cert.PublicKey, certFP); err != nil {
 			return fmt.Errorf("%w: %w", errSignature, err)
 		}
 		// The exchange is on record before the client sees the end of

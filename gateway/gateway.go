@@ -24,6 +24,7 @@ import (
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/msglog"
+	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/store"
 )
 
@@ -34,6 +35,7 @@ type Gateway struct {
 	log      *slog.Logger
 	db       *sql.DB
 	keys     *keyring
+	sigs     *pki.VerifyCache // batch roots already verified
 	mlog     *msglog.Log
 	stamp    stamper
 	anchor   *conf.Anchor
@@ -68,6 +70,7 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 	if g.anchor.Instance != c.ID.Instance {
 		return nil, fmt.Errorf("anchor is for instance %s, gateway %s is of %s", g.anchor.Instance, c.ID, c.ID.Instance)
 	}
+	g.sigs = pki.NewVerifyCache()
 	if g.keys, err = loadKeys(dir, c.ID); err != nil {
 		return nil, err
 	}

@@ -86,9 +86,14 @@ func Init(dir string, id ident.GatewayID, members ...ident.ClientID) (*Paths, er
 	return p, nil
 }
 
+// batchBusyRate is the rate of signatures (per second and key) above
+// which a gateway signs its messages in batches (pki.BatchSigner).
+var batchBusyRate = 2000.0
+
 // memberKey is a member's signing key with its certificate.
 type memberKey struct {
 	signer  *pki.Signer
+	batch   *pki.BatchSigner // signs with signer, in batches while busy
 	der     []byte
 	certB64 string // base64 DER, sent in the Sampan-Signer-Cert header
 	fp      string
@@ -147,7 +152,9 @@ func loadKeys(dir string, id ident.GatewayID) (*keyring, error) {
 		if err != nil {
 			return nil, err
 		}
-		kr.sign[m] = &memberKey{signer: s, der: c.Raw, certB64: base64.StdEncoding.EncodeToString(c.Raw), fp: pki.Fingerprint(c.Raw)}
+		b := pki.NewBatchSigner(s)
+		b.BusyRate = batchBusyRate
+		kr.sign[m] = &memberKey{signer: s, batch: b, der: c.Raw, certB64: base64.StdEncoding.EncodeToString(c.Raw), fp: pki.Fingerprint(c.Raw)}
 	}
 	return kr, nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/r1"
 	"github.com/sampan-exchange/sampan/sandbox"
@@ -223,6 +224,57 @@ func TestRecordIndexInPostgres(t *testing.T) {
 		}
 		if _, err := msglog.VerifyBundle(out); err != nil {
 			t.Fatalf("%s: bundle: %v", gw, err)
+		}
+	}
+}
+
+// TestBatchSignedExchanges: gateways busy enough to sign in batches
+// exchange correctly, and each exchange's evidence still stands on its
+// own: its records verify, and its bundle's signatures verify offline.
+func TestBatchSignedExchanges(t *testing.T) {
+	defer gateway.SetBatchBusyRate(-1)() // always busy
+	w := startWorld(t, sandbox.Options{})
+	const n = 24
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, body := w.do(t, call{path: companies + "/0100109106", header: map[string]string{r1.HeaderID: fmt.Sprintf("batch-%d", i)}})
+			if resp.StatusCode != 200 || !strings.Contains(string(body), "Viettel") {
+				t.Errorf("exchange %d: status %d, body %s", i, resp.StatusCode, body)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := w.sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, gw := range []string{"VN/GOV/HCMC/gw1", "VN/GOV/MOF/gw1"} {
+		dir := filepath.Join(w.manifestGateway(gw).DataDir, "log")
+		batched := map[string]string{} // X-Road-Id → the batch JWS of its request or response
+		if _, err := msglog.Verify(t.Context(), dir, "", func(r *msglog.Record) {
+			for _, sig := range []string{r.RequestSignature, r.ResponseSignature} {
+				if jws, _, ok := strings.Cut(sig, "~"); ok && strings.HasPrefix(r.XRoadID, "batch-") {
+					batched[r.XRoadID] = jws
+				}
+			}
+		}); err != nil {
+			t.Fatalf("%s: %v", gw, err)
+		}
+		if len(batched) == 0 {
+			t.Fatalf("%s: no exchange was batch-signed", gw)
+		}
+		for id := range batched {
+			out := t.TempDir()
+			if err := msglog.Export(t.Context(), dir, "", id, out); err != nil {
+				t.Fatalf("%s: export %s: %v", gw, id, err)
+			}
+			rep, err := msglog.VerifyBundle(out)
+			if err != nil || !rep.Signatures {
+				t.Fatalf("%s: bundle of %s: %+v, %v", gw, id, rep, err)
+			}
+			break
 		}
 	}
 }

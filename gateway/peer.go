@@ -228,7 +228,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 			return fmt.Errorf("%w: request carries no signature", errSignature)
 		}
 		payload := signedPayload(head, sum, certFP)
-		if err := pki.VerifyDetached(sig, payload, cert.PublicKey); err != nil {
+		if err := g.sigs.Verify(sig, payload, cert.PublicKey, certFP); err != nil {
 			return fmt.Errorf("%w: %w", errSignature, err)
 		}
 		verified.Store(&verifiedRequest{hash: requestHash(payload, sig), bodySum: hex.EncodeToString(sum), bytes: vr.Len(), sig: sig})
@@ -414,7 +414,7 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 	}
 	head := responseHead(resp.StatusCode, rec.RequestHash, h, names)
 	finish := func(sum []byte, n int64) (string, error) {
-		sig, err := k.signer.SignDetached(signedPayload(head, sum, k.fp))
+		sig, err := k.batch.Sign(ctx, rec.PeerGateway, signedPayload(head, sum, k.fp))
 		if err != nil {
 			return "", fmt.Errorf("sign response: %w", err)
 		}

@@ -91,8 +91,21 @@ func (s *Signer) Sign(payload []byte) (string, error) {
 	return obj.CompactSerialize()
 }
 
-// VerifyDetached checks a detached compact JWS over payload with pub.
+// VerifyDetached checks a message signature over payload with pub: a
+// detached compact JWS, or a batch signature (see BatchSigner).
 func VerifyDetached(sig string, payload []byte, pub crypto.PublicKey) error {
+	if strings.Contains(sig, "~") {
+		jws, rp, err := parseBatch(sig, payload)
+		if err != nil {
+			return err
+		}
+		return verifyPlain(jws, rp, pub)
+	}
+	return verifyPlain(sig, payload, pub)
+}
+
+// verifyPlain checks a detached compact JWS over payload with pub.
+func verifyPlain(sig string, payload []byte, pub crypto.PublicKey) error {
 	if edPub, ok := pub.(ed25519.PublicKey); ok {
 		if rest, ok := strings.CutPrefix(sig, edHeader+".."); ok {
 			raw, err := base64.RawURLEncoding.DecodeString(rest)

@@ -1,0 +1,294 @@
+package pki
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// Batch signatures. A busy signer signs the messages of about a
+// millisecond at once: their payloads are the leaves of a Merkle tree
+// (RFC 6962 hashing), and one JWS signs the tree's root and size. Each
+// message carries that JWS and its own inclusion proof, so each is still
+// signed on its own (non-repudiation holds per message: the proof shows
+// the signer signed a root that commits to exactly this payload) while
+// one signature operation serves them all, and a receiver that has
+// verified a root once need not verify it again.
+//
+// A batch signature reads JWS "~" index "~" size "~" path, where the JWS
+// is a detached compact JWS over rootPayload(root, size) and path is the
+// base64url concatenation of the proof's hashes. A batch of one is a
+// plain detached JWS over the payload.
+
+const (
+	// MaxBatch bounds the messages signed at once.
+	MaxBatch = 64
+	// batchPathMax bounds an inclusion proof (log2 of MaxBatch, rounded up).
+	batchPathMax = 6
+)
+
+// rootPayload is what the JWS of a batch signs.
+func rootPayload(root []byte, size uint64) []byte {
+	return fmt.Appendf(nil, "sampan-batch-v1\n%x\n%d", root, size)
+}
+
+// batchTree computes the root of leaves and each leaf's inclusion path,
+// as RFC 6962 defines them.
+func batchTree(leaves [][]byte) (root []byte, paths [][][]byte) {
+	h := rfc6962.DefaultHasher
+	paths = make([][][]byte, len(leaves))
+	var build func(lo, hi int) []byte
+	build = func(lo, hi int) []byte {
+		if hi-lo == 1 {
+			return leaves[lo]
+		}
+		k := 1
+		for k*2 < hi-lo {
+			k *= 2
+		}
+		left, right := build(lo, lo+k), build(lo+k, hi)
+		// The sibling subtree's hash is appended to the paths of the
+		// leaves on the other side, innermost first.
+		for i := lo; i < lo+k; i++ {
+			paths[i] = append(paths[i], right)
+		}
+		for i := lo + k; i < hi; i++ {
+			paths[i] = append(paths[i], left)
+		}
+		return h.HashChildren(left, right)
+	}
+	return build(0, len(leaves)), paths
+}
+
+// signBatch signs payloads at once and returns one signature for each.
+func (s *Signer) signBatch(payloads [][]byte) ([]string, error) {
+	if len(payloads) == 1 {
+		sig, err := s.SignDetached(payloads[0])
+		return []string{sig}, err
+	}
+	leaves := make([][]byte, len(payloads))
+	for i, p := range payloads {
+		leaves[i] = rfc6962.DefaultHasher.HashLeaf(p)
+	}
+	root, paths := batchTree(leaves)
+	jws, err := s.SignDetached(rootPayload(root, uint64(len(payloads))))
+	if err != nil {
+		return nil, err
+	}
+	sigs := make([]string, len(payloads))
+	for i, path := range paths {
+		var b strings.Builder
+		b.Grow(len(jws) + 16 + base64.RawURLEncoding.EncodedLen(32*len(path)))
+		b.WriteString(jws)
+		b.WriteByte('~')
+		b.WriteString(strconv.Itoa(i))
+		b.WriteByte('~')
+		b.WriteString(strconv.Itoa(len(payloads)))
+		b.WriteByte('~')
+		raw := make([]byte, 0, 32*len(path))
+		for _, p := range path {
+			raw = append(raw, p...)
+		}
+		b.WriteString(base64.RawURLEncoding.EncodeToString(raw))
+		sigs[i] = b.String()
+	}
+	return sigs, nil
+}
+
+// parseBatch splits a batch signature; it returns the JWS and the root
+// payload the proof leads to from payload.
+func parseBatch(sig string, payload []byte) (jws string, root []byte, err error) {
+	parts := strings.Split(sig, "~")
+	if len(parts) != 4 {
+		return "", nil, errors.New("verify signature: malformed batch signature")
+	}
+	index, err1 := strconv.ParseUint(parts[1], 10, 32)
+	size, err2 := strconv.ParseUint(parts[2], 10, 32)
+	raw, err3 := base64.RawURLEncoding.DecodeString(parts[3])
+	if err1 != nil || err2 != nil || err3 != nil || size < 2 || size > MaxBatch || index >= size ||
+		len(raw)%32 != 0 || len(raw)/32 > batchPathMax {
+		return "", nil, errors.New("verify signature: malformed batch signature")
+	}
+	path := make([][]byte, len(raw)/32)
+	for i := range path {
+		path[i] = raw[32*i : 32*i+32]
+	}
+	r, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, index, size, rfc6962.DefaultHasher.HashLeaf(payload), path)
+	if err != nil {
+		return "", nil, fmt.Errorf("verify signature: batch inclusion proof: %w", err)
+	}
+	return parts[0], rootPayload(r, size), nil
+}
+
+// BatchSigner signs messages one by one while its rate is low, and in
+// batches, per group (one group per receiving gateway: a receiver sees
+// only the hashes of messages sent to it), while it is busy. It is safe
+// for concurrent use.
+type BatchSigner struct {
+	s *Signer
+	// Window is how long a batch gathers (1 ms); BusyRate the signatures
+	// per second above which batches are made (2,000).
+	Window   time.Duration
+	BusyRate float64
+
+	mu          sync.Mutex
+	open        map[string]*openBatch
+	windowStart time.Time
+	windowCount int
+	rate        float64
+}
+
+type openBatch struct {
+	payloads [][]byte
+	out      []chan batchResult
+	timer    *time.Timer
+}
+
+type batchResult struct {
+	sig string
+	err error
+}
+
+// NewBatchSigner signs with s.
+func NewBatchSigner(s *Signer) *BatchSigner {
+	return &BatchSigner{s: s, Window: time.Millisecond, BusyRate: 2000, open: map[string]*openBatch{}}
+}
+
+// Sign signs payload, alone or in the group's next batch.
+func (b *BatchSigner) Sign(ctx context.Context, group string, payload []byte) (string, error) {
+	b.mu.Lock()
+	now := time.Now()
+	b.windowCount++
+	if d := now.Sub(b.windowStart); d >= 100*time.Millisecond {
+		b.rate = float64(b.windowCount) / d.Seconds()
+		b.windowStart, b.windowCount = now, 0
+	}
+	if b.rate <= b.BusyRate {
+		b.mu.Unlock()
+		return b.s.SignDetached(payload)
+	}
+	ch := make(chan batchResult, 1)
+	ob := b.open[group]
+	if ob == nil {
+		ob = &openBatch{}
+		b.open[group] = ob
+		ob.timer = time.AfterFunc(b.Window, func() { b.close(group, ob) })
+	}
+	ob.payloads = append(ob.payloads, payload)
+	ob.out = append(ob.out, ch)
+	full := len(ob.payloads) >= MaxBatch
+	if full {
+		delete(b.open, group)
+		ob.timer.Stop()
+	}
+	b.mu.Unlock()
+	if full {
+		b.sign(ob)
+	}
+	select {
+	case r := <-ch:
+		return r.sig, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// close signs a batch whose window has passed, unless it was signed full.
+func (b *BatchSigner) close(group string, ob *openBatch) {
+	b.mu.Lock()
+	if b.open[group] != ob {
+		b.mu.Unlock()
+		return
+	}
+	delete(b.open, group)
+	b.mu.Unlock()
+	b.sign(ob)
+}
+
+func (b *BatchSigner) sign(ob *openBatch) {
+	sigs, err := b.s.signBatch(ob.payloads)
+	for i, ch := range ob.out {
+		if err != nil {
+			ch <- batchResult{err: err}
+		} else {
+			ch <- batchResult{sig: sigs[i]}
+		}
+	}
+}
+
+// VerifyCache remembers batch roots it has verified, so that the other
+// messages of a batch cost a hash path rather than a signature
+// verification. It is safe for concurrent use.
+type VerifyCache struct {
+	mu    sync.Mutex
+	seen  map[[32]byte]struct{}
+	order [][32]byte // oldest first, for eviction
+	next  int
+	hits  int
+}
+
+// verifyCacheSize bounds the roots remembered.
+const verifyCacheSize = 4096
+
+// NewVerifyCache returns an empty cache.
+func NewVerifyCache() *VerifyCache {
+	return &VerifyCache{seen: map[[32]byte]struct{}{}}
+}
+
+// Hits reports how many verifications the cache saved.
+func (c *VerifyCache) Hits() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits
+}
+
+// Verify is VerifyDetached, remembering verified batch roots.
+func (c *VerifyCache) Verify(sig string, payload []byte, pub crypto.PublicKey, pubID string) error {
+	if !strings.Contains(sig, "~") {
+		return VerifyDetached(sig, payload, pub)
+	}
+	jws, rp, err := parseBatch(sig, payload)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	for _, s := range []string{pubID, "\n", string(rp), "\n", jws} {
+		h.Write([]byte(s))
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	c.mu.Lock()
+	if _, ok := c.seen[k]; ok {
+		c.hits++
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	if err := verifyPlain(jws, rp, pub); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.seen[k]; ok {
+		return nil
+	}
+	if len(c.order) < verifyCacheSize {
+		c.order = append(c.order, k)
+	} else {
+		delete(c.seen, c.order[c.next])
+		c.order[c.next] = k
+		c.next = (c.next + 1) % verifyCacheSize
+	}
+	c.seen[k] = struct{}{}
+	return nil
+}

@@ -1,0 +1,204 @@
+package pki
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+func testSigner(t testing.TB) (*Signer, ed25519.PublicKey) {
+	t.Helper()
+	k, err := GenerateKey(Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(k, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, k.Public().(ed25519.PublicKey)
+}
+
+func payloads(n int) [][]byte {
+	ps := make([][]byte, n)
+	for i := range ps {
+		ps[i] = fmt.Appendf(nil, "head-%d\nbody-%d\nfp", i, i)
+	}
+	return ps
+}
+
+// TestBatchTreeIsRFC6962: the root and proofs agree with an independent
+// implementation of RFC 6962 for every batch size.
+func TestBatchTreeIsRFC6962(t *testing.T) {
+	for n := 1; n <= MaxBatch; n++ {
+		leaves := make([][]byte, n)
+		for i, p := range payloads(n) {
+			leaves[i] = rfc6962.DefaultHasher.HashLeaf(p)
+		}
+		root, paths := batchTree(leaves)
+		for i := range leaves {
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(i), uint64(n), leaves[i], paths[i], root); err != nil {
+				t.Fatalf("size %d, leaf %d: %v", n, i, err)
+			}
+			if len(paths[i]) > batchPathMax {
+				t.Fatalf("size %d, leaf %d: path of %d hashes", n, i, len(paths[i]))
+			}
+		}
+	}
+}
+
+// flip changes the base64url character at i into another.
+func flip(s string, i int) string {
+	c := byte('A')
+	if s[i] == 'A' {
+		c = 'B'
+	}
+	return s[:i] + string(c) + s[i+1:]
+}
+
+// TestBatchSignatures: every message of a batch verifies on its own, and
+// only its own payload, with the signer's key only; an altered index,
+// size, path or signature is refused.
+func TestBatchSignatures(t *testing.T) {
+	s, pub := testSigner(t)
+	_, otherPub := testSigner(t)
+	for _, n := range []int{1, 2, 3, 5, 8, 13, MaxBatch} {
+		ps := payloads(n)
+		sigs, err := s.signBatch(ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, sig := range sigs {
+			if (n > 1) != strings.Contains(sig, "~") {
+				t.Errorf("size %d: signature %q", n, sig)
+			}
+			if err := VerifyDetached(sig, ps[i], pub); err != nil {
+				t.Errorf("size %d, message %d: %v", n, i, err)
+			}
+			if err := VerifyDetached(sig, ps[(i+1)%n], pub); n > 1 && err == nil {
+				t.Errorf("size %d, message %d: verifies over another message's payload", n, i)
+			}
+			if err := VerifyDetached(sig, ps[i], otherPub); err == nil {
+				t.Errorf("size %d, message %d: verifies with another key", n, i)
+			}
+		}
+		if n == 1 {
+			continue
+		}
+		parts := strings.Split(sigs[1], "~")
+		for name, bad := range map[string]string{
+			"index":         strings.Join([]string{parts[0], "0", parts[2], parts[3]}, "~"),
+			"size":          strings.Join([]string{parts[0], parts[1], fmt.Sprint(n + 1), parts[3]}, "~"),
+			"path":          strings.Join([]string{parts[0], parts[1], parts[2], flip(parts[3], 0)}, "~"),
+			"signature":     strings.Join([]string{flip(parts[0], len(parts[0])-10), parts[1], parts[2], parts[3]}, "~"),
+			"too large":     strings.Join([]string{parts[0], parts[1], "100000", parts[3]}, "~"),
+			"index ≥ size":  strings.Join([]string{parts[0], parts[2], parts[2], parts[3]}, "~"),
+			"missing parts": parts[0] + "~" + parts[1],
+		} {
+			if err := VerifyDetached(bad, ps[1], pub); err == nil {
+				t.Errorf("size %d: altered %s verifies", n, name)
+			}
+		}
+	}
+}
+
+// TestBatchSignerBatchesWhenBusy: a busy signer signs concurrent messages
+// of one group together (one signature for many), keeps groups apart, and
+// every signature verifies; the cache then verifies each root once.
+func TestBatchSignerBatchesWhenBusy(t *testing.T) {
+	s, pub := testSigner(t)
+	b := NewBatchSigner(s)
+	b.BusyRate = -1 // always busy
+	b.Window = 20 * time.Millisecond
+	const n = 40
+	ps := payloads(n)
+	sigs := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			group := "peer-a"
+			if i%2 == 1 {
+				group = "peer-b"
+			}
+			sig, err := b.Sign(t.Context(), group, ps[i])
+			if err != nil {
+				t.Error(err)
+			}
+			sigs[i] = sig
+		}()
+	}
+	wg.Wait()
+	jwsOf := func(sig string) string { return strings.Split(sig, "~")[0] }
+	roots := map[string]bool{}
+	c := NewVerifyCache()
+	for i, sig := range sigs {
+		if !strings.Contains(sig, "~") {
+			t.Fatalf("message %d signed alone: %q", i, sig)
+		}
+		roots[jwsOf(sig)] = true
+		if i >= 2 && jwsOf(sig) == jwsOf(sigs[i-1]) {
+			t.Errorf("messages %d and %d of different groups share a batch", i-1, i)
+		}
+		if err := c.Verify(sig, ps[i], pub, "key"); err != nil {
+			t.Errorf("message %d: %v", i, err)
+		}
+		if err := c.Verify(sig, ps[(i+2)%n], pub, "key"); err == nil {
+			t.Errorf("message %d: the cache accepts its signature over another payload", i)
+		}
+	}
+	if len(roots) >= n/2 {
+		t.Errorf("%d signatures for %d messages: no batching", len(roots), n)
+	}
+	if c.Hits() != n-len(roots) {
+		t.Errorf("cache hits %d, want %d (one verification per root)", c.Hits(), n-len(roots))
+	}
+	// A quiet signer signs alone.
+	quiet := NewBatchSigner(s)
+	sig, err := quiet.Sign(t.Context(), "peer-a", ps[0])
+	if err != nil || strings.Contains(sig, "~") {
+		t.Errorf("quiet signer: %q, %v", sig, err)
+	}
+	// A caller that gives up does not wait for the batch.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	b.Window = time.Hour
+	if _, err := b.Sign(ctx, "peer-c", ps[0]); err == nil {
+		t.Error("a cancelled Sign returned no error")
+	}
+}
+
+func BenchmarkBatchSign(b *testing.B) {
+	s, pub := testSigner(b)
+	for _, n := range []int{1, 4, 16} {
+		ps := payloads(n)
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			for range b.N {
+				if _, err := s.signBatch(ps); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/message")
+		})
+		sigs, _ := s.signBatch(ps)
+		b.Run(fmt.Sprintf("verify-cached/batch=%d", n), func(b *testing.B) {
+			for range b.N {
+				c := NewVerifyCache()
+				for i, sig := range sigs {
+					if err := c.Verify(sig, ps[i], pub, "key"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/message")
+		})
+	}
+}
