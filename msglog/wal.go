@@ -50,7 +50,7 @@ const (
 	walSuffix    = ".seg"
 	// walBusyRate is the rate of records (per second) above which the log
 	// counts as busy, and syncs are spaced walBusySpacing apart.
-	walBusyRate    = 1500
+	walBusyRate    = 2000
 	walBusySpacing = time.Millisecond
 )
 
