@@ -274,6 +274,9 @@ func TestBatchSignedExchanges(t *testing.T) {
 			if err != nil || !rep.Signatures {
 				t.Fatalf("%s: bundle of %s: %+v, %v", gw, id, rep, err)
 			}
+			if readme, err := os.ReadFile(filepath.Join(out, "README.md")); err != nil || !strings.Contains(string(readme), "sampan-batch-v1") {
+				t.Errorf("%s: the bundle's README does not explain its batch signature (%v)", gw, err)
+			}
 			break
 		}
 	}

@@ -29,7 +29,7 @@ or file by file as below.
 | checkpoint.txt | the log's signed checkpoint (C2SP signed note) for tree size %d |
 | checkpoint.pub | the gateway's note verifier key for checkpoints |
 | inclusion-proof.json | RFC 6962 inclusion proof of the leaf in that tree (hex hashes) |
-| request.jws, response.jws | the two message signatures (compact JWS, detached payload) |
+| request.jws, response.jws | the two message signatures (compact JWS, detached payload; or a batch signature, see step 4) |
 | request-signer.pem, response-signer.pem | the signers' certificates, issued by their instance's CA |
 `, r.XRoadID, r.Gateway, r.Side, r.Client, r.Service, r.Method, r.Path, r.Status,
 		r.RequestAt.Format("2006-01-02T15:04:05Z"), r.ResponseAt.Format("2006-01-02T15:04:05Z"), index, size)
@@ -59,6 +59,16 @@ or file by file as below.
    matching *-signer.pem; ` + "`openssl x509 -in request-signer.pem -noout -text`" + `
    shows the member it was issued to.
 `)
+	if strings.Contains(r.RequestSignature, "~") || strings.Contains(r.ResponseSignature, "~") {
+		b.WriteString(`
+   A signature of the form JWS~i~n~path was made for a batch of n
+   messages at once: the payload P above is leaf i of an RFC 6962 tree
+   (leaf hash SHA-256(0x00 ‖ P)); path is the base64url concatenation of
+   its inclusion proof's 32-byte hashes. Hash the leaf up the tree as in
+   step 2 to a root R; the JWS is detached over the text
+   "sampan-batch-v1", the lowercase hex of R and n, joined with newlines.
+`)
+	}
 	if stamped {
 		b.WriteString(`5. The time-stamp:
 
