@@ -340,7 +340,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		if sig == "" {
 			return fmt.Errorf("%w: response carries no signature", errSignature)
 		}
-		if err := g.sigs.Verify(sig, signedPayload(rhead, sum, certFP), cert.PublicKey, certFP); err != nil {
+		if err := g.sigs.Verify(sig, signedPayload(rhead, sum, certFP), cert.PublicKey); err != nil {
 			return fmt.Errorf("%w: %w", errSignature, err)
 		}
 		// The exchange is on record before the client sees the end of

@@ -228,7 +228,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 			return fmt.Errorf("%w: request carries no signature", errSignature)
 		}
 		payload := signedPayload(head, sum, certFP)
-		if err := g.sigs.Verify(sig, payload, cert.PublicKey, certFP); err != nil {
+		if err := g.sigs.Verify(sig, payload, cert.PublicKey); err != nil {
 			return fmt.Errorf("%w: %w", errSignature, err)
 		}
 		verified.Store(&verifiedRequest{hash: requestHash(payload, sig), bodySum: hex.EncodeToString(sum), bytes: vr.Len(), sig: sig})

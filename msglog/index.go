@@ -225,12 +225,21 @@ func (w *indexWriter) flush(now bool) error {
 	if err != nil {
 		// One bad row must not hold up the others: commit them one by one.
 		done, inserted = nil, map[[32]byte]bool{}
+		misses := 0
 		for _, r := range rows {
-			ins, rerr := w.commit([]*row{r}, nil)
-			if rerr != nil {
+			if misses == 3 {
+				// The database itself is failing, not one row: do not
+				// try each of thousands (a stop would wait for them all).
 				failed = append(failed, r)
 				continue
 			}
+			ins, rerr := w.commit([]*row{r}, nil)
+			if rerr != nil {
+				failed = append(failed, r)
+				misses++
+				continue
+			}
+			misses = 0
 			done = append(done, r)
 			if ins[r.digest] {
 				inserted[r.digest] = true

@@ -380,9 +380,10 @@ func checkFormat(dir, dsn string) error {
 // Origin returns the log's origin line, as its checkpoints carry it.
 func (l *Log) Origin() string { return l.origin }
 
-// Append writes a record and returns once it is durable in the record
-// index; its digest is appended to the tree within the merge delay. It
-// refuses (fail closed) while the tree cannot be extended or lags too far.
+// Append writes a record and returns once it is durable in a write-ahead
+// segment; it is committed to the record index and its digest appended to
+// the tree within the merge delay. It refuses (fail closed) while the
+// segments, the index or the tree cannot be written or lag too far.
 func (l *Log) Append(ctx context.Context, r *Record) error {
 	if r.Kind == KindPurge {
 		return fmt.Errorf("%w: purge records are written by Purge", ErrLogging)
@@ -419,6 +420,9 @@ func (l *Log) append(ctx context.Context, r *Record, b []byte) (*row, error) {
 		return nil, err
 	}
 	if err := l.integ.health(l.maxDelay); err != nil {
+		return nil, err
+	}
+	if err := l.wal.health(l.maxDelay); err != nil {
 		return nil, err
 	}
 	rw := &row{digest: recordDigest(b), rec: r, data: b}

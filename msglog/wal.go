@@ -52,6 +52,14 @@ const (
 	// counts as busy, and syncs are spaced walBusySpacing apart.
 	walBusyRate    = 2000
 	walBusySpacing = time.Millisecond
+	// walMaxPending bounds the records waiting for a segment write.
+	walMaxPending = 10000
+	// walMaxAge ends a segment that old, so that a quiet log does not keep
+	// records in its segments long after they were indexed (and perhaps
+	// purged).
+	walMaxAge = time.Hour
+	// walTemp marks a segment being made ready.
+	walTemp = ".tmp"
 )
 
 // walSegmentSize is the size of a segment (a variable for tests).
@@ -96,17 +104,19 @@ type walWriter struct {
 	log       *slog.Logger
 	onDurable func([]*row) // sees durable rows, in order, before they are acknowledged
 
-	mu      sync.Mutex
-	pending []*row
-	closed  bool
-	kick    chan struct{}
-	stop    chan struct{}
-	stopped chan struct{}
+	mu        sync.Mutex
+	pending   []*row
+	closed    bool
+	syncStart time.Time // when the write under way began (zero: none)
+	kick      chan struct{}
+	stop      chan struct{}
+	stopped   chan struct{}
 
 	// Owned by run.
 	f     *os.File
 	seg   *segment
-	off   int64 // where the next entry goes
+	began time.Time // when seg was begun
+	off   int64     // where the next entry goes
 	next  uint64
 	buf   []byte
 	spare chan prepared // the next segment, being made ready
@@ -139,6 +149,10 @@ func (w *walWriter) append(ctx context.Context, r *row) error {
 		w.mu.Unlock()
 		return fmt.Errorf("%w: the log is closed", ErrLogging)
 	}
+	if len(w.pending) >= walMaxPending {
+		w.mu.Unlock()
+		return fmt.Errorf("%w: %d records are already waiting for the write-ahead segment", ErrLogging, walMaxPending)
+	}
 	w.pending = append(w.pending, r)
 	w.mu.Unlock()
 	select {
@@ -153,10 +167,27 @@ func (w *walWriter) append(ctx context.Context, r *row) error {
 	}
 }
 
+// health reports why new records must be refused: a segment write has
+// not returned for longer than maxDelay (a stalled disk).
+func (w *walWriter) health(maxDelay time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.syncStart.IsZero() && time.Since(w.syncStart) > maxDelay {
+		return fmt.Errorf("%w: a write-ahead segment write has not completed for %v", ErrLogging, time.Since(w.syncStart).Round(time.Millisecond))
+	}
+	return nil
+}
+
 func (w *walWriter) run() {
 	defer close(w.stopped)
+	age := time.NewTicker(walMaxAge / 10)
+	defer age.Stop()
 	for {
 		select {
+		case <-age.C:
+			if w.f != nil && time.Since(w.began) > walMaxAge {
+				w.end()
+			}
 		case <-w.kick:
 			w.flush(true)
 		case <-w.stop:
@@ -192,6 +223,12 @@ func (w *walWriter) flush(pace bool) {
 				return
 			}
 		}
+		if room := walSegmentSize - int64(len(walMagic)); int64(walEntryHead+len(rows[0].data)) > room {
+			// Cannot happen with records of at most MaxRecordSize.
+			w.fail(rows[:1], fmt.Errorf("record of %d bytes does not fit in a segment of %d", len(rows[0].data), walSegmentSize))
+			rows = rows[1:]
+			continue
+		}
 		// As many as fit in this segment; a record always fits in a new one.
 		w.buf = w.buf[:0]
 		n := 0
@@ -210,11 +247,17 @@ func (w *walWriter) flush(pace bool) {
 		}
 		group := rows[:n]
 		rows = rows[n:]
+		w.mu.Lock()
+		w.syncStart = time.Now()
+		w.mu.Unlock()
 		_, err := w.f.WriteAt(w.buf, w.off)
 		if err == nil {
 			err = datasync(w.f)
 		}
 		w.lastSync = time.Now()
+		w.mu.Lock()
+		w.syncStart = time.Time{}
+		w.mu.Unlock()
 		if err != nil {
 			// After a failed write or sync the file's state is unknown:
 			// zero what may have been written and go on in a new segment.
@@ -277,29 +320,36 @@ func (w *walWriter) begin() error {
 	if p.err != nil {
 		return p.err
 	}
-	w.f, w.off = p.f, int64(len(walMagic))
+	w.f, w.off, w.began = p.f, int64(len(walMagic)), time.Now()
 	w.seg = &segment{path: p.path, log: w.log}
 	return nil
 }
 
-// prepare makes the next segment ready in the background: created,
-// zero-filled to its full size and synced, with its directory.
+// prepare makes the next segment ready in the background: created under
+// a temporary name, zero-filled to its full size and synced, then renamed
+// into place with its directory synced, so that a segment file always
+// begins with its magic.
 func (w *walWriter) prepare() chan prepared {
 	w.next++
 	path := filepath.Join(w.dir, fmt.Sprintf("%016d%s", w.next, walSuffix))
 	ch := make(chan prepared, 1)
 	go func() {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		tmp := path + walTemp
+		f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			ch <- prepared{err: err}
 			return
 		}
 		err = fillSegment(f)
 		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err == nil {
 			err = syncDir(w.dir)
 		}
 		if err != nil {
 			f.Close()
+			os.Remove(tmp)
 			os.Remove(path)
 			ch <- prepared{err: err}
 			return
@@ -360,67 +410,105 @@ func walSegments(dir string) ([]string, uint64, error) {
 	var last uint64
 	for _, e := range ents {
 		name := e.Name()
-		n, err := strconv.ParseUint(strings.TrimSuffix(name, walSuffix), 10, 64)
-		if e.IsDir() || !strings.HasSuffix(name, walSuffix) || err != nil {
+		num, rest, _ := strings.Cut(name, ".")
+		n, err := strconv.ParseUint(num, 10, 64)
+		if e.IsDir() || err != nil {
 			continue
 		}
-		paths = append(paths, filepath.Join(dir, WALDir, name))
+		// Numbers of kept (.damaged) and half-made (.tmp) segments are
+		// not reused.
 		last = max(last, n)
+		switch "." + rest {
+		case walSuffix:
+			paths = append(paths, filepath.Join(dir, WALDir, name))
+		case walSuffix + walTemp:
+			// A segment being made ready at a stop: it holds nothing.
+			os.Remove(filepath.Join(dir, WALDir, name))
+		}
 	}
 	slices.Sort(paths) // fixed-width numbers
 	return paths, last, nil
 }
 
-// readSegment returns the records of one segment. A torn last entry (cut
-// short, or not matching its digest) ends the segment: it was never
-// acknowledged; torn says how many bytes were left out.
-func readSegment(path string) (rows []*row, torn int, err error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	if len(b) < len(walMagic) {
-		// Created, but not yet begun when the gateway stopped.
-		return nil, len(b), nil
-	}
-	if !bytes.Equal(b[:len(walMagic)], []byte(walMagic)) {
-		return nil, 0, fmt.Errorf("%s is not a write-ahead segment", path)
-	}
-	off := len(walMagic)
-	for off < len(b) {
-		rest := b[off:]
-		if len(rest) < walEntryHead {
-			return rows, nonZero(rest), nil
-		}
-		n := int(binary.BigEndian.Uint32(rest))
-		if n == 0 {
-			// The end of the entries; past it, the segment is unused.
-			return rows, nonZero(rest), nil
-		}
-		if n > MaxRecordSize || len(rest) < walEntryHead+n {
-			return rows, len(rest), nil
-		}
-		data := rest[walEntryHead : walEntryHead+n]
-		var d [32]byte
-		copy(d[:], rest[4:walEntryHead])
-		if recordDigest(data) != d {
-			return rows, len(rest), nil
-		}
-		rec, err := ParseRecord(data)
-		if err != nil {
-			return nil, 0, fmt.Errorf("%s at byte %d: %w", path, off, err)
-		}
-		rows = append(rows, &row{digest: d, rec: rec, data: bytes.Clone(data)})
-		off += walEntryHead + n
-	}
-	return rows, 0, nil
+// segScan says what reading a segment found besides its records.
+type segScan struct {
+	// skipped counts non-zero bytes that were not part of a valid entry;
+	// damaged says valid entries followed them (damage in the middle of
+	// a segment, not a write cut short at its end).
+	skipped int
+	damaged bool
+	unused  bool // an all-zero file: a segment never begun
 }
 
-// nonZero is how many bytes of b lie from its first non-zero byte on.
-func nonZero(b []byte) int {
-	for i, c := range b {
-		if c != 0 {
-			return len(b) - i
+// readSegment returns the records of one segment. A write cut short by a
+// stop leaves an invalid entry at the end of the entries (never
+// acknowledged); damage elsewhere is skipped, and the valid entries after
+// it are recovered.
+func readSegment(path string) ([]*row, segScan, error) {
+	var sc segScan
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, sc, err
+	}
+	if lastNonZero(b) == 0 {
+		sc.unused = true
+		return nil, sc, nil
+	}
+	if !bytes.HasPrefix(b, []byte(walMagic)) {
+		return nil, sc, fmt.Errorf("%s is not a write-ahead segment", path)
+	}
+	var rows []*row
+	for off := len(walMagic); off < len(b); {
+		if n, ok := entryAt(b, off); ok {
+			data := b[off+walEntryHead : off+walEntryHead+n]
+			rec, err := ParseRecord(data)
+			if err != nil {
+				return nil, sc, fmt.Errorf("%s at byte %d: %w", path, off, err)
+			}
+			rows = append(rows, &row{digest: [32]byte(b[off+4 : off+walEntryHead]), rec: rec, data: bytes.Clone(data)})
+			off += walEntryHead + n
+			continue
+		}
+		end := off + lastNonZero(b[off:])
+		if end == off {
+			break // the unused rest
+		}
+		next := -1
+		for i := off + 1; i < end; i++ {
+			if _, ok := entryAt(b, i); ok {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			sc.skipped += end - off
+			break
+		}
+		sc.skipped += next - off
+		sc.damaged = true
+		off = next
+	}
+	return rows, sc, nil
+}
+
+// entryAt reports whether a valid entry begins at off, and its length.
+func entryAt(b []byte, off int) (int, bool) {
+	rest := b[off:]
+	if len(rest) < walEntryHead+2 {
+		return 0, false
+	}
+	n := int(binary.BigEndian.Uint32(rest))
+	if n < 2 || n > MaxRecordSize || len(rest) < walEntryHead+n || rest[walEntryHead] != '{' {
+		return 0, false
+	}
+	return n, [32]byte(rest[4:walEntryHead]) == recordDigest(rest[walEntryHead:walEntryHead+n])
+}
+
+// lastNonZero is the length of b without its trailing zero bytes.
+func lastNonZero(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] != 0 {
+			return i + 1
 		}
 	}
 	return 0
@@ -437,13 +525,18 @@ func replayWAL(ctx context.Context, dir string, db *store.DB, origin string, log
 	}
 	w := &indexWriter{db: db, origin: origin}
 	total := 0
+	damaged := map[string]bool{}
 	for _, p := range paths {
-		rows, torn, err := readSegment(p)
+		rows, sc, err := readSegment(p)
 		if err != nil {
 			return total, last, err
 		}
-		if torn > 0 {
-			log.Warn("message log: a write-ahead segment ends in a record that was being written at a stop (never acknowledged); it is left out", "path", p, "bytes", torn)
+		switch {
+		case sc.damaged:
+			damaged[p] = true
+			log.Error("message log: a write-ahead segment is damaged; the records around the damage are recovered and the segment is kept for inspection", "path", p, "bytes_skipped", sc.skipped, "records", len(rows), "kept_as", p+".damaged")
+		case sc.skipped > 0:
+			log.Warn("message log: a write-ahead segment ends in a record that was being written at a stop (never acknowledged); it is left out", "path", p, "bytes", sc.skipped)
 		}
 		for len(rows) > 0 {
 			n := min(len(rows), 500)
@@ -461,7 +554,13 @@ func replayWAL(ctx context.Context, dir string, db *store.DB, origin string, log
 	// Only once every segment is committed: a failure above leaves them
 	// all for the next attempt.
 	for _, p := range paths {
-		if err := os.Remove(p); err != nil {
+		var err error
+		if damaged[p] {
+			err = os.Rename(p, p+".damaged")
+		} else {
+			err = os.Remove(p)
+		}
+		if err != nil {
 			return total, last, err
 		}
 	}

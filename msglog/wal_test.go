@@ -152,6 +152,11 @@ func TestWALNotASegment(t *testing.T) {
 // records already acknowledged wait in their segments and new ones are
 // refused; once it can, every acknowledged record is indexed and a leaf.
 func TestIndexOutageLosesNothing(t *testing.T) {
+	// One record per segment: the segments of the records acknowledged
+	// during the outage are sealed, and must stay until those records are
+	// in the index.
+	defer func(n int64) { walSegmentSize = n }(walSegmentSize)
+	walSegmentSize = 1 << 10
 	dir := t.TempDir()
 	l, err := Open(t.Context(), dir, "VN/GOV/HCMC/gw1", Options{CheckpointInterval: 100 * time.Millisecond}, nil)
 	if err != nil {
@@ -181,8 +186,8 @@ func TestIndexOutageLosesNothing(t *testing.T) {
 	if acked < 2 {
 		t.Errorf("%d records acknowledged, want the ones before the index was found broken", acked)
 	}
-	if len(segmentFiles(t, dir)) == 0 {
-		t.Error("the acknowledged records' segment is gone")
+	if n := len(segmentFiles(t, dir)); n < acked-1 {
+		t.Errorf("%d segments left for %d records acknowledged during the outage: removed before their records were indexed", n, acked-1)
 	}
 	if _, err := l.db.Exec(`ALTER TABLE records_gone RENAME TO records`); err != nil {
 		t.Fatal(err)
@@ -236,4 +241,84 @@ func TestMain(m *testing.M) {
 	// Small segments, so that tests rotate them and make them quickly.
 	walSegmentSize = 128 << 10
 	os.Exit(m.Run())
+}
+
+// TestWALDamageInTheMiddle: a damaged entry inside a segment loses only
+// itself: the records after it are recovered, and the segment is kept
+// for inspection.
+func TestWALDamageInTheMiddle(t *testing.T) {
+	dir := t.TempDir()
+	leaveSegments(t, dir, 0, 5)
+	seg := segmentFiles(t, dir)[0]
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := len(walMagic)
+	for range 2 { // to the third entry
+		n, ok := entryAt(b, off)
+		if !ok {
+			t.Fatal("segment unreadable")
+		}
+		off += walEntryHead + n
+	}
+	b[off+walEntryHead+20] ^= 0x01
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeLog(t, dir, 100, 0)
+	seen := map[string]bool{}
+	if _, err := Verify(t.Context(), dir, "", func(r *Record) { seen[r.XRoadID] = true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 4 || seen["id-2"] || !seen["id-3"] || !seen["id-4"] {
+		t.Errorf("records %v; want all but id-2", seen)
+	}
+	if _, err := os.Stat(seg + ".damaged"); err != nil {
+		t.Errorf("the damaged segment was not kept: %v", err)
+	}
+}
+
+// TestWALUnusedFiles: a segment file of zeros (made but never begun) and a
+// half-made one are not mistaken for damage, and go.
+func TestWALUnusedFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 0, 3)
+	wal := filepath.Join(dir, WALDir)
+	zeros := filepath.Join(wal, "0000000000000041.seg")
+	tmp := filepath.Join(wal, "0000000000000042.seg.tmp")
+	for _, p := range []string{zeros, tmp} {
+		if err := os.WriteFile(p, make([]byte, 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeLog(t, dir, 3, 2)
+	if rep, err := Verify(t.Context(), dir, "", nil); err != nil || rep.Records != 5 {
+		t.Fatalf("report %+v, %v", rep, err)
+	}
+	for _, p := range []string{zeros, tmp} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left", filepath.Base(p))
+		}
+	}
+}
+
+// TestWALRecordTooLarge: a record that cannot fit in a segment is refused,
+// not retried for ever.
+func TestWALRecordTooLarge(t *testing.T) {
+	defer func(n int64) { walSegmentSize = n }(walSegmentSize)
+	walSegmentSize = 1 << 10
+	l, err := Open(t.Context(), t.TempDir(), "VN/GOV/HCMC/gw1", Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(t.Context())
+	r := testRecord(1)
+	r.Path = "/" + strings.Repeat("x", 2000)
+	if err := l.Append(t.Context(), r); err == nil || !strings.Contains(err.Error(), "does not fit") {
+		t.Errorf("append: %v, want a refusal saying it does not fit", err)
+	}
+	if err := l.Append(t.Context(), testRecord(2)); err != nil {
+		t.Errorf("the next record: %v", err)
+	}
 }

@@ -3,7 +3,9 @@ package pki
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -112,11 +114,14 @@ func parseBatch(sig string, payload []byte) (jws string, root []byte, err error)
 	if len(parts) != 4 {
 		return "", nil, errors.New("verify signature: malformed batch signature")
 	}
+	// Only the canonical spelling of each part: one signed message has
+	// one signature string (the request hash and the records cover it).
 	index, err1 := strconv.ParseUint(parts[1], 10, 32)
 	size, err2 := strconv.ParseUint(parts[2], 10, 32)
-	raw, err3 := base64.RawURLEncoding.DecodeString(parts[3])
+	raw, err3 := base64.RawURLEncoding.Strict().DecodeString(parts[3])
 	if err1 != nil || err2 != nil || err3 != nil || size < 2 || size > MaxBatch || index >= size ||
-		len(raw)%32 != 0 || len(raw)/32 > batchPathMax {
+		len(raw)%32 != 0 || len(raw)/32 > batchPathMax ||
+		strconv.FormatUint(index, 10) != parts[1] || strconv.FormatUint(size, 10) != parts[2] {
 		return "", nil, errors.New("verify signature: malformed batch signature")
 	}
 	path := make([][]byte, len(raw)/32)
@@ -253,7 +258,7 @@ func (c *VerifyCache) Hits() int {
 }
 
 // Verify is VerifyDetached, remembering verified batch roots.
-func (c *VerifyCache) Verify(sig string, payload []byte, pub crypto.PublicKey, pubID string) error {
+func (c *VerifyCache) Verify(sig string, payload []byte, pub crypto.PublicKey) error {
 	if !strings.Contains(sig, "~") {
 		return VerifyDetached(sig, payload, pub)
 	}
@@ -261,9 +266,18 @@ func (c *VerifyCache) Verify(sig string, payload []byte, pub crypto.PublicKey, p
 	if err != nil {
 		return err
 	}
+	// The key: the public key itself, the root and the JWS.
+	pubBytes, ok := pub.(ed25519.PublicKey)
+	if !ok {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			return fmt.Errorf("verify signature: %w", err)
+		}
+		pubBytes = der
+	}
 	h := sha256.New()
-	for _, s := range []string{pubID, "\n", string(rp), "\n", jws} {
-		h.Write([]byte(s))
+	for _, s := range [][]byte{pubBytes, []byte("\n"), rp, []byte("\n"), []byte(jws)} {
+		h.Write(s)
 	}
 	var k [32]byte
 	h.Sum(k[:0])

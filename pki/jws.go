@@ -108,7 +108,7 @@ func VerifyDetached(sig string, payload []byte, pub crypto.PublicKey) error {
 func verifyPlain(sig string, payload []byte, pub crypto.PublicKey) error {
 	if edPub, ok := pub.(ed25519.PublicKey); ok {
 		if rest, ok := strings.CutPrefix(sig, edHeader+".."); ok {
-			raw, err := base64.RawURLEncoding.DecodeString(rest)
+			raw, err := base64.RawURLEncoding.Strict().DecodeString(rest)
 			if err != nil || len(raw) != ed25519.SignatureSize {
 				return errors.New("verify signature: malformed EdDSA signature")
 			}
