@@ -41,6 +41,11 @@ type Options struct {
 	// MaxRequests bounds each measurement (default 10 million).
 	MaxRequests int64
 	Quick       bool
+	// Rounds splits each of the floor's and Sampan's measurements into
+	// this many, alternated (floor, Sampan, Sampan, floor, …), so that a
+	// shared machine's slow spells fall on both (default 4; 2 with Quick;
+	// 1 with a CPU profile).
+	Rounds int
 	// Dir holds the sandbox's state (default: a temporary directory,
 	// removed afterwards).
 	Dir string
@@ -55,15 +60,25 @@ type Report struct {
 	Floor   Result `json:"floor"`
 	Sampan  Result `json:"sampan"`
 	// RatioSampanToFloor is Sampan's throughput over the floor's,
-	// measured in the same run.
+	// measured in the same run (all rounds pooled).
 	RatioSampanToFloor float64 `json:"ratio_sampan_to_floor"`
+	// Rounds are the alternated measurements the figures pool.
+	Rounds []Round `json:"rounds"`
 	// HalfPeak is latency at half of Sampan's peak rate, open loop.
 	HalfPeak *HalfPeak `json:"half_peak,omitempty"`
 	Config   Config    `json:"config"`
 }
 
+// Round is one alternated pair of measurements.
+type Round struct {
+	FloorRPS  float64 `json:"floor_rps"`
+	SampanRPS float64 `json:"sampan_rps"`
+	Ratio     float64 `json:"ratio"`
+}
+
 // Config records the conditions of a run.
 type Config struct {
+	Rounds      int     `json:"rounds"`
 	DurationS   float64 `json:"duration_s"`
 	WarmupS     float64 `json:"warmup_s"`
 	Connections int     `json:"connections"`
@@ -96,6 +111,15 @@ func (o *Options) defaults() {
 	if o.MaxRequests == 0 {
 		o.MaxRequests = 10_000_000
 	}
+	if o.Rounds == 0 {
+		o.Rounds = 4
+		if o.Quick {
+			o.Rounds = 2
+		}
+		if o.CPUProfile != "" {
+			o.Rounds = 1
+		}
+	}
 }
 
 // Run measures the three targets one after the other and reports.
@@ -108,17 +132,20 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.BodySize < 0 || o.BodySize > 64<<20 {
 		return nil, fmt.Errorf("body size: %d is not between 0 and 64 MiB", o.BodySize)
 	}
+	if o.Rounds < 1 || o.Rounds > 100 || (o.CPUProfile != "" && o.Rounds != 1) {
+		return nil, fmt.Errorf("rounds: %d is not between 1 and 100 (1 with a CPU profile)", o.Rounds)
+	}
 	body := make([]byte, o.BodySize)
 	for i := range body {
 		body[i] = byte('a' + i%26)
 	}
-	ld := &load{conns: o.Connections, duration: o.Duration, maxRequests: o.MaxRequests, body: body}
-	warm := &load{conns: o.Connections, duration: o.Warmup, maxRequests: o.MaxRequests, body: body}
+	per := o.Duration / time.Duration(o.Rounds)
+	ld := &load{conns: o.Connections, duration: per, maxRequests: o.MaxRequests, body: body}
 	rep := &Report{Config: Config{
-		DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Connections: o.Connections, BodyBytes: o.BodySize,
+		Rounds: o.Rounds, DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Connections: o.Connections, BodyBytes: o.BodySize,
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (HTTP/2), request and response signed and verified, access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (SQLite record index and Merkle tiles) on both gateways",
-		Note:   "load generator, backend, proxies and gateways share this process and its CPUs; loopback only",
+		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (HTTP/2), request and response signed and verified (in batches above 2,000 signatures/s per key), access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (write-ahead segments, SQLite record index, Merkle tiles) on both gateways",
+		Note:   "load generator, backend, proxies and gateways share this process and its CPUs; loopback only; floor and Sampan alternate in rounds",
 	}}
 
 	backend, err := serve(http.HandlerFunc(echo), nil)
@@ -127,21 +154,22 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	defer backend.Close()
 
-	measure := func(name, target string, hdr http.Header) Result {
-		fmt.Fprintf(progress, "%-8s warming up %v, measuring %v with %d connections…\n", name, o.Warmup, o.Duration, o.Connections)
-		warm.header, ld.header = hdr, hdr
+	// measure warms a target up and measures it once.
+	measure := func(name, target string, hdr http.Header, warmup, d time.Duration) samples {
+		fmt.Fprintf(progress, "%-8s warming up %v, measuring %v with %d connections…\n", name, warmup, d, o.Connections)
+		warm := &load{conns: o.Connections, duration: warmup, maxRequests: o.MaxRequests, body: body, header: hdr}
 		warm.run(ctx, target)
 		runtime.GC()
+		ld.header, ld.duration = hdr, d
 		return ld.run(ctx, target)
 	}
 
-	rep.Backend = measure("backend", "http://"+backend.Addr().String()+"/echo", nil)
+	rep.Backend = measure("backend", "http://"+backend.Addr().String()+"/echo", nil, o.Warmup, per).result()
 
 	floorURL, closeFloor, err := startFloor("http://" + backend.Addr().String())
 	if err != nil {
 		return nil, err
 	}
-	rep.Floor = measure("floor", floorURL+"/echo", nil)
 	defer closeFloor()
 
 	dir := o.Dir
@@ -170,28 +198,64 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	hdr := http.Header{"X-Road-Client": {"VN/GOV/HCMC/one-stop"}}
 	target := hcmc + "/r1/VN/GOV/MOF/business-registry/filings"
-	cpu0 := cpuTime()
-	if o.CPUProfile != "" {
+
+	var floorAll, sampanAll samples
+	var sampanCPU time.Duration
+	measureSampan := func(warmup time.Duration) (samples, error) {
+		if o.CPUProfile == "" {
+			cpu0 := cpuTime()
+			s := measure("sampan", target, hdr, warmup, per)
+			sampanCPU += cpuTime() - cpu0
+			return s, nil
+		}
 		f, err := os.Create(o.CPUProfile)
 		if err != nil {
-			return nil, err
+			return samples{}, err
 		}
 		defer f.Close()
-		fmt.Fprintf(progress, "sampan   profiling into %s\n", o.CPUProfile)
-		warm.header, ld.header = hdr, hdr
-		warm.run(ctx, target)
+		fmt.Fprintf(progress, "sampan   warming up %v, profiling %v into %s\n", warmup, per, o.CPUProfile)
+		(&load{conns: o.Connections, duration: warmup, maxRequests: o.MaxRequests, body: body, header: hdr}).run(ctx, target)
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
+			return samples{}, err
 		}
-		defer pprof.StopCPUProfile()
-		cpu0 = cpuTime()
-		rep.Sampan = ld.run(ctx, target)
+		cpu0 := cpuTime()
+		ld.header, ld.duration = hdr, per
+		s := ld.run(ctx, target)
+		sampanCPU += cpuTime() - cpu0
 		pprof.StopCPUProfile()
-	} else {
-		rep.Sampan = measure("sampan", target, hdr)
+		return s, nil
 	}
+	// Rounds alternate floor, Sampan, Sampan, floor, … so that neither
+	// always runs first; the full warm-up comes before each target's
+	// first measurement, a shorter one before the others.
+	for i := range o.Rounds {
+		warmup := o.Warmup
+		if i > 0 {
+			warmup = max(o.Warmup/time.Duration(o.Rounds), 200*time.Millisecond)
+		}
+		var f, sm samples
+		if i%2 == 0 {
+			f = measure("floor", floorURL+"/echo", nil, warmup, per)
+			if sm, err = measureSampan(warmup); err != nil {
+				return nil, err
+			}
+		} else {
+			if sm, err = measureSampan(warmup); err != nil {
+				return nil, err
+			}
+			f = measure("floor", floorURL+"/echo", nil, warmup, per)
+		}
+		r := Round{FloorRPS: f.result().RPS, SampanRPS: sm.result().RPS}
+		if r.FloorRPS > 0 {
+			r.Ratio = r.SampanRPS / r.FloorRPS
+		}
+		rep.Rounds = append(rep.Rounds, r)
+		floorAll.add(f)
+		sampanAll.add(sm)
+	}
+	rep.Floor, rep.Sampan = floorAll.result(), sampanAll.result()
 	if rep.Sampan.Requests > 0 {
-		rep.Sampan.CPUsPer1k = (cpuTime() - cpu0).Seconds() / float64(rep.Sampan.Requests) * 1000
+		rep.Sampan.CPUsPer1k = sampanCPU.Seconds() / float64(rep.Sampan.Requests) * 1000
 	}
 	rep.Sampan.RSSMB = float64(procStatus("VmRSS")) / (1 << 20)
 	if rep.Floor.RPS > 0 {
@@ -238,8 +302,15 @@ func (r *Report) Print(w io.Writer) {
 	row("floor", r.Floor)
 	row("sampan", r.Sampan)
 	tw.Flush()
-	fmt.Fprintf(w, "\nratio sampan/floor: %.2f  (%d connections, %d-byte bodies, %.0fs each, %d CPUs)\n",
-		r.RatioSampanToFloor, r.Config.Connections, r.Config.BodyBytes, r.Config.DurationS, r.Config.CPUs)
+	fmt.Fprintf(w, "\nratio sampan/floor: %.2f  (%d connections, %d-byte bodies, %.0fs each in %d rounds, %d CPUs)\n",
+		r.RatioSampanToFloor, r.Config.Connections, r.Config.BodyBytes, r.Config.DurationS, r.Config.Rounds, r.Config.CPUs)
+	if len(r.Rounds) > 1 {
+		fmt.Fprint(w, "per round:")
+		for _, x := range r.Rounds {
+			fmt.Fprintf(w, "  %.2f (%.0f / %.0f)", x.Ratio, x.SampanRPS, x.FloorRPS)
+		}
+		fmt.Fprintln(w)
+	}
 	if hp := r.HalfPeak; hp != nil {
 		fmt.Fprintf(w, "at half of Sampan's peak (%.0f req/s, open loop): floor p50 %.2f / p99 %.2f ms, sampan p50 %.2f / p99 %.2f ms; p99 added %.2f ms (errors %d / %d)\n",
 			hp.Rate, hp.Floor.P50ms, hp.Floor.P99ms, hp.Sampan.P50ms, hp.Sampan.P99ms, hp.AddedP99ms, hp.Floor.Errors, hp.Sampan.Errors)

@@ -10,7 +10,7 @@ import (
 )
 
 func TestRunMeasuresAllThree(t *testing.T) {
-	rep, err := Run(t.Context(), Options{Duration: 400 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512}, io.Discard)
+	rep, err := Run(t.Context(), Options{Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512, Rounds: 2}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +32,20 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	if want := rep.Sampan.RPS / rep.Floor.RPS; rep.RatioSampanToFloor != want {
 		t.Errorf("ratio = %v, want %v", rep.RatioSampanToFloor, want)
 	}
+	// Two alternated rounds, pooled: the pooled rate lies between the
+	// rounds' rates.
+	if len(rep.Rounds) != 2 {
+		t.Fatalf("rounds %+v, want 2", rep.Rounds)
+	}
+	lo, hi := min(rep.Rounds[0].SampanRPS, rep.Rounds[1].SampanRPS), max(rep.Rounds[0].SampanRPS, rep.Rounds[1].SampanRPS)
+	for i, r := range rep.Rounds {
+		if r.FloorRPS <= 0 || r.SampanRPS <= 0 || r.Ratio != r.SampanRPS/r.FloorRPS {
+			t.Errorf("round %d: %+v", i, r)
+		}
+	}
+	if rep.Sampan.RPS < lo*0.999 || rep.Sampan.RPS > hi*1.001 {
+		t.Errorf("pooled sampan rate %v outside the rounds' %v…%v", rep.Sampan.RPS, lo, hi)
+	}
 	out := filepath.Join(t.TempDir(), "bench.json")
 	if err := rep.WriteJSON(out); err != nil {
 		t.Fatal(err)
@@ -41,7 +55,7 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"backend", "floor", "sampan", "ratio_sampan_to_floor", "config", "half_peak"} {
+	for _, k := range []string{"backend", "floor", "sampan", "ratio_sampan_to_floor", "config", "half_peak", "rounds"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("report JSON lacks %q", k)
 		}
@@ -54,5 +68,11 @@ func TestRunRefusesBadOptions(t *testing.T) {
 	}
 	if _, err := Run(t.Context(), Options{BodySize: 1 << 30}, io.Discard); err == nil {
 		t.Error("a 1 GiB body accepted")
+	}
+	if _, err := Run(t.Context(), Options{Rounds: -2}, io.Discard); err == nil {
+		t.Error("negative rounds accepted")
+	}
+	if _, err := Run(t.Context(), Options{Rounds: 3, CPUProfile: filepath.Join(t.TempDir(), "cpu")}, io.Discard); err == nil {
+		t.Error("a profile over several rounds accepted")
 	}
 }

@@ -43,7 +43,7 @@ type load struct {
 
 // run drives url and returns the figures. A request counts as an error
 // unless it is answered 2xx with a body of the expected length.
-func (l *load) run(ctx context.Context, url string) Result {
+func (l *load) run(ctx context.Context, url string) samples {
 	tr := &http.Transport{
 		MaxIdleConnsPerHost: l.conns,
 		MaxConnsPerHost:     l.conns,
@@ -87,12 +87,27 @@ func (l *load) run(ctx context.Context, url string) Result {
 		}()
 	}
 	wg.Wait()
-	var all []time.Duration
+	s := samples{errs: errs.Load(), elapsed: time.Since(start)}
 	for _, l := range lats {
-		all = append(all, l...)
+		s.lats = append(s.lats, l...)
 	}
-	return summarize(all, errs.Load(), time.Since(start))
+	return s
 }
+
+// samples are the raw figures of one or more measurements.
+type samples struct {
+	lats    []time.Duration
+	errs    int64
+	elapsed time.Duration
+}
+
+func (s *samples) add(o samples) {
+	s.lats = append(s.lats, o.lats...)
+	s.errs += o.errs
+	s.elapsed += o.elapsed
+}
+
+func (s samples) result() Result { return summarize(s.lats, s.errs, s.elapsed) }
 
 // summarize turns latencies into a result.
 func summarize(all []time.Duration, errs int64, elapsed time.Duration) Result {

@@ -167,6 +167,7 @@ authentication certificate (see docs/operating.md).`))
 type BenchCmd struct {
 	Quick       bool          `help:"Short run (under a minute)."`
 	Duration    time.Duration `help:"Measurement time per target (default 20s, 5s with --quick)."`
+	Rounds      int           `help:"Split the floor's and Sampan's measurement time into this many alternated rounds (default 4, 2 with --quick, 1 with --cpu-profile)."`
 	Connections int           `help:"Closed-loop connections." default:"64"`
 	BodySize    int           `help:"Request body in bytes, echoed back by the backend." default:"1024"`
 	Out         string        `help:"Write the report as JSON to this file." type:"path"`
@@ -177,7 +178,7 @@ type BenchCmd struct {
 func (c *BenchCmd) Run(g *Globals) error {
 	ctx, stop := signalContext()
 	defer stop()
-	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile}, os.Stderr)
+	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile}, os.Stderr)
 	if err != nil {
 		return err
 	}
