@@ -35,7 +35,12 @@ type Report struct {
 	// Pending counts records durable in the index whose leaves are not
 	// yet in the checkpoint's tree (the gateway appends them within its
 	// merge delay, or at its next start).
-	Pending    uint64
+	Pending uint64
+	// Unindexed counts acknowledged records still only in the write-ahead
+	// segments (the gateway commits them to the index within 50 ms, or at
+	// its next start after a crash); Damaged counts segments with damage.
+	Unindexed  uint64
+	Damaged    int
 	Timestamps int
 }
 
@@ -126,6 +131,9 @@ func Verify(ctx context.Context, dir, dsn string, each func(*Record)) (*Report, 
 	}
 	if rows > cp.Size {
 		rep.Pending = rows - cp.Size
+	}
+	if err := countUnindexed(ctx, dir, db, origin, rep); err != nil {
+		return nil, err
 	}
 	n, err := verifyTimestamps(dir, func(b []byte) error {
 		_, err := note.Open(b, note.VerifierList(v))
@@ -266,4 +274,33 @@ func Records(ctx context.Context, dir, dsn string, from, to time.Time, fn func(*
 		}
 	}
 	return rs.Err()
+}
+
+// countUnindexed counts the records in the write-ahead segments that the
+// index does not hold yet.
+func countUnindexed(ctx context.Context, dir string, db *store.DB, origin string, rep *Report) error {
+	paths, _, _, err := walSegmentFiles(dir)
+	if err != nil {
+		return fmt.Errorf("write-ahead segments: %w", err)
+	}
+	q := db.Q(`SELECT count(*) FROM records WHERE log = ? AND digest = ?`)
+	for _, p := range paths {
+		rows, sc, err := readSegment(p)
+		if err != nil {
+			return fmt.Errorf("write-ahead segments: %w", err)
+		}
+		if sc.damaged {
+			rep.Damaged++
+		}
+		for _, r := range rows {
+			var n int
+			if err := db.QueryRowContext(ctx, q, origin, r.digest[:]).Scan(&n); err != nil {
+				return fmt.Errorf("record index: %w", err)
+			}
+			if n == 0 {
+				rep.Unindexed++
+			}
+		}
+	}
+	return nil
 }

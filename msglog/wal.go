@@ -396,18 +396,18 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// walSegments lists the segment files in dir's write-ahead directory,
-// oldest first, and the highest segment number.
-func walSegments(dir string) ([]string, uint64, error) {
+// walSegmentFiles lists the segment files in dir's write-ahead
+// directory, oldest first; the half-made ones (being made ready at a
+// stop); and the highest segment number of any file there, kept
+// (.damaged) and half-made ones included, so that none is reused.
+func walSegmentFiles(dir string) (paths, halfMade []string, last uint64, err error) {
 	ents, err := os.ReadDir(filepath.Join(dir, WALDir))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, 0, nil
+		return nil, nil, 0, nil
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
-	var paths []string
-	var last uint64
 	for _, e := range ents {
 		name := e.Name()
 		num, rest, _ := strings.Cut(name, ".")
@@ -415,19 +415,16 @@ func walSegments(dir string) ([]string, uint64, error) {
 		if e.IsDir() || err != nil {
 			continue
 		}
-		// Numbers of kept (.damaged) and half-made (.tmp) segments are
-		// not reused.
 		last = max(last, n)
 		switch "." + rest {
 		case walSuffix:
 			paths = append(paths, filepath.Join(dir, WALDir, name))
 		case walSuffix + walTemp:
-			// A segment being made ready at a stop: it holds nothing.
-			os.Remove(filepath.Join(dir, WALDir, name))
+			halfMade = append(halfMade, filepath.Join(dir, WALDir, name))
 		}
 	}
 	slices.Sort(paths) // fixed-width numbers
-	return paths, last, nil
+	return paths, halfMade, last, nil
 }
 
 // segScan says what reading a segment found besides its records.
@@ -519,9 +516,16 @@ func lastNonZero(b []byte) int {
 // removes the segments. It returns how many records it committed and the
 // highest segment number seen.
 func replayWAL(ctx context.Context, dir string, db *store.DB, origin string, log *slog.Logger) (int, uint64, error) {
-	paths, last, err := walSegments(dir)
-	if err != nil || len(paths) == 0 {
+	paths, halfMade, last, err := walSegmentFiles(dir)
+	if err != nil {
 		return 0, last, err
+	}
+	for _, p := range halfMade {
+		// Being made ready at a stop: it holds nothing.
+		os.Remove(p)
+	}
+	if len(paths) == 0 {
+		return 0, last, nil
 	}
 	w := &indexWriter{db: db, origin: origin}
 	total := 0

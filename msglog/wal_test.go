@@ -42,7 +42,7 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func segmentFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	paths, _, err := walSegments(dir)
+	paths, _, _, err := walSegmentFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +62,10 @@ func TestWALRecoversAcknowledgedRecords(t *testing.T) {
 		leaveSegments(t, dir, 20, 30)
 		if len(segmentFiles(t, dir)) == 0 {
 			t.Fatal("no segment written")
+		}
+		// Before the next start, verify sees them waiting.
+		if rep, err := Verify(t.Context(), dir, dsn, nil); err != nil || rep.Unindexed != 30 || rep.Records != 20 {
+			t.Errorf("before the restart: %+v, %v; want 20 records and 30 waiting in segments", rep, err)
 		}
 		// The records of the crashed run; and the next run goes on.
 		writeLogDSN(t, dir, dsn, 50, 5)
@@ -265,6 +269,18 @@ func TestWALDamageInTheMiddle(t *testing.T) {
 	b[off+walEntryHead+20] ^= 0x01
 	if err := os.WriteFile(seg, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// An empty log to verify against: the segment is read, not replayed.
+	empty := t.TempDir()
+	writeLog(t, empty, 0, 1)
+	if err := os.MkdirAll(filepath.Join(empty, WALDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(empty, WALDir, filepath.Base(seg)), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Verify(t.Context(), empty, "", nil); err != nil || rep.Damaged != 1 || rep.Unindexed != 4 {
+		t.Errorf("verify: %+v, %v; want one damaged segment and 4 records waiting", rep, err)
 	}
 	writeLog(t, dir, 100, 0)
 	seen := map[string]bool{}

@@ -271,6 +271,12 @@ func (c *LogVerifyCmd) Run(g *Globals) error {
 	if rep.Pending > 0 {
 		fmt.Printf("; %d newer records not yet in the signed tree", rep.Pending)
 	}
+	if rep.Unindexed > 0 {
+		fmt.Printf("; %d acknowledged records still only in write-ahead segments (indexed within 50 ms while the gateway runs, or at its next start)", rep.Unindexed)
+	}
+	if rep.Damaged > 0 {
+		fmt.Printf("; WARNING: %d write-ahead segments are damaged (see docs/design/message-log.md)", rep.Damaged)
+	}
 	fmt.Printf("; %d time-stamp tokens verify\n", rep.Timestamps)
 	return nil
 }
