@@ -442,11 +442,16 @@ type segScan struct {
 // acknowledged); damage elsewhere is skipped, and the valid entries after
 // it are recovered.
 func readSegment(path string) ([]*row, segScan, error) {
-	var sc segScan
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, sc, err
+		return nil, segScan{}, err
 	}
+	return parseSegment(b, path)
+}
+
+// parseSegment reads the records of a segment's bytes (see readSegment).
+func parseSegment(b []byte, path string) ([]*row, segScan, error) {
+	var sc segScan
 	if lastNonZero(b) == 0 {
 		sc.unused = true
 		return nil, sc, nil

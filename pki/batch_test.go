@@ -221,3 +221,32 @@ func BenchmarkBatchSign(b *testing.B) {
 		})
 	}
 }
+
+// FuzzBatchSignature: no signature string, however formed, panics the
+// verifier or verifies over a payload its key never signed.
+func FuzzBatchSignature(f *testing.F) {
+	s, pub := testSigner(f)
+	ps := payloads(5)
+	sigs, err := s.signBatch(ps)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, sig := range sigs {
+		f.Add(sig)
+	}
+	f.Add("a~b~c~d")
+	f.Add("~~~")
+	other := []byte("a payload never signed")
+	f.Fuzz(func(t *testing.T, sig string) {
+		if VerifyDetached(sig, other, pub) == nil {
+			t.Fatalf("%q verifies over a payload never signed", sig)
+		}
+		c := NewVerifyCache()
+		for i, p := range ps {
+			err := c.Verify(sig, p, pub)
+			if err == nil && sig != sigs[i] {
+				t.Fatalf("%q, not the signature made, verifies for message %d", sig, i)
+			}
+		}
+	})
+}
