@@ -73,7 +73,10 @@ CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled BIGINT NOT NULL);`,
 // OpenIndex opens the record index: PostgreSQL when dsn is given,
 // otherwise the SQLite database in the log directory.
 func OpenIndex(ctx context.Context, dir, dsn string) (*store.DB, error) {
-	db, err := store.OpenDSN(ctx, dsn, dir+"/"+IndexFile, indexSQLite, indexPG)
+	// A larger page cache than SQLite's 2 MB: the index's random keys
+	// (digest, X-Road-Id) touch pages all over a large index (113 µs and
+	// 40 KB written per row at 300,000 rows with 2 MB; 97 µs with 64 MB).
+	db, err := store.OpenDSN(ctx, dsn, dir+"/"+IndexFile, indexSQLite, indexPG, "cache_size(-65536)")
 	if err != nil {
 		return nil, fmt.Errorf("%w: record index: %w", ErrLogging, err)
 	}

@@ -26,9 +26,9 @@ func IsPostgres(dsn string) bool {
 // OpenDSN opens PostgreSQL when dsn is a postgres:// URL, otherwise the
 // SQLite database at sqlitePath, and applies the migrations of that
 // dialect. Queries passed through Q may use ? placeholders for both.
-func OpenDSN(ctx context.Context, dsn, sqlitePath string, sqliteMigrations, pgMigrations []string) (*DB, error) {
+func OpenDSN(ctx context.Context, dsn, sqlitePath string, sqliteMigrations, pgMigrations []string, sqlitePragmas ...string) (*DB, error) {
 	if dsn == "" {
-		db, err := Open(ctx, sqlitePath, sqliteMigrations)
+		db, err := Open(ctx, sqlitePath, sqliteMigrations, sqlitePragmas...)
 		if err != nil {
 			return nil, err
 		}

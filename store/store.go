@@ -17,13 +17,14 @@ import (
 
 // Open opens (creating when needed) the SQLite database at path with WAL
 // journaling, foreign keys and a busy timeout, then applies migrations.
-// migrations[i] moves the schema from version i to i+1.
-func Open(ctx context.Context, path string, migrations []string) (*sql.DB, error) {
+// migrations[i] moves the schema from version i to i+1. pragmas are
+// further PRAGMA settings for every connection, e.g. "cache_size(-65536)".
+func Open(ctx context.Context, path string, migrations []string, pragmas ...string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"} {
+	for _, p := range append([]string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"}, pragmas...) {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -63,5 +64,31 @@ func TestBothDialects(t *testing.T) {
 func TestRedact(t *testing.T) {
 	if got := redact("postgres://u:secret@h/db"); got != "postgres://u:***@h/db" {
 		t.Fatal(got)
+	}
+}
+
+// TestPragmas: extra settings apply to every connection of the pool.
+func TestPragmas(t *testing.T) {
+	db, err := Open(t.Context(), filepath.Join(t.TempDir(), "p.db"), []string{`CREATE TABLE t (x INTEGER)`}, "cache_size(-12345)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Two connections at once: both carry the setting.
+	c1, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	c2, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	for i, c := range []*sql.Conn{c1, c2} {
+		var n int
+		if err := c.QueryRowContext(t.Context(), `PRAGMA cache_size`).Scan(&n); err != nil || n != -12345 {
+			t.Errorf("connection %d: cache_size %d, %v", i, n, err)
+		}
 	}
 }
