@@ -46,6 +46,9 @@ type Options struct {
 	// shared machine's slow spells fall on both (default 4; 2 with Quick;
 	// 1 with a CPU profile).
 	Rounds int
+	// StreamBytes is the size of the body streamed once each way through
+	// Sampan to measure memory (default 100 MiB; -1 skips it).
+	StreamBytes int64
 	// Dir holds the sandbox's state (default: a temporary directory,
 	// removed afterwards).
 	Dir string
@@ -66,7 +69,9 @@ type Report struct {
 	Rounds []Round `json:"rounds"`
 	// HalfPeak is latency at half of Sampan's peak rate, open loop.
 	HalfPeak *HalfPeak `json:"half_peak,omitempty"`
-	Config   Config    `json:"config"`
+	// Stream is one large body streamed each way through Sampan.
+	Stream *Stream `json:"stream,omitempty"`
+	Config Config  `json:"config"`
 }
 
 // Round is one alternated pair of measurements.
@@ -110,6 +115,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxRequests == 0 {
 		o.MaxRequests = 10_000_000
+	}
+	if o.StreamBytes == 0 {
+		o.StreamBytes = 100 << 20
 	}
 	if o.Rounds == 0 {
 		o.Rounds = 4
@@ -198,6 +206,12 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	hdr := http.Header{"X-Road-Client": {"VN/GOV/HCMC/one-stop"}}
 	target := hcmc + "/r1/VN/GOV/MOF/business-registry/filings"
+	if o.StreamBytes > 0 {
+		fmt.Fprintf(progress, "sampan   streaming %d MiB each way…\n", o.StreamBytes>>20)
+		if rep.Stream, err = stream(ctx, target, hdr, o.StreamBytes); err != nil {
+			return nil, fmt.Errorf("stream: %w", err)
+		}
+	}
 
 	var floorAll, sampanAll samples
 	var sampanCPU time.Duration
@@ -277,6 +291,19 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	return rep, nil
 }
 
+// Stream is what streaming one large body each way through Sampan cost.
+type Stream struct {
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+	MiBps   float64 `json:"mib_per_s"`
+	// RSSBeforeMB and RSSPeakMB are the process's resident set before and
+	// at its highest during the exchange (sampled every 20 ms); the
+	// gateways' growth is at most their difference.
+	RSSBeforeMB float64 `json:"rss_before_mb"`
+	RSSPeakMB   float64 `json:"rss_peak_mb"`
+	RSSGrowthMB float64 `json:"rss_growth_mb"`
+}
+
 // HalfPeak is latency measured open loop at half of Sampan's peak rate.
 type HalfPeak struct {
 	Rate   float64 `json:"rate"`
@@ -311,6 +338,10 @@ func (r *Report) Print(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	if st := r.Stream; st != nil {
+		fmt.Fprintf(w, "%d MiB streamed each way through Sampan in %.1f s (%.0f MiB/s); process RSS %.0f -> %.0f MB at its peak (+%.0f MB)\n",
+			st.Bytes>>20, st.Seconds, st.MiBps, st.RSSBeforeMB, st.RSSPeakMB, st.RSSGrowthMB)
+	}
 	if hp := r.HalfPeak; hp != nil {
 		fmt.Fprintf(w, "at half of Sampan's peak (%.0f req/s, open loop): floor p50 %.2f / p99 %.2f ms, sampan p50 %.2f / p99 %.2f ms; p99 added %.2f ms (errors %d / %d)\n",
 			hp.Rate, hp.Floor.P50ms, hp.Floor.P99ms, hp.Sampan.P50ms, hp.Sampan.P99ms, hp.AddedP99ms, hp.Floor.Errors, hp.Sampan.Errors)
@@ -326,8 +357,24 @@ func (r *Report) WriteJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// echo answers with the request body.
+// streamHeader marks the request streamed to measure memory.
+const streamHeader = "Bench-Stream"
+
+// echo answers with the request body. A request with the stream header is
+// read through, counting, and answered with as many bytes of a pattern,
+// so that neither direction is held in memory.
 func echo(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(streamHeader) != "" {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			http.Error(w, "read body", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		io.Copy(w, &pattern{n: n})
+		return
+	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
 	if err != nil {
 		http.Error(w, "read body", http.StatusBadRequest)
@@ -437,4 +484,71 @@ func procStatus(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// pattern is n bytes of a repeating pattern.
+type pattern struct{ n, off int64 }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	b = b[:min(int64(len(b)), p.n-p.off)]
+	for i := range b {
+		b[i] = byte('a' + (p.off+int64(i))%26)
+	}
+	p.off += int64(len(b))
+	return len(b), nil
+}
+
+// stream sends one body of size bytes through url and reads the answer of
+// the same size, sampling the process's resident set meanwhile.
+func stream(ctx context.Context, url string, hdr http.Header, size int64) (*Stream, error) {
+	runtime.GC()
+	st := &Stream{Bytes: size, RSSBeforeMB: float64(procStatus("VmRSS")) / (1 << 20)}
+	peak := st.RSSBeforeMB
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				peak = max(peak, float64(procStatus("VmRSS"))/(1<<20))
+			}
+		}
+	}()
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, &pattern{n: size})
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set(streamHeader, "1")
+	resp, err := http.DefaultClient.Do(req)
+	var n int64
+	if err == nil {
+		n, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil && (resp.StatusCode != http.StatusOK || n != size) {
+			err = fmt.Errorf("answered %d with %d bytes, want 200 with %d", resp.StatusCode, n, size)
+		}
+	}
+	close(done)
+	<-sampled
+	if err != nil {
+		return nil, err
+	}
+	st.Seconds = time.Since(start).Seconds()
+	st.MiBps = float64(size) / (1 << 20) / st.Seconds
+	st.RSSPeakMB = max(peak, float64(procStatus("VmRSS"))/(1<<20))
+	st.RSSGrowthMB = st.RSSPeakMB - st.RSSBeforeMB
+	return st, nil
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestRunMeasuresAllThree(t *testing.T) {
-	rep, err := Run(t.Context(), Options{Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512, Rounds: 2}, io.Discard)
+	rep, err := Run(t.Context(), Options{Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512, Rounds: 2, StreamBytes: 8 << 20}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,6 +18,10 @@ func TestRunMeasuresAllThree(t *testing.T) {
 		if r.Requests == 0 || r.Errors != 0 || r.RPS <= 0 || r.P99ms < r.P50ms {
 			t.Errorf("%s: %+v", name, r)
 		}
+	}
+	// The streamed body went through whole, each way.
+	if st := rep.Stream; st == nil || st.Bytes != 8<<20 || st.Seconds <= 0 || st.RSSPeakMB < st.RSSBeforeMB || st.RSSGrowthMB != st.RSSPeakMB-st.RSSBeforeMB {
+		t.Errorf("stream figures %+v", rep.Stream)
 	}
 	if rep.Sampan.CPUsPer1k <= 0 || rep.Sampan.RSSMB <= 0 {
 		t.Errorf("sampan CPU and RSS not measured: %+v", rep.Sampan)
@@ -55,7 +59,7 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"backend", "floor", "sampan", "ratio_sampan_to_floor", "config", "half_peak", "rounds"} {
+	for _, k := range []string{"backend", "floor", "sampan", "ratio_sampan_to_floor", "config", "half_peak", "rounds", "stream"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("report JSON lacks %q", k)
 		}

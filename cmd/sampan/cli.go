@@ -170,6 +170,7 @@ type BenchCmd struct {
 	Rounds      int           `help:"Split the floor's and Sampan's measurement time into this many alternated rounds (default 4, 2 with --quick, 1 with --cpu-profile)."`
 	Connections int           `help:"Closed-loop connections." default:"64"`
 	BodySize    int           `help:"Request body in bytes, echoed back by the backend." default:"1024"`
+	StreamBytes int64         `help:"Size of the body streamed once each way through Sampan to measure memory (default 100 MiB; -1 skips it)."`
 	Out         string        `help:"Write the report as JSON to this file." type:"path"`
 	CPUProfile  string        `help:"Write a CPU profile of the Sampan measurement to this file." type:"path"`
 }
@@ -178,7 +179,7 @@ type BenchCmd struct {
 func (c *BenchCmd) Run(g *Globals) error {
 	ctx, stop := signalContext()
 	defer stop()
-	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile}, os.Stderr)
+	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile}, os.Stderr)
 	if err != nil {
 		return err
 	}
