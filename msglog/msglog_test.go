@@ -272,8 +272,9 @@ func benchAppend(b *testing.B, dsn string) {
 
 // BenchmarkIndexCommit measures the record index alone, off the path of
 // the exchanges: rows the size of an exchange's record, committed 200 at a
-// time with the previous batch's leaf positions, as the index writer does
-// under load. written-B/row is what the process wrote per row (Linux).
+// time (SAMPAN_BENCH_ROWS_PER_COMMIT to change it) with the previous
+// batch's leaf positions, as the index writer does under load.
+// written-B/row is what the process wrote per row (Linux).
 func BenchmarkIndexCommit(b *testing.B) {
 	b.Run("index=sqlite", func(b *testing.B) { benchIndexCommit(b, "") })
 	b.Run("index=postgres", func(b *testing.B) { benchIndexCommit(b, pgtest.Start(b)) })
@@ -288,7 +289,10 @@ func benchIndexCommit(b *testing.B, dsn string) {
 	w := &indexWriter{db: db, origin: "bench"}
 	sig := strings.Repeat("s", 150)
 	hash := strings.Repeat("a", 64)
-	const per = 200
+	per := 200
+	if v, err := strconv.Atoi(os.Getenv("SAMPAN_BENCH_ROWS_PER_COMMIT")); err == nil && v > 0 {
+		per = v
+	}
 	var batch, updates []*row
 	leaf := uint64(0)
 	commit := func() {
