@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -140,8 +141,23 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.BodySize < 0 || o.BodySize > 64<<20 {
 		return nil, fmt.Errorf("body size: %d is not between 0 and 64 MiB", o.BodySize)
 	}
-	if o.Rounds < 1 || o.Rounds > 100 || (o.CPUProfile != "" && o.Rounds != 1) {
-		return nil, fmt.Errorf("rounds: %d is not between 1 and 100 (1 with a CPU profile)", o.Rounds)
+	if o.Rounds < 1 || o.Rounds > 100 {
+		return nil, fmt.Errorf("rounds: %d is not between 1 and 100", o.Rounds)
+	}
+	if o.CPUProfile != "" && o.Rounds != 1 {
+		return nil, fmt.Errorf("a CPU profile needs --rounds 1 (got %d)", o.Rounds)
+	}
+	if o.Duration/time.Duration(o.Rounds) < 100*time.Millisecond || o.Warmup < 0 {
+		return nil, fmt.Errorf("duration: %v in %d rounds leaves less than 100ms a round, or the warm-up %v is negative", o.Duration, o.Rounds, o.Warmup)
+	}
+	var profile *os.File
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		profile = f
 	}
 	body := make([]byte, o.BodySize)
 	for i := range body {
@@ -172,7 +188,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		return ld.run(ctx, target)
 	}
 
-	rep.Backend = measure("backend", "http://"+backend.Addr().String()+"/echo", nil, o.Warmup, per).result()
+	rep.Backend = measure("backend", "http://"+backend.Addr().String()+"/echo", nil, o.Warmup, o.Duration).result()
 
 	floorURL, closeFloor, err := startFloor("http://" + backend.Addr().String())
 	if err != nil {
@@ -222,14 +238,9 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 			sampanCPU += cpuTime() - cpu0
 			return s, nil
 		}
-		f, err := os.Create(o.CPUProfile)
-		if err != nil {
-			return samples{}, err
-		}
-		defer f.Close()
 		fmt.Fprintf(progress, "sampan   warming up %v, profiling %v into %s\n", warmup, per, o.CPUProfile)
 		(&load{conns: o.Connections, duration: warmup, maxRequests: o.MaxRequests, body: body, header: hdr}).run(ctx, target)
-		if err := pprof.StartCPUProfile(f); err != nil {
+		if err := pprof.StartCPUProfile(profile); err != nil {
 			return samples{}, err
 		}
 		cpu0 := cpuTime()
@@ -296,9 +307,10 @@ type Stream struct {
 	Bytes   int64   `json:"bytes"`
 	Seconds float64 `json:"seconds"`
 	MiBps   float64 `json:"mib_per_s"`
-	// RSSBeforeMB and RSSPeakMB are the process's resident set before and
-	// at its highest during the exchange (sampled every 20 ms); the
-	// gateways' growth is at most their difference.
+	// RSSBeforeMB and RSSPeakMB are the process's resident set before
+	// (freed memory returned to the system first) and at its highest during
+	// the exchange (sampled every 20 ms): their difference is what the
+	// whole process — client, gateways, backend — grew by.
 	RSSBeforeMB float64 `json:"rss_before_mb"`
 	RSSPeakMB   float64 `json:"rss_peak_mb"`
 	RSSGrowthMB float64 `json:"rss_growth_mb"`
@@ -504,7 +516,20 @@ func (p *pattern) Read(b []byte) (int, error) {
 // stream sends one body of size bytes through url and reads the answer of
 // the same size, sampling the process's resident set meanwhile.
 func stream(ctx context.Context, url string, hdr http.Header, size int64) (*Stream, error) {
-	runtime.GC()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, &pattern{n: size})
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set(streamHeader, "1")
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	// Return freed memory first, so that the growth counts what the
+	// exchange needed, not what the heap happened to hold.
+	debug.FreeOSMemory()
 	st := &Stream{Bytes: size, RSSBeforeMB: float64(procStatus("VmRSS")) / (1 << 20)}
 	peak := st.RSSBeforeMB
 	done := make(chan struct{})
@@ -523,16 +548,7 @@ func stream(ctx context.Context, url string, hdr http.Header, size int64) (*Stre
 		}
 	}()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, &pattern{n: size})
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = size
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	req.Header.Set(streamHeader, "1")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	var n int64
 	if err == nil {
 		n, err = io.Copy(io.Discard, resp.Body)

@@ -73,6 +73,9 @@ func TestRunRefusesBadOptions(t *testing.T) {
 	if _, err := Run(t.Context(), Options{BodySize: 1 << 30}, io.Discard); err == nil {
 		t.Error("a 1 GiB body accepted")
 	}
+	if _, err := Run(t.Context(), Options{Duration: -time.Second}, io.Discard); err == nil {
+		t.Error("a negative duration accepted")
+	}
 	if _, err := Run(t.Context(), Options{Rounds: -2}, io.Discard); err == nil {
 		t.Error("negative rounds accepted")
 	}

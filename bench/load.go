@@ -79,7 +79,9 @@ func (l *load) run(ctx context.Context, url string) samples {
 				n, _ := io.CopyBuffer(io.Discard, resp.Body, buf)
 				resp.Body.Close()
 				if resp.StatusCode/100 != 2 || n != int64(len(l.body)) {
-					errs.Add(1)
+					if ctx.Err() == nil { // not cut off by the end of the measurement
+						errs.Add(1)
+					}
 					continue
 				}
 				lats[i] = append(lats[i], time.Since(t0))

@@ -38,7 +38,8 @@ type Report struct {
 	Pending uint64
 	// Unindexed counts acknowledged records still only in the write-ahead
 	// segments (the gateway commits them to the index within 50 ms, or at
-	// its next start after a crash); Damaged counts segments with damage.
+	// its next start after a crash); Damaged counts damaged segments,
+	// including those kept aside at a start (*.seg.damaged).
 	Unindexed  uint64
 	Damaged    int
 	Timestamps int
@@ -277,22 +278,36 @@ func Records(ctx context.Context, dir, dsn string, from, to time.Time, fn func(*
 }
 
 // countUnindexed counts the records in the write-ahead segments that the
-// index does not hold yet.
+// index does not hold yet, and the damaged segments. It reads only, and a
+// gateway may be running: a segment removed meanwhile is skipped (its
+// records are in the index), and the newest segment, which may be read
+// in the middle of a write, is judged damaged only if it still looks so a
+// moment later.
 func countUnindexed(ctx context.Context, dir string, db *store.DB, origin string, rep *Report) error {
-	paths, _, _, err := walSegmentFiles(dir)
+	wf, err := listWAL(dir)
 	if err != nil {
 		return fmt.Errorf("write-ahead segments: %w", err)
 	}
+	reads, err := readSegments(wf.segments)
+	if err != nil {
+		return fmt.Errorf("write-ahead segments: %w", err)
+	}
+	rep.Damaged = len(wf.damaged)
 	q := db.Q(`SELECT count(*) FROM records WHERE log = ? AND digest = ?`)
-	for _, p := range paths {
-		rows, sc, err := readSegment(p)
-		if err != nil {
-			return fmt.Errorf("write-ahead segments: %w", err)
+	for _, s := range reads {
+		if s.sc.damaged && s.newest {
+			time.Sleep(100 * time.Millisecond)
+			switch _, sc, err := readSegment(s.path); {
+			case errors.Is(err, os.ErrNotExist):
+				s.sc.damaged = false // indexed and removed meanwhile
+			case err == nil:
+				s.sc.damaged = sc.damaged
+			}
 		}
-		if sc.damaged {
+		if s.sc.damaged {
 			rep.Damaged++
 		}
-		for _, r := range rows {
+		for _, r := range s.rows {
 			var n int
 			if err := db.QueryRowContext(ctx, q, origin, r.digest[:]).Scan(&n); err != nil {
 				return fmt.Errorf("record index: %w", err)

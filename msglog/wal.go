@@ -38,10 +38,11 @@ import (
 // that each serves more records.
 //
 // A segment starts with walMagic; each entry is the record's length (4
-// bytes, big-endian), its SHA-256 digest (its leaf) and the record; a zero
-// length ends the entries. An entry cut short or not matching its digest
-// ends a segment: it was being written when the gateway stopped, and was
-// never acknowledged.
+// bytes, big-endian), its SHA-256 digest (its leaf) and the record; the
+// rest of a segment is zeros. Bytes that make no valid entry at the end of
+// the newest segment holding records were being written when the gateway
+// stopped, and never acknowledged; anywhere else they are damage, skipped
+// (the valid entries after them are recovered) and the segment kept.
 const WALDir = "wal"
 
 const (
@@ -58,8 +59,10 @@ const (
 	// records in its segments long after they were indexed (and perhaps
 	// purged).
 	walMaxAge = time.Hour
-	// walTemp marks a segment being made ready.
-	walTemp = ".tmp"
+	// walTemp marks a segment being made ready, walDamaged one kept
+	// because it was damaged.
+	walTemp    = ".tmp"
+	walDamaged = ".damaged"
 )
 
 // walSegmentSize is the size of a segment (a variable for tests).
@@ -217,7 +220,16 @@ func (w *walWriter) flush(pace bool) {
 	w.count(len(rows))
 	for len(rows) > 0 {
 		if w.f == nil {
-			if err := w.begin(); err != nil {
+			// Making a segment ready counts as a write under way: a stalled
+			// disk shows here too.
+			w.mu.Lock()
+			w.syncStart = time.Now()
+			w.mu.Unlock()
+			err := w.begin()
+			w.mu.Lock()
+			w.syncStart = time.Time{}
+			w.mu.Unlock()
+			if err != nil {
 				w.log.Error("message log: cannot begin a write-ahead segment; exchanges are refused", "err", err)
 				w.fail(rows, err)
 				return
@@ -396,17 +408,23 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// walSegmentFiles lists the segment files in dir's write-ahead
-// directory, oldest first; the half-made ones (being made ready at a
-// stop); and the highest segment number of any file there, kept
-// (.damaged) and half-made ones included, so that none is reused.
-func walSegmentFiles(dir string) (paths, halfMade []string, last uint64, err error) {
+// walFiles are the files of a write-ahead directory: the segments,
+// oldest first; the half-made ones (being made ready at a stop); the ones
+// kept because they were damaged; and the highest segment number of any
+// of them, so that none is reused.
+type walFiles struct {
+	segments, halfMade, damaged []string
+	last                        uint64
+}
+
+func listWAL(dir string) (walFiles, error) {
+	var wf walFiles
 	ents, err := os.ReadDir(filepath.Join(dir, WALDir))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, 0, nil
+		return wf, nil
 	}
 	if err != nil {
-		return nil, nil, 0, err
+		return wf, err
 	}
 	for _, e := range ents {
 		name := e.Name()
@@ -415,16 +433,60 @@ func walSegmentFiles(dir string) (paths, halfMade []string, last uint64, err err
 		if e.IsDir() || err != nil {
 			continue
 		}
-		last = max(last, n)
+		wf.last = max(wf.last, n)
+		p := filepath.Join(dir, WALDir, name)
 		switch "." + rest {
 		case walSuffix:
-			paths = append(paths, filepath.Join(dir, WALDir, name))
+			wf.segments = append(wf.segments, p)
 		case walSuffix + walTemp:
-			halfMade = append(halfMade, filepath.Join(dir, WALDir, name))
+			wf.halfMade = append(wf.halfMade, p)
+		case walSuffix + walDamaged:
+			wf.damaged = append(wf.damaged, p)
 		}
 	}
-	slices.Sort(paths) // fixed-width numbers
-	return paths, halfMade, last, nil
+	slices.Sort(wf.segments) // fixed-width numbers
+	return wf, nil
+}
+
+// segRead is one segment as read.
+type segRead struct {
+	path string
+	rows []*row
+	sc   segScan
+	// newest says it is the newest segment holding records: the only one
+	// in which a stop can have cut a write short.
+	newest bool
+}
+
+// readSegments reads segments, oldest first. Bytes skipped anywhere but at
+// the end of the newest segment holding records are damage: every other
+// segment was complete before the next one was begun. Segments that
+// vanish meanwhile (indexed and removed by a running gateway) are left
+// out.
+func readSegments(paths []string) ([]segRead, error) {
+	var out []segRead
+	for _, p := range paths {
+		rows, sc, err := readSegment(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, segRead{path: p, rows: rows, sc: sc})
+	}
+	for i := len(out) - 1; i >= 0; i-- {
+		if !out[i].sc.unused {
+			out[i].newest = true
+			break
+		}
+	}
+	for i := range out {
+		if out[i].sc.skipped > 0 && !out[i].newest {
+			out[i].sc.damaged = true
+		}
+	}
+	return out, nil
 }
 
 // segScan says what reading a segment found besides its records.
@@ -518,60 +580,57 @@ func lastNonZero(b []byte) int {
 
 // replayWAL commits the records left in the write-ahead segments by the
 // previous run to the index (those already there are skipped), then
-// removes the segments. It returns how many records it committed and the
-// highest segment number seen.
+// removes the segments, keeping damaged ones aside. It returns how many
+// records it committed and the highest segment number seen.
 func replayWAL(ctx context.Context, dir string, db *store.DB, origin string, log *slog.Logger) (int, uint64, error) {
-	paths, halfMade, last, err := walSegmentFiles(dir)
+	wf, err := listWAL(dir)
 	if err != nil {
-		return 0, last, err
+		return 0, 0, err
 	}
-	for _, p := range halfMade {
+	for _, p := range wf.halfMade {
 		// Being made ready at a stop: it holds nothing.
 		os.Remove(p)
 	}
-	if len(paths) == 0 {
-		return 0, last, nil
+	if len(wf.segments) == 0 {
+		return 0, wf.last, nil
+	}
+	reads, err := readSegments(wf.segments)
+	if err != nil {
+		return 0, wf.last, err
 	}
 	w := &indexWriter{db: db, origin: origin}
 	total := 0
-	damaged := map[string]bool{}
-	for _, p := range paths {
-		rows, sc, err := readSegment(p)
-		if err != nil {
-			return total, last, err
-		}
+	for _, s := range reads {
 		switch {
-		case sc.damaged:
-			damaged[p] = true
-			log.Error("message log: a write-ahead segment is damaged; the records around the damage are recovered and the segment is kept for inspection", "path", p, "bytes_skipped", sc.skipped, "records", len(rows), "kept_as", p+".damaged")
-		case sc.skipped > 0:
-			log.Warn("message log: a write-ahead segment ends in a record that was being written at a stop (never acknowledged); it is left out", "path", p, "bytes", sc.skipped)
+		case s.sc.damaged:
+			log.Error("message log: a write-ahead segment is damaged; the records around the damage are recovered and the segment is kept for inspection", "path", s.path, "bytes_skipped", s.sc.skipped, "records", len(s.rows), "kept_as", s.path+walDamaged)
+		case s.sc.skipped > 0:
+			log.Warn("message log: a write-ahead segment ends in a record that was being written at a stop (never acknowledged); it is left out", "path", s.path, "bytes", s.sc.skipped)
 		}
-		for len(rows) > 0 {
+		for rows := s.rows; len(rows) > 0; {
 			n := min(len(rows), 500)
 			ins, err := w.commit(rows[:n], nil)
 			if err != nil {
-				return total, last, fmt.Errorf("commit %s to the index: %w", p, err)
+				return total, wf.last, fmt.Errorf("commit %s to the index: %w", s.path, err)
 			}
 			total += len(ins)
 			rows = rows[n:]
 		}
 		if err := ctx.Err(); err != nil {
-			return total, last, err
+			return total, wf.last, err
 		}
 	}
 	// Only once every segment is committed: a failure above leaves them
 	// all for the next attempt.
-	for _, p := range paths {
-		var err error
-		if damaged[p] {
-			err = os.Rename(p, p+".damaged")
+	for _, s := range reads {
+		if s.sc.damaged {
+			err = os.Rename(s.path, s.path+walDamaged)
 		} else {
-			err = os.Remove(p)
+			err = os.Remove(s.path)
 		}
 		if err != nil {
-			return total, last, err
+			return total, wf.last, err
 		}
 	}
-	return total, last, syncDir(filepath.Join(dir, WALDir))
+	return total, wf.last, syncDir(filepath.Join(dir, WALDir))
 }

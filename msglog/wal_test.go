@@ -42,11 +42,11 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func segmentFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	paths, _, _, err := walSegmentFiles(dir)
+	wf, err := listWAL(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return paths
+	return wf.segments
 }
 
 // TestWALRecoversAcknowledgedRecords: records acknowledged (durable in a
@@ -293,6 +293,40 @@ func TestWALDamageInTheMiddle(t *testing.T) {
 	if _, err := os.Stat(seg + ".damaged"); err != nil {
 		t.Errorf("the damaged segment was not kept: %v", err)
 	}
+	if rep, err := Verify(t.Context(), dir, "", nil); err != nil || rep.Damaged != 1 {
+		t.Errorf("verify after the start: %+v, %v; want the kept segment counted", rep, err)
+	}
+}
+
+// TestWALTornTailBeforeNewerSegment: bytes that do not make an entry at
+// the end of a segment that a newer one followed were not a write cut
+// short by a stop (that segment was complete): they are damage.
+func TestWALTornTailBeforeNewerSegment(t *testing.T) {
+	dir := t.TempDir()
+	end := leaveSegments(t, dir, 0, 3)
+	first := segmentFiles(t, dir)[0]
+	f, err := os.OpenFile(first, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("\x00\x00\x01\x00garbage"), end); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// A newer segment with records of its own.
+	w := newWALWriter(dir, 100, discard(), func([]*row) {})
+	b, r := entry(t, 3)
+	if err := w.append(t.Context(), &row{digest: recordDigest(b), rec: r, data: b}); err != nil {
+		t.Fatal(err)
+	}
+	w.close()
+	writeLog(t, dir, 100, 0)
+	if rep, err := Verify(t.Context(), dir, "", nil); err != nil || rep.Records != 4 || rep.Damaged != 1 {
+		t.Errorf("report %+v, %v; want 4 records and the first segment kept as damaged", rep, err)
+	}
+	if _, err := os.Stat(first + ".damaged"); err != nil {
+		t.Errorf("not kept: %v", err)
+	}
 }
 
 // TestWALUnusedFiles: a segment file of zeros (made but never begun) and a
@@ -367,8 +401,8 @@ func FuzzParseSegment(f *testing.F) {
 			}
 			used += walEntryHead + len(r.data)
 		}
-		if !sc.unused && used+sc.skipped > len(seg) {
-			t.Fatalf("%d bytes of records and %d skipped in a segment of %d", used, sc.skipped, len(seg))
+		if !sc.unused && used+sc.skipped != lastNonZero(seg) {
+			t.Fatalf("%d bytes of records and %d skipped, but the segment's data ends at %d", used, sc.skipped, lastNonZero(seg))
 		}
 	})
 }

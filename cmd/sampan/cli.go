@@ -167,7 +167,7 @@ authentication certificate (see docs/operating.md).`))
 type BenchCmd struct {
 	Quick       bool          `help:"Short run (under a minute)."`
 	Duration    time.Duration `help:"Measurement time per target (default 20s, 5s with --quick)."`
-	Rounds      int           `help:"Split the floor's and Sampan's measurement time into this many alternated rounds (default 4, 2 with --quick, 1 with --cpu-profile)."`
+	Rounds      int           `help:"Split the floor's and Sampan's measurement time into this many alternated rounds (default 4, 2 with --quick, 1 with --cpu-profile); the backend is measured once, for the whole time."`
 	Connections int           `help:"Closed-loop connections." default:"64"`
 	BodySize    int           `help:"Request body in bytes, echoed back by the backend." default:"1024"`
 	StreamBytes int64         `help:"Size of the body streamed once each way through Sampan to measure memory (default 100 MiB; -1 skips it)."`
@@ -275,10 +275,10 @@ func (c *LogVerifyCmd) Run(g *Globals) error {
 	if rep.Unindexed > 0 {
 		fmt.Printf("; %d acknowledged records still only in write-ahead segments (indexed within 50 ms while the gateway runs, or at its next start)", rep.Unindexed)
 	}
-	if rep.Damaged > 0 {
-		fmt.Printf("; WARNING: %d write-ahead segments are damaged (see docs/design/message-log.md)", rep.Damaged)
-	}
 	fmt.Printf("; %d time-stamp tokens verify\n", rep.Timestamps)
+	if rep.Damaged > 0 {
+		return fmt.Errorf("message log %s: %d write-ahead segment(s) damaged: acknowledged records may be lost; inspect %s (*.damaged) and see docs/design/message-log.md", dir, rep.Damaged, filepath.Join(dir, msglog.WALDir))
+	}
 	return nil
 }
 
