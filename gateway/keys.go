@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/pki"
@@ -87,8 +88,12 @@ func Init(dir string, id ident.GatewayID, members ...ident.ClientID) (*Paths, er
 }
 
 // batchBusyRate is the rate of signatures (per second and key) above
-// which a gateway signs its messages in batches (pki.BatchSigner).
-var batchBusyRate = 2000.0
+// which a gateway signs its messages in batches (pki.BatchSigner), each
+// gathering for batchWindow.
+var (
+	batchBusyRate = 2000.0
+	batchWindow   = time.Millisecond
+)
 
 // memberKey is a member's signing key with its certificate.
 type memberKey struct {
@@ -153,7 +158,7 @@ func loadKeys(dir string, id ident.GatewayID) (*keyring, error) {
 			return nil, err
 		}
 		b := pki.NewBatchSigner(s)
-		b.BusyRate = batchBusyRate
+		b.BusyRate, b.Window = batchBusyRate, batchWindow
 		kr.sign[m] = &memberKey{signer: s, batch: b, der: c.Raw, certB64: base64.StdEncoding.EncodeToString(c.Raw), fp: pki.Fingerprint(c.Raw)}
 	}
 	return kr, nil

@@ -232,7 +232,9 @@ func TestRecordIndexInPostgres(t *testing.T) {
 // exchange correctly, and each exchange's evidence still stands on its
 // own: its records verify, and its bundle's signatures verify offline.
 func TestBatchSignedExchanges(t *testing.T) {
-	defer gateway.SetBatchBusyRate(-1)() // always busy
+	// Always busy, and batches that gather long enough that concurrent
+	// exchanges share them even on a slow machine.
+	defer gateway.SetBatching(-1, 50*time.Millisecond)()
 	w := startWorld(t, sandbox.Options{})
 	const n = 24
 	var wg sync.WaitGroup
