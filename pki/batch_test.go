@@ -129,7 +129,7 @@ func TestBatchSignerBatchesWhenBusy(t *testing.T) {
 	s, pub := testSigner(t)
 	b := NewBatchSigner(s)
 	b.BusyRate = -1 // always busy
-	b.Window = 20 * time.Millisecond
+	b.Window = 100 * time.Millisecond
 	const n = 40
 	ps := payloads(n)
 	sigs := make([]string, n)
