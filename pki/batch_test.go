@@ -2,6 +2,7 @@ package pki
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"fmt"
 	"strings"
@@ -13,7 +14,8 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-func testSigner(t testing.TB) (*Signer, ed25519.PublicKey) {
+// newEdSigner is a fresh Ed25519 key and its Signer.
+func newEdSigner(t testing.TB) (*Signer, crypto.Signer) {
 	t.Helper()
 	k, err := GenerateKey(Ed25519)
 	if err != nil {
@@ -23,6 +25,12 @@ func testSigner(t testing.TB) (*Signer, ed25519.PublicKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, k
+}
+
+func testSigner(t testing.TB) (*Signer, ed25519.PublicKey) {
+	t.Helper()
+	s, k := newEdSigner(t)
 	return s, k.Public().(ed25519.PublicKey)
 }
 

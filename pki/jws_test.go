@@ -9,14 +9,7 @@ import (
 )
 
 func TestEdDSAFastPathIsStandardJWS(t *testing.T) {
-	k, err := GenerateKey(Ed25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewSigner(k, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, k := newEdSigner(t)
 	payload := []byte("head digest\nbody digest\nfingerprint")
 	sig, err := s.SignDetached(payload)
 	if err != nil {
