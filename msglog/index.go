@@ -27,11 +27,17 @@ const IndexFile = "index.db"
 // several gateways may share one PostgreSQL database. A purged row keeps
 // its digest (the leaf's data) and loses its record.
 //
-// SQLite holds one log, so its keys leave the log out: every row insert
-// updates three B-trees (the primary key on the digest, the X-Road-Id
-// index, the time index), and shorter keys mean fewer pages written per
-// commit. Leaf positions are not indexed: they are written for every
-// record and read only by purges and checks, which can scan.
+// Every key follows time, so that a commit touches a few pages at the
+// right edge of each B-tree however large the index grows: a record is
+// unique by its request time and digest (an identical record has the same
+// time), leaves are looked up by position, and gateways make time-ordered
+// X-Road-Ids (r1.NewID). Random keys — the digest alone, random UUIDs —
+// dirtied about a page per row once the index was much larger than a
+// commit (96 µs per row at 300,000 rows, against 27 µs with these keys).
+// SQLite holds one log, so its keys leave the log out.
+//
+// Migration 3 moves indexes of schema 1 to these keys (the first schema
+// made the digest the primary key and did not index leaf positions).
 var (
 	indexSQLite = []string{`
 CREATE TABLE records (
@@ -49,7 +55,26 @@ CREATE TABLE records (
 CREATE INDEX records_xrid ON records (x_road_id);
 CREATE INDEX records_at ON records (request_at);
 CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled INTEGER NOT NULL);`,
-		quotaTable}
+		quotaTable, `
+CREATE TABLE records_v3 (
+	log TEXT NOT NULL,
+	digest BLOB NOT NULL,
+	leaf_index INTEGER,
+	x_road_id TEXT NOT NULL,
+	side TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	request_at INTEGER NOT NULL,
+	record BLOB,
+	bodies TEXT NOT NULL DEFAULT '',
+	purged_by BLOB
+);
+INSERT INTO records_v3 (log, digest, leaf_index, x_road_id, side, kind, request_at, record, bodies, purged_by)
+	SELECT log, digest, leaf_index, x_road_id, side, kind, request_at, record, bodies, purged_by FROM records ORDER BY rowid;
+DROP TABLE records;
+ALTER TABLE records_v3 RENAME TO records;
+CREATE UNIQUE INDEX records_key ON records (request_at, digest);
+CREATE INDEX records_xrid ON records (x_road_id);
+CREATE INDEX records_leaf ON records (leaf_index);`}
 	indexPG = []string{`
 CREATE TABLE records (
 	log TEXT NOT NULL,
@@ -67,7 +92,11 @@ CREATE TABLE records (
 CREATE INDEX records_xrid ON records (log, x_road_id);
 CREATE INDEX records_at ON records (log, request_at);
 CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled BIGINT NOT NULL);`,
-		quotaTable}
+		quotaTable, `
+ALTER TABLE records DROP CONSTRAINT records_pkey;
+DROP INDEX records_at;
+CREATE UNIQUE INDEX records_key ON records (log, request_at, digest);
+CREATE INDEX records_leaf ON records (log, leaf_index);`}
 )
 
 // OpenIndex opens the record index: PostgreSQL when dsn is given,
@@ -94,6 +123,16 @@ type row struct {
 	data   []byte
 	done   chan error
 	leaf   uint64
+	at     int64 // request time (Unix ms) when rec is nil
+}
+
+// requestAt is the row's request time in Unix milliseconds, which with
+// its digest identifies it in the index.
+func (r *row) requestAt() int64 {
+	if r.rec != nil {
+		return r.rec.RequestAt.UnixMilli()
+	}
+	return r.at
 }
 
 // Index commits: every indexFlushEvery, or sooner once indexFlushRows are
@@ -120,6 +159,8 @@ type indexWriter struct {
 	retryAt time.Time // no new attempt before this, after a failure
 	kick    chan struct{}
 	syncReq chan chan error
+	insert  *sql.Stmt // SQLite's prepared statements (commitSQLite)
+	leaf    *sql.Stmt
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -296,7 +337,10 @@ func (w *indexWriter) commit(rows, updates []*row) (map[[32]byte]bool, error) {
 	}
 	defer tx.Rollback()
 	inserted := make(map[[32]byte]bool, len(rows))
-	// Multi-row statements: one round trip per 100 rows.
+	if !w.db.Postgres {
+		return inserted, w.commitSQLite(ctx, tx, rows, updates, inserted)
+	}
+	// PostgreSQL: multi-row statements, one round trip per 100 rows.
 	for len(rows) > 0 {
 		n := min(len(rows), 100)
 		q := `INSERT INTO records (log, digest, x_road_id, side, kind, request_at, record, bodies) VALUES ` +
@@ -306,7 +350,7 @@ func (w *indexWriter) commit(rows, updates []*row) (map[[32]byte]bool, error) {
 			` ON CONFLICT DO NOTHING RETURNING digest`
 		args := make([]any, 0, 8*n)
 		for _, r := range rows[:n] {
-			args = append(args, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.rec.RequestAt.UnixMilli(), r.data, r.rec.Bodies)
+			args = append(args, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.requestAt(), r.data, r.rec.Bodies)
 		}
 		rs, err := tx.QueryContext(ctx, w.db.Q(q), args...)
 		if err != nil {
@@ -330,16 +374,12 @@ func (w *indexWriter) commit(rows, updates []*row) (map[[32]byte]bool, error) {
 	}
 	for len(updates) > 0 {
 		n := min(len(updates), 100)
-		// UPDATE … FROM a UNION ALL of rows works in both SQLite (3.33+)
-		// and PostgreSQL (which needs the types).
-		first, more := `SELECT ? AS d, ? AS leaf`, ` UNION ALL SELECT ?, ?`
-		if w.db.Postgres {
-			first, more = `SELECT ?::bytea AS d, ?::bigint AS leaf`, ` UNION ALL SELECT ?::bytea, ?::bigint`
-		}
-		q := `UPDATE records SET leaf_index = u.leaf FROM (` + first + strings.Repeat(more, n-1) + `) AS u WHERE records.log = ? AND records.digest = u.d`
-		args := make([]any, 0, 2*n+1)
+		q := `UPDATE records SET leaf_index = u.leaf FROM (SELECT ?::bigint AS at, ?::bytea AS d, ?::bigint AS leaf` +
+			strings.Repeat(` UNION ALL SELECT ?::bigint, ?::bytea, ?::bigint`, n-1) +
+			`) AS u WHERE records.log = ? AND records.request_at = u.at AND records.digest = u.d`
+		args := make([]any, 0, 3*n+1)
 		for _, r := range updates[:n] {
-			args = append(args, r.digest[:], int64(r.leaf))
+			args = append(args, r.requestAt(), r.digest[:], int64(r.leaf))
 		}
 		args = append(args, w.origin)
 		if _, err := tx.ExecContext(ctx, w.db.Q(q), args...); err != nil {
@@ -350,10 +390,64 @@ func (w *indexWriter) commit(rows, updates []*row) (map[[32]byte]bool, error) {
 	return inserted, tx.Commit()
 }
 
+// The SQLite index's statements, prepared once: SQLite runs in this
+// process, so a statement per row costs no round trip, while parsing a
+// multi-row statement for every commit cost a quarter of the index's CPU.
+const (
+	sqliteInsert = `INSERT INTO records (log, digest, x_road_id, side, kind, request_at, record, bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	sqliteLeaf   = `UPDATE records SET leaf_index = ? WHERE request_at = ? AND digest = ?`
+)
+
+// commitSQLite inserts rows and records leaf positions within tx with
+// the prepared statements, noting the digests of the rows it inserted.
+func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, updates []*row, inserted map[[32]byte]bool) error {
+	if w.insert == nil {
+		ins, err := w.db.PrepareContext(ctx, sqliteInsert)
+		if err != nil {
+			return err
+		}
+		leaf, err := w.db.PrepareContext(ctx, sqliteLeaf)
+		if err != nil {
+			ins.Close()
+			return err
+		}
+		w.insert, w.leaf = ins, leaf
+	}
+	if len(rows) > 0 {
+		ins := tx.StmtContext(ctx, w.insert)
+		for _, r := range rows {
+			res, err := ins.ExecContext(ctx, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.requestAt(), r.data, r.rec.Bodies)
+			if err != nil {
+				return err
+			}
+			// A record identical to one already kept is the same record:
+			// it is not inserted again, and must not fail the others.
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 1 {
+				inserted[r.digest] = true
+			}
+		}
+	}
+	if len(updates) > 0 {
+		leaf := tx.StmtContext(ctx, w.leaf)
+		for _, r := range updates {
+			if _, err := leaf.ExecContext(ctx, int64(r.leaf), r.requestAt(), r.digest[:]); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Commit()
+}
+
 // close commits what is waiting and stops the writer.
 func (w *indexWriter) close() {
 	close(w.stop)
 	<-w.stopped
+	if w.insert != nil {
+		w.insert.Close()
+		w.leaf.Close()
+	}
 }
 
 // reconcile runs at open: rows committed before a stop whose leaf index
@@ -376,20 +470,21 @@ func reconcile(ctx context.Context, db *store.DB, origin string, rd interface {
 		return 0, nil, err
 	}
 	var order [][32]byte
-	pending := map[[32]byte]bool{}
-	rs, err := db.QueryContext(ctx, db.Q(`SELECT digest FROM records WHERE log = ? AND leaf_index IS NULL ORDER BY request_at, digest`), origin)
+	pending := map[[32]byte]int64{} // digest → request time
+	rs, err := db.QueryContext(ctx, db.Q(`SELECT digest, request_at FROM records WHERE log = ? AND leaf_index IS NULL ORDER BY request_at, digest`), origin)
 	if err != nil {
 		return 0, nil, err
 	}
 	for rs.Next() {
 		var d []byte
-		if err := rs.Scan(&d); err != nil {
+		var at int64
+		if err := rs.Scan(&d, &at); err != nil {
 			rs.Close()
 			return 0, nil, err
 		}
 		var k [32]byte
 		copy(k[:], d)
-		pending[k] = true
+		pending[k] = at
 		order = append(order, k)
 	}
 	rs.Close()
@@ -414,8 +509,8 @@ func reconcile(ctx context.Context, db *store.DB, origin string, rd interface {
 			for i, e := range eb.Entries {
 				var k [32]byte
 				copy(k[:], e)
-				if len(e) == 32 && pending[k] {
-					if _, err := tx.ExecContext(ctx, db.Q(`UPDATE records SET leaf_index = ? WHERE log = ? AND digest = ?`), int64(b*layout.EntryBundleWidth)+int64(i), origin, k[:]); err != nil {
+				if at, ok := pending[k]; ok && len(e) == 32 {
+					if _, err := tx.ExecContext(ctx, db.Q(`UPDATE records SET leaf_index = ? WHERE log = ? AND request_at = ? AND digest = ?`), int64(b*layout.EntryBundleWidth)+int64(i), origin, at, k[:]); err != nil {
 						return 0, nil, err
 					}
 					delete(pending, k)
@@ -424,8 +519,8 @@ func reconcile(ctx context.Context, db *store.DB, origin string, rd interface {
 			}
 		}
 		for _, k := range order {
-			if pending[k] {
-				leftover = append(leftover, &row{digest: k})
+			if at, ok := pending[k]; ok {
+				leftover = append(leftover, &row{digest: k, at: at})
 			}
 		}
 	}

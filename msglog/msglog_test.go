@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/store"
+	"github.com/sampan-exchange/sampan/r1"
 	"github.com/sampan-exchange/sampan/store/pgtest"
 )
 
@@ -310,7 +311,7 @@ func benchIndexCommit(b *testing.B, dsn string) {
 	b.ResetTimer()
 	for i := range b.N {
 		r := testRecord(i)
-		r.XRoadID = fmt.Sprintf("%08x-7d1c-4a5e-9f1e-%012x", uint32(i*2654435761), i)
+		r.XRoadID = r1.NewID() // time-ordered, as gateways make them
 		r.RequestHeadSHA256, r.RequestBodySHA256, r.ResponseHeadSHA256, r.ResponseBodySHA256 = hash, hash, hash, hash
 		r.RequestSignature, r.ResponseSignature, r.RequestSignerCert, r.ResponseSignerCert = sig, sig, hash, hash
 		r.Decision = &Decision{Allow: true, Rules: []string{"vn-internal"}, PolicyVersion: "42", DataClass: "internal"}

@@ -44,23 +44,26 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 	defer l.purgeMu.Unlock()
 	total := 0
 	for {
-		rs, err := l.db.QueryContext(ctx, l.db.Q(`SELECT digest, bodies FROM records WHERE log = ? AND kind <> ? AND record IS NOT NULL AND leaf_index IS NOT NULL AND request_at < ? ORDER BY leaf_index LIMIT ?`),
+		rs, err := l.db.QueryContext(ctx, l.db.Q(`SELECT digest, bodies, leaf_index FROM records WHERE log = ? AND kind <> ? AND record IS NOT NULL AND leaf_index IS NOT NULL AND request_at < ? ORDER BY leaf_index LIMIT ?`),
 			l.origin, KindPurge, before.UnixMilli(), purgeBatch)
 		if err != nil {
 			return total, err
 		}
 		var digests [][]byte
 		var stems []string
+		var leaves []int64
 		h := sha256.New()
 		for rs.Next() {
 			var d []byte
 			var stem string
-			if err := rs.Scan(&d, &stem); err != nil {
+			var leaf int64
+			if err := rs.Scan(&d, &stem, &leaf); err != nil {
 				rs.Close()
 				return total, err
 			}
 			digests = append(digests, d)
 			stems = append(stems, stem)
+			leaves = append(leaves, leaf)
 			h.Write(d)
 		}
 		rs.Close()
@@ -99,13 +102,13 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		st, err := tx.PrepareContext(ctx, l.db.Q(`UPDATE records SET record = NULL, purged_by = ? WHERE log = ? AND digest = ?`))
+		st, err := tx.PrepareContext(ctx, l.db.Q(`UPDATE records SET record = NULL, purged_by = ? WHERE log = ? AND leaf_index = ? AND digest = ?`))
 		if err != nil {
 			tx.Rollback()
 			return total, err
 		}
-		for _, d := range digests {
-			if _, err := st.ExecContext(ctx, prDigest[:], l.origin, d); err != nil {
+		for i, d := range digests {
+			if _, err := st.ExecContext(ctx, prDigest[:], l.origin, leaves[i], d); err != nil {
 				st.Close()
 				tx.Rollback()
 				return total, err

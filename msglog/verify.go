@@ -67,7 +67,18 @@ func Verify(ctx context.Context, dir, dsn string, each func(*Record)) (*Report, 
 	}
 	rep := &Report{Origin: cp.Origin, Size: cp.Size}
 	purges := map[string]*Record{}
-	q := db.Q(`SELECT record, purged_by FROM records WHERE log = ? AND digest = ?`)
+	// Leaves are looked up by position. Rows whose position is not yet
+	// recorded (within the merge delay on a running gateway, or after a
+	// crash until the next start) are looked up by time and digest; a row
+	// gains a position but never loses it, so those noted now cover every
+	// leaf of the checkpoint read above.
+	unplaced, err := unplacedRows(ctx, db, origin)
+	if err != nil {
+		return nil, err
+	}
+	byLeaf := db.Q(`SELECT record, purged_by FROM records WHERE log = ? AND leaf_index = ? AND digest = ?`)
+	byKey := db.Q(`SELECT record, purged_by FROM records WHERE log = ? AND request_at = ? AND digest = ?`)
+	var next uint64   // the position of the next leaf: bundles come in order
 	var leafErr error // our own finding, clearer than the checker's wrapping
 	hasher := func(bundle []byte) (_ [][]byte, err error) {
 		defer func() {
@@ -85,12 +96,17 @@ func Verify(ctx context.Context, dir, dsn string, each func(*Record)) (*Report, 
 				return nil, fmt.Errorf("a leaf of %d bytes is not a record digest", len(e))
 			}
 			var data, purgedBy []byte
-			if err := db.QueryRowContext(ctx, q, origin, e).Scan(&data, &purgedBy); err != nil {
+			err := db.QueryRowContext(ctx, byLeaf, origin, int64(next), e).Scan(&data, &purgedBy)
+			if at, ok := unplaced[[32]byte(e)]; ok && errors.Is(err, sql.ErrNoRows) {
+				err = db.QueryRowContext(ctx, byKey, origin, at, e).Scan(&data, &purgedBy)
+			}
+			if err != nil {
 				if errors.Is(err, sql.ErrNoRows) {
-					return nil, fmt.Errorf("leaf %x has no record in the index", e[:8])
+					return nil, fmt.Errorf("leaf %d (%x) has no record in the index", next, e[:8])
 				}
 				return nil, fmt.Errorf("record index: %w", err)
 			}
+			next++
 			switch {
 			case data != nil:
 				if d := recordDigest(data); !bytes.Equal(d[:], e) {
@@ -122,6 +138,9 @@ func Verify(ctx context.Context, dir, dsn string, each func(*Record)) (*Report, 
 		}
 		return nil, fmt.Errorf("tree does not match its entries or checkpoint: %s", clip(err.Error(), 300))
 	}
+	if next < cp.Size {
+		return nil, fmt.Errorf("checked %d leaves of the %d in the checkpoint", next, cp.Size)
+	}
 	if err := checkPurges(ctx, db, origin, purges); err != nil {
 		return nil, err
 	}
@@ -145,6 +164,31 @@ func Verify(ctx context.Context, dir, dsn string, each func(*Record)) (*Report, 
 	}
 	rep.Timestamps = n
 	return rep, nil
+}
+
+// unplacedRows returns the request time of each row, by digest, whose
+// leaf position is not recorded.
+func unplacedRows(ctx context.Context, db *store.DB, origin string) (map[[32]byte]int64, error) {
+	rs, err := db.QueryContext(ctx, db.Q(`SELECT digest, request_at FROM records WHERE log = ? AND leaf_index IS NULL`), origin)
+	if err != nil {
+		return nil, fmt.Errorf("record index: %w", err)
+	}
+	defer rs.Close()
+	out := map[[32]byte]int64{}
+	for rs.Next() {
+		var d []byte
+		var at int64
+		if err := rs.Scan(&d, &at); err != nil {
+			return nil, fmt.Errorf("record index: %w", err)
+		}
+		if len(d) == 32 {
+			out[[32]byte(d)] = at
+		}
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("record index: %w", err)
+	}
+	return out, nil
 }
 
 // checkPurges checks that every purged record was purged by a purge
@@ -293,7 +337,7 @@ func countUnindexed(ctx context.Context, dir string, db *store.DB, origin string
 		return fmt.Errorf("write-ahead segments: %w", err)
 	}
 	rep.Damaged = len(wf.damaged)
-	q := db.Q(`SELECT count(*) FROM records WHERE log = ? AND digest = ?`)
+	q := db.Q(`SELECT count(*) FROM records WHERE log = ? AND request_at = ? AND digest = ?`)
 	for _, s := range reads {
 		if s.sc.damaged && s.newest {
 			time.Sleep(100 * time.Millisecond)
@@ -309,7 +353,7 @@ func countUnindexed(ctx context.Context, dir string, db *store.DB, origin string
 		}
 		for _, r := range s.rows {
 			var n int
-			if err := db.QueryRowContext(ctx, q, origin, r.digest[:]).Scan(&n); err != nil {
+			if err := db.QueryRowContext(ctx, q, origin, r.requestAt(), r.digest[:]).Scan(&n); err != nil {
 				return fmt.Errorf("record index: %w", err)
 			}
 			if n == 0 {

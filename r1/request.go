@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sampan-exchange/sampan/ident"
@@ -60,11 +61,20 @@ type Request struct {
 	Issue    string
 }
 
-// NewID returns a fresh exchange identifier (a random UUID).
-func NewID() string {
+// NewID returns a fresh exchange identifier: a time-ordered UUID
+// (version 7, RFC 9562: the Unix time in milliseconds, then 74 random
+// bits), so that the message logs' X-Road-Id indexes grow at one end
+// rather than at random places.
+func NewID() string { return newID(time.Now()) }
+
+func newID(now time.Time) string {
 	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
+	rand.Read(b[6:])
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = b[6]&0x0f | 0x70
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
