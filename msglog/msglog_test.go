@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sampan-exchange/sampan/store"
 	"github.com/sampan-exchange/sampan/r1"
+	"github.com/sampan-exchange/sampan/store"
 	"github.com/sampan-exchange/sampan/store/pgtest"
 )
 
