@@ -56,6 +56,10 @@ type Options struct {
 	// CPUProfile, when set, receives a CPU profile of the Sampan
 	// measurement.
 	CPUProfile string
+	// OpenRate is the rate of the open-loop latency measurement (default:
+	// half of Sampan's measured peak), so that two builds can be compared
+	// at the same rate.
+	OpenRate float64
 }
 
 // Report is what a run measured.
@@ -140,6 +144,9 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	if o.BodySize < 0 || o.BodySize > 64<<20 {
 		return nil, fmt.Errorf("body size: %d is not between 0 and 64 MiB", o.BodySize)
+	}
+	if o.OpenRate < 0 || o.OpenRate > 1e6 {
+		return nil, fmt.Errorf("open rate: %v requests/s is not between 0 and 1,000,000", o.OpenRate)
 	}
 	if o.Rounds < 1 || o.Rounds > 100 {
 		return nil, fmt.Errorf("rounds: %d is not between 1 and 100", o.Rounds)
@@ -288,9 +295,13 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	// Latency at half of Sampan's peak, open loop, for the floor and for
 	// Sampan at the same rate: what Sampan adds when not saturated.
-	if rate := rep.Sampan.RPS / 2; rate >= 1 {
+	rate := rep.Sampan.RPS / 2
+	if o.OpenRate > 0 {
+		rate = o.OpenRate
+	}
+	if rate >= 1 {
 		ol := &load{duration: max(o.Duration/2, 2*time.Second), maxRequests: o.MaxRequests, body: body}
-		hp := &HalfPeak{Rate: rate}
+		hp := &HalfPeak{Rate: rate, RateGiven: o.OpenRate > 0}
 		fmt.Fprintf(progress, "floor    open loop at %.0f req/s for %v…\n", rate, ol.duration)
 		hp.Floor = ol.runRate(ctx, floorURL+"/echo", rate)
 		ol.header = hdr
@@ -318,9 +329,12 @@ type Stream struct {
 
 // HalfPeak is latency measured open loop at half of Sampan's peak rate.
 type HalfPeak struct {
-	Rate   float64 `json:"rate"`
-	Floor  Result  `json:"floor"`
-	Sampan Result  `json:"sampan"`
+	Rate float64 `json:"rate"`
+	// RateGiven is set when the rate was given (Options.OpenRate) rather
+	// than half of the peak measured.
+	RateGiven bool   `json:"rate_given,omitempty"`
+	Floor     Result `json:"floor"`
+	Sampan    Result `json:"sampan"`
 	// AddedP99ms is Sampan's p99 minus the floor's, at that rate.
 	AddedP99ms float64 `json:"added_p99_ms"`
 }
@@ -355,8 +369,12 @@ func (r *Report) Print(w io.Writer) {
 			st.Bytes>>20, st.Seconds, st.MiBps, st.RSSBeforeMB, st.RSSPeakMB, st.RSSGrowthMB)
 	}
 	if hp := r.HalfPeak; hp != nil {
-		fmt.Fprintf(w, "at half of Sampan's peak (%.0f req/s, open loop): floor p50 %.2f / p99 %.2f ms, sampan p50 %.2f / p99 %.2f ms; p99 added %.2f ms (errors %d / %d)\n",
-			hp.Rate, hp.Floor.P50ms, hp.Floor.P99ms, hp.Sampan.P50ms, hp.Sampan.P99ms, hp.AddedP99ms, hp.Floor.Errors, hp.Sampan.Errors)
+		at := "at half of Sampan's peak"
+		if hp.RateGiven {
+			at = "at the rate given"
+		}
+		fmt.Fprintf(w, "%s (%.0f req/s, open loop): floor p50 %.2f / p99 %.2f ms, sampan p50 %.2f / p99 %.2f ms; p99 added %.2f ms (errors %d / %d)\n",
+			at, hp.Rate, hp.Floor.P50ms, hp.Floor.P99ms, hp.Sampan.P50ms, hp.Sampan.P99ms, hp.AddedP99ms, hp.Floor.Errors, hp.Sampan.Errors)
 	}
 }
 

@@ -171,6 +171,7 @@ type BenchCmd struct {
 	Connections int           `help:"Closed-loop connections." default:"64"`
 	BodySize    int           `help:"Request body in bytes, echoed back by the backend." default:"1024"`
 	StreamBytes int64         `help:"Size of the body streamed once each way through Sampan to measure memory (default 100 MiB; -1 skips it)."`
+	OpenRate    float64       `help:"Rate of the open-loop latency measurement in requests/s (default: half of Sampan's measured peak)."`
 	Out         string        `help:"Write the report as JSON to this file." type:"path"`
 	CPUProfile  string        `help:"Write a CPU profile of the Sampan measurement to this file." type:"path"`
 }
@@ -179,7 +180,7 @@ type BenchCmd struct {
 func (c *BenchCmd) Run(g *Globals) error {
 	ctx, stop := signalContext()
 	defer stop()
-	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile}, os.Stderr)
+	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile, OpenRate: c.OpenRate}, os.Stderr)
 	if err != nil {
 		return err
 	}
