@@ -2,11 +2,11 @@ package gateway
 
 import "time"
 
-// SetBatching sets the rate above which gateways sign in batches and how
-// long a batch gathers, for the gateways started from now on, and returns
-// a function restoring them.
-func SetBatching(rate float64, window time.Duration) (restore func()) {
-	oldRate, oldWindow := batchBusyRate, batchWindow
-	batchBusyRate, batchWindow = rate, window
-	return func() { batchBusyRate, batchWindow = oldRate, oldWindow }
+// SetBatching sets when gateways sign in batches and how long a batch
+// gathers, for the gateways started from now on, and returns a function
+// restoring them.
+func SetBatching(busy func() bool, window time.Duration) (restore func()) {
+	oldBusy, oldWindow := batchBusy, batchWindow
+	batchBusy, batchWindow = busy, window
+	return func() { batchBusy, batchWindow = oldBusy, oldWindow }
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/busy"
 	"github.com/sampan-exchange/sampan/pki"
 )
 
@@ -87,12 +88,12 @@ func Init(dir string, id ident.GatewayID, members ...ident.ClientID) (*Paths, er
 	return p, nil
 }
 
-// batchBusyRate is the rate of signatures (per second and key) above
-// which a gateway signs its messages in batches (pki.BatchSigner), each
-// gathering for batchWindow.
+// batchBusy tells when a gateway signs its messages in batches
+// (pki.BatchSigner), each gathering for batchWindow: while the process is
+// busy (package busy).
 var (
-	batchBusyRate = 2000.0
-	batchWindow   = time.Millisecond
+	batchBusy   = busy.Busy
+	batchWindow = time.Millisecond
 )
 
 // memberKey is a member's signing key with its certificate.
@@ -158,7 +159,7 @@ func loadKeys(dir string, id ident.GatewayID) (*keyring, error) {
 			return nil, err
 		}
 		b := pki.NewBatchSigner(s)
-		b.BusyRate, b.Window = batchBusyRate, batchWindow
+		b.Busy, b.Window = batchBusy, batchWindow
 		kr.sign[m] = &memberKey{signer: s, batch: b, der: c.Raw, certB64: base64.StdEncoding.EncodeToString(c.Raw), fp: pki.Fingerprint(c.Raw)}
 	}
 	return kr, nil

@@ -234,7 +234,7 @@ func TestRecordIndexInPostgres(t *testing.T) {
 func TestBatchSignedExchanges(t *testing.T) {
 	// Always busy, and batches that gather long enough that concurrent
 	// exchanges share them even on a slow machine.
-	defer gateway.SetBatching(-1, 50*time.Millisecond)()
+	defer gateway.SetBatching(func() bool { return true }, 50*time.Millisecond)()
 	w := startWorld(t, sandbox.Options{})
 	const n = 24
 	var wg sync.WaitGroup

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sampan-exchange/sampan/internal/busy"
 	"github.com/sampan-exchange/sampan/store"
 )
 
@@ -34,8 +35,10 @@ import (
 // synced, so that writing a group changes neither the file's size nor its
 // blocks: its sync (fdatasync) writes the data alone, which costs half
 // the time and CPU of a sync that must also commit the file system's
-// journal. When the log is busy, syncs are spaced walBusySpacing apart so
-// that each serves more records.
+// journal. While the process is busy — goroutines waiting for a
+// processor (package busy) — syncs are spaced walBusySpacing apart so that
+// each serves more records: CPU is then what limits the exchanges, and a
+// sync costs CPU; otherwise a group is synced as soon as it is written.
 //
 // A segment starts with walMagic; each entry is the record's length (4
 // bytes, big-endian), its SHA-256 digest (its leaf) and the record; the
@@ -49,9 +52,7 @@ const (
 	walMagic     = "SMPNWAL1"
 	walEntryHead = 4 + sha256.Size
 	walSuffix    = ".seg"
-	// walBusyRate is the rate of records (per second) above which the log
-	// counts as busy, and syncs are spaced walBusySpacing apart.
-	walBusyRate    = 2000
+	// walBusySpacing is the least time between syncs while busy.
 	walBusySpacing = time.Millisecond
 	// walMaxPending bounds the records waiting for a segment write.
 	walMaxPending = 10000
@@ -116,19 +117,18 @@ type walWriter struct {
 	stopped   chan struct{}
 
 	// Owned by run.
-	f     *os.File
-	seg   *segment
-	began time.Time // when seg was begun
-	off   int64     // where the next entry goes
-	next  uint64
-	buf   []byte
-	spare chan prepared // the next segment, being made ready
-	// The rate of records: counted per window of 100 ms.
-	lastSync    time.Time
-	windowStart time.Time
-	windowRows  int
-	rate        float64
+	f        *os.File
+	seg      *segment
+	began    time.Time // when seg was begun
+	off      int64     // where the next entry goes
+	next     uint64
+	buf      []byte
+	spare    chan prepared // the next segment, being made ready
+	lastSync time.Time
 }
+
+// walBusy tells whether the process is busy (a variable for tests).
+var walBusy = busy.Busy
 
 // prepared is a segment made ready ahead of use.
 type prepared struct {
@@ -210,14 +210,13 @@ func (w *walWriter) run() {
 
 // flush writes and syncs everything pending, as one group per segment.
 func (w *walWriter) flush(pace bool) {
-	if wait := walBusySpacing - time.Since(w.lastSync); pace && w.rate > walBusyRate && wait > 0 {
+	if wait := walBusySpacing - time.Since(w.lastSync); pace && wait > 0 && walBusy() {
 		time.Sleep(wait)
 	}
 	w.mu.Lock()
 	rows := w.pending
 	w.pending = nil
 	w.mu.Unlock()
-	w.count(len(rows))
 	for len(rows) > 0 {
 		if w.f == nil {
 			// Making a segment ready counts as a write under way: a stalled
@@ -288,16 +287,6 @@ func (w *walWriter) flush(pace bool) {
 		for _, r := range group {
 			r.done <- nil
 		}
-	}
-}
-
-// count keeps the rate of records up to date.
-func (w *walWriter) count(n int) {
-	now := time.Now()
-	w.windowRows += n
-	if d := now.Sub(w.windowStart); d >= 100*time.Millisecond {
-		w.rate = float64(w.windowRows) / d.Seconds()
-		w.windowStart, w.windowRows = now, 0
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/sampan-exchange/sampan/internal/busy"
 )
 
 // Batch signatures. A busy signer signs the messages of about a
@@ -135,22 +137,21 @@ func parseBatch(sig string, payload []byte) (jws string, root []byte, err error)
 	return parts[0], rootPayload(r, size), nil
 }
 
-// BatchSigner signs messages one by one while its rate is low, and in
-// batches, per group (one group per receiving gateway: a receiver sees
-// only the hashes of messages sent to it), while it is busy. It is safe
-// for concurrent use.
+// BatchSigner signs messages one by one while the process has processors
+// to spare, and in batches, per group (one group per receiving gateway: a
+// receiver sees only the hashes of messages sent to it), while it is busy
+// (package busy: goroutines waiting for a processor), when a signature's
+// CPU is worth more than the window's latency. It is safe for concurrent
+// use.
 type BatchSigner struct {
 	s *Signer
-	// Window is how long a batch gathers (1 ms); BusyRate the signatures
-	// per second above which batches are made (2,000).
-	Window   time.Duration
-	BusyRate float64
+	// Window is how long a batch gathers (1 ms); Busy tells when to batch
+	// (busy.Busy).
+	Window time.Duration
+	Busy   func() bool
 
-	mu          sync.Mutex
-	open        map[string]*openBatch
-	windowStart time.Time
-	windowCount int
-	rate        float64
+	mu   sync.Mutex
+	open map[string]*openBatch
 }
 
 type openBatch struct {
@@ -166,22 +167,15 @@ type batchResult struct {
 
 // NewBatchSigner signs with s.
 func NewBatchSigner(s *Signer) *BatchSigner {
-	return &BatchSigner{s: s, Window: time.Millisecond, BusyRate: 2000, open: map[string]*openBatch{}}
+	return &BatchSigner{s: s, Window: time.Millisecond, Busy: busy.Busy, open: map[string]*openBatch{}}
 }
 
 // Sign signs payload, alone or in the group's next batch.
 func (b *BatchSigner) Sign(ctx context.Context, group string, payload []byte) (string, error) {
-	b.mu.Lock()
-	now := time.Now()
-	b.windowCount++
-	if d := now.Sub(b.windowStart); d >= 100*time.Millisecond {
-		b.rate = float64(b.windowCount) / d.Seconds()
-		b.windowStart, b.windowCount = now, 0
-	}
-	if b.rate <= b.BusyRate {
-		b.mu.Unlock()
+	if !b.Busy() {
 		return b.s.SignDetached(payload)
 	}
+	b.mu.Lock()
 	ch := make(chan batchResult, 1)
 	ob := b.open[group]
 	if ob == nil {

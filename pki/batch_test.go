@@ -136,7 +136,7 @@ func TestBatchSignatures(t *testing.T) {
 func TestBatchSignerBatchesWhenBusy(t *testing.T) {
 	s, pub := testSigner(t)
 	b := NewBatchSigner(s)
-	b.BusyRate = -1 // always busy
+	b.Busy = func() bool { return true }
 	b.Window = 100 * time.Millisecond
 	const n = 40
 	ps := payloads(n)
@@ -190,6 +190,7 @@ func TestBatchSignerBatchesWhenBusy(t *testing.T) {
 	}
 	// A quiet signer signs alone.
 	quiet := NewBatchSigner(s)
+	quiet.Busy = func() bool { return false }
 	sig, err := quiet.Sign(t.Context(), "peer-a", ps[0])
 	if err != nil || strings.Contains(sig, "~") {
 		t.Errorf("quiet signer: %q, %v", sig, err)

@@ -1,0 +1,93 @@
+// Package busy tells whether this process's processors are saturated:
+// whether goroutines wait long for one. Work that can be done in
+// batches — signatures, log syncs — is batched only then: batching trades
+// a little latency for CPU, which pays when CPU is what limits the
+// exchanges (goroutines already wait longer for a processor than a batch
+// makes them wait) and only adds latency when it is not. A fixed rate
+// threshold cannot tell the two apart: the same rate saturates a small
+// machine and leaves a large one idle.
+package busy
+
+import (
+	"math"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The scheduler's record of how long goroutines waited, runnable, for a
+// processor is read at most every sampleEvery by whichever caller comes
+// first; the mean wait since the previous reading is smoothed with weight
+// 1/smoothing; the process is busy while that is at least threshold.
+const (
+	sampleEvery = 5 * time.Millisecond
+	smoothing   = 4
+	threshold   = 250 * time.Microsecond
+)
+
+var (
+	last   atomic.Int64 // when the last reading was taken (UnixNano)
+	busy   atomic.Bool
+	mu     sync.Mutex
+	wait   float64 // smoothed mean wait, seconds
+	prev   []uint64
+	sample = []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+)
+
+// Busy reports whether goroutines have recently waited, on average, at
+// least 0.25 ms for a processor. It is cheap: a caller reads the
+// scheduler's figures at most every 5 ms.
+func Busy() bool {
+	now := time.Now().UnixNano()
+	if l := last.Load(); now-l >= int64(sampleEvery) && last.CompareAndSwap(l, now) {
+		update()
+	}
+	return busy.Load()
+}
+
+// Wait returns the smoothed mean time goroutines recently waited for a
+// processor.
+func Wait() time.Duration {
+	mu.Lock()
+	defer mu.Unlock()
+	return time.Duration(wait * float64(time.Second))
+}
+
+func update() {
+	mu.Lock()
+	defer mu.Unlock()
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return // not provided by this runtime: never busy
+	}
+	h := sample[0].Value.Float64Histogram()
+	if len(prev) != len(h.Counts) {
+		prev = append(prev[:0], h.Counts...)
+		return
+	}
+	var n, sum float64
+	for i, c := range h.Counts {
+		d := float64(c - prev[i])
+		prev[i] = c
+		if d == 0 {
+			continue
+		}
+		// Bucket i spans Buckets[i] to Buckets[i+1]; the first and last
+		// are open-ended.
+		lo, hi := h.Buckets[i], h.Buckets[i+1]
+		mid := (lo + hi) / 2
+		switch {
+		case math.IsInf(lo, -1) || lo < 0:
+			mid = max(hi, 0)
+		case math.IsInf(hi, 1):
+			mid = lo
+		}
+		n += d
+		sum += d * mid
+	}
+	if n > 0 {
+		wait += (sum/n - wait) / smoothing
+	}
+	busy.Store(wait >= threshold.Seconds())
+}
