@@ -274,11 +274,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	}
 	defer bs.discard()
 	var signed atomic.Pointer[signedRequest]
+	var signErr error
 	sign := func(sum []byte, n int64) error {
 		payload := signedPayload(head, sum, mk.fp)
 		sig, err := mk.batch.Sign(r.Context(), peer.ID.String(), payload)
 		if err != nil {
-			return fmt.Errorf("sign request: %w", err)
+			signErr = fmt.Errorf("sign request: %w", err)
+			return signErr
 		}
 		out.Trailer.Set(hdrSignature, sig)
 		h := requestHash(payload, sig)
@@ -289,6 +291,24 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	sr := newSigningReader(r.Body, g.cfg.Limits.MaxBodyBytes, sign)
 	sr.tee = bs.reqW()
 	out.Body = io.NopCloser(sr)
+	if r.ContentLength > 0 && r.ContentLength <= bufSize {
+		// A small request is read whole and signed before it is sent:
+		// the signature goes in the headers and the body in one frame,
+		// with no trailer frame and no flush between them.
+		b, err := io.ReadAll(sr)
+		switch {
+		case errors.Is(err, errBodyTooLarge):
+			return r1.Wrap(err, r1.TypeRequestTooLarge, "request body exceeds the limit")
+		case signErr != nil:
+			return r1.Wrap(signErr, r1.TypeSigningFailed, "the request could not be signed")
+		case err != nil:
+			return r1.Wrap(err, r1.TypeInvalidRequest, "reading the request body failed")
+		}
+		out.Header.Set(hdrSignature, out.Trailer.Get(hdrSignature))
+		out.Trailer = nil
+		out.Body = io.NopCloser(bytes.NewReader(b))
+		out.ContentLength = int64(len(b))
+	}
 	if r.ContentLength == 0 {
 		// Without a body the request can be sent again, and the transport
 		// does so, for idempotent methods, when a pooled connection turns
@@ -336,9 +356,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	certFP := pki.Fingerprint(cert.Raw)
 	var vr *verifyingReader
 	vr = newVerifyingReader(resp.Body, func(sum []byte) error {
-		sig := resp.Trailer.Get(hdrSignature)
-		if sig == "" {
-			return fmt.Errorf("%w: response carries no signature", errSignature)
+		sig, serr := signatureOf(resp.Header, resp.Trailer)
+		if serr != nil {
+			return fmt.Errorf("response: %w", serr)
 		}
 		if err := g.sigs.Verify(sig, signedPayload(rhead, sum, certFP), cert.PublicKey); err != nil {
 			return fmt.Errorf("%w: %w", errSignature, err)

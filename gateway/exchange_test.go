@@ -320,6 +320,11 @@ func TestExchange(t *testing.T) {
 		}
 	})
 
+	// Requests up to 64 KiB are signed before they are sent (the
+	// signature in a header); larger ones as they stream (in a trailer),
+	// and reach the service before their signature is checked, which
+	// then cuts them off before their end.
+	big := strings.Repeat("annual statement ", 5000)
 	tampered := []struct {
 		name   string
 		method string
@@ -333,10 +338,16 @@ func TestExchange(t *testing.T) {
 		{"request body", http.MethodPost, filings, "statement", tamper{req: func(r *http.Request) { r.Body = flipFirst(r.Body) }}, 500, r1.TypeServerSignature, 0},
 		{"request header", http.MethodGet, companies + "/0100109106", "", tamper{req: func(r *http.Request) { r.Header.Set(r1.HeaderID, "another-id") }}, 500, r1.TypeServerSignature, 0},
 		{"request path", http.MethodGet, companies + "/0100109106", "", tamper{req: func(r *http.Request) { r.URL.Path = strings.Replace(r.URL.Path, "0100109106", "0300588569", 1) }}, 500, r1.TypeServerSignature, 0},
-		{"request signature", http.MethodPost, filings, "statement", tamper{req: func(r *http.Request) { r.Body = &trailerFlip{rc: r.Body, tr: r.Trailer} }}, 500, r1.TypeServerSignature, 0},
+		{"request signature", http.MethodPost, filings, "statement", tamper{req: func(r *http.Request) { flipHeaderSig(r.Header) }}, 500, r1.TypeServerSignature, 0},
+		{"request signature, streamed", http.MethodPost, filings, big, tamper{req: func(r *http.Request) { r.Body = &trailerFlip{rc: r.Body, tr: r.Trailer} }}, 500, r1.TypeServerSignature, 1},
+		{"request signed twice", http.MethodPost, filings, big, tamper{req: func(r *http.Request) { r.Header.Set("Sampan-Signature", "x") }}, 500, r1.TypeServerSignature, 1},
+		{"request signature removed", http.MethodPost, filings, "statement", tamper{req: func(r *http.Request) { r.Header.Del("Sampan-Signature") }}, 500, r1.TypeServerSignature, 0},
 		{"response body", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { r.Body = flipFirst(r.Body) }}, 500, r1.TypeClientSignature, 1},
 		{"response status", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { r.StatusCode = http.StatusNotFound }}, 500, r1.TypeClientSignature, 1},
-		{"response signature", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { r.Body = &trailerFlip{rc: r.Body, tr: r.Trailer} }}, 500, r1.TypeClientSignature, 1},
+		{"response signature", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { flipHeaderSig(r.Header) }}, 500, r1.TypeClientSignature, 1},
+		{"response signed twice", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) {
+			r.Trailer = http.Header{"Sampan-Signature": {r.Header.Get("Sampan-Signature")}}
+		}}, 500, r1.TypeClientSignature, 1},
 	}
 	for _, tc := range tampered {
 		t.Run("tampered "+tc.name, func(t *testing.T) {
@@ -519,6 +530,25 @@ func flipFirst(rc io.ReadCloser) io.ReadCloser {
 	}), Closer: rc}
 }
 
+// flipHeaderSig changes the signature a message carries in its headers.
+func flipHeaderSig(h http.Header) {
+	h.Set("Sampan-Signature", flipSig(h.Get("Sampan-Signature")))
+}
+
+// flipSig changes one character of a signature's final part.
+func flipSig(sig string) string {
+	if sig == "" {
+		return ""
+	}
+	b := []byte(sig)
+	i := len(b) - 5
+	b[i] ^= 0x01
+	if b[i] == '.' || b[i] == '-' {
+		b[i] = 'A'
+	}
+	return string(b)
+}
+
 // trailerFlip changes the signature in the trailer once the body is read.
 type trailerFlip struct {
 	rc io.ReadCloser
@@ -529,13 +559,7 @@ func (f *trailerFlip) Read(p []byte) (int, error) {
 	n, err := f.rc.Read(p)
 	if err == io.EOF {
 		if sig := f.tr.Get("Sampan-Signature"); sig != "" {
-			b := []byte(sig)
-			i := len(b) - 5
-			b[i] ^= 0x01
-			if b[i] == '.' || b[i] == '-' {
-				b[i] = 'A'
-			}
-			f.tr.Set("Sampan-Signature", string(b))
+			f.tr.Set("Sampan-Signature", flipSig(sig))
 		}
 	}
 	return n, err

@@ -223,9 +223,9 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	}
 	var vr *verifyingReader
 	vr = newVerifyingReader(src, func(sum []byte) error {
-		sig := r.Trailer.Get(hdrSignature)
-		if sig == "" {
-			return fmt.Errorf("%w: request carries no signature", errSignature)
+		sig, err := signatureOf(r.Header, r.Trailer)
+		if err != nil {
+			return fmt.Errorf("request: %w", err)
 		}
 		payload := signedPayload(head, sum, certFP)
 		if err := g.sigs.Verify(sig, payload, cert.PublicKey); err != nil {
@@ -458,12 +458,13 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 			r1.Write(w, r1.Wrap(err, r1.TypeServerLoggingFailed, "the exchange could not be written to the message log; the answer is withheld"), rec.RequestID)
 			return
 		}
+		// Signed before anything is sent: the signature goes in the
+		// headers, and the answer in one frame after them.
 		h.Set(hdrSignedHeaders, strings.Join(names, ","))
 		h.Set(hdrSignerCert, k.certB64)
-		h.Set("Trailer", hdrSignature)
+		h.Set(hdrSignature, sig)
 		w.WriteHeader(resp.StatusCode)
 		w.Write(buf[:n])
-		h.Set(hdrSignature, sig)
 		return
 	case err != nil:
 		log.Warn("reading the service's answer failed", "err", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/textproto"
 	"slices"
@@ -18,8 +19,9 @@ import (
 // Headers the gateways exchange among themselves. They are never passed to
 // a client or a service (r1.Forwardable refuses the Sampan- prefix).
 const (
-	// hdrSignature carries the detached JWS, as an HTTP trailer after the
-	// body.
+	// hdrSignature carries the detached JWS: as an HTTP trailer after a
+	// streamed body, or as a header when the sender held the whole
+	// (small) message before sending it; never both.
 	hdrSignature = "Sampan-Signature"
 	// hdrSignerCert carries the base64 DER of the signing certificate.
 	hdrSignerCert = "Sampan-Signer-Cert"
@@ -28,6 +30,21 @@ const (
 	// service.
 	hdrSignedHeaders = "Sampan-Signed-Headers"
 )
+
+// signatureOf returns a message's signature, from its headers or its
+// trailer; a message with none, or with more than one, is refused.
+func signatureOf(h, trailer http.Header) (string, error) {
+	hv, tv := h.Values(hdrSignature), trailer.Values(hdrSignature)
+	switch {
+	case len(hv)+len(tv) > 1:
+		return "", fmt.Errorf("%w: it carries more than one signature", errSignature)
+	case len(hv) == 1 && hv[0] != "":
+		return hv[0], nil
+	case len(tv) == 1 && tv[0] != "":
+		return tv[0], nil
+	}
+	return "", fmt.Errorf("%w: it carries no signature", errSignature)
+}
 
 // maxSignedHeaders bounds the number of headers one message may carry.
 const maxSignedHeaders = 100
