@@ -96,6 +96,7 @@ CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled BIGINT NOT NULL);`,
 ALTER TABLE records DROP CONSTRAINT records_pkey;
 DROP INDEX records_at;
 CREATE UNIQUE INDEX records_key ON records (log, request_at, digest);
+ALTER TABLE records ADD CONSTRAINT records_pkey PRIMARY KEY USING INDEX records_key;
 CREATE INDEX records_leaf ON records (log, leaf_index);`}
 )
 
@@ -444,9 +445,15 @@ func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, update
 func (w *indexWriter) close() {
 	close(w.stop)
 	<-w.stopped
+	w.closeStatements()
+}
+
+// closeStatements closes the prepared statements, if any.
+func (w *indexWriter) closeStatements() {
 	if w.insert != nil {
 		w.insert.Close()
 		w.leaf.Close()
+		w.insert, w.leaf = nil, nil
 	}
 }
 

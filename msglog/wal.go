@@ -588,6 +588,7 @@ func replayWAL(ctx context.Context, dir string, db *store.DB, origin string, log
 		return 0, wf.last, err
 	}
 	w := &indexWriter{db: db, origin: origin}
+	defer w.closeStatements()
 	total := 0
 	for _, s := range reads {
 		switch {

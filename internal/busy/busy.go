@@ -18,20 +18,23 @@ import (
 
 // The scheduler's record of how long goroutines waited, runnable, for a
 // processor is read at most every sampleEvery by whichever caller comes
-// first; the mean wait since the previous reading is smoothed with weight
-// 1/smoothing; the process is busy while that is at least threshold.
+// first; the mean wait since the previous reading is smoothed over about
+// smoothing (a reading after a quiet spell counts for the whole spell);
+// the process is busy while that is at least threshold.
 const (
 	sampleEvery = 5 * time.Millisecond
-	smoothing   = 4
+	smoothing   = 20 * time.Millisecond
 	threshold   = 250 * time.Microsecond
 )
 
 var (
-	last   atomic.Int64 // when the last reading was taken (UnixNano)
+	start  = time.Now() // readings are timed from here, on the monotonic clock
+	last   atomic.Int64 // when the last reading was taken (since start)
 	busy   atomic.Bool
 	mu     sync.Mutex
 	wait   float64 // smoothed mean wait, seconds
 	prev   []uint64
+	prevAt time.Duration
 	sample = []metrics.Sample{{Name: "/sched/latencies:seconds"}}
 )
 
@@ -39,9 +42,9 @@ var (
 // least 0.25 ms for a processor. It is cheap: a caller reads the
 // scheduler's figures at most every 5 ms.
 func Busy() bool {
-	now := time.Now().UnixNano()
+	now := int64(time.Since(start))
 	if l := last.Load(); now-l >= int64(sampleEvery) && last.CompareAndSwap(l, now) {
-		update()
+		update(time.Duration(now))
 	}
 	return busy.Load()
 }
@@ -54,9 +57,11 @@ func Wait() time.Duration {
 	return time.Duration(wait * float64(time.Second))
 }
 
-func update() {
+func update(now time.Duration) {
 	mu.Lock()
 	defer mu.Unlock()
+	elapsed := now - prevAt
+	prevAt = now
 	metrics.Read(sample)
 	if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
 		return // not provided by this runtime: never busy
@@ -86,8 +91,13 @@ func update() {
 		n += d
 		sum += d * mid
 	}
+	// Weighted by the time since the previous reading: a long quiet spell
+	// (few or no goroutines scheduled) forgets the busy past at once.
+	alpha := 1 - math.Exp(-float64(elapsed)/float64(smoothing))
+	mean := 0.0
 	if n > 0 {
-		wait += (sum/n - wait) / smoothing
+		mean = sum / n
 	}
+	wait += (mean - wait) * alpha
 	busy.Store(wait >= threshold.Seconds())
 }
