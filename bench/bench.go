@@ -186,16 +186,21 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	defer backend.Close()
 
 	// measure warms a target up and measures it once.
-	measure := func(name, target string, hdr http.Header, warmup, d time.Duration) samples {
+	// measure warms up, then measures; what the process used (CPU, system
+	// calls) is counted for the measurement alone.
+	measure := func(name, target string, hdr http.Header, warmup, d time.Duration) (samples, usage) {
 		fmt.Fprintf(progress, "%-8s warming up %v, measuring %v with %d connections…\n", name, warmup, d, o.Connections)
 		warm := &load{conns: o.Connections, duration: warmup, maxRequests: o.MaxRequests, body: body, header: hdr}
 		warm.run(ctx, target)
 		runtime.GC()
 		ld.header, ld.duration = hdr, d
-		return ld.run(ctx, target)
+		u0 := readUsage()
+		s := ld.run(ctx, target)
+		return s, readUsage().minus(u0)
 	}
 
-	rep.Backend = measure("backend", "http://"+backend.Addr().String()+"/echo", nil, o.Warmup, o.Duration).result()
+	backendAll, _ := measure("backend", "http://"+backend.Addr().String()+"/echo", nil, o.Warmup, o.Duration)
+	rep.Backend = backendAll.result()
 
 	floorURL, closeFloor, err := startFloor("http://" + backend.Addr().String())
 	if err != nil {
@@ -237,12 +242,11 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 
 	var floorAll, sampanAll samples
-	var sampanCPU time.Duration
+	var floorUse, sampanUse usage
 	measureSampan := func(warmup time.Duration) (samples, error) {
 		if o.CPUProfile == "" {
-			cpu0 := cpuTime()
-			s := measure("sampan", target, hdr, warmup, per)
-			sampanCPU += cpuTime() - cpu0
+			s, u := measure("sampan", target, hdr, warmup, per)
+			sampanUse = sampanUse.plus(u)
 			return s, nil
 		}
 		fmt.Fprintf(progress, "sampan   warming up %v, profiling %v into %s\n", warmup, per, o.CPUProfile)
@@ -250,10 +254,10 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		if err := pprof.StartCPUProfile(profile); err != nil {
 			return samples{}, err
 		}
-		cpu0 := cpuTime()
+		u0 := readUsage()
 		ld.header, ld.duration = hdr, per
 		s := ld.run(ctx, target)
-		sampanCPU += cpuTime() - cpu0
+		sampanUse = sampanUse.plus(readUsage().minus(u0))
 		pprof.StopCPUProfile()
 		return s, nil
 	}
@@ -267,7 +271,9 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		}
 		var f, sm samples
 		if i%2 == 0 {
-			f = measure("floor", floorURL+"/echo", nil, warmup, per)
+			var u usage
+			f, u = measure("floor", floorURL+"/echo", nil, warmup, per)
+			floorUse = floorUse.plus(u)
 			if sm, err = measureSampan(warmup); err != nil {
 				return nil, err
 			}
@@ -275,7 +281,9 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 			if sm, err = measureSampan(warmup); err != nil {
 				return nil, err
 			}
-			f = measure("floor", floorURL+"/echo", nil, warmup, per)
+			var u usage
+			f, u = measure("floor", floorURL+"/echo", nil, warmup, per)
+			floorUse = floorUse.plus(u)
 		}
 		r := Round{FloorRPS: f.result().RPS, SampanRPS: sm.result().RPS}
 		if r.FloorRPS > 0 {
@@ -286,9 +294,8 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		sampanAll.add(sm)
 	}
 	rep.Floor, rep.Sampan = floorAll.result(), sampanAll.result()
-	if rep.Sampan.Requests > 0 {
-		rep.Sampan.CPUsPer1k = sampanCPU.Seconds() / float64(rep.Sampan.Requests) * 1000
-	}
+	floorUse.fill(&rep.Floor)
+	sampanUse.fill(&rep.Sampan)
 	rep.Sampan.RSSMB = float64(procStatus("VmRSS")) / (1 << 20)
 	if rep.Floor.RPS > 0 {
 		rep.RatioSampanToFloor = rep.Sampan.RPS / rep.Floor.RPS
@@ -342,14 +349,19 @@ type HalfPeak struct {
 // Print writes the report as a table.
 func (r *Report) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\trequests\terrors\treq/s\tp50 ms\tp99 ms\tCPU s/1k\tRSS MB\t")
+	fmt.Fprintln(tw, "target\trequests\terrors\treq/s\tp50 ms\tp99 ms\tCPU s/1k\tsyscalls/ex\tRSS MB\t")
 	row := func(name string, x Result) {
-		cpu, rss := "", ""
+		cpu, calls, rss := "", "", ""
 		if x.CPUsPer1k > 0 {
 			cpu = strconv.FormatFloat(x.CPUsPer1k, 'f', 3, 64)
+		}
+		if x.SyscallsPerExchange > 0 {
+			calls = strconv.FormatFloat(x.SyscallsPerExchange, 'f', 1, 64)
+		}
+		if x.RSSMB > 0 {
 			rss = strconv.FormatFloat(x.RSSMB, 'f', 0, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%s\t%s\t\n", name, x.Requests, x.Errors, x.RPS, x.P50ms, x.P99ms, cpu, rss)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%s\t%s\t%s\t\n", name, x.Requests, x.Errors, x.RPS, x.P50ms, x.P99ms, cpu, calls, rss)
 	}
 	row("backend", r.Backend)
 	row("floor", r.Floor)
@@ -488,6 +500,43 @@ func startFloor(backend string) (string, func(), error) {
 		return "", nil, err
 	}
 	return "http://" + outerLn.Addr().String(), func() { outerLn.Close(); innerLn.Close() }, nil
+}
+
+// usage is what the process used over a measurement.
+type usage struct {
+	cpu   time.Duration
+	calls int64 // read and write system calls (Linux; 0 elsewhere)
+}
+
+func readUsage() usage {
+	return usage{cpu: cpuTime(), calls: procIO("syscr") + procIO("syscw")}
+}
+
+func (u usage) minus(v usage) usage { return usage{u.cpu - v.cpu, u.calls - v.calls} }
+func (u usage) plus(v usage) usage  { return usage{u.cpu + v.cpu, u.calls + v.calls} }
+
+// fill sets a result's CPU and system calls per exchange.
+func (u usage) fill(r *Result) {
+	if r.Requests == 0 {
+		return
+	}
+	r.CPUsPer1k = u.cpu.Seconds() / float64(r.Requests) * 1000
+	r.SyscallsPerExchange = float64(u.calls) / float64(r.Requests)
+}
+
+// procIO returns a counter of /proc/self/io, or 0.
+func procIO(field string) int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // cpuTime returns the process's user and system CPU time.

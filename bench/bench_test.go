@@ -23,8 +23,12 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	if st := rep.Stream; st == nil || st.Bytes != 8<<20 || st.Seconds <= 0 || st.RSSPeakMB < st.RSSBeforeMB || st.RSSGrowthMB != st.RSSPeakMB-st.RSSBeforeMB {
 		t.Errorf("stream figures %+v", rep.Stream)
 	}
-	if rep.Sampan.CPUsPer1k <= 0 || rep.Sampan.RSSMB <= 0 {
-		t.Errorf("sampan CPU and RSS not measured: %+v", rep.Sampan)
+	if rep.Sampan.CPUsPer1k <= 0 || rep.Sampan.RSSMB <= 0 || rep.Floor.CPUsPer1k <= 0 {
+		t.Errorf("CPU and RSS not measured: floor %+v, sampan %+v", rep.Floor, rep.Sampan)
+	}
+	// Each exchange reads and writes on several sockets: counted on Linux.
+	if _, err := os.Stat("/proc/self/io"); err == nil && (rep.Floor.SyscallsPerExchange < 2 || rep.Sampan.SyscallsPerExchange < 2) {
+		t.Errorf("system calls per exchange not measured: floor %v, sampan %v", rep.Floor.SyscallsPerExchange, rep.Sampan.SyscallsPerExchange)
 	}
 	// The open-loop run at half of Sampan's peak drives both targets at
 	// that rate: about half as many requests per second as the peak.

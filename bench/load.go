@@ -23,8 +23,12 @@ type Result struct {
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	// CPUsPer1k is the process's CPU seconds per thousand exchanges
-	// (load generator and backend included: they share the process).
+	// (load generator and backend included: they share the process),
+	// over the measurements alone (not their warm-ups).
 	CPUsPer1k float64 `json:"cpu_s_per_1k,omitempty"`
+	// SyscallsPerExchange is the process's read and write system calls
+	// per exchange (Linux), likewise.
+	SyscallsPerExchange float64 `json:"syscalls_per_exchange,omitempty"`
 	// RSSMB is the process's resident set after the run.
 	RSSMB float64 `json:"rss_mb,omitempty"`
 }
