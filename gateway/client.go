@@ -92,6 +92,9 @@ func (g *Gateway) checkLimits(r *http.Request) *r1.Error {
 		return r1.New(r1.TypeURITooLong, "request URI of %d characters exceeds the limit of %d", len(r.RequestURI), g.cfg.Limits.MaxURILength)
 	}
 	if n := headerSize(r.Header); n > g.cfg.Limits.MaxHeaderBytes {
+		// (The gateways' own Sampan- headers are not counted: a request
+		// within the limit at the consumer's gateway is within it at the
+		// provider's, whether its signature travels as a header or not.)
 		return r1.New(r1.TypeHeadersTooLarge, "request headers of %d bytes exceed the limit of %d", n, g.cfg.Limits.MaxHeaderBytes)
 	}
 	if max := g.cfg.Limits.MaxBodyBytes; max >= 0 && r.ContentLength > max {
@@ -100,10 +103,14 @@ func (g *Gateway) checkLimits(r *http.Request) *r1.Error {
 	return nil
 }
 
-// headerSize approximates the size of a header block on the wire.
+// headerSize approximates the size of a header block on the wire, less
+// the gateways' own headers (Sampan-*, never taken from a client).
 func headerSize(h http.Header) int {
 	n := 0
 	for k, vs := range h {
+		if strings.HasPrefix(k, "Sampan-") {
+			continue
+		}
 		for _, v := range vs {
 			n += len(k) + len(v) + 4
 		}
@@ -291,14 +298,18 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	sr := newSigningReader(r.Body, g.cfg.Limits.MaxBodyBytes, sign)
 	sr.tee = bs.reqW()
 	out.Body = io.NopCloser(sr)
-	if r.ContentLength > 0 && r.ContentLength <= bufSize {
-		// A small request is read whole and signed before it is sent:
-		// the signature goes in the headers and the body in one frame,
-		// with no trailer frame and no flush between them.
-		b, err := io.ReadAll(sr)
+	if r.ContentLength >= 0 && r.ContentLength <= bufSize {
+		// A small request (or one without a body) is read whole and
+		// signed before it is sent: the signature goes in the headers and
+		// the body in one frame, with no trailer frame and no flush
+		// between them.
+		b := make([]byte, 0, r.ContentLength+1)
+		b, err := readAll(sr, b)
 		switch {
 		case errors.Is(err, errBodyTooLarge):
 			return r1.Wrap(err, r1.TypeRequestTooLarge, "request body exceeds the limit")
+		case r.Context().Err() != nil:
+			return r1.Wrap(r.Context().Err(), r1.TypeInvalidRequest, "the client abandoned the request")
 		case signErr != nil:
 			return r1.Wrap(signErr, r1.TypeSigningFailed, "the request could not be signed")
 		case err != nil:
@@ -306,15 +317,16 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		}
 		out.Header.Set(hdrSignature, out.Trailer.Get(hdrSignature))
 		out.Trailer = nil
-		out.Body = io.NopCloser(bytes.NewReader(b))
 		out.ContentLength = int64(len(b))
-	}
-	if r.ContentLength == 0 {
-		// Without a body the request can be sent again, and the transport
-		// does so, for idempotent methods, when a pooled connection turns
-		// out to be closed (a provider gateway restarting, say).
-		out.GetBody = func() (io.ReadCloser, error) {
-			return io.NopCloser(newSigningReader(nil, 0, sign)), nil
+		out.Body = http.NoBody
+		if len(b) > 0 {
+			out.Body = io.NopCloser(bytes.NewReader(b))
+		} else {
+			// Without a body the request can be sent again, and the
+			// transport does so, for idempotent methods, when a pooled
+			// connection turns out to be closed (a provider gateway
+			// restarting, say).
+			out.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
 		}
 	}
 
@@ -440,6 +452,23 @@ func copyNamed(dst, src http.Header, names []string) {
 			continue
 		}
 		dst[k] = src.Values(k)
+	}
+}
+
+// readAll reads r to its end, appending to b.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
 	}
 }
 

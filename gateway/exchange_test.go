@@ -232,6 +232,20 @@ func TestExchange(t *testing.T) {
 		}
 	})
 
+	t.Run("headers near the limit", func(t *testing.T) {
+		// Within the limit at the consumer's gateway (the client's other
+		// headers take under 400 bytes), so within it at the provider's:
+		// the gateways' own headers (signer certificate, signature) do
+		// not count against the client's limit.
+		limit := 8 << 10 // as the world above was started
+		note := map[string]string{"X-Note": strings.Repeat("n", limit-400)}
+		for _, c := range []call{{path: companies + "/0100109106", header: note}, {method: http.MethodPost, path: filings, header: note, body: strings.NewReader("statement")}} {
+			if resp, body := w.do(t, c); resp.StatusCode/100 != 2 {
+				t.Errorf("%s %s: status %d, %s", c.method, c.path, resp.StatusCode, body)
+			}
+		}
+	})
+
 	t.Run("upload", func(t *testing.T) {
 		data := bytes.Repeat([]byte("annual statement "), 5000)
 		resp, body := w.do(t, call{method: http.MethodPost, path: filings, body: bytes.NewReader(data)})
