@@ -303,8 +303,10 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		// signed before it is sent: the signature goes in the headers and
 		// the body in one frame, with no trailer frame and no flush
 		// between them.
-		b := make([]byte, 0, r.ContentLength+1)
-		b, err := readAll(sr, b)
+		var held bytes.Buffer
+		held.Grow(int(r.ContentLength) + 1)
+		_, err := held.ReadFrom(sr)
+		b := held.Bytes()
 		switch {
 		case errors.Is(err, errBodyTooLarge):
 			return r1.Wrap(err, r1.TypeRequestTooLarge, "request body exceeds the limit")
@@ -452,23 +454,6 @@ func copyNamed(dst, src http.Header, names []string) {
 			continue
 		}
 		dst[k] = src.Values(k)
-	}
-}
-
-// readAll reads r to its end, appending to b.
-func readAll(r io.Reader, b []byte) ([]byte, error) {
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
 	}
 }
 
