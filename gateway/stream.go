@@ -147,6 +147,38 @@ func (v *verifyingReader) Prefetch() (complete bool, err error) {
 // Len returns how many body bytes have been read from the source so far.
 func (v *verifyingReader) Len() int64 { return v.n }
 
+// WriteTo writes the body to w straight from the reader's buffer, with
+// the same withholding as Read (io.Copy uses it: otherwise a response
+// writer would copy through a buffer of its own, allocated per body).
+func (v *verifyingReader) WriteTo(w io.Writer) (int64, error) {
+	var written int64
+	for {
+		if v.err != nil {
+			return written, v.err
+		}
+		avail := v.end - v.start
+		if !v.ok {
+			avail -= holdBack
+		}
+		if avail > 0 {
+			n, err := w.Write(v.buf[v.start : v.start+avail])
+			v.start += n
+			written += int64(n)
+			if err != nil {
+				return written, err
+			}
+			if n < avail {
+				return written, io.ErrShortWrite
+			}
+			continue
+		}
+		if v.ok {
+			return written, nil
+		}
+		v.fill()
+	}
+}
+
 func (v *verifyingReader) Read(p []byte) (int, error) {
 	for {
 		if v.err != nil {
