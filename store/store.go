@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -18,13 +19,27 @@ import (
 // Open opens (creating when needed) the SQLite database at path with WAL
 // journaling, foreign keys and a busy timeout, then applies migrations.
 // migrations[i] moves the schema from version i to i+1. pragmas are
-// further PRAGMA settings for every connection, e.g. "cache_size(-65536)".
+// further PRAGMA settings for every connection, e.g. "cache_size(-65536)";
+// a "page_size(N)" among them applies to a database created now.
 func Open(ctx context.Context, path string, migrations []string, pragmas ...string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	// A page size takes effect only while the file is new: the driver
+	// applies pragmas in alphabetical order, so journal_mode would fix the
+	// page size first. A new database is therefore made with it alone.
+	var perConn []string
+	for _, p := range pragmas {
+		if strings.HasPrefix(p, "page_size(") {
+			if err := create(ctx, path, p); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		perConn = append(perConn, p)
+	}
 	q := url.Values{}
-	for _, p := range append([]string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"}, pragmas...) {
+	for _, p := range append([]string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"}, perConn...) {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
@@ -44,6 +59,25 @@ func Open(ctx context.Context, path string, migrations []string, pragmas ...stri
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// create makes a new, empty database at path in WAL mode with the given
+// page_size pragma; an existing database is left as it is (its page size
+// changes only when it is rebuilt).
+func create(ctx context.Context, path, pageSize string) error {
+	if _, err := os.Lstat(path); err == nil || !os.IsNotExist(err) {
+		return nil
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+url.Values{"_pragma": {pageSize}}.Encode())
+	if err != nil {
+		return fmt.Errorf("create database %s: %w", path, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("create database %s: %w", path, err)
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, db *sql.DB, migrations []string) error {

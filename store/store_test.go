@@ -92,3 +92,53 @@ func TestPragmas(t *testing.T) {
 		}
 	}
 }
+
+// TestPageSize: a page size given to Open applies to a database it
+// creates (in WAL mode, with the schema migrated) and leaves an existing
+// database's unchanged, contents intact.
+func TestPageSize(t *testing.T) {
+	dir := t.TempDir()
+	pageSize := func(db *sql.DB) (n int, mode string) {
+		t.Helper()
+		if err := db.QueryRowContext(t.Context(), `PRAGMA page_size`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		return n, mode
+	}
+	schema := []string{`CREATE TABLE t (x INTEGER)`}
+	fresh, err := Open(t.Context(), filepath.Join(dir, "new.db"), schema, "page_size(16384)", "cache_size(-100)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if n, mode := pageSize(fresh); n != 16384 || mode != "wal" {
+		t.Fatalf("new database: page size %d, journal %s; want 16384, wal", n, mode)
+	}
+	if _, err := fresh.ExecContext(t.Context(), `INSERT INTO t VALUES (1)`); err != nil {
+		t.Fatalf("schema not migrated: %v", err)
+	}
+
+	old, err := Open(t.Context(), filepath.Join(dir, "old.db"), schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(t.Context(), `INSERT INTO t VALUES (7)`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	again, err := Open(t.Context(), filepath.Join(dir, "old.db"), schema, "page_size(16384)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	var x int
+	if err := again.QueryRowContext(t.Context(), `SELECT x FROM t`).Scan(&x); err != nil || x != 7 {
+		t.Fatalf("existing database: row %d, %v", x, err)
+	}
+	if n, mode := pageSize(again); n != 4096 || mode != "wal" {
+		t.Fatalf("existing database: page size %d, journal %s; want its own 4096, wal", n, mode)
+	}
+}
