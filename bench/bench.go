@@ -175,7 +175,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	rep := &Report{Config: Config{
 		Rounds: o.Rounds, DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Connections: o.Connections, BodyBytes: o.BodySize,
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (HTTP/2), request and response signed and verified (in batches above 2,000 signatures/s per key), access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (write-ahead segments, SQLite record index, Merkle tiles) on both gateways",
+		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (HTTP/2), request and response signed and verified (in batches while the process is busy), access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (write-ahead segments, SQLite record index, Merkle tiles) on both gateways",
 		Note:   "load generator, backend, proxies and gateways share this process and its CPUs; loopback only; floor and Sampan alternate in rounds",
 	}}
 
