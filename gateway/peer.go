@@ -345,10 +345,10 @@ func (g *Gateway) callBackend(r *http.Request, s *Service, path string, names []
 		out.Body = http.NoBody
 		out.ContentLength = 0
 	case complete:
-		out.Body = io.NopCloser(body)
+		out.Body = lend(body)
 		out.ContentLength = body.Len()
 	default:
-		out.Body = io.NopCloser(body)
+		out.Body = lend(body)
 		out.ContentLength = -1
 	}
 	// The timeout covers waiting for the answer's head; a long body may

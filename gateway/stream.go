@@ -6,6 +6,7 @@ import (
 	"hash"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // errBodyTooLarge is returned by a body reader past the configured limit.
@@ -85,6 +86,7 @@ type verifyingReader struct {
 	err    error
 	verify func(sum []byte) error
 	tee    io.Writer // when not nil, sees the body too
+	lent   *lentBody // when lent out as a request body
 }
 
 func newVerifyingReader(src io.Reader, verify func(sum []byte) error) *verifyingReader {
@@ -96,11 +98,53 @@ func newVerifyingReader(src io.Reader, verify func(sum []byte) error) *verifying
 }
 
 // release returns the buffer to the pool; the reader must not be used
-// afterwards.
+// afterwards. When the reader has been lent out as a request body, the
+// buffer goes back only once the borrower has closed it too.
 func (v *verifyingReader) release() {
+	if v.lent != nil {
+		v.lent.drop()
+		return
+	}
+	v.free()
+}
+
+func (v *verifyingReader) free() {
 	if v.bufp != nil {
 		bufPool.Put(v.bufp)
 		v.bufp, v.buf = nil, nil
+	}
+}
+
+// lentBody is a verifying reader lent to an HTTP client as a request body.
+// The client may go on reading it after RoundTrip has returned — a backend
+// that answers before it has read the whole request — and closes it when
+// it is done: the reader's buffer is freed by the last of that close and
+// the handler's release, never under a read.
+type lentBody struct {
+	v     *verifyingReader
+	refs  atomic.Int32 // the client's and the handler's
+	close sync.Once
+}
+
+// lend hands v out as a request body (without WriteTo, so that the client
+// copies through a buffer of its own rather than writing the pooled one).
+func lend(v *verifyingReader) io.ReadCloser {
+	b := &lentBody{v: v}
+	b.refs.Store(2)
+	v.lent = b
+	return b
+}
+
+func (b *lentBody) Read(p []byte) (int, error) { return b.v.Read(p) }
+
+func (b *lentBody) Close() error {
+	b.close.Do(b.drop)
+	return nil
+}
+
+func (b *lentBody) drop() {
+	if b.refs.Add(-1) == 0 {
+		b.v.free()
 	}
 }
 

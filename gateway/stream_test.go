@@ -9,8 +9,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sampan-exchange/sampan/gateway"
@@ -123,4 +125,64 @@ func (r *hashingReader) Read(p []byte) (int, error) {
 	r.n -= int64(n)
 	r.h.Write(p[:n])
 	return n, err
+}
+
+// TestBackendAnswersBeforeReading: a backend that answers a large upload
+// at once, without reading it, while the provider's gateway is still
+// sending the body. The exchange is refused (the request's signature was
+// never checked), the gateway survives it — the HTTP client goes on
+// reading the request body after the handler has ended, so the body's
+// buffer must not be freed under it — and the next exchange works.
+func TestBackendAnswersBeforeReading(t *testing.T) {
+	var early atomic.Bool
+	sb, err := sandbox.Start(t.Context(), sandbox.Options{
+		Dir:    filepath.Join(t.TempDir(), "sandbox"),
+		Limits: gateway.Limits{MaxBodyBytes: -1},
+		WrapBackends: func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if early.Load() {
+					http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	var url string
+	for _, g := range sb.Manifest.Gateways {
+		if g.ID == "VN/GOV/HCMC/gw1" {
+			url = g.ClientURL + "/r1/" + filings
+		}
+	}
+	post := func(size int64) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, io.LimitReader(&pattern{x: 7}, size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Road-Client", hcmcClient)
+		req.ContentLength = -1
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	early.Store(true)
+	for range 3 {
+		resp, body := post(8 << 20)
+		if resp.StatusCode/100 == 2 || resp.Header.Get("X-Road-Error") == "" {
+			t.Fatalf("early answer relayed: status %d, X-Road-Error %q, body %.200s", resp.StatusCode, resp.Header.Get("X-Road-Error"), body)
+		}
+	}
+	early.Store(false)
+	if resp, body := post(100 << 10); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("after the early answers: status %d, body %.300s", resp.StatusCode, body)
+	}
 }

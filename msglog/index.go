@@ -101,6 +101,13 @@ ALTER TABLE records ADD CONSTRAINT records_pkey PRIMARY KEY USING INDEX records_
 CREATE INDEX records_leaf ON records (log, leaf_index);`}
 )
 
+// indexPageSize is the page size of a new SQLite record index, and
+// checkpointBytes how much of SQLite's WAL is copied back at a time.
+const (
+	indexPageSize   = 16 << 10
+	checkpointBytes = 4 << 20
+)
+
 // OpenIndex opens the record index: PostgreSQL when dsn is given,
 // otherwise the SQLite database in the log directory.
 func OpenIndex(ctx context.Context, dir, dsn string) (*store.DB, error) {
@@ -109,10 +116,18 @@ func OpenIndex(ctx context.Context, dir, dsn string) (*store.DB, error) {
 	// now: a commit of a hundred rows then writes about 75 pages to the
 	// SQLite WAL rather than 300, each page a system call, and as many
 	// again at the checkpoint (docs/design/performance.md). Checkpoints
-	// stay at 4 MB of pages (256 of them, the default being 1,000): a
+	// stay at 4 MB whatever the page size (the default is 1,000 pages): a
 	// larger one is a longer burst of writes for the disk, which every
 	// acknowledgement's segment sync then waits behind.
-	db, err := store.OpenDSN(ctx, dsn, dir+"/"+IndexFile, indexSQLite, indexPG, "cache_size(-65536)", "page_size(16384)", "wal_autocheckpoint(256)")
+	ps, err := store.PageSize(dir + "/" + IndexFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: record index: %w", ErrLogging, err)
+	}
+	if ps == 0 {
+		ps = indexPageSize
+	}
+	db, err := store.OpenDSN(ctx, dsn, dir+"/"+IndexFile, indexSQLite, indexPG, "cache_size(-65536)",
+		fmt.Sprintf("page_size(%d)", indexPageSize), fmt.Sprintf("wal_autocheckpoint(%d)", max(1, checkpointBytes/ps)))
 	if err != nil {
 		return nil, fmt.Errorf("%w: record index: %w", ErrLogging, err)
 	}
@@ -157,6 +172,7 @@ type indexWriter struct {
 	origin   string
 	log      *slog.Logger
 	onCommit func([]*row) // sees newly committed rows, in order
+	yielded  time.Time    // when the writer last let others run
 
 	mu      sync.Mutex
 	rows    []*row
@@ -408,10 +424,18 @@ const (
 // row. SQLite runs in this process: a commit is a few milliseconds of CPU
 // in one goroutine, which the Go scheduler would not interrupt, and every
 // exchange queued behind it on that processor would wait for all of it.
-// Yielding after each row puts the index writer behind them; it costs
-// well under a microsecond a row. At 1,500 exchanges/s this halved the
-// median latency (docs/design/performance.md).
-func yield() { runtime.Gosched() }
+// Yielding every 200 µs (a few rows) puts the index writer behind them.
+// At 1,500 exchanges/s, yielding after each row took the median latency
+// from 6.0–6.8 ms to 3.0–3.9 (docs/design/performance.md).
+func (w *indexWriter) yield() {
+	if now := time.Now(); now.Sub(w.yielded) >= yieldEvery {
+		runtime.Gosched()
+		w.yielded = time.Now()
+	}
+}
+
+// yieldEvery is how much of a commit runs between yields: a few rows.
+const yieldEvery = 200 * time.Microsecond
 
 // commitSQLite inserts rows and records leaf positions within tx with
 // the prepared statements, noting the digests of the rows it inserted.
@@ -435,7 +459,7 @@ func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, update
 			if err != nil {
 				return err
 			}
-			yield()
+			w.yield()
 			// A record identical to one already kept is the same record:
 			// it is not inserted again, and must not fail the others.
 			if n, err := res.RowsAffected(); err != nil {
@@ -451,7 +475,7 @@ func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, update
 			if _, err := leaf.ExecContext(ctx, int64(r.leaf), r.requestAt(), r.digest[:]); err != nil {
 				return err
 			}
-			yield()
+			w.yield()
 		}
 	}
 	return tx.Commit()

@@ -7,7 +7,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -61,23 +64,54 @@ func Open(ctx context.Context, path string, migrations []string, pragmas ...stri
 	return db, nil
 }
 
-// create makes a new, empty database at path in WAL mode with the given
-// page_size pragma; an existing database is left as it is (its page size
-// changes only when it is rebuilt).
+// create makes a new, empty database at path (mode 0600, so that SQLite
+// gives its -wal and -shm files the same) in WAL mode with the given
+// page_size pragma. An existing database is left as it is: its page size
+// changes only when it is rebuilt.
 func create(ctx context.Context, path, pageSize string) error {
-	if _, err := os.Lstat(path); err == nil || !os.IsNotExist(err) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+url.Values{"_pragma": {pageSize}}.Encode())
+	if err != nil {
+		return fmt.Errorf("create database %s: %w", path, err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite", "file:"+path+"?"+url.Values{"_pragma": {"busy_timeout(10000)", pageSize}}.Encode())
 	if err != nil {
 		return fmt.Errorf("create database %s: %w", path, err)
 	}
 	defer db.Close()
 	if _, err := db.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
-		os.Remove(path)
+		// Only an empty file made here is removed, never a database.
+		if st, serr := os.Stat(path); serr == nil && st.Size() == 0 {
+			os.Remove(path)
+		}
 		return fmt.Errorf("create database %s: %w", path, err)
 	}
 	return nil
+}
+
+// PageSize returns the page size of the SQLite database at path from its
+// header, or 0 when there is no database there yet.
+func PageSize(path string) (int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var h [18]byte
+	if n, _ := io.ReadFull(f, h[:]); n < len(h) {
+		return 0, nil // empty or cut short: SQLite treats it as new
+	}
+	ps := int(h[16])<<8 | int(h[17])
+	if ps == 1 {
+		ps = 65536
+	}
+	return ps, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB, migrations []string) error {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -119,6 +120,19 @@ func TestPageSize(t *testing.T) {
 	}
 	if _, err := fresh.ExecContext(t.Context(), `INSERT INTO t VALUES (1)`); err != nil {
 		t.Fatalf("schema not migrated: %v", err)
+	}
+	// The database and SQLite's files beside it are the owner's alone.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		st, err := os.Stat(filepath.Join(dir, "new.db"+suffix))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("new.db%s: %v, %v; want mode 0600", suffix, st.Mode().Perm(), err)
+		}
+	}
+	if n, err := PageSize(filepath.Join(dir, "new.db")); n != 16384 || err != nil {
+		t.Fatalf("PageSize: %d, %v", n, err)
+	}
+	if n, err := PageSize(filepath.Join(dir, "none.db")); n != 0 || err != nil {
+		t.Fatalf("PageSize of no database: %d, %v", n, err)
 	}
 
 	old, err := Open(t.Context(), filepath.Join(dir, "old.db"), schema)
