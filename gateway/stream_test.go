@@ -75,16 +75,7 @@ func TestStreamingBody(t *testing.T) {
 
 	h := sha256.New()
 	src := &hashingReader{r: &pattern{x: 88172645463325252}, n: size, h: h}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, w.url+"/r1/"+filings, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Road-Client", hcmcClient)
-	req.ContentLength = -1
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postStreamed(t, w.url+"/r1/"+filings, src)
 	defer resp.Body.Close()
 	var got struct {
 		Bytes  int64
@@ -160,16 +151,7 @@ func TestBackendAnswersBeforeReading(t *testing.T) {
 	}
 	post := func(size int64) (*http.Response, []byte) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, io.LimitReader(&pattern{x: 7}, size))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("X-Road-Client", hcmcClient)
-		req.ContentLength = -1
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := postStreamed(t, url, io.LimitReader(&pattern{x: 7}, size))
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp, b
@@ -185,4 +167,20 @@ func TestBackendAnswersBeforeReading(t *testing.T) {
 	if resp, body := post(100 << 10); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("after the early answers: status %d, body %.300s", resp.StatusCode, body)
 	}
+}
+
+// postStreamed posts body, of unknown length, as HCMC's one-stop system.
+func postStreamed(t *testing.T, url string, body io.Reader) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Road-Client", hcmcClient)
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
