@@ -256,7 +256,10 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		resp, e = g.callBackend(r, service, path, names, vr, complete, log)
+		// Reads of the request still under way when the handler ends (the
+		// service answered early) are ended by a read deadline.
+		interrupt := func() { http.NewResponseController(w).SetReadDeadline(time.Now()) }
+		resp, e = g.callBackend(r, service, path, names, vr, complete, interrupt, log)
 		if e != nil {
 			fail(e)
 			return
@@ -328,7 +331,7 @@ func (g *Gateway) allowed(st, cst *confState, s *Service, client ident.ClientID,
 }
 
 // callBackend forwards a verified request to the service's backend.
-func (g *Gateway) callBackend(r *http.Request, s *Service, path string, names []string, body *verifyingReader, complete bool, log *slog.Logger) (*http.Response, *r1.Error) {
+func (g *Gateway) callBackend(r *http.Request, s *Service, path string, names []string, body *verifyingReader, complete bool, interrupt func(), log *slog.Logger) (*http.Response, *r1.Error) {
 	u := strings.TrimSuffix(s.Backend, "/") + path
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery
@@ -345,10 +348,10 @@ func (g *Gateway) callBackend(r *http.Request, s *Service, path string, names []
 		out.Body = http.NoBody
 		out.ContentLength = 0
 	case complete:
-		out.Body = lend(body)
+		out.Body = lend(body, interrupt)
 		out.ContentLength = body.Len()
 	default:
-		out.Body = lend(body)
+		out.Body = lend(body, interrupt)
 		out.ContentLength = -1
 	}
 	// The timeout covers waiting for the answer's head; a long body may

@@ -6,7 +6,6 @@ import (
 	"hash"
 	"io"
 	"sync"
-	"sync/atomic"
 )
 
 // errBodyTooLarge is returned by a body reader past the configured limit.
@@ -98,11 +97,10 @@ func newVerifyingReader(src io.Reader, verify func(sum []byte) error) *verifying
 }
 
 // release returns the buffer to the pool; the reader must not be used
-// afterwards. When the reader has been lent out as a request body, the
-// buffer goes back only once the borrower has closed it too.
+// afterwards. A reader lent out as a request body is first taken back.
 func (v *verifyingReader) release() {
 	if v.lent != nil {
-		v.lent.drop()
+		v.lent.end()
 		return
 	}
 	v.free()
@@ -115,37 +113,55 @@ func (v *verifyingReader) free() {
 	}
 }
 
+// errLentEnded is what a lent body's reads return once the handler that
+// lent it has ended.
+var errLentEnded = errors.New("the request has ended")
+
 // lentBody is a verifying reader lent to an HTTP client as a request body.
-// The client may go on reading it after RoundTrip has returned — a backend
-// that answers before it has read the whole request — and closes it when
-// it is done: the reader's buffer is freed by the last of that close and
-// the handler's release, never under a read.
+// The client may go on reading it after RoundTrip has returned — when a
+// backend answers before it has read the whole request — so when the
+// handler ends it takes the reader back: a read under way is interrupted
+// (interrupt ends reads of the reader's source) and waited for, later reads
+// fail, and only then is the buffer freed and the handler's cleanup (the
+// stored bodies the reader writes to) let go on.
 type lentBody struct {
-	v     *verifyingReader
-	refs  atomic.Int32 // the client's and the handler's
-	close sync.Once
+	v         *verifyingReader
+	interrupt func()
+	mu        sync.Mutex // held by a read under way
+	ended     bool
 }
 
 // lend hands v out as a request body (without WriteTo, so that the client
 // copies through a buffer of its own rather than writing the pooled one).
-func lend(v *verifyingReader) io.ReadCloser {
-	b := &lentBody{v: v}
-	b.refs.Store(2)
+func lend(v *verifyingReader, interrupt func()) io.ReadCloser {
+	b := &lentBody{v: v, interrupt: interrupt}
 	v.lent = b
 	return b
 }
 
-func (b *lentBody) Read(p []byte) (int, error) { return b.v.Read(p) }
-
-func (b *lentBody) Close() error {
-	b.close.Do(b.drop)
-	return nil
+func (b *lentBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ended {
+		return 0, errLentEnded
+	}
+	return b.v.Read(p)
 }
 
-func (b *lentBody) drop() {
-	if b.refs.Add(-1) == 0 {
-		b.v.free()
+// Close is the client's: it has stopped reading. The buffer stays the
+// handler's to free.
+func (b *lentBody) Close() error { return nil }
+
+// end takes the reader back for the handler and frees its buffer.
+func (b *lentBody) end() {
+	if !b.mu.TryLock() {
+		// A read is under way, perhaps waiting for the peer.
+		b.interrupt()
+		b.mu.Lock()
 	}
+	defer b.mu.Unlock()
+	b.ended = true
+	b.v.free()
 }
 
 // fill reads from the source until the buffer is full or the source ends,
