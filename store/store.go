@@ -71,12 +71,15 @@ func Open(ctx context.Context, path string, migrations []string, pragmas ...stri
 func create(ctx context.Context, path, pageSize string) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if err != nil {
+		// Empty: made here before a stop cut the creation short.
+		if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() || st.Size() > 0 {
+			return nil
+		}
+	} else if err != nil {
 		return fmt.Errorf("create database %s: %w", path, err)
+	} else {
+		f.Close()
 	}
-	f.Close()
 	db, err := sql.Open("sqlite", "file:"+path+"?"+url.Values{"_pragma": {"busy_timeout(10000)", pageSize}}.Encode())
 	if err != nil {
 		return fmt.Errorf("create database %s: %w", path, err)

@@ -131,6 +131,19 @@ func TestPageSize(t *testing.T) {
 	if n, err := PageSize(filepath.Join(dir, "new.db")); n != 16384 || err != nil {
 		t.Fatalf("PageSize: %d, %v", n, err)
 	}
+	// An empty file (a creation cut short) still becomes a new database
+	// with the page size.
+	if err := os.WriteFile(filepath.Join(dir, "empty.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty, err := Open(t.Context(), filepath.Join(dir, "empty.db"), schema, "page_size(16384)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	if n, mode := pageSize(empty); n != 16384 || mode != "wal" {
+		t.Fatalf("empty file: page size %d, journal %s; want 16384, wal", n, mode)
+	}
 	if n, err := PageSize(filepath.Join(dir, "none.db")); n != 0 || err != nil {
 		t.Fatalf("PageSize of no database: %d, %v", n, err)
 	}
