@@ -138,13 +138,13 @@ const maxField = 8 << 10
 // database would refuse them, and with them every record committed in
 // the same transaction.
 func (r *Record) checkText() error {
-	for name, v := range map[string]string{
-		"x_road_id": r.XRoadID, "request_id": r.RequestID, "client": r.Client, "service": r.Service,
-		"user_id": r.UserID, "issue": r.Issue, "method": r.Method, "path": r.Path, "query": r.Query,
-		"gateway": r.Gateway, "peer_gateway": r.PeerGateway, "side": r.Side, "bodies": r.Bodies,
+	for _, f := range [...]struct{ name, v string }{
+		{"x_road_id", r.XRoadID}, {"request_id", r.RequestID}, {"client", r.Client}, {"service", r.Service},
+		{"user_id", r.UserID}, {"issue", r.Issue}, {"method", r.Method}, {"path", r.Path}, {"query", r.Query},
+		{"gateway", r.Gateway}, {"peer_gateway", r.PeerGateway}, {"side", r.Side}, {"bodies", r.Bodies},
 	} {
-		if len(v) > maxField || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-			return fmt.Errorf("record field %s is not UTF-8 text of at most %d bytes", name, maxField)
+		if len(f.v) > maxField || !utf8.ValidString(f.v) || strings.IndexByte(f.v, 0) >= 0 {
+			return fmt.Errorf("record field %s is not UTF-8 text of at most %d bytes", f.name, maxField)
 		}
 	}
 	return nil
@@ -405,8 +405,13 @@ func (r *Record) marshal() ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLogging, err)
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
+	b, ok := r.appendJSON(make([]byte, 0, 2048))
+	if !ok {
+		// encoding/json says what it refuses.
+		_, err := json.Marshal(r)
+		if err == nil {
+			err = errors.New("a time in the record cannot be encoded")
+		}
 		return nil, fmt.Errorf("%w: %w", ErrLogging, err)
 	}
 	if len(b) > MaxRecordSize {
