@@ -103,7 +103,7 @@ func fill(rng *rand.Rand, v reflect.Value) {
 
 func randTime(rng *rand.Rand) time.Time {
 	zones := []*time.Location{time.UTC, time.FixedZone("", 7*3600), time.FixedZone("", -(3*3600 + 1800)),
-		time.FixedZone("", 3600+30), // seconds in the offset: cut to minutes
+		time.FixedZone("", 3600+30),  // seconds in the offset: cut to minutes
 		time.FixedZone("", -25*3600)} // the last is refused
 	switch rng.IntN(40) {
 	case 0:
