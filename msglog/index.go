@@ -452,10 +452,16 @@ func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, update
 		}
 		w.insert, w.leaf = ins, leaf
 	}
+	// The statements run without the commit's deadline: with a context
+	// that can end, the driver starts a goroutine per statement to
+	// interrupt it, which cost more than the insert itself. SQLite runs
+	// in this process and waits for a lock no longer than its busy
+	// timeout; the transaction still ends with the commit's context.
+	bg := context.Background()
 	if len(rows) > 0 {
-		ins := tx.StmtContext(ctx, w.insert)
+		ins := tx.StmtContext(bg, w.insert)
 		for _, r := range rows {
-			res, err := ins.ExecContext(ctx, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.requestAt(), r.data, r.rec.Bodies)
+			res, err := ins.ExecContext(bg, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.requestAt(), r.data, r.rec.Bodies)
 			if err != nil {
 				return err
 			}
@@ -470,9 +476,9 @@ func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, update
 		}
 	}
 	if len(updates) > 0 {
-		leaf := tx.StmtContext(ctx, w.leaf)
+		leaf := tx.StmtContext(bg, w.leaf)
 		for _, r := range updates {
-			if _, err := leaf.ExecContext(ctx, int64(r.leaf), r.requestAt(), r.digest[:]); err != nil {
+			if _, err := leaf.ExecContext(bg, int64(r.leaf), r.requestAt(), r.digest[:]); err != nil {
 				return err
 			}
 			w.yield()
