@@ -41,6 +41,7 @@ type world struct {
 	gw      map[string]*gateway.Gateway
 	url     string // HCMC gateway's client side
 	tamper  atomic.Pointer[tamper]
+	answer  atomic.Pointer[http.HandlerFunc] // when set, answers in place of the services
 	proto   atomic.Pointer[string] // of the last gateway-to-gateway response
 }
 
@@ -82,6 +83,10 @@ func startWorld(t *testing.T, o sandbox.Options) *world {
 			w.mu.Lock()
 			w.lastHdr = r.Header.Clone()
 			w.mu.Unlock()
+			if a := w.answer.Load(); a != nil {
+				(*a)(rw, r)
+				return
+			}
 			h.ServeHTTP(rw, r)
 		})
 	}

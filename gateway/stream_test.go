@@ -12,10 +12,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/msglog"
+	"github.com/sampan-exchange/sampan/r1"
 	"github.com/sampan-exchange/sampan/sandbox"
 )
 
@@ -183,4 +186,92 @@ func postStreamed(t *testing.T, url string, body io.Reader) *http.Response {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// TestTamperedStreamedAnswer changes an answer too large to be held whole
+// (it streams, signed in a trailer) between the gateways. The consumer's
+// gateway has passed most of it to the client when the signature fails:
+// it must withhold the end, break the connection so that the client
+// cannot take the answer for a whole one, and keep no record of it.
+func TestTamperedStreamedAnswer(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	const size = 256 << 10
+	answer := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/octet-stream")
+		io.Copy(rw, io.LimitReader(&pattern{x: 42}, size))
+	})
+	w.answer.Store(&answer)
+	defer w.answer.Store(nil)
+
+	get := func(t *testing.T, id string) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, w.url+"/r1/"+companies+"/0100109106", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(r1.HeaderClient, hcmcClient)
+		req.Header.Set(r1.HeaderID, id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, err
+	}
+
+	// Untouched, the answer arrives whole: the test's answer is sound.
+	want, _ := io.ReadAll(io.LimitReader(&pattern{x: 42}, size))
+	if status, b, err := get(t, "stream-ok"); err != nil || status != 200 || !bytes.Equal(b, want) {
+		t.Fatalf("untouched: status %d, %d bytes, err %v; want 200 and the %d bytes", status, len(b), err, size)
+	}
+
+	for _, tc := range []struct {
+		name string
+		tp   tamper
+	}{
+		{"signature", tamper{resp: func(r *http.Response) { r.Body = &trailerFlip{rc: r.Body, tr: r.Trailer} }}},
+		{"body", tamper{resp: func(r *http.Response) { r.Body = flipFirst(r.Body) }}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w.tamper.Store(&tc.tp)
+			defer w.tamper.Store(nil)
+			hits := w.hits.Load()
+			status, b, err := get(t, "stream-tampered-"+tc.name)
+			if w.hits.Load() != hits+1 {
+				t.Fatalf("the service was called %d times, want once", w.hits.Load()-hits)
+			}
+			if err == nil {
+				t.Fatalf("status %d: the client read %d bytes and no error: a tampered answer passed for a whole one", status, len(b))
+			}
+			if len(b) > size-1024 {
+				t.Errorf("the client got %d of %d bytes: the end must be withheld until the signature verifies", len(b), size)
+			}
+			t.Logf("status %d, %d of %d bytes, then %v", status, len(b), size, err)
+		})
+	}
+
+	// After the tampering, exchanges go on; the consumer's log holds the
+	// untouched exchange and none of the tampered ones.
+	w.answer.Store(nil)
+	if resp, body := w.do(t, call{path: companies + "/0100109106"}); resp.StatusCode != 200 {
+		t.Fatalf("after tampering: status %d, body %s", resp.StatusCode, body)
+	}
+	if err := w.sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	dir := filepath.Join(w.manifestGateway("VN/GOV/HCMC/gw1").DataDir, "log")
+	var mu sync.Mutex
+	if _, err := msglog.Verify(t.Context(), dir, "", func(r *msglog.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasPrefix(r.XRoadID, "stream-") {
+			ids = append(ids, r.XRoadID)
+		}
+	}); err != nil {
+		t.Fatalf("consumer's log does not verify: %v", err)
+	}
+	if len(ids) != 1 || ids[0] != "stream-ok" {
+		t.Errorf("consumer's log holds %v, want only stream-ok", ids)
+	}
 }
