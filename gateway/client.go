@@ -122,7 +122,7 @@ func headerSize(h http.Header) int {
 func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ex := &exchange{start: start, requestID: r1.NewID()}
-	ex.log = g.log.With("side", "client", "request_id", ex.requestID)
+	ex.log = requestLog(g.log, "side", "client", "request_id", ex.requestID)
 	fail := func(e *r1.Error) {
 		lvl := slog.LevelInfo
 		if e.Status >= 500 {

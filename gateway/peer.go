@@ -76,7 +76,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	if reqID == "" || len(reqID) > 64 {
 		reqID = r1.NewID()
 	}
-	log := g.log.With("side", "provider", "request_id", reqID)
+	log := requestLog(g.log, "side", "provider", "request_id", reqID)
 	fail := func(e *r1.Error) {
 		lvl := slog.LevelInfo
 		if e.Status >= 500 {
