@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -349,11 +350,14 @@ type HalfPeak struct {
 // Print writes the report as a table.
 func (r *Report) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\trequests\terrors\treq/s\tp50 ms\tp99 ms\tCPU s/1k\tsyscalls/ex\tRSS MB\t")
+	fmt.Fprintln(tw, "target\trequests\terrors\treq/s\tp50 ms\tp99 ms\tCPU s/1k\tsyscalls/ex\talloc KB/ex\tRSS MB\t")
 	row := func(name string, x Result) {
-		cpu, calls, rss := "", "", ""
+		cpu, calls, alloc, rss := "", "", "", ""
 		if x.CPUsPer1k > 0 {
 			cpu = strconv.FormatFloat(x.CPUsPer1k, 'f', 3, 64)
+		}
+		if x.AllocKBPerExchange > 0 {
+			alloc = strconv.FormatFloat(x.AllocKBPerExchange, 'f', 1, 64)
 		}
 		if x.SyscallsPerExchange > 0 {
 			calls = strconv.FormatFloat(x.SyscallsPerExchange, 'f', 1, 64)
@@ -361,7 +365,7 @@ func (r *Report) Print(w io.Writer) {
 		if x.RSSMB > 0 {
 			rss = strconv.FormatFloat(x.RSSMB, 'f', 0, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%s\t%s\t%s\t\n", name, x.Requests, x.Errors, x.RPS, x.P50ms, x.P99ms, cpu, calls, rss)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t\n", name, x.Requests, x.Errors, x.RPS, x.P50ms, x.P99ms, cpu, calls, alloc, rss)
 	}
 	row("backend", r.Backend)
 	row("floor", r.Floor)
@@ -504,16 +508,26 @@ func startFloor(backend string) (string, func(), error) {
 
 // usage is what the process used over a measurement.
 type usage struct {
-	cpu   time.Duration
-	calls int64 // read and write system calls (Linux; 0 elsewhere)
+	cpu    time.Duration
+	calls  int64 // read and write system calls (Linux; 0 elsewhere)
+	allocs int64 // bytes allocated on the Go heap
 }
+
+var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 
 func readUsage() usage {
-	return usage{cpu: cpuTime(), calls: procIO("syscr") + procIO("syscw")}
+	metrics.Read(allocSample)
+	var allocs int64
+	if allocSample[0].Value.Kind() == metrics.KindUint64 {
+		allocs = int64(allocSample[0].Value.Uint64())
+	}
+	return usage{cpu: cpuTime(), calls: procIO("syscr") + procIO("syscw"), allocs: allocs}
 }
 
-func (u usage) minus(v usage) usage { return usage{u.cpu - v.cpu, u.calls - v.calls} }
-func (u usage) plus(v usage) usage  { return usage{u.cpu + v.cpu, u.calls + v.calls} }
+func (u usage) minus(v usage) usage {
+	return usage{u.cpu - v.cpu, u.calls - v.calls, u.allocs - v.allocs}
+}
+func (u usage) plus(v usage) usage { return usage{u.cpu + v.cpu, u.calls + v.calls, u.allocs + v.allocs} }
 
 // fill sets a result's CPU and system calls per exchange.
 func (u usage) fill(r *Result) {
@@ -522,6 +536,7 @@ func (u usage) fill(r *Result) {
 	}
 	r.CPUsPer1k = u.cpu.Seconds() / float64(r.Requests) * 1000
 	r.SyscallsPerExchange = float64(u.calls) / float64(r.Requests)
+	r.AllocKBPerExchange = float64(u.allocs) / float64(r.Requests) / 1024
 }
 
 // procIO returns a counter of /proc/self/io, or 0.

@@ -26,6 +26,10 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	if rep.Sampan.CPUsPer1k <= 0 || rep.Sampan.RSSMB <= 0 || rep.Floor.CPUsPer1k <= 0 {
 		t.Errorf("CPU and RSS not measured: floor %+v, sampan %+v", rep.Floor, rep.Sampan)
 	}
+	// Every exchange allocates (request and answer at least).
+	if rep.Floor.AllocKBPerExchange < 1 || rep.Sampan.AllocKBPerExchange < 1 {
+		t.Errorf("allocation per exchange: floor %v KiB, sampan %v KiB", rep.Floor.AllocKBPerExchange, rep.Sampan.AllocKBPerExchange)
+	}
 	// Each exchange reads and writes on several sockets: counted on Linux.
 	if _, err := os.Stat("/proc/self/io"); err == nil && (rep.Floor.SyscallsPerExchange < 2 || rep.Sampan.SyscallsPerExchange < 2) {
 		t.Errorf("system calls per exchange not measured: floor %v, sampan %v", rep.Floor.SyscallsPerExchange, rep.Sampan.SyscallsPerExchange)
