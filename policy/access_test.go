@@ -80,3 +80,93 @@ func BenchmarkAccess(b *testing.B) {
 		}
 	}
 }
+
+// TestAccessDecisionsKeptApart asks one Access the same questions many
+// times, in varying order: each answer is the one a fresh Access gives,
+// whatever was asked before. Inputs that would run together if simply
+// joined are among them.
+func TestAccessDecisionsKeptApart(t *testing.T) {
+	one, other := sub("VN/GOV/HCMC/one-stop"), sub("VN/GOV/DN/one-stop")
+	grp, _ := ident.ParseGroup("VN/provincial-one-stops")
+	grp2, _ := ident.ParseGroup("VN/provincial")
+	grants := []Grant{
+		{Subsystem: &one, Endpoint: "GET /a"},
+		{Subsystem: &one, Endpoint: "GET /a;1:b"},
+		{Group: &grp, Endpoint: "GET /"},
+	}
+	type q struct {
+		client    ident.ClientID
+		groups    []ident.GroupID
+		endpoints []string
+	}
+	qs := []q{
+		{one, nil, []string{"GET /a"}},
+		{one, nil, []string{"GET /a;1:b"}},
+		{one, nil, []string{"GET /a", "b"}},
+		{one, nil, []string{"GET /a", "GET /b"}},
+		{one, nil, nil},
+		{other, nil, []string{"GET /a"}},
+		{other, []ident.GroupID{grp}, []string{"GET /"}},
+		{other, []ident.GroupID{grp2}, []string{"GET /"}},
+		{other, []ident.GroupID{grp2, grp}, []string{"GET /"}},
+		{other, []ident.GroupID{grp}, nil},
+		{other, nil, []string{"GET /"}},
+	}
+	want := make([]bool, len(qs))
+	allowed := 0
+	for i, c := range qs {
+		fresh, err := CompileAccess(companies, grants)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = fresh.Allowed(c.client, c.groups, c.endpoints)
+		if want[i] {
+			allowed++
+		}
+	}
+	if allowed == 0 || allowed == len(qs) {
+		t.Fatalf("%d of %d allowed: the cases should mix", allowed, len(qs))
+	}
+	a, err := CompileAccess(companies, grants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		for j := range qs {
+			i := (j*7 + round*3) % len(qs)
+			c := qs[i]
+			if got := a.Allowed(c.client, c.groups, c.endpoints); got != want[i] {
+				t.Fatalf("round %d, question %d: allowed = %v, want %v", round, i, got, want[i])
+			}
+		}
+	}
+	if n := a.kept.Load(); n != int64(len(qs)) {
+		t.Errorf("%d decisions kept, want %d (one per question)", n, len(qs))
+	}
+}
+
+func BenchmarkAccessAllowed(b *testing.B) {
+	one := sub("VN/GOV/HCMC/one-stop")
+	grp, _ := ident.ParseGroup("VN/provincial-one-stops")
+	a, err := CompileAccess(companies, []Grant{{Subsystem: &one, Endpoint: "GET /companies/*"}, {Group: &grp, Endpoint: "GET /"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	groups, eps := []ident.GroupID{grp}, []string{"GET /companies/*"}
+	b.Run("kept", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !a.Allowed(one, groups, eps) {
+				b.Fatal("denied")
+			}
+		}
+	})
+	b.Run("evaluated", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !a.decide(one, groups, eps) {
+				b.Fatal("denied")
+			}
+		}
+	})
+}
