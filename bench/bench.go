@@ -527,7 +527,9 @@ func readUsage() usage {
 func (u usage) minus(v usage) usage {
 	return usage{u.cpu - v.cpu, u.calls - v.calls, u.allocs - v.allocs}
 }
-func (u usage) plus(v usage) usage { return usage{u.cpu + v.cpu, u.calls + v.calls, u.allocs + v.allocs} }
+func (u usage) plus(v usage) usage {
+	return usage{u.cpu + v.cpu, u.calls + v.calls, u.allocs + v.allocs}
+}
 
 // fill sets a result's CPU and system calls per exchange.
 func (u usage) fill(r *Result) {

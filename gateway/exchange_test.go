@@ -42,7 +42,7 @@ type world struct {
 	url     string // HCMC gateway's client side
 	tamper  atomic.Pointer[tamper]
 	answer  atomic.Pointer[http.HandlerFunc] // when set, answers in place of the services
-	proto   atomic.Pointer[string] // of the last gateway-to-gateway response
+	proto   atomic.Pointer[string]           // of the last gateway-to-gateway response
 }
 
 // tamper changes what passes between the HCMC and a provider gateway,
