@@ -46,10 +46,30 @@ func rootPayload(root []byte, size uint64) []byte {
 	return fmt.Appendf(nil, "sampan-batch-v1\n%x\n%d", root, size)
 }
 
+// treeHasher hashes as RFC 6962 does with SHA-256 (rfc6962.DefaultHasher,
+// TestTreeHasherIsRFC6962), without a hash object per node: a batch's
+// tree and proofs are hashed for every signed and verified message.
+type treeHasher struct{}
+
+func (treeHasher) EmptyRoot() []byte { return rfc6962.DefaultHasher.EmptyRoot() }
+func (treeHasher) Size() int         { return sha256.Size }
+
+func (treeHasher) HashLeaf(leaf []byte) []byte {
+	var buf [1024]byte
+	s := sha256.Sum256(append(append(buf[:0], rfc6962.RFC6962LeafHashPrefix), leaf...))
+	return s[:]
+}
+
+func (treeHasher) HashChildren(l, r []byte) []byte {
+	var buf [1 + 2*sha256.Size]byte
+	s := sha256.Sum256(append(append(append(buf[:0], rfc6962.RFC6962NodeHashPrefix), l...), r...))
+	return s[:]
+}
+
 // batchTree computes the root of leaves and each leaf's inclusion path,
 // as RFC 6962 defines them.
 func batchTree(leaves [][]byte) (root []byte, paths [][][]byte) {
-	h := rfc6962.DefaultHasher
+	h := treeHasher{}
 	paths = make([][][]byte, len(leaves))
 	var build func(lo, hi int) []byte
 	build = func(lo, hi int) []byte {
@@ -82,7 +102,7 @@ func (s *Signer) signBatch(payloads [][]byte) ([]string, error) {
 	}
 	leaves := make([][]byte, len(payloads))
 	for i, p := range payloads {
-		leaves[i] = rfc6962.DefaultHasher.HashLeaf(p)
+		leaves[i] = treeHasher{}.HashLeaf(p)
 	}
 	root, paths := batchTree(leaves)
 	jws, err := s.SignDetached(rootPayload(root, uint64(len(payloads))))
@@ -130,7 +150,7 @@ func parseBatch(sig string, payload []byte) (jws string, root []byte, err error)
 	for i := range path {
 		path[i] = raw[32*i : 32*i+32]
 	}
-	r, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, index, size, rfc6962.DefaultHasher.HashLeaf(payload), path)
+	r, err := proof.RootFromInclusionProof(treeHasher{}, index, size, treeHasher{}.HashLeaf(payload), path)
 	if err != nil {
 		return "", nil, fmt.Errorf("verify signature: batch inclusion proof: %w", err)
 	}

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -258,4 +259,26 @@ func FuzzBatchSignature(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTreeHasherIsRFC6962: the batch tree's hasher gives RFC 6962's
+// hashes for leaves of every size around its buffer, and for children.
+func TestTreeHasherIsRFC6962(t *testing.T) {
+	want := rfc6962.DefaultHasher
+	for _, n := range []int{0, 1, 31, 32, 33, 500, 1022, 1023, 1024, 1025, 4096} {
+		leaf := bytes.Repeat([]byte{byte(n)}, n)
+		if got := (treeHasher{}).HashLeaf(leaf); !bytes.Equal(got, want.HashLeaf(leaf)) {
+			t.Errorf("leaf of %d bytes: %x, want %x", n, got, want.HashLeaf(leaf))
+		}
+	}
+	l, r := want.HashLeaf([]byte("l")), want.HashLeaf([]byte("r"))
+	if got := (treeHasher{}).HashChildren(l, r); !bytes.Equal(got, want.HashChildren(l, r)) {
+		t.Errorf("children: %x, want %x", got, want.HashChildren(l, r))
+	}
+	if got := (treeHasher{}).HashChildren(l, r[:7]); !bytes.Equal(got, want.HashChildren(l, r[:7])) {
+		t.Errorf("short child: %x, want %x", got, want.HashChildren(l, r[:7]))
+	}
+	if !bytes.Equal((treeHasher{}).EmptyRoot(), want.EmptyRoot()) || (treeHasher{}).Size() != want.Size() {
+		t.Error("empty root or size differ")
+	}
 }
