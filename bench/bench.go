@@ -350,14 +350,14 @@ type HalfPeak struct {
 // Print writes the report as a table.
 func (r *Report) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\trequests\terrors\treq/s\tp50 ms\tp99 ms\tCPU s/1k\tsyscalls/ex\talloc KB/ex\tRSS MB\t")
+	fmt.Fprintln(tw, "target\trequests\terrors\treq/s\tp50 ms\tp99 ms\tCPU s/1k\tsyscalls/ex\talloc KiB/ex\tRSS MB\t")
 	row := func(name string, x Result) {
 		cpu, calls, alloc, rss := "", "", "", ""
 		if x.CPUsPer1k > 0 {
 			cpu = strconv.FormatFloat(x.CPUsPer1k, 'f', 3, 64)
 		}
-		if x.AllocKBPerExchange > 0 {
-			alloc = strconv.FormatFloat(x.AllocKBPerExchange, 'f', 1, 64)
+		if x.AllocKiBPerExchange > 0 {
+			alloc = strconv.FormatFloat(x.AllocKiBPerExchange, 'f', 1, 64)
 		}
 		if x.SyscallsPerExchange > 0 {
 			calls = strconv.FormatFloat(x.SyscallsPerExchange, 'f', 1, 64)
@@ -538,7 +538,7 @@ func (u usage) fill(r *Result) {
 	}
 	r.CPUsPer1k = u.cpu.Seconds() / float64(r.Requests) * 1000
 	r.SyscallsPerExchange = float64(u.calls) / float64(r.Requests)
-	r.AllocKBPerExchange = float64(u.allocs) / float64(r.Requests) / 1024
+	r.AllocKiBPerExchange = float64(u.allocs) / float64(r.Requests) / 1024
 }
 
 // procIO returns a counter of /proc/self/io, or 0.

@@ -27,8 +27,8 @@ func TestRunMeasuresAllThree(t *testing.T) {
 		t.Errorf("CPU and RSS not measured: floor %+v, sampan %+v", rep.Floor, rep.Sampan)
 	}
 	// Every exchange allocates (request and answer at least).
-	if rep.Floor.AllocKBPerExchange < 1 || rep.Sampan.AllocKBPerExchange < 1 {
-		t.Errorf("allocation per exchange: floor %v KiB, sampan %v KiB", rep.Floor.AllocKBPerExchange, rep.Sampan.AllocKBPerExchange)
+	if rep.Floor.AllocKiBPerExchange < 1 || rep.Sampan.AllocKiBPerExchange < 1 {
+		t.Errorf("allocation per exchange: floor %v KiB, sampan %v KiB", rep.Floor.AllocKiBPerExchange, rep.Sampan.AllocKiBPerExchange)
 	}
 	// Each exchange reads and writes on several sockets: counted on Linux.
 	if _, err := os.Stat("/proc/self/io"); err == nil && (rep.Floor.SyscallsPerExchange < 2 || rep.Sampan.SyscallsPerExchange < 2) {

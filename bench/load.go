@@ -29,10 +29,11 @@ type Result struct {
 	// SyscallsPerExchange is the process's read and write system calls
 	// per exchange (Linux), likewise.
 	SyscallsPerExchange float64 `json:"syscalls_per_exchange,omitempty"`
-	// AllocKBPerExchange is the Go heap allocated per exchange, in KiB,
-	// likewise: less noisy than CPU time on a shared machine, it shows
-	// a change in the work done per exchange.
-	AllocKBPerExchange float64 `json:"alloc_kb_per_exchange,omitempty"`
+	// AllocKiBPerExchange is the Go heap the process allocated per
+	// exchange, in KiB, likewise (load generator and backend included):
+	// less noisy than CPU time on a shared machine, it shows a change in
+	// the work done per exchange.
+	AllocKiBPerExchange float64 `json:"alloc_kib_per_exchange,omitempty"`
 	// RSSMB is the process's resident set after the run.
 	RSSMB float64 `json:"rss_mb,omitempty"`
 }

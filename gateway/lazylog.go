@@ -16,7 +16,9 @@ func requestLog(base *slog.Logger, args ...any) *slog.Logger {
 }
 
 // lazyHandler keeps the attributes added to it and gives them to base
-// the first time a record is handled.
+// the first time a record is handled. Their values are therefore read
+// then, not when they were added (as slog's own handlers do): give it
+// only values that do not change, such as strings.
 type lazyHandler struct {
 	base  slog.Handler
 	attrs []slog.Attr

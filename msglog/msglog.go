@@ -405,7 +405,7 @@ func (r *Record) marshal() ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLogging, err)
 	}
-	b, ok := r.appendJSON(make([]byte, 0, 2048))
+	b, ok := r.appendJSON(make([]byte, 0, r.sizeHint()))
 	if !ok {
 		// encoding/json says what it refuses.
 		_, err := json.Marshal(r)

@@ -89,6 +89,27 @@ func (r *Record) appendJSON(b []byte) ([]byte, bool) {
 	return append(b, '}'), ok
 }
 
+// sizeHint is about how long the record's JSON is: its text plus the
+// names, numbers and times around it (text that needs escaping makes it
+// longer, and the buffer then grows once).
+func (r *Record) sizeHint() int {
+	n := 600 + len(r.Kind) + len(r.Side) + len(r.Gateway) + len(r.PeerGateway) + len(r.XRoadID) + len(r.RequestID) +
+		len(r.Client) + len(r.Service) + len(r.UserID) + len(r.Issue) + len(r.Method) + len(r.Path) + len(r.Query) +
+		len(r.RequestHeadSHA256) + len(r.RequestBodySHA256) + len(r.ResponseHeadSHA256) + len(r.ResponseBodySHA256) +
+		len(r.RequestHash) + len(r.RequestSignature) + len(r.RequestSignerCert) + len(r.ResponseSignature) +
+		len(r.ResponseSignerCert) + len(r.Bodies) + len(r.PurgedDigestsSHA256)
+	if d := r.Decision; d != nil {
+		n += 150 + len(d.Agreement) + len(d.PolicyVersion) + len(d.DataClass) + len(d.Destination) + len(d.Purpose) +
+			len(d.LegalBasis) + len(d.Message)
+		for _, l := range [][]string{d.Rules, d.Flags, d.References} {
+			for _, v := range l {
+				n += len(v) + 3
+			}
+		}
+	}
+	return n
+}
+
 // appendField appends ,"name":"value".
 func appendField(b []byte, name, v string) []byte {
 	b = append(b, ',', '"')

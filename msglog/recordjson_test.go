@@ -38,6 +38,38 @@ func TestRecordJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestRecordJSONTimeBoundaries: times at the edges of what encoding/json
+// accepts (years 0 and 9999, zones up to a second short of 24 hours from
+// UTC) are written as it writes them, and those just past are refused.
+func TestRecordJSONTimeBoundaries(t *testing.T) {
+	for _, tc := range []struct {
+		at time.Time
+		ok bool
+	}{
+		{time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), true},
+		{time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC), false},
+		{time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), true},
+		{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 24*3600-1)), true},
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", -(24*3600 - 1))), true},
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 24*3600)), false},
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", -24*3600)), false},
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 30)), true},
+	} {
+		r := benchRecord()
+		r.ResponseAt = tc.at
+		want, werr := json.Marshal(r)
+		got, ok := r.appendJSON(nil)
+		if (werr == nil) != tc.ok || ok != tc.ok {
+			t.Errorf("%v: encoder ok=%v, encoding/json err=%v, want accepted=%v", tc.at, ok, werr, tc.ok)
+			continue
+		}
+		if ok && !bytes.Equal(got, want) {
+			t.Errorf("%v:\n got %s\nwant %s", tc.at, got, want)
+		}
+	}
+}
+
 // TestMarshalRefusesBadTime: a record encoding/json cannot encode is
 // refused with its reason.
 func TestMarshalRefusesBadTime(t *testing.T) {

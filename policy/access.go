@@ -34,13 +34,16 @@ type Access struct {
 	// Decisions made, by client, groups and endpoints: the rights are
 	// fixed once compiled, so a decision holds for as long as they do.
 	// Evaluating the policies cost about 3 % of a gateway's CPU and 4 %
-	// of its allocation per exchange. At most accessCacheMax are kept.
+	// of its allocation per exchange. About accessCacheMax are kept.
 	decided sync.Map // accessKey → bool
 	kept    atomic.Int64
 }
 
-// accessCacheMax bounds the decisions an Access keeps: the clients and
-// endpoint patterns of one service, far more than a service has.
+// accessCacheMax bounds the decisions an Access keeps. The keys are the
+// service's clients times the group sets they have been seen with times
+// the endpoint patterns their requests matched; when they reach the
+// bound (group sets that changed with the configuration stay until
+// then), all are forgotten and decisions are kept afresh.
 const accessCacheMax = 10000
 
 // CompileAccess compiles the access rights of one service.
@@ -116,10 +119,12 @@ func (a *Access) Allowed(client ident.ClientID, groups []ident.GroupID, endpoint
 		return v.(bool)
 	}
 	allowed := a.decide(client, groups, endpoints)
-	if a.kept.Load() < accessCacheMax {
-		if _, loaded := a.decided.LoadOrStore(key, allowed); !loaded {
-			a.kept.Add(1)
-		}
+	if a.kept.Load() >= accessCacheMax {
+		a.decided.Clear()
+		a.kept.Store(0)
+	}
+	if _, loaded := a.decided.LoadOrStore(key, allowed); !loaded {
+		a.kept.Add(1)
 	}
 	return allowed
 }

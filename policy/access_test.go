@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -142,6 +143,21 @@ func TestAccessDecisionsKeptApart(t *testing.T) {
 	}
 	if n := a.kept.Load(); n != int64(len(qs)) {
 		t.Errorf("%d decisions kept, want %d (one per question)", n, len(qs))
+	}
+	// Past the bound, the decisions kept are forgotten, not added to
+	// without end, and answers stay right.
+	for i := range accessCacheMax + 10 {
+		if a.Allowed(other, nil, []string{fmt.Sprintf("GET /x/%d", i)}) {
+			t.Fatal("an endpoint granted to nobody was allowed")
+		}
+	}
+	if n := a.kept.Load(); n < 1 || n > accessCacheMax {
+		t.Errorf("%d decisions kept, want between 1 and %d", n, accessCacheMax)
+	}
+	for i, c := range qs {
+		if got := a.Allowed(c.client, c.groups, c.endpoints); got != want[i] {
+			t.Fatalf("after forgetting, question %d: allowed = %v, want %v", i, got, want[i])
+		}
 	}
 }
 
