@@ -51,7 +51,7 @@ func TestRecordJSONTimeBoundaries(t *testing.T) {
 		{time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), true},
 		{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), false},
 		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 24*3600-1)), true},
-		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", -(24*3600 - 1))), true},
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", -(24*3600-1))), true},
 		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 24*3600)), false},
 		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", -24*3600)), false},
 		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 30)), true},
