@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -292,13 +293,22 @@ func BenchmarkDecide(b *testing.B) {
 		b.Fatal(err)
 	}
 	class, _ := e.Class(scam)
-	b.ReportAllocs()
-	for b.Loop() {
-		d := e.Decide(&Request{Side: SideProvider, Client: spf, Service: scam, Purpose: "p-ok", Class: class,
-			Agreement: e.FindAgreement(spf, scam, "p-ok", now)})
-		if !d.Allow {
-			b.Fatal(d.Message)
-		}
+	// kept: a decision made before (the usual case); evaluated: the
+	// rules evaluated afresh, as for a request unlike any before.
+	for _, tc := range []struct {
+		name   string
+		decide func(*Request) Decision
+	}{{"kept", e.Decide}, {"evaluated", e.decide}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				d := tc.decide(&Request{Side: SideProvider, Client: spf, Service: scam, Purpose: "p-ok", Class: class,
+					Agreement: e.FindAgreement(spf, scam, "p-ok", now)})
+				if !d.Allow {
+					b.Fatal(d.Message)
+				}
+			}
+		})
 	}
 }
 
@@ -312,5 +322,114 @@ func TestUnknownClassStillMeetsClassFreeRules(t *testing.T) {
 	d := e.Decide(&Request{Side: SideConsumer, Client: spf, Service: persons, Class: &ServiceClass{ID: persons}})
 	if d.Allow || !strings.Contains(d.Message, "sg-no-export") {
 		t.Fatalf("%+v", d)
+	}
+}
+
+// TestDecisionsKeptMatchFresh asks one engine every combination of side,
+// client, service, class, purpose, legal basis and agreement state, over
+// and over in varying order, and checks each answer against the one an
+// engine that has decided nothing before gives. Changing a kept answer's
+// rules must not change the next.
+func TestDecisionsKeptMatchFresh(t *testing.T) {
+	type q struct {
+		state string
+		r     Request
+	}
+	// The national rules and one that wants a legal basis the agreement
+	// names, for internal data.
+	rules, err := National("VN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules = append(rules, Rule{ID: "vn-test-basis", AppliesAt: "both", When: When{Flow: "any", Classes: []string{ClassInternal}},
+		Effect: "require", Require: []string{ReqLegalBasis}})
+	engine := func() *Engine {
+		e, err := Compile("VN", "7", &Document{Services: vnServices(), Rules: rules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	unknown := svc("VN/GOV/XYZ/registry/things") // no class in the deciding engine: the request's class counts
+	var qs []q
+	for _, state := range []string{"active", "suspended", "expired", "absent"} {
+		ags := agreementIn(state)
+		if len(ags) > 0 {
+			ags[0].LegalBasis = []string{"decree-13"}
+			ags[0].Services = append(ags[0].Services, unknown)
+		}
+		prov, err := Compile("VN", "7", &Document{Services: vnServices(), Agreements: ags, Rules: rules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same agreement is active 30 hours earlier: one agreement,
+		// two states.
+		for _, at := range []time.Time{now, now.Add(-30 * time.Hour), now.Add(-72 * time.Hour)} {
+			for _, side := range []string{SideProvider, SideConsumer} {
+				for _, client := range []ident.ClientID{hcmc, spf, mps} {
+					for _, s := range []ident.ServiceID{persons, scam, companies, stats, sgScam, unknown} {
+						for _, purpose := range []string{"", "p-ok", "p-other"} {
+							for _, basis := range []string{"", "decree-13", "decree-99"} {
+								classes := []*ServiceClass{nil}
+								if c, _ := prov.Class(s); c != nil {
+									classes[0] = c
+								} else if side == SideConsumer {
+									classes[0] = &ServiceClass{ID: s} // as a consumer's gateway does
+								}
+								if s == unknown {
+									classes = []*ServiceClass{
+										{ID: s, Class: ClassRestricted},
+										{ID: s, Class: ClassRestricted, Flags: []string{FlagCore}},
+										{ID: s, Class: ClassInternal},
+									}
+								}
+								for _, class := range classes {
+									qs = append(qs, q{state, Request{Side: side, Client: client, Service: s, Purpose: purpose, LegalBasis: basis,
+										Class: class, Agreement: prov.FindAgreement(client, s, purpose, at)}})
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+
+	kept := engine()
+	want := make([]Decision, len(qs))
+	allowed := 0
+	for i, c := range qs {
+		want[i] = engine().Decide(&c.r)
+		if want[i].Allow {
+			allowed++
+		}
+	}
+	if allowed == 0 || allowed == len(qs) {
+		t.Fatalf("%d of %d allowed: the questions should mix", allowed, len(qs))
+	}
+	for round := range 3 {
+		for j := range qs {
+			i := (j*37 + round*11) % len(qs)
+			got := kept.Decide(&qs[i].r)
+			if !reflect.DeepEqual(got, want[i]) {
+				t.Fatalf("round %d, question %d (%s, %+v): got %+v, want %+v", round, i, qs[i].state, qs[i].r, got, want[i])
+			}
+			if len(got.Rules) > 0 {
+				got.Rules[0] = "changed by the caller"
+			}
+		}
+	}
+	// Purposes are the caller's free text: past the bound, the decisions
+	// kept are forgotten, not added to without end.
+	r := qs[0].r
+	for i := range decideCacheMax + 10 {
+		r.Purpose = fmt.Sprintf("p-%d", i)
+		kept.Decide(&r)
+	}
+	if n := kept.kept.Load(); n < 1 || n > decideCacheMax {
+		t.Errorf("%d decisions kept, want between 1 and %d", n, decideCacheMax)
+	}
+	if got := kept.Decide(&qs[1].r); !reflect.DeepEqual(got, want[1]) {
+		t.Errorf("after forgetting: got %+v, want %+v", got, want[1])
 	}
 }
