@@ -43,8 +43,10 @@ type Engine struct {
 const decideCacheMax = 10000
 
 // decideKey is everything Decide reads from a request. The agreement is
-// the provider's engine's own (its configuration's) and is kept by
-// identity: a new configuration makes new agreements, and new keys.
+// the one the provider's engine compiled (FindAgreement's), kept by
+// identity: its record and text are fixed when compiled, and a new
+// configuration compiles new ones, under new keys. A match made some
+// other way is decided afresh every time.
 type decideKey struct {
 	side, purpose, basis string
 	client               ident.ClientID
@@ -54,7 +56,7 @@ type decideKey struct {
 	class, flags         string
 	// The agreement's record, as the rules see it, follows from these
 	// two: its own record when active, none otherwise (FindAgreement).
-	agreement *Agreement
+	agreement *compiledAgreement
 	state     AgreementState
 }
 
@@ -106,7 +108,10 @@ func Compile(inst, version string, d *Document) (*Engine, error) {
 		e.classes[s.ID] = &compiledClass{ServiceClass: s, flags: cedar.NewSet(vals...)}
 	}
 	for i := range d.Agreements {
-		a := &d.Agreements[i]
+		// A copy: what the rules see of an agreement (its record) and
+		// what refusals say of it must not change after compiling, when
+		// the document does.
+		a := d.Agreements[i].clone()
 		ca := &compiledAgreement{Agreement: a, rec: agreementRecord(a)}
 		e.byID[a.ID] = a
 		for _, s := range a.Services {
@@ -287,6 +292,7 @@ type Match struct {
 	Agreement *Agreement // nil: none at all
 	State     AgreementState
 	rec       cedar.Record
+	compiled  *compiledAgreement // the agreement as compiled, when FindAgreement made the match
 }
 
 // FindAgreement chooses the agreement under which client calls service:
@@ -303,7 +309,7 @@ func (e *Engine) FindAgreement(client ident.ClientID, svc ident.ServiceID, purpo
 			st := a.state(now)
 			if st == AgreementActive {
 				if best.State != AgreementActive || (purpose != "" && slices.Contains(a.Purposes, purpose) && !slices.Contains(best.Agreement.Purposes, purpose)) {
-					best = Match{Agreement: a.Agreement, State: st, rec: a.rec}
+					best = Match{Agreement: a.Agreement, State: st, rec: a.rec, compiled: a}
 				}
 				if purpose == "" || slices.Contains(a.Purposes, purpose) {
 					return true
@@ -311,7 +317,7 @@ func (e *Engine) FindAgreement(client ident.ClientID, svc ident.ServiceID, purpo
 				continue
 			}
 			if rank(st) > rank(best.State) {
-				best = Match{Agreement: a.Agreement, State: st, rec: noAgreement}
+				best = Match{Agreement: a.Agreement, State: st, rec: noAgreement, compiled: a}
 			}
 		}
 		return false
@@ -392,8 +398,11 @@ var (
 
 // Decide decides one request under this instance's rules.
 func (e *Engine) Decide(r *Request) Decision {
+	if r.Agreement.Agreement != nil && r.Agreement.compiled == nil {
+		return e.decide(r) // a match FindAgreement did not make
+	}
 	k := decideKey{side: r.Side, purpose: r.Purpose, basis: r.LegalBasis, client: r.Client, service: r.Service,
-		agreement: r.Agreement.Agreement, state: r.Agreement.State}
+		agreement: r.Agreement.compiled, state: r.Agreement.State}
 	if c := r.Class; c != nil {
 		k.hasClass, k.classID, k.class = true, c.ID, c.Class
 		if len(c.Flags) > 0 {
@@ -515,7 +524,7 @@ func (e *Engine) message(x explanation, r *Request, other string) string {
 		return fmt.Sprintf("%s refuses %s data to %s", head, what, other)
 	case q == ReqPurposeDeclared:
 		return fmt.Sprintf("%s requires a declared purpose: send the X-Road-Purpose header", head)
-	case ag.State != AgreementActive:
+	case ag.State != AgreementActive || ag.Agreement == nil:
 		return noActive()
 	case q == ReqAgreement:
 		return noActive()

@@ -109,6 +109,18 @@ type Agreement struct {
 	consumers []ident.ClientID
 }
 
+// clone returns a copy of a that shares nothing with it.
+func (a Agreement) clone() *Agreement {
+	a.Consumers, a.Services, a.Purposes = slices.Clone(a.Consumers), slices.Clone(a.Services), slices.Clone(a.Purposes)
+	a.LegalBasis, a.Destinations = slices.Clone(a.LegalBasis), slices.Clone(a.Destinations)
+	a.References, a.Responsible, a.consumers = slices.Clone(a.References), slices.Clone(a.Responsible), slices.Clone(a.consumers)
+	if a.ValidUntil != nil {
+		u := *a.ValidUntil
+		a.ValidUntil = &u
+	}
+	return &a
+}
+
 // Rule is a national rule. When a request matches When, a "deny" rule
 // refuses it; a "require" rule refuses it unless every requirement holds.
 type Rule struct {

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -431,5 +432,76 @@ func TestDecisionsKeptMatchFresh(t *testing.T) {
 	}
 	if got := kept.Decide(&qs[1].r); !reflect.DeepEqual(got, want[1]) {
 		t.Errorf("after forgetting: got %+v, want %+v", got, want[1])
+	}
+}
+
+// TestDecisionsKeptAcrossDocuments: a kept decision is never given for
+// an agreement it was not made under — one compiled again from a changed
+// document, one changed after compiling, or a match made by hand.
+func TestDecisionsKeptAcrossDocuments(t *testing.T) {
+	rules, err := National("VN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := &Document{Services: vnServices(), Agreements: agreementIn("active"), Rules: rules}
+	prov1, err := Compile("VN", "7", doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same document, its transfer assessment withdrawn, compiled again.
+	doc.Agreements[0].References = doc.Agreements[0].References[1:]
+	prov2, err := Compile("VN", "8", doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// And changed again after compiling: prov1 and prov2 must not see it.
+	doc.Agreements[0].Purposes = append(doc.Agreements[0].Purposes, "p-new")
+	doc.Agreements[0].References = nil
+
+	// What an engine says of an agreement is what it compiled.
+	if a := prov1.Agreement("A-1"); slices.Contains(a.Purposes, "p-new") || len(a.References) != 2 {
+		t.Errorf("a change to the document after compiling reached the engine: %+v", a)
+	}
+	class, _ := prov1.Class(scam)
+	req := func(m Match, purpose string) *Request {
+		return &Request{Side: SideProvider, Client: spf, Service: scam, Purpose: purpose, Class: class, Agreement: m}
+	}
+	reqs := []*Request{
+		req(prov1.FindAgreement(spf, scam, "p-ok", now), "p-ok"),
+		req(prov2.FindAgreement(spf, scam, "p-ok", now), "p-ok"),
+		req(prov1.FindAgreement(spf, scam, "p-new", now), "p-new"),
+		req(Match{Agreement: prov1.Agreement("A-1"), State: AgreementActive}, "p-ok"),
+		req(Match{Agreement: &Agreement{ID: "X-1"}, State: AgreementExpired}, "p-ok"),
+		req(Match{Agreement: &Agreement{ID: "X-2"}, State: AgreementExpired}, "p-ok"),
+	}
+	fresh := func(r *Request) Decision {
+		e, err := Compile("VN", "1", &Document{Services: vnServices(), Rules: rules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.Decide(r)
+	}
+	want := make([]Decision, len(reqs))
+	for i, r := range reqs {
+		want[i] = fresh(r)
+	}
+	if !want[0].Allow || want[1].Allow || want[2].Allow || want[3].Allow || want[4].Allow || want[5].Allow {
+		t.Fatalf("fresh decisions %+v: want only the first allowed (the second lacks its assessment, the third's purpose came later, the last three have no compiled agreement)", want)
+	}
+	if want[4].Message == want[5].Message {
+		t.Fatalf("two agreements made by hand are refused in the same words: %q", want[4].Message)
+	}
+	for _, order := range [][]int{{0, 1, 2, 3, 4, 5}, {5, 4, 3, 2, 1, 0}, {1, 3, 5, 0, 2, 4}} {
+		kept, err := Compile("VN", "1", &Document{Services: vnServices(), Rules: rules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			for _, i := range order {
+				if got := kept.Decide(reqs[i]); !reflect.DeepEqual(got, want[i]) {
+					t.Errorf("order %v, request %d: got %+v, want %+v", order, i, got, want[i])
+				}
+			}
+		}
 	}
 }
