@@ -474,6 +474,11 @@ func TestDecisionsKeptAcrossDocuments(t *testing.T) {
 		req(Match{Agreement: &Agreement{ID: "X-1"}, State: AgreementExpired}, "p-ok"),
 		req(Match{Agreement: &Agreement{ID: "X-2"}, State: AgreementExpired}, "p-ok"),
 	}
+	// A match said to be active, with no agreement, is refused (it used
+	// to panic while the refusal was worded).
+	if d := prov1.Decide(req(Match{State: AgreementActive}, "p-ok")); d.Allow {
+		t.Errorf("an active match without an agreement was allowed: %+v", d)
+	}
 	fresh := func(r *Request) Decision {
 		e, err := Compile("VN", "1", &Document{Services: vnServices(), Rules: rules})
 		if err != nil {
