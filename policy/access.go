@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/cedar-policy/cedar-go"
 
@@ -35,8 +33,7 @@ type Access struct {
 	// fixed once compiled, so a decision holds for as long as they do.
 	// Evaluating the policies cost about 3 % of a gateway's CPU and 4 %
 	// of its allocation per exchange. About accessCacheMax are kept.
-	decided sync.Map // accessKey → bool
-	kept    atomic.Int64
+	decided kept[string, bool] // by accessKey
 }
 
 // accessCacheMax bounds the decisions an Access keeps. The keys are the
@@ -49,6 +46,7 @@ const accessCacheMax = 10000
 // CompileAccess compiles the access rights of one service.
 func CompileAccess(svc ident.ServiceID, grants []Grant) (*Access, error) {
 	a := &Access{ps: cedar.NewPolicySet(), svc: cedar.NewEntityUID("Service", cedar.String(svc.String()))}
+	a.decided.max = accessCacheMax
 	var b strings.Builder
 	for i, g := range grants {
 		var who string
@@ -115,17 +113,11 @@ func (a *Access) Allowed(client ident.ClientID, groups []ident.GroupID, endpoint
 		return false
 	}
 	key := accessKey(client, groups, endpoints)
-	if v, ok := a.decided.Load(key); ok {
-		return v.(bool)
+	if allowed, ok := a.decided.get(key); ok {
+		return allowed
 	}
 	allowed := a.decide(client, groups, endpoints)
-	if a.kept.Load() >= accessCacheMax {
-		a.decided.Clear()
-		a.kept.Store(0)
-	}
-	if _, loaded := a.decided.LoadOrStore(key, allowed); !loaded {
-		a.kept.Add(1)
-	}
+	a.decided.put(key, allowed)
 	return allowed
 }
 
@@ -133,22 +125,16 @@ func (a *Access) Allowed(client ident.ClientID, groups []ident.GroupID, endpoint
 // its length and a colon, each list with its count and a semicolon, so
 // that no two different inputs share a key.
 func accessKey(client ident.ClientID, groups []ident.GroupID, endpoints []string) string {
-	b := make([]byte, 0, 128)
-	add := func(s string) {
-		b = strconv.AppendInt(b, int64(len(s)), 10)
-		b = append(b, ':')
-		b = append(b, s...)
-	}
-	add(client.String())
+	b := appendPrefixed(make([]byte, 0, 128), client.String())
 	b = strconv.AppendInt(b, int64(len(groups)), 10)
 	b = append(b, ';')
 	for _, g := range groups {
-		add(g.String())
+		b = appendPrefixed(b, g.String())
 	}
 	b = strconv.AppendInt(b, int64(len(endpoints)), 10)
 	b = append(b, ';')
 	for _, e := range endpoints {
-		add(e)
+		b = appendPrefixed(b, e)
 	}
 	return string(b)
 }

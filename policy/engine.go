@@ -4,10 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cedar-policy/cedar-go"
@@ -33,8 +30,7 @@ type Engine struct {
 	// rules are fixed once compiled. Evaluating them cost 5 µs and 34
 	// allocations, on each gateway of every exchange. About
 	// decideCacheMax are kept; past that all are forgotten.
-	decided sync.Map // decideKey → Decision
-	kept    atomic.Int64
+	decided kept[decideKey, Decision]
 }
 
 // decideCacheMax bounds the decisions an Engine keeps: purposes and
@@ -99,6 +95,7 @@ func Compile(inst, version string, d *Document) (*Engine, error) {
 		explain:    map[cedar.PolicyID]explanation{},
 		byID:       map[string]*Agreement{},
 	}
+	e.decided.max = decideCacheMax
 	for i := range d.Services {
 		s := d.Services[i]
 		vals := make([]cedar.Value, len(s.Flags))
@@ -408,27 +405,17 @@ func (e *Engine) Decide(r *Request) Decision {
 		if len(c.Flags) > 0 {
 			var b []byte
 			for _, f := range c.Flags {
-				b = strconv.AppendInt(b, int64(len(f)), 10)
-				b = append(b, ':')
-				b = append(b, f...)
+				b = appendPrefixed(b, f)
 			}
 			k.flags = string(b)
 		}
 	}
-	if v, ok := e.decided.Load(k); ok {
-		d := v.(Decision)
-		d.Rules = slices.Clone(d.Rules) // the caller's to keep
-		return d
+	d, ok := e.decided.get(k)
+	if !ok {
+		d = e.decide(r)
+		e.decided.put(k, d)
 	}
-	d := e.decide(r)
-	if e.kept.Load() >= decideCacheMax {
-		e.decided.Clear()
-		e.kept.Store(0)
-	}
-	if _, loaded := e.decided.LoadOrStore(k, d); !loaded {
-		e.kept.Add(1)
-	}
-	d.Rules = slices.Clone(d.Rules)
+	d.Rules = slices.Clone(d.Rules) // the caller's to keep
 	return d
 }
 

@@ -427,7 +427,7 @@ func TestDecisionsKeptMatchFresh(t *testing.T) {
 		r.Purpose = fmt.Sprintf("p-%d", i)
 		kept.Decide(&r)
 	}
-	if n := kept.kept.Load(); n < 1 || n > decideCacheMax {
+	if n := kept.decided.len(); n < 1 || n > decideCacheMax {
 		t.Errorf("%d decisions kept, want between 1 and %d", n, decideCacheMax)
 	}
 	if got := kept.Decide(&qs[1].r); !reflect.DeepEqual(got, want[1]) {
