@@ -38,7 +38,8 @@ const IndexFile = "index.db"
 // SQLite holds one log, so its keys leave the log out.
 //
 // Migration 3 moves indexes of schema 1 to these keys (the first schema
-// made the digest the primary key and did not index leaf positions).
+// made the digest the primary key and did not index leaf positions);
+// migration 4 adds the index purges read (liveIndex).
 var (
 	indexSQLite = []string{`
 CREATE TABLE records (
@@ -75,7 +76,7 @@ DROP TABLE records;
 ALTER TABLE records_v3 RENAME TO records;
 CREATE UNIQUE INDEX records_key ON records (request_at, digest);
 CREATE INDEX records_xrid ON records (x_road_id);
-CREATE INDEX records_leaf ON records (leaf_index);`}
+CREATE INDEX records_leaf ON records (leaf_index);`, liveIndex("")}
 	indexPG = []string{`
 CREATE TABLE records (
 	log TEXT NOT NULL,
@@ -98,8 +99,22 @@ ALTER TABLE records DROP CONSTRAINT records_pkey;
 DROP INDEX records_at;
 CREATE UNIQUE INDEX records_key ON records (log, request_at, digest);
 ALTER TABLE records ADD CONSTRAINT records_pkey PRIMARY KEY USING INDEX records_key;
-CREATE INDEX records_leaf ON records (log, leaf_index);`}
+CREATE INDEX records_leaf ON records (log, leaf_index);`, liveIndex("log, ")}
 )
+
+// liveIndex is migration 4: the records a purge may still remove, by
+// request time, so that a purge reads those alone. Without it a purge
+// walked the whole index in leaf order, the purged rows included, every
+// hour, however little it had to remove. The condition is written out in
+// the purge's query too: a partial index serves a query whose conditions
+// include its own.
+func liveIndex(keys string) string {
+	return "CREATE INDEX records_live ON records (" + keys + "request_at) WHERE " + liveRows + ";"
+}
+
+// liveRows are the rows a purge may remove: records still held, not
+// purge records themselves.
+const liveRows = "record IS NOT NULL AND kind <> '" + KindPurge + "'"
 
 // indexPageSize is the page size of a new SQLite record index, and
 // checkpointBytes how much of SQLite's WAL is copied back at a time.

@@ -1,15 +1,28 @@
 package msglog
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 )
 
 // purgeBatch bounds the records one purge record covers.
 const purgeBatch = 10000
+
+// purgeSelect finds the oldest records a purge may remove, through the
+// index of live rows (liveIndex).
+const purgeSelect = `SELECT digest, bodies, leaf_index FROM records WHERE log = ? AND ` + liveRows + ` AND request_at < ? AND leaf_index IS NOT NULL ORDER BY request_at LIMIT ?`
+
+// purged is a record a purge removes.
+type purged struct {
+	digest []byte
+	stem   string
+	leaf   int64
+}
 
 func (l *Log) purgeLoop(retention, every time.Duration) {
 	defer l.wg.Done()
@@ -44,38 +57,38 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 	defer l.purgeMu.Unlock()
 	total := 0
 	for {
-		rs, err := l.db.QueryContext(ctx, l.db.Q(`SELECT digest, bodies, leaf_index FROM records WHERE log = ? AND kind <> ? AND record IS NOT NULL AND leaf_index IS NOT NULL AND request_at < ? ORDER BY leaf_index LIMIT ?`),
-			l.origin, KindPurge, before.UnixMilli(), purgeBatch)
+		// Rows purged before are not read again; rows not yet leaves
+		// wait for a later purge.
+		rs, err := l.db.QueryContext(ctx, l.db.Q(purgeSelect), l.origin, before.UnixMilli(), purgeBatch)
 		if err != nil {
 			return total, err
 		}
-		var digests [][]byte
-		var stems []string
-		var leaves []int64
-		h := sha256.New()
+		var batch []purged
 		for rs.Next() {
-			var d []byte
-			var stem string
-			var leaf int64
-			if err := rs.Scan(&d, &stem, &leaf); err != nil {
+			var p purged
+			if err := rs.Scan(&p.digest, &p.stem, &p.leaf); err != nil {
 				rs.Close()
 				return total, err
 			}
-			digests = append(digests, d)
-			stems = append(stems, stem)
-			leaves = append(leaves, leaf)
-			h.Write(d)
+			batch = append(batch, p)
 		}
 		rs.Close()
 		if err := rs.Err(); err != nil {
 			return total, err
 		}
-		if len(digests) == 0 {
+		if len(batch) == 0 {
 			return total, nil
+		}
+		// The purge record hashes the digests in leaf order, the order
+		// log verify reads them in.
+		slices.SortFunc(batch, func(a, b purged) int { return cmp.Compare(a.leaf, b.leaf) })
+		h := sha256.New()
+		for _, p := range batch {
+			h.Write(p.digest)
 		}
 		b := before.UTC()
 		pr := &Record{Kind: KindPurge, Gateway: l.name, RequestAt: l.now().UTC(), ResponseAt: l.now().UTC(),
-			PurgedBefore: &b, PurgedCount: len(digests), PurgedDigestsSHA256: hex.EncodeToString(h.Sum(nil))}
+			PurgedBefore: &b, PurgedCount: len(batch), PurgedDigestsSHA256: hex.EncodeToString(h.Sum(nil))}
 		b2, err := pr.marshal()
 		if err != nil {
 			return total, err
@@ -93,9 +106,9 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 		if err := l.integ.waitSeq(ctx, prRow.seq); err != nil {
 			return total, fmt.Errorf("wait for the purge record to join the tree: %w", err)
 		}
-		for _, s := range stems {
-			if s != "" {
-				removeBodies(l.dir, s)
+		for _, p := range batch {
+			if p.stem != "" {
+				removeBodies(l.dir, p.stem)
 			}
 		}
 		tx, err := l.db.BeginTx(ctx, nil)
@@ -107,8 +120,8 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 			tx.Rollback()
 			return total, err
 		}
-		for i, d := range digests {
-			if _, err := st.ExecContext(ctx, prDigest[:], l.origin, leaves[i], d); err != nil {
+		for _, p := range batch {
+			if _, err := st.ExecContext(ctx, prDigest[:], l.origin, p.leaf, p.digest); err != nil {
 				st.Close()
 				tx.Rollback()
 				return total, err
@@ -118,8 +131,8 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 		if err := tx.Commit(); err != nil {
 			return total, err
 		}
-		total += len(digests)
-		if len(digests) < purgeBatch {
+		total += len(batch)
+		if len(batch) < purgeBatch {
 			return total, nil
 		}
 	}

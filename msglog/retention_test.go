@@ -105,10 +105,13 @@ func testRetention(t *testing.T, dsn string) {
 	}
 	old := time.Now().Add(-100 * 24 * time.Hour).UTC()
 	var oldStem string
+	// Old records among new ones, each older than the one before: the
+	// purge finds them by time, and its record must still cover them in
+	// leaf order, as log verify reads them.
 	for i := range 30 {
 		r := testRecord(i)
-		if i < 20 {
-			r.RequestAt = old.Add(time.Duration(i) * time.Second)
+		if i%3 != 2 {
+			r.RequestAt = old.Add(-time.Duration(i) * time.Second)
 		}
 		if i == 3 {
 			oldStem, _ = l.BodyStem("0f8e0c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6", "consumer")
@@ -146,14 +149,14 @@ func testRetention(t *testing.T, dsn string) {
 		t.Fatalf("report %+v, %d records held; want tree 31, 20 purged, 1 purge, 10 held", rep, len(held))
 	}
 	// A purged record cannot be exported; a kept one can.
-	if err := Export(t.Context(), dir, dsn, "id-5", t.TempDir()); !errors.Is(err, ErrPurged) {
+	if err := Export(t.Context(), dir, dsn, "id-4", t.TempDir()); !errors.Is(err, ErrPurged) {
 		t.Errorf("export of a purged record: %v", err)
 	}
 	out := t.TempDir()
-	if err := Export(t.Context(), dir, dsn, "id-25", out); err != nil {
+	if err := Export(t.Context(), dir, dsn, "id-26", out); err != nil {
 		t.Fatalf("export of a kept record: %v", err)
 	}
-	if b, err := os.ReadFile(filepath.Join(out, bundleRecord)); err != nil || !bytes.Contains(b, []byte(`"id-25"`)) {
+	if b, err := os.ReadFile(filepath.Join(out, bundleRecord)); err != nil || !bytes.Contains(b, []byte(`"id-26"`)) {
 		t.Fatalf("bundle of a kept record: %s, %v", b, err)
 	}
 
@@ -163,7 +166,7 @@ func testRetention(t *testing.T, dsn string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`UPDATE records SET record = NULL, purged_by = (SELECT purged_by FROM records WHERE x_road_id = 'id-0') WHERE x_road_id = 'id-26'`); err != nil {
+	if _, err := db.Exec(`UPDATE records SET record = NULL, purged_by = (SELECT purged_by FROM records WHERE x_road_id = 'id-0') WHERE x_road_id = 'id-29'`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Verify(t.Context(), dir, dsn, nil); err == nil {
@@ -301,5 +304,33 @@ func TestBadRecordAndClosedLog(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("an append after Close did not return")
+	}
+}
+
+// TestPurgeReadsLiveRowsOnly: a purge finds the records it may remove
+// through the index of live rows, not by walking the index in leaf
+// order, purged rows included, as it once did every hour.
+func TestPurgeReadsLiveRowsOnly(t *testing.T) {
+	db, err := OpenIndex(t.Context(), t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rs, err := db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+purgeSelect, "VN/GOV/MPS/gw1", time.Now().UnixMilli(), purgeBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var plan []string
+	for rs.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rs.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX records_live (request_at<?)") {
+		t.Errorf("purge query plan %q; want one search of records_live by request time", plan)
 	}
 }
