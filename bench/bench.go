@@ -43,8 +43,9 @@ type Options struct {
 	// MaxRequests bounds each measurement (default 10 million).
 	MaxRequests int64
 	Quick       bool
-	// Rounds splits each of the floor's and Sampan's measurements into
-	// this many, alternated (floor, Sampan, Sampan, floor, …), so that a
+	// Rounds splits each of the floor's and Sampan's measurements, closed
+	// loop and open loop, into this many, alternated (floor, Sampan,
+	// Sampan, floor, …), so that a
 	// shared machine's slow spells fall on both (default 4; 2 with Quick;
 	// 1 with a CPU profile).
 	Rounds int
@@ -308,17 +309,39 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		rate = o.OpenRate
 	}
 	if rate >= 1 {
-		ol := &load{duration: max(o.Duration/2, 2*time.Second), maxRequests: o.MaxRequests, body: body}
-		hp := &HalfPeak{Rate: rate, RateGiven: o.OpenRate > 0}
-		fmt.Fprintf(progress, "floor    open loop at %.0f req/s for %v…\n", rate, ol.duration)
-		hp.Floor = ol.runRate(ctx, floorURL+"/echo", rate)
-		ol.header = hdr
-		fmt.Fprintf(progress, "sampan   open loop at %.0f req/s for %v…\n", rate, ol.duration)
-		hp.Sampan = ol.runRate(ctx, target, rate)
-		hp.AddedP99ms = hp.Sampan.P99ms - hp.Floor.P99ms
-		rep.HalfPeak = hp
+		rep.HalfPeak = halfPeak(ctx, o, rate, body, hdr, floorURL+"/echo", target, progress)
 	}
 	return rep, nil
+}
+
+// halfPeak measures latency open loop at rate, for the floor and for
+// Sampan. Like the closed loop it alternates them in rounds (floor,
+// Sampan, Sampan, floor, …) and pools each one's latencies, so that a
+// change in the machine's speed during the run weighs on both alike.
+func halfPeak(ctx context.Context, o Options, rate float64, body []byte, hdr http.Header, floorURL, target string, progress io.Writer) *HalfPeak {
+	total := max(o.Duration/2, 2*time.Second)
+	per := total / time.Duration(o.Rounds)
+	hp := &HalfPeak{Rate: rate, RateGiven: o.OpenRate > 0}
+	fmt.Fprintf(progress, "floor and sampan open loop at %.0f req/s for %v each, in %d rounds…\n", rate, total, o.Rounds)
+	var floorAll, sampanAll samples
+	one := func(url string, h http.Header) samples {
+		return (&load{duration: per, maxRequests: o.MaxRequests, body: body, header: h}).runRate(ctx, url, rate)
+	}
+	for i := range o.Rounds {
+		var f, sm samples
+		if i%2 == 0 {
+			f, sm = one(floorURL, nil), one(target, hdr)
+		} else {
+			sm, f = one(target, hdr), one(floorURL, nil)
+		}
+		fr, sr := f.result(), sm.result()
+		hp.Rounds = append(hp.Rounds, OpenRound{FloorP99ms: fr.P99ms, SampanP99ms: sr.P99ms, AddedP99ms: sr.P99ms - fr.P99ms})
+		floorAll.add(f)
+		sampanAll.add(sm)
+	}
+	hp.Floor, hp.Sampan = floorAll.result(), sampanAll.result()
+	hp.AddedP99ms = hp.Sampan.P99ms - hp.Floor.P99ms
+	return hp
 }
 
 // Stream is what streaming one large body each way through Sampan cost.
@@ -343,8 +366,18 @@ type HalfPeak struct {
 	RateGiven bool   `json:"rate_given,omitempty"`
 	Floor     Result `json:"floor"`
 	Sampan    Result `json:"sampan"`
-	// AddedP99ms is Sampan's p99 minus the floor's, at that rate.
+	// AddedP99ms is Sampan's p99 minus the floor's, at that rate, each
+	// over all its rounds.
 	AddedP99ms float64 `json:"added_p99_ms"`
+	// Rounds are the alternated open-loop measurements pooled above.
+	Rounds []OpenRound `json:"rounds"`
+}
+
+// OpenRound is one alternated open-loop measurement of each.
+type OpenRound struct {
+	FloorP99ms  float64 `json:"floor_p99_ms"`
+	SampanP99ms float64 `json:"sampan_p99_ms"`
+	AddedP99ms  float64 `json:"added_p99_ms"`
 }
 
 // Print writes the report as a table.
@@ -391,6 +424,13 @@ func (r *Report) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%s (%.0f req/s, open loop): floor p50 %.2f / p99 %.2f ms, sampan p50 %.2f / p99 %.2f ms; p99 added %.2f ms (errors %d / %d)\n",
 			at, hp.Rate, hp.Floor.P50ms, hp.Floor.P99ms, hp.Sampan.P50ms, hp.Sampan.P99ms, hp.AddedP99ms, hp.Floor.Errors, hp.Sampan.Errors)
+		if len(hp.Rounds) > 1 {
+			fmt.Fprint(w, "p99 added per round:")
+			for _, x := range hp.Rounds {
+				fmt.Fprintf(w, "  %.2f (%.2f - %.2f)", x.AddedP99ms, x.SampanP99ms, x.FloorP99ms)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 }
 

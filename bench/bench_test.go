@@ -41,6 +41,23 @@ func TestRunMeasuresAllThree(t *testing.T) {
 		hp.Sampan.RPS > hp.Rate*1.2 || hp.AddedP99ms != hp.Sampan.P99ms-hp.Floor.P99ms {
 		t.Errorf("half-peak figures %+v", hp)
 	}
+	// The open loop alternates too, and pools its rounds: each target's
+	// pooled p99 lies within its rounds' p99s.
+	if hp != nil {
+		if len(hp.Rounds) != 2 {
+			t.Fatalf("open-loop rounds %+v, want 2", hp.Rounds)
+		}
+		a, b := hp.Rounds[0], hp.Rounds[1]
+		for i, r := range hp.Rounds {
+			if r.FloorP99ms <= 0 || r.SampanP99ms <= 0 || r.AddedP99ms != r.SampanP99ms-r.FloorP99ms {
+				t.Errorf("open-loop round %d: %+v", i, r)
+			}
+		}
+		if hp.Sampan.P99ms < min(a.SampanP99ms, b.SampanP99ms) || hp.Sampan.P99ms > max(a.SampanP99ms, b.SampanP99ms) ||
+			hp.Floor.P99ms < min(a.FloorP99ms, b.FloorP99ms) || hp.Floor.P99ms > max(a.FloorP99ms, b.FloorP99ms) {
+			t.Errorf("pooled p99 sampan %v, floor %v outside their rounds' %+v", hp.Sampan.P99ms, hp.Floor.P99ms, hp.Rounds)
+		}
+	}
 	if want := rep.Sampan.RPS / rep.Floor.RPS; rep.RatioSampanToFloor != want {
 		t.Errorf("ratio = %v, want %v", rep.RatioSampanToFloor, want)
 	}

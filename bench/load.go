@@ -141,7 +141,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // each latency from when the request was due (so a stall is not hidden by
 // sending less). At most maxInFlight requests are outstanding; a request
 // due beyond that counts as an error.
-func (l *load) runRate(ctx context.Context, url string, rate float64) Result {
+func (l *load) runRate(ctx context.Context, url string, rate float64) samples {
 	const maxInFlight = 4096
 	tr := &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute, DisableCompression: true}
 	defer tr.CloseIdleConnections()
@@ -196,5 +196,5 @@ func (l *load) runRate(ctx context.Context, url string, rate float64) Result {
 		}()
 	}
 	wg.Wait()
-	return summarize(all, errs.Load(), time.Since(start))
+	return samples{lats: all, errs: errs.Load(), elapsed: time.Since(start)}
 }

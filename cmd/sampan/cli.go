@@ -167,7 +167,7 @@ authentication certificate (see docs/operating.md).`))
 type BenchCmd struct {
 	Quick       bool          `help:"Short run (under a minute)."`
 	Duration    time.Duration `help:"Measurement time per target (default 20s, 5s with --quick)."`
-	Rounds      int           `help:"Split the floor's and Sampan's measurement time into this many alternated rounds (default 4, 2 with --quick, 1 with --cpu-profile); the backend is measured once, for the whole time."`
+	Rounds      int           `help:"Split the floor's and Sampan's measurement time, closed loop and open loop, into this many alternated rounds (default 4, 2 with --quick, 1 with --cpu-profile); the backend is measured once, for the whole time."`
 	Connections int           `help:"Closed-loop connections." default:"64"`
 	BodySize    int           `help:"Request body in bytes, echoed back by the backend." default:"1024"`
 	StreamBytes int64         `help:"Size of the body streamed once each way through Sampan to measure memory (default 100 MiB; -1 skips it)."`
