@@ -358,7 +358,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	if hashp == nil {
 		return r1.New(r1.TypeNetworkError, "gateway %s answered before receiving the whole request", peer.ID)
 	}
-	cert, e := g.signerCert(pst, resp.Header.Get(hdrSignerCert), svc.Provider.Member(), r1.TypeClientSignature)
+	sg, e := g.signerCert(pst, resp.Header.Get(hdrSignerCert), svc.Provider.Member(), r1.TypeClientSignature)
 	if e != nil {
 		return e
 	}
@@ -367,7 +367,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		return r1.Wrap(err, r1.TypeClientSignature, "response from gateway %s is malformed", peer.ID)
 	}
 	rhead := responseHead(resp.StatusCode, *hashp, resp.Header, rnames)
-	certFP := pki.Fingerprint(cert.Raw)
+	cert, certFP := sg.cert, sg.fp
 	var vr *verifyingReader
 	vr = newVerifyingReader(resp.Body, func(sum []byte) error {
 		sig, serr := signatureOf(resp.Header, resp.Trailer)
@@ -476,26 +476,25 @@ func peerError(err error, peer *conf.Gateway) *r1.Error {
 // signerCert checks a signing certificate sent by a peer: it must chain to
 // the instance CA, be a document-signing certificate of member and not be
 // revoked. Verified certificates are cached per configuration.
-func (g *Gateway) signerCert(st *confState, b64 string, member ident.ClientID, typ string) (*x509.Certificate, *r1.Error) {
+func (g *Gateway) signerCert(st *confState, b64 string, member ident.ClientID, typ string) (*signer, *r1.Error) {
 	if b64 == "" {
 		return nil, r1.New(typ, "message carries no signing certificate")
 	}
 	if len(b64) > 16<<10 {
 		return nil, r1.New(typ, "signing certificate too large")
 	}
+	if s := st.cachedSigner(b64); s != nil {
+		if s.member != member.String() {
+			return nil, r1.New(typ, "message signed by %s, expected %s", s.member, member)
+		}
+		if time.Now().After(s.cert.NotAfter) {
+			return nil, r1.New(typ, "signing certificate of %s expired", member)
+		}
+		return s, nil
+	}
 	der, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		return nil, r1.Wrap(err, typ, "signing certificate is not base64")
-	}
-	fp := pki.Fingerprint(der)
-	if c := st.cachedSigner(fp); c != nil {
-		if m, _ := pki.MemberOf(c); m != member.String() {
-			return nil, r1.New(typ, "message signed by %s, expected %s", m, member)
-		}
-		if time.Now().After(c.NotAfter) {
-			return nil, r1.New(typ, "signing certificate of %s expired", member)
-		}
-		return c, nil
 	}
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -511,8 +510,9 @@ func (g *Gateway) signerCert(st *confState, b64 string, member ident.ClientID, t
 	if st.cfg.IsRevoked(c) {
 		return nil, r1.New(typ, "signing certificate of %s is revoked", member)
 	}
-	st.signers.Store(fp, c)
-	return c, nil
+	s := &signer{cert: c, fp: pki.Fingerprint(der), member: m}
+	st.signers.Store(b64, s)
+	return s, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -33,8 +33,16 @@ type confState struct {
 	doc  []byte
 	etag string
 	// signers caches signing certificates already checked against this
-	// configuration's CAs, by fingerprint.
-	signers sync.Map // string -> *x509.Certificate
+	// configuration's CAs, by their base64 form as messages carry it:
+	// a message from a known signer costs no decoding and no hashing.
+	signers sync.Map // string -> *signer
+}
+
+// signer is a signing certificate checked against a configuration.
+type signer struct {
+	cert   *x509.Certificate
+	fp     string // pki.Fingerprint of the certificate
+	member string // the member it names (pki.MemberOf)
 }
 
 // confSync keeps one instance's configuration current: the gateway's own
@@ -206,9 +214,9 @@ func jitter(d time.Duration, frac float64) time.Duration {
 
 // signerCert returns the parsed signing certificate with fingerprint fp if
 // it was already checked against this configuration.
-func (st *confState) cachedSigner(fp string) *x509.Certificate {
-	if v, ok := st.signers.Load(fp); ok {
-		return v.(*x509.Certificate)
+func (st *confState) cachedSigner(b64 string) *signer {
+	if v, ok := st.signers.Load(b64); ok {
+		return v.(*signer)
 	}
 	return nil
 }

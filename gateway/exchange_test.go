@@ -397,6 +397,28 @@ func TestExchange(t *testing.T) {
 		})
 	}
 
+	t.Run("answer signed with another member's certificate", func(t *testing.T) {
+		// MOF's signing certificate, valid and already checked by HCMC's
+		// gateway, must not vouch for an answer from MPS: the member it
+		// names is checked on every use, the first and the ones after.
+		var mofCert atomic.Value
+		w.tamper.Store(&tamper{resp: func(r *http.Response) { mofCert.Store(r.Header.Get("Sampan-Signer-Cert")) }})
+		resp, b := w.do(t, call{path: companies + "/0100109106"})
+		w.tamper.Store(nil)
+		if resp.StatusCode != 200 || mofCert.Load() == "" {
+			t.Fatalf("call to MOF: %d %s", resp.StatusCode, b)
+		}
+		w.tamper.Store(&tamper{resp: func(r *http.Response) { r.Header.Set("Sampan-Signer-Cert", mofCert.Load().(string)) }})
+		defer w.tamper.Store(nil)
+		for range 2 {
+			resp, b := w.do(t, call{path: persons + "/079200001234", header: purposeHdr})
+			wantError(t, resp, b, 500, r1.TypeClientSignature)
+			if !strings.Contains(string(b), "signed by VN/GOV/MOF") {
+				t.Errorf("refusal does not say who signed: %s", b)
+			}
+		}
+	})
+
 	t.Run("peer certificate not registered", func(t *testing.T) {
 		// The authority now lists another certificate for MOF's gateway:
 		// the consumer must refuse the one MOF's gateway presents.

@@ -169,7 +169,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		fail(r1.New(r1.TypeServerInternal, "gateway holds no signing certificate for member %s", svc.Provider.Member()))
 		return
 	}
-	cert, e := g.signerCert(pst, r.Header.Get(hdrSignerCert), client.Member(), r1.TypeServerSignature)
+	sg, e := g.signerCert(pst, r.Header.Get(hdrSignerCert), client.Member(), r1.TypeServerSignature)
 	if e != nil {
 		fail(e)
 		return
@@ -206,7 +206,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		quotaAgreement = dec.Agreement
 	}
 	head := requestHead(r.Method, svc.String(), path, r.URL.RawQuery, r.Header, names)
-	certFP := pki.Fingerprint(cert.Raw)
+	cert, certFP := sg.cert, sg.fp
 	received := time.Now().UTC()
 	var verified atomic.Pointer[verifiedRequest]
 	var src io.Reader = r.Body
