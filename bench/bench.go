@@ -187,7 +187,6 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	defer backend.Close()
 
-	// measure warms a target up and measures it once.
 	// measure warms up, then measures; what the process used (CPU, system
 	// calls) is counted for the measurement alone.
 	measure := func(name, target string, hdr http.Header, warmup, d time.Duration) (samples, usage) {
@@ -263,37 +262,32 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		pprof.StopCPUProfile()
 		return s, nil
 	}
-	// Rounds alternate floor, Sampan, Sampan, floor, … so that neither
-	// always runs first; the full warm-up comes before each target's
-	// first measurement, a shorter one before the others.
-	for i := range o.Rounds {
-		warmup := o.Warmup
-		if i > 0 {
-			warmup = max(o.Warmup/time.Duration(o.Rounds), 200*time.Millisecond)
+	// The full warm-up comes before each target's first measurement, a
+	// shorter one before the others.
+	warmup := func(round int) time.Duration {
+		if round == 0 {
+			return o.Warmup
 		}
-		var f, sm samples
-		if i%2 == 0 {
-			var u usage
-			f, u = measure("floor", floorURL+"/echo", nil, warmup, per)
+		return max(o.Warmup/time.Duration(o.Rounds), 200*time.Millisecond)
+	}
+	floors, sampans, err := alternate(o.Rounds,
+		func(i int) (samples, error) {
+			f, u := measure("floor", floorURL+"/echo", nil, warmup(i), per)
 			floorUse = floorUse.plus(u)
-			if sm, err = measureSampan(warmup); err != nil {
-				return nil, err
-			}
-		} else {
-			if sm, err = measureSampan(warmup); err != nil {
-				return nil, err
-			}
-			var u usage
-			f, u = measure("floor", floorURL+"/echo", nil, warmup, per)
-			floorUse = floorUse.plus(u)
-		}
-		r := Round{FloorRPS: f.result().RPS, SampanRPS: sm.result().RPS}
+			return f, nil
+		},
+		func(i int) (samples, error) { return measureSampan(warmup(i)) })
+	if err != nil {
+		return nil, err
+	}
+	for i := range floors {
+		r := Round{FloorRPS: floors[i].result().RPS, SampanRPS: sampans[i].result().RPS}
 		if r.FloorRPS > 0 {
 			r.Ratio = r.SampanRPS / r.FloorRPS
 		}
 		rep.Rounds = append(rep.Rounds, r)
-		floorAll.add(f)
-		sampanAll.add(sm)
+		floorAll.add(floors[i])
+		sampanAll.add(sampans[i])
 	}
 	rep.Floor, rep.Sampan = floorAll.result(), sampanAll.result()
 	floorUse.fill(&rep.Floor)
@@ -314,30 +308,61 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	return rep, nil
 }
 
-// halfPeak measures latency open loop at rate, for the floor and for
-// Sampan. Like the closed loop it alternates them in rounds (floor,
-// Sampan, Sampan, floor, …) and pools each one's latencies, so that a
-// change in the machine's speed during the run weighs on both alike.
-func halfPeak(ctx context.Context, o Options, rate float64, body []byte, hdr http.Header, floorURL, target string, progress io.Writer) *HalfPeak {
-	total := max(o.Duration/2, 2*time.Second)
-	per := total / time.Duration(o.Rounds)
-	hp := &HalfPeak{Rate: rate, RateGiven: o.OpenRate > 0}
-	fmt.Fprintf(progress, "floor and sampan open loop at %.0f req/s for %v each, in %d rounds…\n", rate, total, o.Rounds)
-	var floorAll, sampanAll samples
-	one := func(url string, h http.Header) samples {
-		return (&load{duration: per, maxRequests: o.MaxRequests, body: body, header: h}).runRate(ctx, url, rate)
-	}
-	for i := range o.Rounds {
-		var f, sm samples
-		if i%2 == 0 {
-			f, sm = one(floorURL, nil), one(target, hdr)
-		} else {
-			sm, f = one(target, hdr), one(floorURL, nil)
+// alternate measures the floor and Sampan once per round, in the order
+// floor, Sampan, Sampan, floor, … so that neither always runs first and
+// a slow spell of the shared machine falls on both; it returns each
+// one's measurements, by round.
+func alternate(rounds int, floor, sampan func(round int) (samples, error)) (floors, sampans []samples, err error) {
+	for i := range rounds {
+		first, second := floor, sampan
+		if i%2 == 1 {
+			first, second = sampan, floor
 		}
-		fr, sr := f.result(), sm.result()
-		hp.Rounds = append(hp.Rounds, OpenRound{FloorP99ms: fr.P99ms, SampanP99ms: sr.P99ms, AddedP99ms: sr.P99ms - fr.P99ms})
-		floorAll.add(f)
-		sampanAll.add(sm)
+		a, err := first(i)
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := second(i)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i%2 == 1 {
+			a, b = b, a
+		}
+		floors, sampans = append(floors, a), append(sampans, b)
+	}
+	return floors, sampans, nil
+}
+
+// minOpenRound is the least time an open-loop round lasts.
+const minOpenRound = 500 * time.Millisecond
+
+// halfPeak measures latency open loop at rate, for the floor and for
+// Sampan, alternated in rounds as the closed loop is, and pools each
+// one's latencies. Each round starts after a collection and a short
+// open-loop warm-up, not measured, so that neither target's round pays
+// for what the other left behind (garbage, the log's work behind its
+// acknowledgements).
+func halfPeak(ctx context.Context, o Options, rate float64, body []byte, hdr http.Header, floorURL, target string, progress io.Writer) *HalfPeak {
+	per := max(max(o.Duration/2, 2*time.Second)/time.Duration(o.Rounds), minOpenRound)
+	warm := max(o.Warmup/time.Duration(o.Rounds), 200*time.Millisecond)
+	hp := &HalfPeak{Rate: rate, RateGiven: o.OpenRate > 0}
+	fmt.Fprintf(progress, "floor and sampan open loop at %.0f req/s, %d rounds of %v each…\n", rate, o.Rounds, per)
+	one := func(url string, h http.Header) func(int) (samples, error) {
+		return func(int) (samples, error) {
+			(&load{duration: warm, maxRequests: o.MaxRequests, body: body, header: h}).runRate(ctx, url, rate)
+			runtime.GC()
+			return (&load{duration: per, maxRequests: o.MaxRequests, body: body, header: h}).runRate(ctx, url, rate), nil
+		}
+	}
+	floors, sampans, _ := alternate(o.Rounds, one(floorURL, nil), one(target, hdr))
+	var floorAll, sampanAll samples
+	for i := range floors {
+		fr, sr := floors[i].result(), sampans[i].result()
+		hp.Rounds = append(hp.Rounds, OpenRound{FloorRequests: fr.Requests, SampanRequests: sr.Requests,
+			FloorP99ms: fr.P99ms, SampanP99ms: sr.P99ms, AddedP99ms: sr.P99ms - fr.P99ms})
+		floorAll.add(floors[i])
+		sampanAll.add(sampans[i])
 	}
 	hp.Floor, hp.Sampan = floorAll.result(), sampanAll.result()
 	hp.AddedP99ms = hp.Sampan.P99ms - hp.Floor.P99ms
@@ -375,9 +400,11 @@ type HalfPeak struct {
 
 // OpenRound is one alternated open-loop measurement of each.
 type OpenRound struct {
-	FloorP99ms  float64 `json:"floor_p99_ms"`
-	SampanP99ms float64 `json:"sampan_p99_ms"`
-	AddedP99ms  float64 `json:"added_p99_ms"`
+	FloorRequests  int64   `json:"floor_requests"`
+	SampanRequests int64   `json:"sampan_requests"`
+	FloorP99ms     float64 `json:"floor_p99_ms"`
+	SampanP99ms    float64 `json:"sampan_p99_ms"`
+	AddedP99ms     float64 `json:"added_p99_ms"`
 }
 
 // Print writes the report as a table.

@@ -2,9 +2,11 @@ package bench
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,21 +43,20 @@ func TestRunMeasuresAllThree(t *testing.T) {
 		hp.Sampan.RPS > hp.Rate*1.2 || hp.AddedP99ms != hp.Sampan.P99ms-hp.Floor.P99ms {
 		t.Errorf("half-peak figures %+v", hp)
 	}
-	// The open loop alternates too, and pools its rounds: each target's
-	// pooled p99 lies within its rounds' p99s.
+	// The open loop alternates too, and pools its rounds.
 	if hp != nil {
 		if len(hp.Rounds) != 2 {
 			t.Fatalf("open-loop rounds %+v, want 2", hp.Rounds)
 		}
-		a, b := hp.Rounds[0], hp.Rounds[1]
+		var floors, sampans int64
 		for i, r := range hp.Rounds {
-			if r.FloorP99ms <= 0 || r.SampanP99ms <= 0 || r.AddedP99ms != r.SampanP99ms-r.FloorP99ms {
+			if r.FloorRequests == 0 || r.SampanRequests == 0 || r.FloorP99ms <= 0 || r.SampanP99ms <= 0 || r.AddedP99ms != r.SampanP99ms-r.FloorP99ms {
 				t.Errorf("open-loop round %d: %+v", i, r)
 			}
+			floors, sampans = floors+r.FloorRequests, sampans+r.SampanRequests
 		}
-		if hp.Sampan.P99ms < min(a.SampanP99ms, b.SampanP99ms) || hp.Sampan.P99ms > max(a.SampanP99ms, b.SampanP99ms) ||
-			hp.Floor.P99ms < min(a.FloorP99ms, b.FloorP99ms) || hp.Floor.P99ms > max(a.FloorP99ms, b.FloorP99ms) {
-			t.Errorf("pooled p99 sampan %v, floor %v outside their rounds' %+v", hp.Sampan.P99ms, hp.Floor.P99ms, hp.Rounds)
+		if hp.Floor.Requests != floors || hp.Sampan.Requests != sampans {
+			t.Errorf("pooled requests floor %d, sampan %d; the rounds' add up to %d, %d", hp.Floor.Requests, hp.Sampan.Requests, floors, sampans)
 		}
 	}
 	if want := rep.Sampan.RPS / rep.Floor.RPS; rep.RatioSampanToFloor != want {
@@ -88,6 +89,36 @@ func TestRunMeasuresAllThree(t *testing.T) {
 		if _, ok := m[k]; !ok {
 			t.Errorf("report JSON lacks %q", k)
 		}
+	}
+}
+
+// TestAlternate: rounds run floor, Sampan, Sampan, floor, …, and each
+// measurement comes back in its own target's list, in round order; an
+// error stops the rounds.
+func TestAlternate(t *testing.T) {
+	var order []string
+	mark := func(name string, base time.Duration) func(int) (samples, error) {
+		return func(i int) (samples, error) {
+			order = append(order, name)
+			return samples{elapsed: base + time.Duration(i)}, nil
+		}
+	}
+	floors, sampans, err := alternate(4, mark("floor", 100), mark("sampan", 200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, " "); got != "floor sampan sampan floor floor sampan sampan floor" {
+		t.Errorf("order %q", got)
+	}
+	for i := range 4 {
+		if floors[i].elapsed != time.Duration(100+i) || sampans[i].elapsed != time.Duration(200+i) {
+			t.Errorf("round %d: floor %v, sampan %v", i, floors[i].elapsed, sampans[i].elapsed)
+		}
+	}
+	calls := 0
+	boom := func(int) (samples, error) { calls++; return samples{}, errors.New("boom") }
+	if _, _, err := alternate(3, mark("floor", 0), boom); err == nil || calls != 1 {
+		t.Errorf("error %v after %d calls; want the first failure to stop the rounds", err, calls)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 const purgeBatch = 10000
 
 // purgeSelect finds the oldest records a purge may remove, through the
-// index of live rows (liveIndex).
+// index of live rows (records_live, migration 4).
 const purgeSelect = `SELECT digest, bodies, leaf_index FROM records WHERE log = ? AND ` + liveRows + ` AND request_at < ? AND leaf_index IS NOT NULL ORDER BY request_at LIMIT ?`
 
 // purged is a record a purge removes.

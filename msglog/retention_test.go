@@ -334,3 +334,26 @@ func TestPurgeReadsLiveRowsOnly(t *testing.T) {
 		t.Errorf("purge query plan %q; want one search of records_live by request time", plan)
 	}
 }
+
+// TestLiveRowsMatchTheMigration: the condition the purge's query names is
+// the one migration 4 gave the index; were they to part, the query would
+// silently fall back to reading the whole index.
+func TestLiveRowsMatchTheMigration(t *testing.T) {
+	for _, m := range []string{indexSQLite[len(indexSQLite)-1], indexPG[len(indexPG)-1]} {
+		if !strings.Contains(m, "records_live") || !strings.Contains(m, " WHERE "+liveRows+";") {
+			t.Errorf("migration %q does not index the rows %q", m, liveRows)
+		}
+	}
+	db, err := OpenIndex(t.Context(), t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var def string
+	if err := db.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_master WHERE name = 'records_live'`).Scan(&def); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(def, " WHERE "+liveRows) {
+		t.Errorf("index made: %q; the purge names %q", def, liveRows)
+	}
+}

@@ -66,8 +66,11 @@ const (
 	walDamaged = ".damaged"
 )
 
-// walSegmentSize is the size of a segment (a variable for tests).
-var walSegmentSize int64 = 4 << 20
+// defaultSegmentSize is the size of a segment; walSegmentSize is the size
+// used (smaller in tests).
+const defaultSegmentSize = 4 << 20
+
+var walSegmentSize int64 = defaultSegmentSize
 
 // segment is one write-ahead segment file; it is removed once sealed (no
 // more records go to it) and every record in it is in the index.
