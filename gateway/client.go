@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -303,10 +304,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		// signed before it is sent: the signature goes in the headers and
 		// the body in one frame, with no trailer frame and no flush
 		// between them.
-		var held bytes.Buffer
-		held.Grow(int(r.ContentLength) + 1)
-		_, err := held.ReadFrom(sr)
-		b := held.Bytes()
+		b, err := readHeld(sr, r.ContentLength)
 		switch {
 		case errors.Is(err, errBodyTooLarge):
 			return r1.Wrap(err, r1.TypeRequestTooLarge, "request body exceeds the limit")
@@ -513,6 +511,28 @@ func (g *Gateway) signerCert(st *confState, b64 string, member ident.ClientID, t
 	s := &signer{cert: c, fp: pki.Fingerprint(der), member: m}
 	st.signers.Store(b64, s)
 	return s, nil
+}
+
+// readHeld reads a body of a known, small length to its end, into a
+// buffer of that length (and one byte more, for the read that meets the
+// end): a bytes.Buffer would grow a second time to keep 512 bytes free.
+// A body longer than announced grows the buffer; the reader's own limit
+// refuses one past the maximum.
+func readHeld(r io.Reader, length int64) ([]byte, error) {
+	b := make([]byte, 0, length+1)
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, 512)
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

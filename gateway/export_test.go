@@ -10,3 +10,6 @@ func SetBatching(busy func() bool, window time.Duration) (restore func()) {
 	batchBusy, batchWindow = busy, window
 	return func() { batchBusy, batchWindow = oldBusy, oldWindow }
 }
+
+// ReadHeld is readHeld, for its tests.
+var ReadHeld = readHeld
