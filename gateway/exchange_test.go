@@ -397,6 +397,43 @@ func TestExchange(t *testing.T) {
 		})
 	}
 
+	t.Run("service's own X-Road headers are not forwarded", func(t *testing.T) {
+		// A service cannot speak for the gateways: its X-Road headers
+		// are dropped, its other headers reach the client, signed.
+		answer := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			rw.Header().Set("X-Road-Id", "forged-id")
+			rw.Header().Set("X-Road-Error", "Server.Forged")
+			rw.Header().Set("X-Case-Officer", "nguyen")
+			rw.Write([]byte(`{"ok":true}`))
+		})
+		w.answer.Store(&answer)
+		defer w.answer.Store(nil)
+		// Between the gateways too: the provider's gateway neither
+		// signs nor sends them.
+		var wire http.Header
+		w.tamper.Store(&tamper{resp: func(r *http.Response) { wire = r.Header.Clone() }})
+		defer w.tamper.Store(nil)
+		resp, b := w.do(t, call{path: companies + "/0100109106"})
+		if resp.StatusCode != 200 || string(b) != `{"ok":true}` {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		if signed := wire.Get("Sampan-Signed-Headers"); strings.Contains(signed, "x-road-") || !strings.Contains(signed, "x-case-officer") {
+			t.Errorf("provider signed %q", signed)
+		}
+		if wire.Get(r1.HeaderError) != "" || wire.Get(r1.HeaderID) == "forged-id" {
+			t.Errorf("provider sent the service's X-Road headers: %v", wire)
+		}
+		if got := resp.Header.Get(r1.HeaderID); got == "forged-id" || got == "" {
+			t.Errorf("X-Road-Id = %q, want the exchange's own", got)
+		}
+		if got := resp.Header.Get(r1.HeaderError); got != "" {
+			t.Errorf("X-Road-Error = %q reached the client", got)
+		}
+		if got := resp.Header.Get("X-Case-Officer"); got != "nguyen" {
+			t.Errorf("X-Case-Officer = %q, want the service's", got)
+		}
+	})
+
 	t.Run("answer signed with another member's certificate", func(t *testing.T) {
 		// MOF's signing certificate, valid and already checked by HCMC's
 		// gateway, must not vouch for an answer from MPS: the member it

@@ -404,13 +404,8 @@ func copyNamedAll(dst, src http.Header, names []string) {
 // end, and the consumer never gets its signature.
 func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *http.Response, rec *msglog.Record, reqCert *x509.Certificate, k *memberKey, bs *bodyStore, log *slog.Logger) {
 	h := w.Header()
-	src := resp.Header.Clone()
-	for name := range src {
-		if strings.HasPrefix(name, "X-Road-") {
-			src.Del(name)
-		}
-	}
-	names := forwardHeaders(h, src)
+	// The service's own X-Road headers are dropped: the gateway sets them.
+	names := forwardHeadersBut(h, resp.Header, "X-Road-")
 	if len(names) > maxSignedHeaders {
 		r1.Write(w, r1.New(r1.TypeServiceFailed, "service answered with more than %d headers", maxSignedHeaders), rec.RequestID)
 		return

@@ -51,11 +51,16 @@ const maxSignedHeaders = 100
 
 // forwardHeaders copies the forwardable headers of src into dst and
 // returns their lower-case names, sorted.
-func forwardHeaders(dst, src http.Header) []string {
+func forwardHeaders(dst, src http.Header) []string { return forwardHeadersBut(dst, src, "") }
+
+// forwardHeadersBut is forwardHeaders leaving out, as well, the headers
+// whose canonical names begin with drop (none if it is empty). dst
+// shares src's value slices.
+func forwardHeadersBut(dst, src http.Header, drop string) []string {
 	conn := src.Values("Connection")
 	names := make([]string, 0, len(src))
 	for k, vs := range src {
-		if !r1.Forwardable(k, conn) {
+		if !r1.Forwardable(k, conn) || drop != "" && strings.HasPrefix(k, drop) {
 			continue
 		}
 		dst[k] = vs
