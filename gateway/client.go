@@ -438,10 +438,7 @@ var errSignature = errors.New("signature does not verify")
 func isSigErr(err error) bool { return errors.Is(err, errSignature) }
 
 // signedNames returns the lower-case names of h, sorted.
-func signedNames(h http.Header) []string {
-	var dst = http.Header{}
-	return forwardHeaders(dst, h)
-}
+func signedNames(h http.Header) []string { return forwardHeadersBut(nil, h, "") }
 
 // copyNamed copies the named headers of src into dst, leaving out X-Road
 // headers, which the gateway sets itself.

@@ -55,7 +55,7 @@ func forwardHeaders(dst, src http.Header) []string { return forwardHeadersBut(ds
 
 // forwardHeadersBut is forwardHeaders leaving out, as well, the headers
 // whose canonical names begin with drop (none if it is empty). dst
-// shares src's value slices.
+// shares src's value slices; with dst nil it only names the headers.
 func forwardHeadersBut(dst, src http.Header, drop string) []string {
 	conn := src.Values("Connection")
 	names := make([]string, 0, len(src))
@@ -63,7 +63,9 @@ func forwardHeadersBut(dst, src http.Header, drop string) []string {
 		if !r1.Forwardable(k, conn) || drop != "" && strings.HasPrefix(k, drop) {
 			continue
 		}
-		dst[k] = vs
+		if dst != nil {
+			dst[k] = vs
+		}
 		names = append(names, strings.ToLower(k))
 	}
 	slices.Sort(names)
