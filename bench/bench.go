@@ -45,9 +45,8 @@ type Options struct {
 	Quick       bool
 	// Rounds splits each of the floor's and Sampan's measurements, closed
 	// loop and open loop, into this many, alternated (floor, Sampan,
-	// Sampan, floor, …), so that a
-	// shared machine's slow spells fall on both (default 4; 2 with Quick;
-	// 1 with a CPU profile).
+	// Sampan, floor, …), so that a shared machine's slow spells fall on
+	// both (default 4; 2 with Quick; 1 with a CPU profile).
 	Rounds int
 	// StreamBytes is the size of the body streamed once each way through
 	// Sampan to measure memory (default 100 MiB; -1 skips it).

@@ -212,8 +212,8 @@ func jitter(d time.Duration, frac float64) time.Duration {
 	return time.Duration(float64(d) * (1 - frac + 2*frac*rand.Float64()))
 }
 
-// signerCert returns the parsed signing certificate with fingerprint fp if
-// it was already checked against this configuration.
+// cachedSigner returns the signing certificate a message carried as b64
+// if it was already checked against this configuration.
 func (st *confState) cachedSigner(b64 string) *signer {
 	if v, ok := st.signers.Load(b64); ok {
 		return v.(*signer)
