@@ -260,6 +260,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	out.Header.Set(r1.HeaderService, svc.Escaped())
 	out.Header.Set(r1.HeaderID, req.ID)
 	out.Header.Set(r1.HeaderRequestID, ex.requestID)
+	out.Header.Set(hdrFeatures, featureLoggedTrailer)
 	names := signedNames(out.Header)
 	if len(names) > maxSignedHeaders {
 		return r1.New(r1.TypeInvalidHeader, "request carries more than %d headers", maxSignedHeaders)
@@ -366,8 +367,21 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	}
 	rhead := responseHead(resp.StatusCode, *hashp, resp.Header, rnames)
 	cert, certFP := sg.cert, sg.fp
+	// A held answer may come before the provider's record of it is
+	// durable, followed by the Sampan-Logged trailer: this gateway then
+	// writes its own record meanwhile, and releases the answer once both
+	// are durable.
+	_, confirm := resp.Trailer[hdrLogged]
+	body := resp.Body
+	if confirm {
+		if resp.ContentLength < 0 || resp.ContentLength > bufSize || resp.Header.Get(hdrSignature) == "" {
+			return r1.New(r1.TypeNetworkError, "gateway %s announced a log confirmation for an answer it did not hold whole", peer.ID)
+		}
+		body = io.NopCloser(io.LimitReader(resp.Body, resp.ContentLength))
+	}
+	var pend *msglog.Pending
 	var vr *verifyingReader
-	vr = newVerifyingReader(resp.Body, func(sum []byte) error {
+	vr = newVerifyingReader(body, func(sum []byte) error {
 		sig, serr := signatureOf(resp.Header, resp.Trailer)
 		if serr != nil {
 			return fmt.Errorf("response: %w", serr)
@@ -388,10 +402,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 			rec.Bodies, err = bs.finish()
 		}
 		if err == nil {
-			err = g.mlog.Append(ctx, rec)
+			pend, err = g.mlog.Begin(rec)
 		}
-		if err == nil {
-			bs.keep()
+		if err == nil && !confirm {
+			err = pend.Wait(context.WithoutCancel(ctx))
+			if err == nil {
+				bs.keep()
+			}
 		}
 		if err != nil {
 			ex.log.Error("exchange not logged; answer withheld", "err", err)
@@ -410,6 +427,11 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 			return r1.Wrap(err, r1.TypeClientSignature, "response signature of %s does not verify", svc.Provider.Member())
 		}
 		return r1.Wrap(err, r1.TypeNetworkError, "reading the response from gateway %s failed", peer.ID)
+	}
+	if confirm {
+		if e := g.awaitLogged(ctx, resp, pend, bs, peer, ex.log); e != nil {
+			return e
+		}
 	}
 
 	h := w.Header()
@@ -430,6 +452,36 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// awaitLogged waits, for a held answer already verified and handed to
+// this gateway's log, until the provider's gateway reports its own record
+// durable (the Sampan-Logged trailer) and this gateway's record is too.
+func (g *Gateway) awaitLogged(ctx context.Context, resp *http.Response, pend *msglog.Pending, bs *bodyStore, peer *conf.Gateway, log *slog.Logger) *r1.Error {
+	// After the announced length only the trailer may follow.
+	var b [1]byte
+	n, rerr := io.ReadFull(resp.Body, b[:])
+	// This gateway's record is waited for even when the provider's
+	// failed, so that its stored bodies are kept exactly when it is
+	// durable.
+	if err := pend.Wait(context.WithoutCancel(ctx)); err != nil {
+		log.Error("exchange not logged; answer withheld", "err", err)
+		return r1.Wrap(fmt.Errorf("%w: %w", msglog.ErrLogging, err), r1.TypeClientLoggingFailed, "the exchange could not be written to the message log; its answer is withheld")
+	}
+	bs.keep()
+	switch v := resp.Trailer.Get(hdrLogged); {
+	case n > 0:
+		return r1.New(r1.TypeNetworkError, "gateway %s sent more than the announced %d bytes", peer.ID, resp.ContentLength)
+	case rerr != io.EOF:
+		return r1.Wrap(rerr, r1.TypeNetworkError, "gateway %s did not confirm that it logged the exchange", peer.ID)
+	case v == loggedOK:
+		return nil
+	case v == loggedFailed:
+		log.Warn("provider gateway did not log the exchange; answer withheld", "peer", peer.ID.String())
+		return r1.New(r1.TypeServerLoggingFailed, "gateway %s could not write the exchange to its message log; the answer is withheld", peer.ID)
+	default:
+		return r1.New(r1.TypeNetworkError, "gateway %s did not confirm that it logged the exchange (%s %q)", peer.ID, hdrLogged, v)
+	}
 }
 
 // errSignature marks signature failures of a verifying reader.

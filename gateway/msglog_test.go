@@ -283,3 +283,131 @@ func TestBatchSignedExchanges(t *testing.T) {
 		}
 	}
 }
+
+// trailerSet changes a trailer once the body has ended, as a peer that
+// sent another value would have.
+type trailerSet struct {
+	rc    io.ReadCloser
+	tr    http.Header
+	key   string
+	value string // "" deletes it
+	hold  chan struct{}
+}
+
+func (f *trailerSet) Read(p []byte) (int, error) {
+	n, err := f.rc.Read(p)
+	if err == io.EOF {
+		if f.hold != nil {
+			<-f.hold
+		}
+		if f.value == "" {
+			f.tr.Del(f.key)
+		} else {
+			f.tr.Set(f.key, f.value)
+		}
+	}
+	return n, err
+}
+
+func (f *trailerSet) Close() error { return f.rc.Close() }
+
+// TestProviderConfirmsLogged: a consumer's gateway that accepts it gets a
+// held answer while the provider's record of it is being written, and
+// the Sampan-Logged trailer after; it releases the answer only once that
+// trailer says the provider's record is durable. A consumer that does not
+// ask gets the answer after the record, with no such trailer.
+func TestProviderConfirmsLogged(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	path := companies + "/0100109106"
+
+	t.Run("asked", func(t *testing.T) {
+		var declared bool
+		var wire http.Header
+		w.tamper.Store(&tamper{resp: func(r *http.Response) {
+			_, declared = r.Trailer["Sampan-Logged"]
+			wire = r.Trailer
+		}})
+		defer w.tamper.Store(nil)
+		resp, b := w.do(t, call{path: path})
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "Viettel") {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		if !declared || wire.Get("Sampan-Logged") != "ok" {
+			t.Errorf("provider's trailer: declared %v, %q; want the trailer, ok", declared, wire.Get("Sampan-Logged"))
+		}
+	})
+
+	t.Run("not asked", func(t *testing.T) {
+		var declared bool
+		var sig string
+		w.tamper.Store(&tamper{
+			req: func(r *http.Request) { r.Header.Del("Sampan-Features") },
+			resp: func(r *http.Response) {
+				_, declared = r.Trailer["Sampan-Logged"]
+				sig = r.Header.Get("Sampan-Signature")
+			},
+		})
+		defer w.tamper.Store(nil)
+		resp, b := w.do(t, call{path: path})
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "Viettel") {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		if declared || sig == "" {
+			t.Errorf("without the feature: trailer declared %v, signature header %q; want no trailer and the signature in the header", declared, sig)
+		}
+	})
+
+	t.Run("answer waits for the trailer", func(t *testing.T) {
+		hold := make(chan struct{})
+		w.tamper.Store(&tamper{resp: func(r *http.Response) {
+			r.Body = &trailerSet{rc: r.Body, tr: r.Trailer, key: "Sampan-Logged", value: "ok", hold: hold}
+		}})
+		defer w.tamper.Store(nil)
+		done := make(chan int, 1)
+		go func() {
+			resp, _ := w.do(t, call{path: path})
+			done <- resp.StatusCode
+		}()
+		select {
+		case s := <-done:
+			t.Fatalf("the client was answered (%d) before the provider confirmed its record", s)
+		case <-time.After(300 * time.Millisecond):
+		}
+		close(hold)
+		if s := <-done; s != 200 {
+			t.Fatalf("after the confirmation: status %d", s)
+		}
+	})
+
+	for _, tc := range []struct {
+		name, value string
+		tp          func(r *http.Response)
+		typ         string
+	}{
+		{"provider failed", "failed", nil, r1.TypeServerLoggingFailed},
+		{"no confirmation", "", nil, r1.TypeNetworkError},
+		{"unknown confirmation", "maybe", nil, r1.TypeNetworkError},
+		{"answer not held whole", "", func(r *http.Response) { r.ContentLength = -1 }, r1.TypeNetworkError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w.tamper.Store(&tamper{resp: func(r *http.Response) {
+				if tc.tp != nil {
+					tc.tp(r)
+					return
+				}
+				r.Body = &trailerSet{rc: r.Body, tr: r.Trailer, key: "Sampan-Logged", value: tc.value}
+			}})
+			defer w.tamper.Store(nil)
+			resp, b := w.do(t, call{path: path})
+			wantError(t, resp, b, 500, tc.typ)
+			if strings.Contains(string(b), "Viettel") {
+				t.Error("the answer was released")
+			}
+		})
+	}
+
+	// The exchanges go on.
+	if resp, b := w.do(t, call{path: path}); resp.StatusCode != 200 {
+		t.Fatalf("after: %d %s", resp.StatusCode, b)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -282,7 +283,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		RequestHash: vq.hash, RequestSignature: vq.sig, RequestSignerCert: certFP,
 		Decision: logDec,
 	}
-	g.writeSigned(r.Context(), w, resp, rec, cert, provKey, bs, log)
+	g.writeSigned(r.Context(), w, resp, rec, cert, provKey, bs, hasFeature(r.Header, featureLoggedTrailer), log)
 }
 
 // verifiedRequest is what the provider's gateway knows of a request once
@@ -397,12 +398,19 @@ func copyNamedAll(dst, src http.Header, names []string) {
 }
 
 // writeSigned sends a response to the consumer's gateway and signs it,
-// binding the request hash; the signature goes in the trailer. The
-// exchange is logged before the signature leaves: a response small enough
-// to hold is logged before anything is sent, so that a logging failure is
-// answered with a clear error; a larger one is cut if logging fails at its
-// end, and the consumer never gets its signature.
-func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *http.Response, rec *msglog.Record, reqCert *x509.Certificate, k *memberKey, bs *bodyStore, log *slog.Logger) {
+// binding the request hash. The exchange is logged before the consumer's
+// gateway may release the answer:
+//   - a response small enough to hold is signed before anything is sent,
+//     with its signature in the headers. When the consumer's gateway
+//     accepts it (confirm), the record is written while the answer
+//     travels, and the Sampan-Logged trailer follows once it is durable:
+//     the two gateways' log writes overlap, and the client waits for one.
+//     Otherwise the record is durable before anything is sent. Either
+//     way a logging failure is answered with a clear error;
+//   - a larger one is streamed with the signature in the trailer, logged
+//     before the trailer is sent; if logging fails the stream is cut and
+//     the consumer never gets its signature.
+func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *http.Response, rec *msglog.Record, reqCert *x509.Certificate, k *memberKey, bs *bodyStore, confirm bool, log *slog.Logger) {
 	h := w.Header()
 	// The service's own X-Road headers are dropped: the gateway sets them.
 	names := forwardHeadersBut(h, resp.Header, "X-Road-")
@@ -411,10 +419,11 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 		return
 	}
 	head := responseHead(resp.StatusCode, rec.RequestHash, h, names)
-	finish := func(sum []byte, n int64) (string, error) {
+	// seal signs the answer and hands its record to the log.
+	seal := func(sum []byte, n int64) (string, *msglog.Pending, error) {
 		sig, err := k.batch.Sign(ctx, rec.PeerGateway, signedPayload(head, sum, k.fp))
 		if err != nil {
-			return "", fmt.Errorf("sign response: %w", err)
+			return "", nil, fmt.Errorf("sign response: %w", err)
 		}
 		rec.ResponseAt, rec.Status = time.Now().UTC(), resp.StatusCode
 		rec.ResponseHeadSHA256, rec.ResponseBodySHA256, rec.ResponseBytes = hexSum(head), hex.EncodeToString(sum), n
@@ -423,17 +432,32 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 		if err == nil {
 			rec.Bodies, err = bs.finish()
 		}
+		var p *msglog.Pending
 		if err == nil {
-			err = g.mlog.Append(context.WithoutCancel(ctx), rec)
-		}
-		if err == nil {
-			bs.keep()
+			p, err = g.mlog.Begin(rec)
 		}
 		if err != nil {
 			log.Error("exchange not logged; answer withheld", "err", err)
-			return "", err
+			return "", nil, err
 		}
-		return sig, nil
+		return sig, p, nil
+	}
+	// settle waits until the record is durable.
+	settle := func(p *msglog.Pending) error {
+		err := p.Wait(context.WithoutCancel(ctx))
+		if err != nil {
+			log.Error("exchange not logged; answer withheld", "err", err)
+			return err
+		}
+		bs.keep()
+		return nil
+	}
+	finish := func(sum []byte, n int64) (string, error) {
+		sig, p, err := seal(sum, n)
+		if err == nil {
+			err = settle(p)
+		}
+		return sig, err
 	}
 
 	// Hold a small answer whole.
@@ -447,7 +471,10 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 			w.Write(buf[:n])
 		}
 		sum := sha256.Sum256(buf[:n])
-		sig, err := finish(sum[:], int64(n))
+		sig, p, err := seal(sum[:], int64(n))
+		if err == nil && !confirm {
+			err = settle(p)
+		}
 		if err != nil {
 			h.Del(hdrSignedHeaders)
 			for _, n := range names {
@@ -461,8 +488,21 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 		h.Set(hdrSignedHeaders, strings.Join(names, ","))
 		h.Set(hdrSignerCert, k.certB64)
 		h.Set(hdrSignature, sig)
+		if !confirm {
+			w.WriteHeader(resp.StatusCode)
+			w.Write(buf[:n])
+			return
+		}
+		h.Set("Content-Length", strconv.Itoa(n))
+		h.Set("Trailer", hdrLogged)
 		w.WriteHeader(resp.StatusCode)
 		w.Write(buf[:n])
+		http.NewResponseController(w).Flush()
+		if settle(p) != nil {
+			h.Set(hdrLogged, loggedFailed)
+			return
+		}
+		h.Set(hdrLogged, loggedOK)
 		return
 	case err != nil:
 		log.Warn("reading the service's answer failed", "err", err)

@@ -29,6 +29,20 @@ const (
 	// the signature covers. Only those reach the other side's client or
 	// service.
 	hdrSignedHeaders = "Sampan-Signed-Headers"
+
+	// hdrFeatures lists, in a request, the features of the exchange
+	// protocol that the consumer's gateway understands, comma-separated.
+	hdrFeatures = "Sampan-Features"
+	// featureLoggedTrailer: the consumer's gateway accepts a held answer
+	// before the provider's record of it is durable, and releases it only
+	// once the hdrLogged trailer says it is.
+	featureLoggedTrailer = "logged-trailer"
+	// hdrLogged is the trailer by which the provider's gateway reports
+	// whether its record of the exchange became durable: loggedOK or
+	// loggedFailed.
+	hdrLogged    = "Sampan-Logged"
+	loggedOK     = "ok"
+	loggedFailed = "failed"
 )
 
 // signatureOf returns a message's signature, from its headers or its
@@ -155,4 +169,16 @@ func requestHash(payload []byte, sig string) string {
 	h.Write([]byte{'\n'})
 	h.Write([]byte(sig))
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// hasFeature reports whether a request's hdrFeatures lists feature.
+func hasFeature(h http.Header, feature string) bool {
+	for _, v := range h.Values(hdrFeatures) {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(f) == feature {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -157,7 +157,9 @@ type row struct {
 	seg    *segment  // the write-ahead segment holding it
 	rec    *Record
 	data   []byte
-	done   chan error
+	done   chan error // the write-ahead writer's answer
+	waited bool       // done was read: err is the answer
+	err    error
 	leaf   uint64
 	at     int64 // request time (Unix ms) when rec is nil
 }

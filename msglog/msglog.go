@@ -385,15 +385,42 @@ func (l *Log) Origin() string { return l.origin }
 // the tree within the merge delay. It refuses (fail closed) while the
 // segments, the index or the tree cannot be written or lag too far.
 func (l *Log) Append(ctx context.Context, r *Record) error {
-	if r.Kind == KindPurge {
-		return fmt.Errorf("%w: purge records are written by Purge", ErrLogging)
-	}
-	b, err := r.marshal()
+	p, err := l.Begin(r)
 	if err != nil {
 		return err
 	}
-	_, err = l.append(ctx, r, b)
-	return err
+	return p.Wait(ctx)
+}
+
+// Pending is a record handed to the log, durable once Wait returns nil.
+type Pending struct {
+	row *row
+}
+
+// Begin hands a record to the log and returns at once, so that the
+// caller can go on with other work while the record is written; Wait
+// then tells whether it became durable. A record refused here (invalid,
+// too large, the log failing) is not written. Append is Begin and Wait.
+func (l *Log) Begin(r *Record) (*Pending, error) {
+	if r.Kind == KindPurge {
+		return nil, fmt.Errorf("%w: purge records are written by Purge", ErrLogging)
+	}
+	b, err := r.marshal()
+	if err != nil {
+		return nil, err
+	}
+	rw, err := l.begin(r, b)
+	if err != nil {
+		return nil, err
+	}
+	return &Pending{row: rw}, nil
+}
+
+// Wait returns once the record is durable in a write-ahead segment (nil),
+// or why it was not written. When ctx ends first it returns ctx's error:
+// the record may still become durable.
+func (p *Pending) Wait(ctx context.Context) error {
+	return p.row.wait(ctx)
 }
 
 // marshal fills in the version and kind, checks and encodes a record.
@@ -421,6 +448,15 @@ func (r *Record) marshal() ([]byte, error) {
 }
 
 func (l *Log) append(ctx context.Context, r *Record, b []byte) (*row, error) {
+	rw, err := l.begin(r, b)
+	if err != nil {
+		return nil, err
+	}
+	return rw, rw.wait(ctx)
+}
+
+// begin hands an encoded record to the write-ahead writer.
+func (l *Log) begin(r *Record, b []byte) (*row, error) {
 	if err := l.idx.health(l.maxDelay); err != nil {
 		return nil, err
 	}
@@ -431,7 +467,7 @@ func (l *Log) append(ctx context.Context, r *Record, b []byte) (*row, error) {
 		return nil, err
 	}
 	rw := &row{digest: recordDigest(b), rec: r, data: b}
-	if err := l.wal.append(ctx, rw); err != nil {
+	if err := l.wal.enqueue(rw); err != nil {
 		return nil, err
 	}
 	return rw, nil

@@ -2,6 +2,7 @@ package msglog
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -447,4 +448,47 @@ func procIO(name string) int64 {
 		}
 	}
 	return 0
+}
+
+// TestBeginThenWait hands records to the log without waiting, then waits
+// for each: all become durable and verify; a record refused by Begin is
+// not written.
+func TestBeginThenWait(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(t.Context(), dir, "VN/GOV/HCMC/gw1", Options{CheckpointInterval: 100 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pending []*Pending
+	for i := range 50 {
+		p, err := l.Begin(testRecord(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, p)
+	}
+	bad := testRecord(50)
+	bad.Side = "elsewhere"
+	if p, err := l.Begin(bad); err == nil || p != nil || !errors.Is(err, ErrLogging) {
+		t.Errorf("a record with side %q: %v, %v; want refused with ErrLogging", bad.Side, p, err)
+	}
+	for i, p := range pending {
+		if err := p.Wait(t.Context()); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		// A second wait gives the same answer.
+		if err := p.Wait(t.Context()); err != nil {
+			t.Fatalf("record %d, waited again: %v", i, err)
+		}
+	}
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := l.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Verify(t.Context(), dir, "", nil); err != nil || rep.Records != 50 {
+		t.Fatalf("verify: %+v, %v; want the 50 records begun", rep, err)
+	}
 }

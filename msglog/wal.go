@@ -147,8 +147,8 @@ func newWALWriter(dir string, next uint64, log *slog.Logger, onDurable func([]*r
 	return w
 }
 
-// append writes a row and returns once it is durable.
-func (w *walWriter) append(ctx context.Context, r *row) error {
+// enqueue hands a row to the writer; r.wait tells when it is durable.
+func (w *walWriter) enqueue(r *row) error {
 	r.done = make(chan error, 1)
 	w.mu.Lock()
 	if w.closed {
@@ -165,8 +165,18 @@ func (w *walWriter) append(ctx context.Context, r *row) error {
 	case w.kick <- struct{}{}:
 	default:
 	}
+	return nil
+}
+
+// wait returns once the row, handed to the writer, is durable, or why it
+// is not. It may be called more than once.
+func (r *row) wait(ctx context.Context) error {
+	if r.waited {
+		return r.err
+	}
 	select {
 	case err := <-r.done:
+		r.waited, r.err = true, err
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

@@ -1,6 +1,7 @@
 package msglog
 
 import (
+	"context"
 	"encoding/binary"
 	"log/slog"
 	"os"
@@ -9,6 +10,14 @@ import (
 	"testing"
 	"time"
 )
+
+// append hands a row to the writer and waits until it is durable.
+func (w *walWriter) append(ctx context.Context, r *row) error {
+	if err := w.enqueue(r); err != nil {
+		return err
+	}
+	return r.wait(ctx)
+}
 
 // leaveSegments writes records to write-ahead segments in dir as a
 // gateway would have acknowledged them just before a crash: durable in a
