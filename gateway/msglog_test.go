@@ -357,6 +357,27 @@ func TestProviderConfirmsLogged(t *testing.T) {
 		}
 	})
 
+	t.Run("HEAD", func(t *testing.T) {
+		// An answer to HEAD ends with its headers: it can carry no
+		// trailer, so the provider's record is durable before it is sent.
+		resp, b := w.do(t, call{method: http.MethodHead, path: path})
+		if resp.StatusCode != 200 || len(b) != 0 {
+			t.Fatalf("%d %q", resp.StatusCode, b)
+		}
+	})
+
+	for _, status := range []int{http.StatusNoContent, http.StatusNotModified} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			answer := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { rw.WriteHeader(status) })
+			w.answer.Store(&answer)
+			defer w.answer.Store(nil)
+			resp, b := w.do(t, call{path: path})
+			if resp.StatusCode != status || len(b) != 0 {
+				t.Fatalf("%d %q, want %d", resp.StatusCode, b, status)
+			}
+		})
+	}
+
 	t.Run("answer waits for the trailer", func(t *testing.T) {
 		hold := make(chan struct{})
 		w.tamper.Store(&tamper{resp: func(r *http.Response) {

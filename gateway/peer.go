@@ -283,7 +283,9 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		RequestHash: vq.hash, RequestSignature: vq.sig, RequestSignerCert: certFP,
 		Decision: logDec,
 	}
-	g.writeSigned(r.Context(), w, resp, rec, cert, provKey, bs, hasFeature(r.Header, featureLoggedTrailer), log)
+	// An answer to HEAD ends with its headers and can carry no trailer.
+	confirm := r.Method != http.MethodHead && hasFeature(r.Header, featureLoggedTrailer)
+	g.writeSigned(r.Context(), w, resp, rec, cert, provKey, bs, confirm, log)
 }
 
 // verifiedRequest is what the provider's gateway knows of a request once
