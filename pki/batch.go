@@ -247,21 +247,34 @@ func (b *BatchSigner) sign(ob *openBatch) {
 
 // VerifyCache remembers batch roots it has verified, so that the other
 // messages of a batch cost a hash path rather than a signature
-// verification. It is safe for concurrent use.
+// verification. The messages of a batch tend to arrive together: while
+// one caller verifies a root, the others wait for its answer rather than
+// verify the same root again. It is safe for concurrent use.
 type VerifyCache struct {
-	mu    sync.Mutex
-	seen  map[[32]byte]struct{}
-	order [][32]byte // oldest first, for eviction
-	next  int
-	hits  int
+	mu       sync.Mutex
+	seen     map[[32]byte]struct{}
+	order    [][32]byte // oldest first, for eviction
+	next     int
+	hits     int
+	inflight map[[32]byte]*rootCheck
 }
+
+// rootCheck is a root's verification under way; err is set before done
+// is closed.
+type rootCheck struct {
+	done chan struct{}
+	err  error
+}
+
+// verifyRoot checks a batch root's JWS (a variable for tests).
+var verifyRoot = verifyPlain
 
 // verifyCacheSize bounds the roots remembered.
 const verifyCacheSize = 4096
 
 // NewVerifyCache returns an empty cache.
 func NewVerifyCache() *VerifyCache {
-	return &VerifyCache{seen: map[[32]byte]struct{}{}}
+	return &VerifyCache{seen: map[[32]byte]struct{}{}, inflight: map[[32]byte]*rootCheck{}}
 }
 
 // Hits reports how many verifications the cache saved.
@@ -301,14 +314,24 @@ func (c *VerifyCache) Verify(sig string, payload []byte, pub crypto.PublicKey) e
 		c.mu.Unlock()
 		return nil
 	}
-	c.mu.Unlock()
-	if err := verifyPlain(jws, rp, pub); err != nil {
-		return err
+	if rc, ok := c.inflight[k]; ok {
+		// Another message of the batch is verifying the same root: its
+		// answer, bound to the same key, root and JWS, is this one's.
+		c.hits++
+		c.mu.Unlock()
+		<-rc.done
+		return rc.err
 	}
+	rc := &rootCheck{done: make(chan struct{})}
+	c.inflight[k] = rc
+	c.mu.Unlock()
+	rc.err = verifyRoot(jws, rp, pub)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.seen[k]; ok {
-		return nil
+	delete(c.inflight, k)
+	close(rc.done)
+	if rc.err != nil {
+		return rc.err
 	}
 	if len(c.order) < verifyCacheSize {
 		c.order = append(c.order, k)

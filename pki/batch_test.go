@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,5 +281,64 @@ func TestTreeHasherIsRFC6962(t *testing.T) {
 	}
 	if !bytes.Equal((treeHasher{}).EmptyRoot(), want.EmptyRoot()) || (treeHasher{}).Size() != want.Size() {
 		t.Error("empty root or size differ")
+	}
+}
+
+// TestVerifyCacheOnePerRoot: the messages of one batch verified at the
+// same time cost one verification of its root, and a root that fails
+// fails for every message waiting on it and is not remembered.
+func TestVerifyCacheOnePerRoot(t *testing.T) {
+	s, pub := testSigner(t)
+	const n = 32
+	ps := payloads(n)
+	sigs, err := s.signBatch(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	defer func(f func(string, []byte, crypto.PublicKey) error) { verifyRoot = f }(verifyRoot)
+	verifyRoot = func(jws string, rp []byte, pub crypto.PublicKey) error {
+		calls.Add(1)
+		time.Sleep(50 * time.Millisecond) // long enough for every caller to arrive
+		return verifyPlain(jws, rp, pub)
+	}
+	all := func(c *VerifyCache, sigs []string) []error {
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { errs[i] = c.Verify(sigs[i], ps[i], pub) })
+		}
+		wg.Wait()
+		return errs
+	}
+
+	c := NewVerifyCache()
+	for i, err := range all(c, sigs) {
+		if err != nil {
+			t.Errorf("message %d: %v", i, err)
+		}
+	}
+	if got := calls.Load(); got != 1 || c.Hits() != n-1 {
+		t.Errorf("%d verifications of the root and %d hits for %d messages at once, want 1 and %d", got, c.Hits(), n, n-1)
+	}
+
+	// The same batch with its root's signature broken.
+	broken := make([]string, n)
+	for i, sig := range sigs {
+		jws, rest, _ := strings.Cut(sig, "~")
+		broken[i] = jws[:len(jws)-4] + "AAAA" + "~" + rest
+	}
+	calls.Store(0)
+	c = NewVerifyCache()
+	for i, err := range all(c, broken) {
+		if err == nil {
+			t.Errorf("message %d: a broken root verified", i)
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("%d verifications of the broken root, want 1", got)
+	}
+	if err := c.Verify(broken[0], ps[0], pub); err == nil || calls.Load() != 2 {
+		t.Errorf("after a failure: %v after %d verifications; want the root verified again, and refused", err, calls.Load())
 	}
 }
