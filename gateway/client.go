@@ -371,10 +371,14 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	// durable, followed by the Sampan-Logged trailer: this gateway then
 	// writes its own record meanwhile, and releases the answer once both
 	// are durable.
-	_, confirm := resp.Trailer[hdrLogged]
+	confirm := resp.Header.Get(hdrLogged) != ""
 	body := resp.Body
 	if confirm {
-		if resp.ContentLength < 0 || resp.ContentLength > bufSize || resp.Header.Get(hdrSignature) == "" {
+		_, declared := resp.Trailer[hdrLogged]
+		switch {
+		case resp.Header.Get(hdrLogged) != loggedPending || !declared || resp.ProtoMajor < 2:
+			return r1.New(r1.TypeNetworkError, "gateway %s announced a log confirmation it cannot send (%s %q, %s)", peer.ID, hdrLogged, resp.Header.Get(hdrLogged), resp.Proto)
+		case resp.ContentLength < 0 || resp.ContentLength >= bufSize || resp.Header.Get(hdrSignature) == "":
 			return r1.New(r1.TypeNetworkError, "gateway %s announced a log confirmation for an answer it did not hold whole", peer.ID)
 		}
 		body = io.NopCloser(io.LimitReader(resp.Body, resp.ContentLength))
@@ -429,7 +433,16 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		return r1.Wrap(err, r1.TypeNetworkError, "reading the response from gateway %s failed", peer.ID)
 	}
 	if confirm {
-		if e := g.awaitLogged(ctx, resp, pend, bs, peer, ex.log); e != nil {
+		if !complete || pend == nil {
+			return r1.New(r1.TypeNetworkError, "gateway %s sent an answer that could not be verified whole", peer.ID)
+		}
+		// The confirmation is bounded as the answer's headers were.
+		stop := time.AfterFunc(g.cfg.PeerTimeout.D(), cancel)
+		e := g.awaitLogged(ctx, resp, pend, bs, peer, ex.log)
+		if !stop.Stop() && e != nil {
+			e = r1.New(r1.TypeNetworkError, "gateway %s did not confirm within %s that it logged the exchange", peer.ID, g.cfg.PeerTimeout.D())
+		}
+		if e != nil {
 			return e
 		}
 	}

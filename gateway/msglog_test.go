@@ -378,6 +378,26 @@ func TestProviderConfirmsLogged(t *testing.T) {
 		})
 	}
 
+	for _, n := range []int{64<<10 - 1, 64 << 10} {
+		t.Run(fmt.Sprintf("answer of %d bytes", n), func(t *testing.T) {
+			// The largest held answer, and the smallest streamed one.
+			want := bytes.Repeat([]byte("x"), n)
+			answer := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { rw.Write(want) })
+			w.answer.Store(&answer)
+			defer w.answer.Store(nil)
+			var pending string
+			w.tamper.Store(&tamper{resp: func(r *http.Response) { pending = r.Header.Get("Sampan-Logged") }})
+			defer w.tamper.Store(nil)
+			resp, b := w.do(t, call{path: path})
+			if resp.StatusCode != 200 || !bytes.Equal(b, want) {
+				t.Fatalf("%d, %d bytes", resp.StatusCode, len(b))
+			}
+			if held := n < 64<<10; (pending == "pending") != held {
+				t.Errorf("Sampan-Logged %q for %d bytes", pending, n)
+			}
+		})
+	}
+
 	t.Run("answer waits for the trailer", func(t *testing.T) {
 		hold := make(chan struct{})
 		w.tamper.Store(&tamper{resp: func(r *http.Response) {
@@ -409,6 +429,8 @@ func TestProviderConfirmsLogged(t *testing.T) {
 		{"no confirmation", "", nil, r1.TypeNetworkError},
 		{"unknown confirmation", "maybe", nil, r1.TypeNetworkError},
 		{"answer not held whole", "", func(r *http.Response) { r.ContentLength = -1 }, r1.TypeNetworkError},
+		{"announced length too large to hold", "", func(r *http.Response) { r.ContentLength = 64 << 10 }, r1.TypeNetworkError},
+		{"confirmation not declared as a trailer", "", func(r *http.Response) { delete(r.Trailer, "Sampan-Logged") }, r1.TypeNetworkError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w.tamper.Store(&tamper{resp: func(r *http.Response) {
@@ -427,8 +449,87 @@ func TestProviderConfirmsLogged(t *testing.T) {
 		})
 	}
 
+	t.Run("consumer logs while the provider's confirmation travels", func(t *testing.T) {
+		// The consumer's record is durable (and indexed) while the
+		// provider's confirmation is still held back: the two writes
+		// overlap rather than follow each other.
+		hold := make(chan struct{})
+		w.tamper.Store(&tamper{resp: func(r *http.Response) {
+			r.Body = &trailerSet{rc: r.Body, tr: r.Trailer, key: "Sampan-Logged", value: "ok", hold: hold}
+		}})
+		defer w.tamper.Store(nil)
+		done := make(chan int, 1)
+		go func() {
+			resp, _ := w.do(t, call{path: path, header: map[string]string{r1.HeaderID: "overlap-1"}})
+			done <- resp.StatusCode
+		}()
+		db, err := msglog.OpenIndex(t.Context(), filepath.Join(w.manifestGateway("VN/GOV/HCMC/gw1").DataDir, "log"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		waitFor(t, 10*time.Second, "the consumer's record, before the provider's confirmation", func() bool {
+			var n int
+			db.QueryRow(`SELECT count(*) FROM records WHERE x_road_id = 'overlap-1'`).Scan(&n)
+			return n == 1
+		})
+		select {
+		case s := <-done:
+			t.Fatalf("answered (%d) before the confirmation", s)
+		default:
+		}
+		close(hold)
+		if s := <-done; s != 200 {
+			t.Fatalf("status %d", s)
+		}
+	})
+
+	// A disk that fails after the log accepted the record: on the
+	// provider, the answer has already left, and the consumer withholds
+	// it on the provider's word; on the consumer, it withholds it too.
+	for _, tc := range []struct{ gateway, typ string }{
+		{"VN/GOV/MOF/gw1", r1.TypeServerLoggingFailed},
+		{"VN/GOV/HCMC/gw1", r1.TypeClientLoggingFailed},
+	} {
+		t.Run("write fails on "+tc.gateway, func(t *testing.T) {
+			restore := msglog.FailWrites(filepath.Join(w.manifestGateway(tc.gateway).DataDir, "log"), errors.New("injected disk failure"))
+			resp, b := w.do(t, call{path: path})
+			restore()
+			wantError(t, resp, b, 500, tc.typ)
+			if strings.Contains(string(b), "Viettel") {
+				t.Error("the answer was released")
+			}
+		})
+	}
+
 	// The exchanges go on.
 	if resp, b := w.do(t, call{path: path}); resp.StatusCode != 200 {
 		t.Fatalf("after: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestProviderLogsFirstOverHTTP1: HTTP/1.1 carries no trailer after a
+// body of known length, so between gateways speaking it the provider's
+// record is durable before its answer leaves, even when the consumer asks
+// for the confirmation; a failed write is then answered with an error.
+func TestProviderLogsFirstOverHTTP1(t *testing.T) {
+	defer gateway.SetPeerProtocols("http/1.1")()
+	w := startWorld(t, sandbox.Options{})
+	path := companies + "/0100109106"
+	var pending string
+	w.tamper.Store(&tamper{resp: func(r *http.Response) { pending = r.Header.Get("Sampan-Logged") }})
+	resp, b := w.do(t, call{path: path})
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "Viettel") {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	if p := w.proto.Load(); p == nil || *p != "HTTP/1.1" || pending != "" {
+		t.Fatalf("between the gateways: %v, Sampan-Logged %q; want HTTP/1.1 and no confirmation", p, pending)
+	}
+	restore := msglog.FailWrites(filepath.Join(w.manifestGateway("VN/GOV/MOF/gw1").DataDir, "log"), errors.New("injected disk failure"))
+	resp, b = w.do(t, call{path: path})
+	restore()
+	wantError(t, resp, b, 500, r1.TypeServerLoggingFailed)
+	if strings.Contains(string(b), "Viettel") {
+		t.Error("the answer was released")
 	}
 }

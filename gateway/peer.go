@@ -283,8 +283,9 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		RequestHash: vq.hash, RequestSignature: vq.sig, RequestSignerCert: certFP,
 		Decision: logDec,
 	}
-	// An answer to HEAD ends with its headers and can carry no trailer.
-	confirm := r.Method != http.MethodHead && hasFeature(r.Header, featureLoggedTrailer)
+	// Only HTTP/2 carries trailers after a body of known length, and an
+	// answer to HEAD ends with its headers.
+	confirm := r.ProtoMajor >= 2 && r.Method != http.MethodHead && hasFeature(r.Header, featureLoggedTrailer)
 	g.writeSigned(r.Context(), w, resp, rec, cert, provKey, bs, confirm, log)
 }
 
@@ -421,6 +422,8 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 		return
 	}
 	head := responseHead(resp.StatusCode, rec.RequestHash, h, names)
+	// 204 and 304 answers can carry neither content nor trailers.
+	confirm = confirm && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified
 	// seal signs the answer and hands its record to the log.
 	seal := func(sum []byte, n int64) (string, *msglog.Pending, error) {
 		sig, err := k.batch.Sign(ctx, rec.PeerGateway, signedPayload(head, sum, k.fp))
@@ -496,6 +499,7 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 			return
 		}
 		h.Set("Content-Length", strconv.Itoa(n))
+		h.Set(hdrLogged, loggedPending)
 		h.Set("Trailer", hdrLogged)
 		w.WriteHeader(resp.StatusCode)
 		w.Write(buf[:n])

@@ -73,6 +73,10 @@ func (g *Gateway) checkPeer(cs tls.ConnectionState, wantAddr string) (*conf.Gate
 	return gw, nil
 }
 
+// peerProtos are the protocols a consumer's gateway offers a provider's,
+// HTTP/2 first (a variable for tests).
+var peerProtos = []string{"h2", "http/1.1"}
+
 // dialPeer opens a TLS 1.3 connection to a provider gateway and
 // authenticates it before any request byte is sent.
 func (g *Gateway) dialPeer(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -82,7 +86,7 @@ func (g *Gateway) dialPeer(ctx context.Context, network, addr string) (net.Conn,
 			MinVersion:         tls.VersionTLS13,
 			Certificates:       []tls.Certificate{g.keys.auth},
 			InsecureSkipVerify: true, // replaced by VerifyConnection: pinned to the registry
-			NextProtos:         []string{"h2", "http/1.1"},
+			NextProtos:         peerProtos,
 			VerifyConnection: func(cs tls.ConnectionState) error {
 				_, err := g.checkPeer(cs, addr)
 				return err

@@ -37,12 +37,16 @@ const (
 	// before the provider's record of it is durable, and releases it only
 	// once the hdrLogged trailer says it is.
 	featureLoggedTrailer = "logged-trailer"
-	// hdrLogged is the trailer by which the provider's gateway reports
-	// whether its record of the exchange became durable: loggedOK or
-	// loggedFailed.
-	hdrLogged    = "Sampan-Logged"
-	loggedOK     = "ok"
-	loggedFailed = "failed"
+	// hdrLogged: as a header (loggedPending), the provider's gateway says
+	// that its record of a held answer is still being written, and that
+	// the trailer of the same name will say whether it became durable
+	// (loggedOK) or not (loggedFailed). Like an r1 error between the
+	// gateways it is not signed: the TLS session authenticates the
+	// provider's gateway.
+	hdrLogged     = "Sampan-Logged"
+	loggedPending = "pending"
+	loggedOK      = "ok"
+	loggedFailed  = "failed"
 )
 
 // signatureOf returns a message's signature, from its headers or its

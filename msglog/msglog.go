@@ -418,7 +418,7 @@ func (l *Log) Begin(r *Record) (*Pending, error) {
 
 // Wait returns once the record is durable in a write-ahead segment (nil),
 // or why it was not written. When ctx ends first it returns ctx's error:
-// the record may still become durable.
+// the record may still become durable. A Pending is for one goroutine.
 func (p *Pending) Wait(ctx context.Context) error {
 	return p.row.wait(ctx)
 }

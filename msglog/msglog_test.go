@@ -451,8 +451,8 @@ func procIO(name string) int64 {
 }
 
 // TestBeginThenWait hands records to the log without waiting, then waits
-// for each: all become durable and verify; a record refused by Begin is
-// not written.
+// for each: all become durable and verify; a record refused by Begin, or
+// whose write fails after it, is not in the log.
 func TestBeginThenWait(t *testing.T) {
 	dir := t.TempDir()
 	l, err := Open(t.Context(), dir, "VN/GOV/HCMC/gw1", Options{CheckpointInterval: 100 * time.Millisecond}, nil)
@@ -481,6 +481,23 @@ func TestBeginThenWait(t *testing.T) {
 			t.Fatalf("record %d, waited again: %v", i, err)
 		}
 	}
+	// A record accepted by Begin whose write then fails: Wait says so,
+	// again on a second wait, and the record is not in the log.
+	errDisk := errors.New("disk on fire")
+	restore := FailWrites(dir, errDisk)
+	p, err := l.Begin(testRecord(51))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := p.Wait(t.Context()); !errors.Is(err, ErrLogging) || !errors.Is(err, errDisk) {
+			t.Fatalf("a failed write: %v, want ErrLogging and the disk's error", err)
+		}
+	}
+	restore()
+	if err := l.Append(t.Context(), testRecord(52)); err != nil {
+		t.Fatalf("after the disk recovered: %v", err)
+	}
 	if err := l.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +505,7 @@ func TestBeginThenWait(t *testing.T) {
 	if err := l.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := Verify(t.Context(), dir, "", nil); err != nil || rep.Records != 50 {
-		t.Fatalf("verify: %+v, %v; want the 50 records begun", rep, err)
+	if rep, err := Verify(t.Context(), dir, "", nil); err != nil || rep.Records != 51 {
+		t.Fatalf("verify: %+v, %v; want the 50 records begun and the one appended after the failure", rep, err)
 	}
 }

@@ -274,7 +274,10 @@ func (w *walWriter) flush(pace bool) {
 		w.mu.Lock()
 		w.syncStart = time.Now()
 		w.mu.Unlock()
-		_, err := w.f.WriteAt(w.buf, w.off)
+		err := injectedFault(w.dir)
+		if err == nil {
+			_, err = w.f.WriteAt(w.buf, w.off)
+		}
 		if err == nil {
 			err = datasync(w.f)
 		}
@@ -636,4 +639,25 @@ func replayWAL(ctx context.Context, dir string, db *store.DB, origin string, log
 		}
 	}
 	return total, wf.last, syncDir(filepath.Join(dir, WALDir))
+}
+
+// faults holds the write errors injected by FailWrites, by segment
+// directory.
+var faults sync.Map
+
+// FailWrites makes every write-ahead segment write of the log in dir fail
+// with err, as a failing disk would, until restore is called. It is for
+// tests of what callers do when a record handed to the log is refused
+// after Begin accepted it.
+func FailWrites(dir string, err error) (restore func()) {
+	key := filepath.Join(dir, WALDir)
+	faults.Store(key, err)
+	return func() { faults.Delete(key) }
+}
+
+func injectedFault(dir string) error {
+	if err, ok := faults.Load(dir); ok {
+		return err.(error)
+	}
+	return nil
 }
