@@ -365,7 +365,10 @@ func TestExchange(t *testing.T) {
 		{"response status", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { r.StatusCode = http.StatusNotFound }}, 500, r1.TypeClientSignature, 1},
 		{"response signature", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) { flipHeaderSig(r.Header) }}, 500, r1.TypeClientSignature, 1},
 		{"response signed twice", http.MethodGet, companies + "/0100109106", "", tamper{resp: func(r *http.Response) {
-			r.Trailer = http.Header{"Sampan-Signature": {r.Header.Get("Sampan-Signature")}}
+			if r.Trailer == nil {
+				r.Trailer = http.Header{}
+			}
+			r.Trailer.Set("Sampan-Signature", r.Header.Get("Sampan-Signature"))
 		}}, 500, r1.TypeClientSignature, 1},
 	}
 	for _, tc := range tampered {
