@@ -90,7 +90,7 @@ func Init(dir string, id ident.GatewayID, members ...ident.ClientID) (*Paths, er
 
 // batchBusy tells when a gateway signs its messages in batches
 // (pki.BatchSigner), each gathering for batchWindow: while the process is
-// busy (package busy).
+// busy (package busy), and for a second after.
 var (
 	batchBusy   = busy.Busy
 	batchWindow = time.Millisecond

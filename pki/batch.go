@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -166,12 +167,17 @@ func parseBatch(sig string, payload []byte) (jws string, root []byte, err error)
 type BatchSigner struct {
 	s *Signer
 	// Window is how long a batch gathers (1 ms); Busy tells when to batch
-	// (busy.Busy).
+	// (busy.Busy). Once Busy has said so, messages are batched for at
+	// least Hold (1 s): a saturated exchange has short lulls between
+	// bursts, and a message signed alone in one costs its receiver a
+	// verification of its own, about twice the signature's CPU.
 	Window time.Duration
 	Busy   func() bool
+	Hold   time.Duration
 
-	mu   sync.Mutex
-	open map[string]*openBatch
+	busyUntil atomic.Int64 // Unix ns until which to batch
+	mu        sync.Mutex
+	open      map[string]*openBatch
 }
 
 type openBatch struct {
@@ -187,12 +193,24 @@ type batchResult struct {
 
 // NewBatchSigner signs with s.
 func NewBatchSigner(s *Signer) *BatchSigner {
-	return &BatchSigner{s: s, Window: time.Millisecond, Busy: busy.Busy, open: map[string]*openBatch{}}
+	return &BatchSigner{s: s, Window: time.Millisecond, Busy: busy.Busy, Hold: time.Second, open: map[string]*openBatch{}}
+}
+
+// batching reports whether to batch now: while busy, and for Hold after.
+func (b *BatchSigner) batching() bool {
+	now := time.Now().UnixNano()
+	if b.Busy() {
+		if until := now + int64(b.Hold); until > b.busyUntil.Load() {
+			b.busyUntil.Store(until)
+		}
+		return true
+	}
+	return now < b.busyUntil.Load()
 }
 
 // Sign signs payload, alone or in the group's next batch.
 func (b *BatchSigner) Sign(ctx context.Context, group string, payload []byte) (string, error) {
-	if !b.Busy() {
+	if !b.batching() {
 		return b.s.SignDetached(payload)
 	}
 	b.mu.Lock()

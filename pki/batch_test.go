@@ -342,3 +342,46 @@ func TestVerifyCacheOnePerRoot(t *testing.T) {
 		t.Errorf("after a failure: %v after %d verifications; want the root verified again, and refused", err, calls.Load())
 	}
 }
+
+// TestBatchSignerHoldsBatching: once busy, a signer goes on batching for
+// Hold after the process last looked busy, then signs alone again.
+func TestBatchSignerHoldsBatching(t *testing.T) {
+	s, _ := testSigner(t)
+	b := NewBatchSigner(s)
+	var busy atomic.Bool
+	b.Busy = busy.Load
+	b.Window = 100 * time.Millisecond
+	b.Hold = 500 * time.Millisecond
+	// Two messages at once share a batch when batching (a batch of one
+	// is signed as a plain JWS).
+	batched := func() bool {
+		sigs := make([]string, 2)
+		var wg sync.WaitGroup
+		for i := range sigs {
+			wg.Go(func() {
+				sig, err := b.Sign(t.Context(), "peer-a", fmt.Appendf(nil, "payload %d", i))
+				if err != nil {
+					t.Error(err)
+				}
+				sigs[i] = sig
+			})
+		}
+		wg.Wait()
+		return strings.Contains(sigs[0], "~") && strings.Contains(sigs[1], "~")
+	}
+	if batched() {
+		t.Fatal("batched before the process was ever busy")
+	}
+	busy.Store(true)
+	if !batched() {
+		t.Fatal("signed alone while busy")
+	}
+	busy.Store(false)
+	if !batched() {
+		t.Error("signed alone right after the process stopped being busy")
+	}
+	time.Sleep(600 * time.Millisecond)
+	if batched() {
+		t.Error("still batching after the hold")
+	}
+}
