@@ -372,9 +372,12 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	// writes its own record meanwhile, and releases the answer once both
 	// are durable.
 	confirm := resp.Header.Get(hdrLogged) != ""
+	_, declared := resp.Trailer[hdrLogged]
+	if declared && !confirm {
+		return r1.New(r1.TypeNetworkError, "gateway %s declared a log confirmation without announcing it", peer.ID)
+	}
 	body := resp.Body
 	if confirm {
-		_, declared := resp.Trailer[hdrLogged]
 		switch {
 		case resp.Header.Get(hdrLogged) != loggedPending || !declared || resp.ProtoMajor < 2:
 			return r1.New(r1.TypeNetworkError, "gateway %s announced a log confirmation it cannot send (%s %q, %s)", peer.ID, hdrLogged, resp.Header.Get(hdrLogged), resp.Proto)
@@ -436,13 +439,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		if !complete || pend == nil {
 			return r1.New(r1.TypeNetworkError, "gateway %s sent an answer that could not be verified whole", peer.ID)
 		}
-		// The confirmation is bounded as the answer's headers were.
-		stop := time.AfterFunc(g.cfg.PeerTimeout.D(), cancel)
-		e := g.awaitLogged(ctx, resp, pend, bs, peer, ex.log)
-		if !stop.Stop() && e != nil {
-			e = r1.New(r1.TypeNetworkError, "gateway %s did not confirm within %s that it logged the exchange", peer.ID, g.cfg.PeerTimeout.D())
-		}
-		if e != nil {
+		if e := g.awaitLogged(ctx, cancel, resp, pend, bs, peer, ex.log); e != nil {
 			return e
 		}
 	}
@@ -470,10 +467,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 // awaitLogged waits, for a held answer already verified and handed to
 // this gateway's log, until the provider's gateway reports its own record
 // durable (the Sampan-Logged trailer) and this gateway's record is too.
-func (g *Gateway) awaitLogged(ctx context.Context, resp *http.Response, pend *msglog.Pending, bs *bodyStore, peer *conf.Gateway, log *slog.Logger) *r1.Error {
-	// After the announced length only the trailer may follow.
+func (g *Gateway) awaitLogged(ctx context.Context, cancel context.CancelFunc, resp *http.Response, pend *msglog.Pending, bs *bodyStore, peer *conf.Gateway, log *slog.Logger) *r1.Error {
+	// After the announced length only the trailer may follow. Waiting for
+	// it is bounded as waiting for the answer's headers was.
+	stop := time.AfterFunc(g.cfg.PeerTimeout.D(), cancel)
 	var b [1]byte
 	n, rerr := io.ReadFull(resp.Body, b[:])
+	timedOut := !stop.Stop()
 	// This gateway's record is waited for even when the provider's
 	// failed, so that its stored bodies are kept exactly when it is
 	// durable.
@@ -485,6 +485,8 @@ func (g *Gateway) awaitLogged(ctx context.Context, resp *http.Response, pend *ms
 	switch v := resp.Trailer.Get(hdrLogged); {
 	case n > 0:
 		return r1.New(r1.TypeNetworkError, "gateway %s sent more than the announced %d bytes", peer.ID, resp.ContentLength)
+	case rerr != io.EOF && timedOut:
+		return r1.New(r1.TypeNetworkError, "gateway %s did not confirm within %s that it logged the exchange", peer.ID, g.cfg.PeerTimeout.D())
 	case rerr != io.EOF:
 		return r1.Wrap(rerr, r1.TypeNetworkError, "gateway %s did not confirm that it logged the exchange", peer.ID)
 	case v == loggedOK:

@@ -431,6 +431,7 @@ func TestProviderConfirmsLogged(t *testing.T) {
 		{"answer not held whole", "", func(r *http.Response) { r.ContentLength = -1 }, r1.TypeNetworkError},
 		{"announced length too large to hold", "", func(r *http.Response) { r.ContentLength = 64 << 10 }, r1.TypeNetworkError},
 		{"confirmation not declared as a trailer", "", func(r *http.Response) { delete(r.Trailer, "Sampan-Logged") }, r1.TypeNetworkError},
+		{"confirmation declared but not announced", "", func(r *http.Response) { r.Header.Del("Sampan-Logged") }, r1.TypeNetworkError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w.tamper.Store(&tamper{resp: func(r *http.Response) {

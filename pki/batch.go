@@ -175,7 +175,7 @@ type BatchSigner struct {
 	Busy   func() bool
 	Hold   time.Duration
 
-	busyUntil atomic.Int64 // Unix ns until which to batch
+	busyUntil atomic.Int64 // batch until then (since monoStart)
 	mu        sync.Mutex
 	open      map[string]*openBatch
 }
@@ -198,15 +198,21 @@ func NewBatchSigner(s *Signer) *BatchSigner {
 
 // batching reports whether to batch now: while busy, and for Hold after.
 func (b *BatchSigner) batching() bool {
-	now := time.Now().UnixNano()
+	now := int64(time.Since(monoStart))
 	if b.Busy() {
-		if until := now + int64(b.Hold); until > b.busyUntil.Load() {
-			b.busyUntil.Store(until)
+		until := now + int64(b.Hold)
+		for {
+			old := b.busyUntil.Load()
+			if until <= old || b.busyUntil.CompareAndSwap(old, until) {
+				return true
+			}
 		}
-		return true
 	}
 	return now < b.busyUntil.Load()
 }
+
+// monoStart is where the signers' monotonic times count from.
+var monoStart = time.Now()
 
 // Sign signs payload, alone or in the group's next batch.
 func (b *BatchSigner) Sign(ctx context.Context, group string, payload []byte) (string, error) {
@@ -284,6 +290,10 @@ type rootCheck struct {
 	err  error
 }
 
+// errRootUnfinished is what the waiters get when a root's verification
+// panicked.
+var errRootUnfinished = errors.New("verify signature: the batch root's verification did not complete")
+
 // verifyRoot checks a batch root's JWS (a variable for tests).
 var verifyRoot = verifyPlain
 
@@ -295,7 +305,9 @@ func NewVerifyCache() *VerifyCache {
 	return &VerifyCache{seen: map[[32]byte]struct{}{}, inflight: map[[32]byte]*rootCheck{}}
 }
 
-// Hits reports how many verifications the cache saved.
+// Hits reports how many verifications the cache saved: messages whose
+// root was already verified, or was being verified for another message
+// (whatever that verification found).
 func (c *VerifyCache) Hits() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -343,14 +355,25 @@ func (c *VerifyCache) Verify(sig string, payload []byte, pub crypto.PublicKey) e
 	rc := &rootCheck{done: make(chan struct{})}
 	c.inflight[k] = rc
 	c.mu.Unlock()
+	// The waiters are released however the verification ends, a panic
+	// included.
+	rc.err = errRootUnfinished
+	defer func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		delete(c.inflight, k)
+		close(rc.done)
+		if rc.err == nil {
+			c.remember(k)
+		}
+	}()
 	rc.err = verifyRoot(jws, rp, pub)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.inflight, k)
-	close(rc.done)
-	if rc.err != nil {
-		return rc.err
-	}
+	return rc.err
+}
+
+// remember adds a verified root, forgetting the oldest beyond
+// verifyCacheSize. The caller holds c.mu.
+func (c *VerifyCache) remember(k [32]byte) {
 	if len(c.order) < verifyCacheSize {
 		c.order = append(c.order, k)
 	} else {
@@ -359,5 +382,4 @@ func (c *VerifyCache) Verify(sig string, payload []byte, pub crypto.PublicKey) e
 		c.next = (c.next + 1) % verifyCacheSize
 	}
 	c.seen[k] = struct{}{}
-	return nil
 }

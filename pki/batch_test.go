@@ -296,10 +296,16 @@ func TestVerifyCacheOnePerRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
+	var c *VerifyCache
+	var hitsBefore int
 	defer func(f func(string, []byte, crypto.PublicKey) error) { verifyRoot = f }(verifyRoot)
 	verifyRoot = func(jws string, rp []byte, pub crypto.PublicKey) error {
 		calls.Add(1)
-		time.Sleep(50 * time.Millisecond) // long enough for every caller to arrive
+		// Every other caller arrives (and counts as a hit) before the
+		// verification ends.
+		for deadline := time.Now().Add(10 * time.Second); c.Hits() < hitsBefore+n-1 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		return verifyPlain(jws, rp, pub)
 	}
 	all := func(c *VerifyCache, sigs []string) []error {
@@ -312,7 +318,7 @@ func TestVerifyCacheOnePerRoot(t *testing.T) {
 		return errs
 	}
 
-	c := NewVerifyCache()
+	c = NewVerifyCache()
 	for i, err := range all(c, sigs) {
 		if err != nil {
 			t.Errorf("message %d: %v", i, err)
@@ -338,6 +344,7 @@ func TestVerifyCacheOnePerRoot(t *testing.T) {
 	if got := calls.Load(); got != 1 {
 		t.Errorf("%d verifications of the broken root, want 1", got)
 	}
+	hitsBefore = c.Hits() - (n - 1) // alone, the next caller waits for nobody
 	if err := c.Verify(broken[0], ps[0], pub); err == nil || calls.Load() != 2 {
 		t.Errorf("after a failure: %v after %d verifications; want the root verified again, and refused", err, calls.Load())
 	}
@@ -350,8 +357,8 @@ func TestBatchSignerHoldsBatching(t *testing.T) {
 	b := NewBatchSigner(s)
 	var busy atomic.Bool
 	b.Busy = busy.Load
-	b.Window = 100 * time.Millisecond
-	b.Hold = 500 * time.Millisecond
+	b.Window = 300 * time.Millisecond
+	b.Hold = time.Second
 	// Two messages at once share a batch when batching (a batch of one
 	// is signed as a plain JWS).
 	batched := func() bool {
@@ -380,8 +387,53 @@ func TestBatchSignerHoldsBatching(t *testing.T) {
 	if !batched() {
 		t.Error("signed alone right after the process stopped being busy")
 	}
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
 	if batched() {
 		t.Error("still batching after the hold")
+	}
+}
+
+// TestVerifyCachePanic: a verification that panics releases the messages
+// waiting for it with an error, and the root is verified afresh next time.
+func TestVerifyCachePanic(t *testing.T) {
+	s, pub := testSigner(t)
+	ps := payloads(2)
+	sigs, err := s.signBatch(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewVerifyCache()
+	defer func(f func(string, []byte, crypto.PublicKey) error) { verifyRoot = f }(verifyRoot)
+	verifyRoot = func(string, []byte, crypto.PublicKey) error {
+		for deadline := time.Now().Add(10 * time.Second); c.Hits() < 1 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		panic("verifier failed")
+	}
+	waiter := make(chan error, 1)
+	go func() {
+		defer func() { recover() }()
+		c.Verify(sigs[0], ps[0], pub)
+	}()
+	inflight := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.inflight)
+	}
+	for inflight() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { waiter <- c.Verify(sigs[1], ps[1], pub) }()
+	select {
+	case err := <-waiter:
+		if err == nil {
+			t.Error("a message waiting on a verification that panicked was accepted")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a message waiting on a verification that panicked was never released")
+	}
+	verifyRoot = verifyPlain
+	if err := c.Verify(sigs[1], ps[1], pub); err != nil {
+		t.Errorf("after the panic: %v", err)
 	}
 }
