@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -292,13 +293,18 @@ type trailerSet struct {
 	key   string
 	value string // "" deletes it
 	hold  chan struct{}
+	ctx   context.Context // the request's: ends a hold, as the peer's stream would
 }
 
 func (f *trailerSet) Read(p []byte) (int, error) {
 	n, err := f.rc.Read(p)
 	if err == io.EOF {
 		if f.hold != nil {
-			<-f.hold
+			select {
+			case <-f.hold:
+			case <-f.ctx.Done():
+				return n, f.ctx.Err()
+			}
 		}
 		if f.value == "" {
 			f.tr.Del(f.key)
@@ -401,7 +407,7 @@ func TestProviderConfirmsLogged(t *testing.T) {
 	t.Run("answer waits for the trailer", func(t *testing.T) {
 		hold := make(chan struct{})
 		w.tamper.Store(&tamper{resp: func(r *http.Response) {
-			r.Body = &trailerSet{rc: r.Body, tr: r.Trailer, key: "Sampan-Logged", value: "ok", hold: hold}
+			r.Body = &trailerSet{rc: r.Body, tr: r.Trailer, key: "Sampan-Logged", value: "ok", hold: hold, ctx: r.Request.Context()}
 		}})
 		defer w.tamper.Store(nil)
 		done := make(chan int, 1)
@@ -456,7 +462,7 @@ func TestProviderConfirmsLogged(t *testing.T) {
 		// overlap rather than follow each other.
 		hold := make(chan struct{})
 		w.tamper.Store(&tamper{resp: func(r *http.Response) {
-			r.Body = &trailerSet{rc: r.Body, tr: r.Trailer, key: "Sampan-Logged", value: "ok", hold: hold}
+			r.Body = &trailerSet{rc: r.Body, tr: r.Trailer, key: "Sampan-Logged", value: "ok", hold: hold, ctx: r.Request.Context()}
 		}})
 		defer w.tamper.Store(nil)
 		done := make(chan int, 1)
@@ -506,6 +512,27 @@ func TestProviderConfirmsLogged(t *testing.T) {
 	// The exchanges go on.
 	if resp, b := w.do(t, call{path: path}); resp.StatusCode != 200 {
 		t.Fatalf("after: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestConfirmationTimesOut: a provider's gateway that sends an answer
+// and never its confirmation gets the client an error after the peer
+// timeout, not a hang, and not the answer.
+func TestConfirmationTimesOut(t *testing.T) {
+	w := startWorld(t, sandbox.Options{PeerTimeout: time.Second})
+	never := make(chan struct{})
+	defer close(never)
+	w.tamper.Store(&tamper{resp: func(r *http.Response) {
+		r.Body = &trailerSet{rc: r.Body, tr: r.Trailer, key: "Sampan-Logged", value: "ok", hold: never, ctx: r.Request.Context()}
+	}})
+	start := time.Now()
+	resp, b := w.do(t, call{path: companies + "/0100109106"})
+	wantError(t, resp, b, 500, r1.TypeNetworkError)
+	if !strings.Contains(string(b), "did not confirm within 1s") || strings.Contains(string(b), "Viettel") {
+		t.Errorf("body %s", b)
+	}
+	if d := time.Since(start); d < time.Second || d > 10*time.Second {
+		t.Errorf("answered after %v, want about the peer timeout of 1s", d)
 	}
 }
 

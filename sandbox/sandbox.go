@@ -50,6 +50,8 @@ type Options struct {
 	// WrapBackends, when set, wraps the demo backends' handler, e.g. to
 	// watch what reaches them.
 	WrapBackends func(http.Handler) http.Handler
+	// PeerTimeout is the gateways' (default 60s).
+	PeerTimeout time.Duration
 }
 
 // Manifest is DIR/sandbox.json: where everything is, for people and for
@@ -751,6 +753,7 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		Federation:        gateway.FederationConfig{Allow: gateway.FederateAll},
 		TimestampInterval: cfg.Duration(o.TimestampInterval),
 		TimestampGrace:    cfg.Duration(o.TimestampGrace),
+		PeerTimeout:       cfg.Duration(o.PeerTimeout),
 		Log:               gateway.LogConfig{StoreBodies: gd.storeBodies, Retention: cfg.Duration(gd.retention)},
 	}
 	for _, sv := range gd.services {
