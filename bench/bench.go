@@ -26,6 +26,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sampan-exchange/sampan/internal/procs"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/sandbox"
 )
@@ -61,6 +62,13 @@ type Options struct {
 	// half of Sampan's measured peak), so that two builds can be compared
 	// at the same rate.
 	OpenRate float64
+	// Procs is the number of Ps (GOMAXPROCS) for Sampan's measurements
+	// (default: procs.Gateway(), what `sampan gateway` runs with). The
+	// backend and the floor's closed loop run with Go's default, a plain
+	// Go proxy's setting, which carried more than one P more in our runs;
+	// the open-loop latency measurement runs both with Procs, under which
+	// the floor's tail was the shorter.
+	Procs int
 }
 
 // Report is what a run measured.
@@ -96,8 +104,13 @@ type Config struct {
 	BodyBytes   int     `json:"body_bytes"`
 	CPUs        int     `json:"cpus"`
 	GoVersion   string  `json:"go_version"`
-	Sampan      string  `json:"sampan"`
-	Note        string  `json:"note"`
+	// ProcsFloor and ProcsSampan are the Ps (GOMAXPROCS) of the closed
+	// loop's floor and Sampan measurements; the open loop runs both with
+	// ProcsSampan.
+	ProcsFloor  int    `json:"procs_floor"`
+	ProcsSampan int    `json:"procs_sampan"`
+	Sampan      string `json:"sampan"`
+	Note        string `json:"note"`
 }
 
 func (o *Options) defaults() {
@@ -121,6 +134,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxRequests == 0 {
 		o.MaxRequests = 10_000_000
+	}
+	if o.Procs == 0 {
+		o.Procs = procs.Gateway()
 	}
 	if o.StreamBytes == 0 {
 		o.StreamBytes = 100 << 20
@@ -152,6 +168,11 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.Rounds < 1 || o.Rounds > 100 {
 		return nil, fmt.Errorf("rounds: %d is not between 1 and 100", o.Rounds)
 	}
+	if o.Procs < 1 || o.Procs > 1024 {
+		return nil, fmt.Errorf("procs: %d is not between 1 and 1024", o.Procs)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	floorProcs := procs.Default()
 	if o.CPUProfile != "" && o.Rounds != 1 {
 		return nil, fmt.Errorf("a CPU profile needs --rounds 1 (got %d)", o.Rounds)
 	}
@@ -175,7 +196,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	ld := &load{conns: o.Connections, duration: per, maxRequests: o.MaxRequests, body: body}
 	rep := &Report{Config: Config{
 		Rounds: o.Rounds, DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Connections: o.Connections, BodyBytes: o.BodySize,
-		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), ProcsFloor: floorProcs, ProcsSampan: o.Procs,
 		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (HTTP/2), request and response signed and verified (in batches while the process is busy), access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (write-ahead segments, SQLite record index, Merkle tiles) on both gateways",
 		Note:   "load generator, backend, proxies and gateways share this process and its CPUs; loopback only; floor and Sampan alternate in rounds",
 	}}
@@ -188,7 +209,8 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 
 	// measure warms up, then measures; what the process used (CPU, system
 	// calls) is counted for the measurement alone.
-	measure := func(name, target string, hdr http.Header, warmup, d time.Duration) (samples, usage) {
+	measure := func(name, target string, hdr http.Header, ps int, warmup, d time.Duration) (samples, usage) {
+		runtime.GOMAXPROCS(ps)
 		fmt.Fprintf(progress, "%-8s warming up %v, measuring %v with %d connections…\n", name, warmup, d, o.Connections)
 		warm := &load{conns: o.Connections, duration: warmup, maxRequests: o.MaxRequests, body: body, header: hdr}
 		warm.run(ctx, target)
@@ -199,7 +221,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		return s, readUsage().minus(u0)
 	}
 
-	backendAll, _ := measure("backend", "http://"+backend.Addr().String()+"/echo", nil, o.Warmup, o.Duration)
+	backendAll, _ := measure("backend", "http://"+backend.Addr().String()+"/echo", nil, floorProcs, o.Warmup, o.Duration)
 	rep.Backend = backendAll.result()
 
 	floorURL, closeFloor, err := startFloor("http://" + backend.Addr().String())
@@ -236,6 +258,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	target := hcmc + "/r1/VN/GOV/MOF/business-registry/filings"
 	if o.StreamBytes > 0 {
 		fmt.Fprintf(progress, "sampan   streaming %d MiB each way…\n", o.StreamBytes>>20)
+		runtime.GOMAXPROCS(o.Procs)
 		if rep.Stream, err = stream(ctx, target, hdr, o.StreamBytes); err != nil {
 			return nil, fmt.Errorf("stream: %w", err)
 		}
@@ -245,11 +268,12 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	var floorUse, sampanUse usage
 	measureSampan := func(warmup time.Duration) (samples, error) {
 		if o.CPUProfile == "" {
-			s, u := measure("sampan", target, hdr, warmup, per)
+			s, u := measure("sampan", target, hdr, o.Procs, warmup, per)
 			sampanUse = sampanUse.plus(u)
 			return s, nil
 		}
 		fmt.Fprintf(progress, "sampan   warming up %v, profiling %v into %s\n", warmup, per, o.CPUProfile)
+		runtime.GOMAXPROCS(o.Procs)
 		(&load{conns: o.Connections, duration: warmup, maxRequests: o.MaxRequests, body: body, header: hdr}).run(ctx, target)
 		if err := pprof.StartCPUProfile(profile); err != nil {
 			return samples{}, err
@@ -271,7 +295,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	floors, sampans, err := alternate(o.Rounds,
 		func(i int) (samples, error) {
-			f, u := measure("floor", floorURL+"/echo", nil, warmup(i), per)
+			f, u := measure("floor", floorURL+"/echo", nil, floorProcs, warmup(i), per)
 			floorUse = floorUse.plus(u)
 			return f, nil
 		},
@@ -302,6 +326,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		rate = o.OpenRate
 	}
 	if rate >= 1 {
+		runtime.GOMAXPROCS(o.Procs)
 		rep.HalfPeak = halfPeak(ctx, o, rate, body, hdr, floorURL+"/echo", target, progress)
 	}
 	return rep, nil
@@ -430,8 +455,8 @@ func (r *Report) Print(w io.Writer) {
 	row("floor", r.Floor)
 	row("sampan", r.Sampan)
 	tw.Flush()
-	fmt.Fprintf(w, "\nratio sampan/floor: %.2f  (%d connections, %d-byte bodies, %.0fs each in %d rounds, %d CPUs)\n",
-		r.RatioSampanToFloor, r.Config.Connections, r.Config.BodyBytes, r.Config.DurationS, r.Config.Rounds, r.Config.CPUs)
+	fmt.Fprintf(w, "\nratio sampan/floor: %.2f  (%d connections, %d-byte bodies, %.0fs each in %d rounds, %d CPUs; Ps: floor %d, sampan %d)\n",
+		r.RatioSampanToFloor, r.Config.Connections, r.Config.BodyBytes, r.Config.DurationS, r.Config.Rounds, r.Config.CPUs, r.Config.ProcsFloor, r.Config.ProcsSampan)
 	if len(r.Rounds) > 1 {
 		fmt.Fprint(w, "per round:")
 		for _, x := range r.Rounds {

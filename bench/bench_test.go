@@ -6,15 +6,24 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sampan-exchange/sampan/internal/procs"
 )
 
 func TestRunMeasuresAllThree(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
 	rep, err := Run(t.Context(), Options{Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512, Rounds: 2, StreamBytes: 8 << 20}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Sampan runs with the gateway's Ps, the floor with Go's default; the
+	// process gets its own setting back.
+	if c := rep.Config; c.ProcsSampan != procs.Gateway() || c.ProcsFloor != procs.Default() || runtime.GOMAXPROCS(0) != before {
+		t.Errorf("Ps: floor %d, sampan %d, after the run %d; want %d, %d, %d", c.ProcsFloor, c.ProcsSampan, runtime.GOMAXPROCS(0), procs.Default(), procs.Gateway(), before)
 	}
 	for name, r := range map[string]Result{"backend": rep.Backend, "floor": rep.Floor, "sampan": rep.Sampan} {
 		if r.Requests == 0 || r.Errors != 0 || r.RPS <= 0 || r.P99ms < r.P50ms {
@@ -131,6 +140,9 @@ func TestRunRefusesBadOptions(t *testing.T) {
 	}
 	if _, err := Run(t.Context(), Options{Duration: -time.Second}, io.Discard); err == nil {
 		t.Error("a negative duration accepted")
+	}
+	if _, err := Run(t.Context(), Options{Procs: -1}, io.Discard); err == nil {
+		t.Error("negative Ps accepted")
 	}
 	if _, err := Run(t.Context(), Options{Rounds: -2}, io.Discard); err == nil {
 		t.Error("negative rounds accepted")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/sampan-exchange/sampan/bench"
 	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/procs"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/report"
 	"github.com/sampan-exchange/sampan/sandbox"
@@ -67,6 +69,7 @@ func (c *SandboxCmd) Run(g *Globals) error {
 		// Per-request lines would drown the printed examples.
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	log.Debug("scheduler", "procs", procs.Set(0), "cpus", runtime.NumCPU())
 	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: c.Dir, Log: log})
 	if err != nil {
 		return err
@@ -120,7 +123,9 @@ func (c *GatewayRunCmd) Run(g *Globals) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	gw, err := gateway.New(ctx, cfg, c.Dir, g.logger())
+	log := g.logger()
+	log.Info("scheduler", "procs", procs.Set(0), "cpus", runtime.NumCPU())
+	gw, err := gateway.New(ctx, cfg, c.Dir, log)
 	if err != nil {
 		return err
 	}
@@ -174,13 +179,14 @@ type BenchCmd struct {
 	OpenRate    float64       `help:"Rate of the open-loop latency measurement in requests/s (default: half of Sampan's measured peak)."`
 	Out         string        `help:"Write the report as JSON to this file." type:"path"`
 	CPUProfile  string        `help:"Write a CPU profile of the Sampan measurement to this file." type:"path"`
+	Procs       int           `help:"Ps (GOMAXPROCS) for Sampan's measurements (default: what the gateway runs with, the CPUs plus one, or GOMAXPROCS when set)."`
 }
 
 // Run measures and prints the table.
 func (c *BenchCmd) Run(g *Globals) error {
 	ctx, stop := signalContext()
 	defer stop()
-	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile, OpenRate: c.OpenRate}, os.Stderr)
+	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile, OpenRate: c.OpenRate, Procs: c.Procs}, os.Stderr)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,28 @@
+package procs
+
+import (
+	"runtime"
+	"testing"
+)
+
+func TestGatewayHasOneSpare(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "")
+	if got, want := Gateway(), Default()+Spare; got != want {
+		t.Fatalf("Gateway() = %d, want %d (default %d plus %d)", got, want, Default(), Spare)
+	}
+	prev := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(prev)
+	if n := Set(0); n != Default()+Spare || runtime.GOMAXPROCS(0) != n {
+		t.Fatalf("Set(0) = %d and GOMAXPROCS is %d, want both %d", n, runtime.GOMAXPROCS(0), Default()+Spare)
+	}
+	if n := Set(5); n != 5 || runtime.GOMAXPROCS(0) != 5 {
+		t.Fatalf("Set(5) = %d and GOMAXPROCS is %d, want 5", n, runtime.GOMAXPROCS(0))
+	}
+}
+
+func TestEnvironmentWins(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "3")
+	if got := Gateway(); got != Default() {
+		t.Fatalf("with GOMAXPROCS set, Gateway() = %d, want Go's own choice %d", got, Default())
+	}
+}
