@@ -65,9 +65,9 @@ type Options struct {
 	// Procs is the number of Ps (GOMAXPROCS) for Sampan's measurements
 	// (default: procs.Gateway(), what `sampan gateway` runs with). The
 	// backend and the floor's closed loop run with Go's default, a plain
-	// Go proxy's setting, which carried more than one P more in our runs;
-	// the open-loop latency measurement runs both with Procs, under which
-	// the floor's tail was the shorter.
+	// Go proxy's setting: the floor carried more with it than with spare
+	// Ps in our runs. The open-loop latency measurement runs both with
+	// Procs: the floor's tail was the shorter with it.
 	Procs int
 }
 

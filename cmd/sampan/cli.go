@@ -179,7 +179,7 @@ type BenchCmd struct {
 	OpenRate    float64       `help:"Rate of the open-loop latency measurement in requests/s (default: half of Sampan's measured peak)."`
 	Out         string        `help:"Write the report as JSON to this file." type:"path"`
 	CPUProfile  string        `help:"Write a CPU profile of the Sampan measurement to this file." type:"path"`
-	Procs       int           `help:"Ps (GOMAXPROCS) for Sampan's measurements (default: what the gateway runs with, the CPUs plus one, or GOMAXPROCS when set)."`
+	Procs       int           `help:"Ps (GOMAXPROCS) for Sampan's measurements (default: what the gateway runs with, the CPUs plus two, or GOMAXPROCS when set)."`
 }
 
 // Run measures and prints the table.

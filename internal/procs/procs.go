@@ -7,8 +7,12 @@
 // between looks. At the peak, a trace of the benchmark showed the two Ps
 // of a 2-CPU machine held by syncs for a fifth of the time (most syncs
 // took 0.3–2 ms and were never taken back): the CPUs stood idle while
-// exchanges waited for a P. One P more than the CPUs keeps them busy
-// during syncs; the operating system shares the CPUs between the threads.
+// exchanges waited for a P. Spare Ps keep the CPUs busy during syncs; the
+// operating system shares the CPUs between the threads. A log has three
+// writers that sync (segments, index, tiles); with the benchmark's
+// rounds alternated in one run, one spare P carried 13 % more exchanges
+// than none and two a further 4 %, at the same CPU per exchange
+// (docs/design/performance.md).
 //
 // GOMAXPROCS, when set in the environment, is left as it is.
 package procs
@@ -20,7 +24,7 @@ import (
 
 // Spare is how many Ps a gateway's process runs with beyond Go's default
 // (the CPUs it may use).
-const Spare = 1
+const Spare = 2
 
 // base is Go's choice at start: GOMAXPROCS from the environment, or the
 // CPUs this process may use.

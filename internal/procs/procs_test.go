@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestGatewayHasOneSpare(t *testing.T) {
+func TestGatewayHasSpares(t *testing.T) {
 	t.Setenv("GOMAXPROCS", "")
 	if got, want := Gateway(), Default()+Spare; got != want {
 		t.Fatalf("Gateway() = %d, want %d (default %d plus %d)", got, want, Default(), Spare)
