@@ -6,10 +6,18 @@
 // makes them wait) and only adds latency when it is not. A fixed rate
 // threshold cannot tell the two apart: the same rate saturates a small
 // machine and leaves a large one idle.
+//
+// Two signals say so. The first is how long goroutines wait, runnable,
+// for a processor (P). The second is how much of the CPUs the process
+// may use it did use: a gateway runs with spare Ps (package procs), so
+// that goroutines get a P at once while the threads wait for a CPU, and
+// the first signal alone then misses a saturated process.
 package busy
 
 import (
 	"math"
+
+	"github.com/sampan-exchange/sampan/internal/procs"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
@@ -25,6 +33,9 @@ const (
 	sampleEvery = 5 * time.Millisecond
 	smoothing   = 20 * time.Millisecond
 	threshold   = 250 * time.Microsecond
+	// fullUse is the share of the CPUs the process may use (procs.Default)
+	// from which it is busy, smoothed the same way.
+	fullUse = 0.85
 )
 
 var (
@@ -36,10 +47,18 @@ var (
 	prev   []uint64
 	prevAt time.Duration
 	sample = []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+
+	use     float64       // smoothed share of the CPUs used
+	prevCPU time.Duration // CPU time at the previous reading
+	// cpuTime is the CPU time the process has used (user and system; 0
+	// where the system does not tell); capacity is the CPUs it may use.
+	cpuTime  = processCPU
+	capacity = procs.Default()
 )
 
 // Busy reports whether goroutines have recently waited, on average, at
-// least 0.25 ms for a processor. It is cheap: a caller reads the
+// least 0.25 ms for a processor, or the process has recently used at
+// least 85 % of the CPUs it may use. It is cheap: a caller reads the
 // scheduler's figures at most every 5 ms.
 func Busy() bool {
 	now := int64(time.Since(start))
@@ -47,6 +66,14 @@ func Busy() bool {
 		update(time.Duration(now))
 	}
 	return busy.Load()
+}
+
+// Use returns the smoothed share of the CPUs the process may use that it
+// recently used (0 to about 1).
+func Use() float64 {
+	mu.Lock()
+	defer mu.Unlock()
+	return use
 }
 
 // Wait returns the smoothed mean time goroutines recently waited for a
@@ -62,6 +89,18 @@ func update(now time.Duration) {
 	defer mu.Unlock()
 	elapsed := now - prevAt
 	prevAt = now
+	// Weighted by the time since the previous reading: a long quiet spell
+	// (few or no goroutines scheduled) forgets the busy past at once.
+	alpha := 1 - math.Exp(-float64(elapsed)/float64(smoothing))
+	if cpu := cpuTime(); elapsed > 0 && capacity > 0 {
+		u := float64(cpu-prevCPU) / float64(elapsed) / float64(capacity)
+		if prevCPU == 0 || cpu < prevCPU {
+			u = 0 // the first reading, or none to be had
+		}
+		prevCPU = cpu
+		use += (u - use) * alpha
+	}
+	busy.Store(wait >= threshold.Seconds() || use >= fullUse)
 	metrics.Read(sample)
 	if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
 		return // not provided by this runtime: never busy
@@ -91,13 +130,10 @@ func update(now time.Duration) {
 		n += d
 		sum += d * mid
 	}
-	// Weighted by the time since the previous reading: a long quiet spell
-	// (few or no goroutines scheduled) forgets the busy past at once.
-	alpha := 1 - math.Exp(-float64(elapsed)/float64(smoothing))
 	mean := 0.0
 	if n > 0 {
 		mean = sum / n
 	}
 	wait += (mean - wait) * alpha
-	busy.Store(wait >= threshold.Seconds())
+	busy.Store(wait >= threshold.Seconds() || use >= fullUse)
 }
