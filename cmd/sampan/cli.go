@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -69,7 +68,8 @@ func (c *SandboxCmd) Run(g *Globals) error {
 		// Per-request lines would drown the printed examples.
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	log.Debug("scheduler", "procs", procs.Set(0), "cpus", runtime.NumCPU())
+	n := procs.Set(0)
+	log.Debug("scheduler", "procs", n, "cpus", procs.CPUs())
 	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: c.Dir, Log: log})
 	if err != nil {
 		return err
@@ -124,7 +124,8 @@ func (c *GatewayRunCmd) Run(g *Globals) error {
 	ctx, stop := signalContext()
 	defer stop()
 	log := g.logger()
-	log.Info("scheduler", "procs", procs.Set(0), "cpus", runtime.NumCPU())
+	n := procs.Set(0)
+	log.Info("scheduler", "procs", n, "cpus", procs.CPUs())
 	gw, err := gateway.New(ctx, cfg, c.Dir, log)
 	if err != nil {
 		return err

@@ -33,7 +33,7 @@ const (
 	sampleEvery = 5 * time.Millisecond
 	smoothing   = 20 * time.Millisecond
 	threshold   = 250 * time.Microsecond
-	// fullUse is the share of the CPUs the process may use (procs.Default)
+	// fullUse is the share of the CPUs the process may use (procs.CPUs)
 	// from which it is busy, smoothed the same way.
 	fullUse = 0.85
 )
@@ -53,7 +53,7 @@ var (
 	// cpuTime is the CPU time the process has used (user and system; 0
 	// where the system does not tell); capacity is the CPUs it may use.
 	cpuTime  = processCPU
-	capacity = procs.Default()
+	capacity = procs.CPUs()
 )
 
 // Busy reports whether goroutines have recently waited, on average, at
@@ -88,22 +88,26 @@ func update(now time.Duration) {
 	mu.Lock()
 	defer mu.Unlock()
 	elapsed := now - prevAt
+	if elapsed <= 0 {
+		return // a reading taken before the previous one, applied after it
+	}
 	prevAt = now
 	// Weighted by the time since the previous reading: a long quiet spell
 	// (few or no goroutines scheduled) forgets the busy past at once.
 	alpha := 1 - math.Exp(-float64(elapsed)/float64(smoothing))
-	if cpu := cpuTime(); elapsed > 0 && capacity > 0 {
-		u := float64(cpu-prevCPU) / float64(elapsed) / float64(capacity)
-		if prevCPU == 0 || cpu < prevCPU {
-			u = 0 // the first reading, or none to be had
+	// CPU time that is not known (0) or went backwards gives no reading;
+	// the first known one only starts the count.
+	if cpu := cpuTime(); cpu > 0 && cpu >= prevCPU && capacity > 0 {
+		if prevCPU > 0 {
+			u := float64(cpu-prevCPU) / float64(elapsed) / capacity
+			use += (u - use) * alpha
 		}
 		prevCPU = cpu
-		use += (u - use) * alpha
 	}
 	busy.Store(wait >= threshold.Seconds() || use >= fullUse)
 	metrics.Read(sample)
 	if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
-		return // not provided by this runtime: never busy
+		return // not provided by this runtime: busy by CPU use alone
 	}
 	h := sample[0].Value.Float64Histogram()
 	if len(prev) != len(h.Counts) {

@@ -55,6 +55,7 @@ func TestBusyFollowsTheScheduler(t *testing.T) {
 func TestBusyFollowsCPUUse(t *testing.T) {
 	mu.Lock()
 	savedCPU, savedCap, savedAt := cpuTime, capacity, prevAt
+	now := prevAt
 	var cpu time.Duration
 	cpuTime, capacity, use, prevCPU = func() time.Duration { return cpu }, 2, 0, 0
 	mu.Unlock()
@@ -63,7 +64,6 @@ func TestBusyFollowsCPUUse(t *testing.T) {
 		cpuTime, capacity, use, prevCPU, prevAt = savedCPU, savedCap, 0, 0, savedAt
 		mu.Unlock()
 	}()
-	now := prevAt
 	// run spends share of both CPUs for d, read every 5 ms.
 	run := func(share float64, d time.Duration) {
 		for range d / sampleEvery {
@@ -84,6 +84,22 @@ func TestBusyFollowsCPUUse(t *testing.T) {
 	if u := Use(); u > 0.35 || u < 0.25 {
 		t.Fatalf("using 30 %% of the CPUs, Use() = %.3f", u)
 	}
+	if busy.Load() && Wait() < threshold {
+		t.Fatalf("using 30 %% of the CPUs, goroutines waiting %v: still busy", Wait())
+	}
+	// CPU time unknown (0) or gone backwards, or a reading older than the
+	// previous one: no change.
+	before := Use()
+	saved := cpu
+	cpu = 0
+	run(0.95, 50*time.Millisecond)
+	cpu = saved - time.Second
+	run(0, 50*time.Millisecond)
+	update(now - time.Millisecond)
+	if u := Use(); u != before {
+		t.Fatalf("readings without a usable CPU time moved Use() from %.3f to %.3f", before, u)
+	}
+	cpu = saved
 	run(0.70, 200*time.Millisecond)
 	if u := Use(); u >= fullUse {
 		t.Fatalf("using 70 %% of the CPUs, Use() = %.3f: busy by use", u)

@@ -26,3 +26,21 @@ func TestEnvironmentWins(t *testing.T) {
 		t.Fatalf("with GOMAXPROCS set, Gateway() = %d, want Go's own choice %d", got, Default())
 	}
 }
+
+func TestQuota(t *testing.T) {
+	for in, want := range map[string]float64{
+		"150000 100000\n": 1.5,
+		"max 100000\n":    0,
+		"50000 100000":    0.5,
+		"":                0,
+		"-1 100000":       0,
+		"abc 100000":      0,
+	} {
+		if got := quota(in); got != want {
+			t.Errorf("quota(%q) = %v, want %v", in, got, want)
+		}
+	}
+	if c := CPUs(); c <= 0 || c > float64(runtime.NumCPU()) {
+		t.Errorf("CPUs() = %v with %d CPUs", c, runtime.NumCPU())
+	}
+}
