@@ -217,6 +217,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		runtime.GC()
 		ld.header, ld.duration = hdr, d
 		u0 := readUsage()
+		measuring(name)
 		s := ld.run(ctx, target)
 		return s, readUsage().minus(u0)
 	}
@@ -259,6 +260,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.StreamBytes > 0 {
 		fmt.Fprintf(progress, "sampan   streaming %d MiB each way…\n", o.StreamBytes>>20)
 		runtime.GOMAXPROCS(o.Procs)
+		measuring("stream")
 		if rep.Stream, err = stream(ctx, target, hdr, o.StreamBytes); err != nil {
 			return nil, fmt.Errorf("stream: %w", err)
 		}
@@ -279,6 +281,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 			return samples{}, err
 		}
 		u0 := readUsage()
+		measuring("sampan")
 		ld.header, ld.duration = hdr, per
 		s := ld.run(ctx, target)
 		sampanUse = sampanUse.plus(readUsage().minus(u0))
@@ -358,6 +361,10 @@ func alternate(rounds int, floor, sampan func(round int) (samples, error)) (floo
 	return floors, sampans, nil
 }
 
+// measuring is called as each measurement starts, with its name: a test
+// sees there what it runs under.
+var measuring = func(name string) {}
+
 // minOpenRound is the least time an open-loop round lasts.
 const minOpenRound = 500 * time.Millisecond
 
@@ -372,14 +379,15 @@ func halfPeak(ctx context.Context, o Options, rate float64, body []byte, hdr htt
 	warm := max(o.Warmup/time.Duration(o.Rounds), 200*time.Millisecond)
 	hp := &HalfPeak{Rate: rate, RateGiven: o.OpenRate > 0}
 	fmt.Fprintf(progress, "floor and sampan open loop at %.0f req/s, %d rounds of %v each…\n", rate, o.Rounds, per)
-	one := func(url string, h http.Header) func(int) (samples, error) {
+	one := func(name, url string, h http.Header) func(int) (samples, error) {
 		return func(int) (samples, error) {
 			(&load{duration: warm, maxRequests: o.MaxRequests, body: body, header: h}).runRate(ctx, url, rate)
 			runtime.GC()
+			measuring(name)
 			return (&load{duration: per, maxRequests: o.MaxRequests, body: body, header: h}).runRate(ctx, url, rate), nil
 		}
 	}
-	floors, sampans, _ := alternate(o.Rounds, one(floorURL, nil), one(target, hdr))
+	floors, sampans, _ := alternate(o.Rounds, one("floor open loop", floorURL, nil), one("sampan open loop", target, hdr))
 	var floorAll, sampanAll samples
 	for i := range floors {
 		fr, sr := floors[i].result(), sampans[i].result()

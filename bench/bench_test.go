@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,14 @@ import (
 
 func TestRunMeasuresAllThree(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
+	var mu sync.Mutex
+	ran := map[string][]int{} // measurement → the Ps it started with
+	measuring = func(name string) {
+		mu.Lock()
+		ran[name] = append(ran[name], runtime.GOMAXPROCS(0))
+		mu.Unlock()
+	}
+	defer func() { measuring = func(string) {} }()
 	rep, err := Run(t.Context(), Options{Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512, Rounds: 2, StreamBytes: 8 << 20}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -24,6 +34,20 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	// process gets its own setting back.
 	if c := rep.Config; c.ProcsSampan != procs.Gateway() || c.ProcsFloor != procs.Default() || runtime.GOMAXPROCS(0) != before {
 		t.Errorf("Ps: floor %d, sampan %d, after the run %d; want %d, %d, %d", c.ProcsFloor, c.ProcsSampan, runtime.GOMAXPROCS(0), procs.Default(), procs.Gateway(), before)
+	}
+	// Each measurement ran with the Ps it should: two rounds of each
+	// alternated one, closed and open loop.
+	for name, want := range map[string][]int{
+		"backend":          {procs.Default()},
+		"floor":            {procs.Default(), procs.Default()},
+		"sampan":           {procs.Gateway(), procs.Gateway()},
+		"stream":           {procs.Gateway()},
+		"floor open loop":  {procs.Gateway(), procs.Gateway()},
+		"sampan open loop": {procs.Gateway(), procs.Gateway()},
+	} {
+		if !slices.Equal(ran[name], want) {
+			t.Errorf("%s ran with %v Ps, want %v", name, ran[name], want)
+		}
 	}
 	for name, r := range map[string]Result{"backend": rep.Backend, "floor": rep.Floor, "sampan": rep.Sampan} {
 		if r.Requests == 0 || r.Errors != 0 || r.RPS <= 0 || r.P99ms < r.P50ms {
