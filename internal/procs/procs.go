@@ -38,9 +38,10 @@ func Default() int { return base }
 
 // Gateway is the number of Ps a process running gateways should have:
 // Default plus Spare, or Default when GOMAXPROCS is set in the
-// environment.
+// environment to a number Go takes.
 func Gateway() int {
-	if os.Getenv("GOMAXPROCS") != "" {
+	// Go itself ignores a value that is not a positive number.
+	if n, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && n > 0 {
 		return base
 	}
 	return base + Spare

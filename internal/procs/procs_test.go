@@ -25,6 +25,13 @@ func TestEnvironmentWins(t *testing.T) {
 	if got := Gateway(); got != Default() {
 		t.Fatalf("with GOMAXPROCS set, Gateway() = %d, want Go's own choice %d", got, Default())
 	}
+	// Values Go ignores leave the spares.
+	for _, v := range []string{"0", "-2", "abc"} {
+		t.Setenv("GOMAXPROCS", v)
+		if got := Gateway(); got != Default()+Spare {
+			t.Errorf("with GOMAXPROCS=%q, Gateway() = %d, want %d", v, got, Default()+Spare)
+		}
+	}
 }
 
 func TestQuota(t *testing.T) {
