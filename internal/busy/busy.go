@@ -92,6 +92,8 @@ func update(now time.Duration) {
 		return // a reading taken before the previous one, applied after it
 	}
 	prevAt = now
+	// Both signals decide, on every path out of this reading.
+	defer func() { busy.Store(wait >= threshold.Seconds() || use >= fullUse) }()
 	// Weighted by the time since the previous reading: a long quiet spell
 	// (few or no goroutines scheduled) forgets the busy past at once.
 	alpha := 1 - math.Exp(-float64(elapsed)/float64(smoothing))
@@ -104,7 +106,6 @@ func update(now time.Duration) {
 		}
 		prevCPU = cpu
 	}
-	busy.Store(wait >= threshold.Seconds() || use >= fullUse)
 	metrics.Read(sample)
 	if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
 		return // not provided by this runtime: busy by CPU use alone
@@ -139,5 +140,4 @@ func update(now time.Duration) {
 		mean = sum / n
 	}
 	wait += (mean - wait) * alpha
-	busy.Store(wait >= threshold.Seconds() || use >= fullUse)
 }
