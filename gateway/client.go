@@ -336,7 +336,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		return peerError(err, peer)
 	}
 	defer resp.Body.Close()
-	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 || pki.Fingerprint(resp.TLS.PeerCertificates[0].Raw) != peer.AuthFP {
+	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 || pki.CachedFingerprint(resp.TLS.PeerCertificates[0].Raw) != peer.AuthFP {
 		return r1.New(r1.TypeSSLAuthFailed, "the answer did not come from gateway %s", peer.ID)
 	}
 
@@ -404,7 +404,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		rec.ResponseAt, rec.Status = time.Now().UTC(), resp.StatusCode
 		rec.ResponseHeadSHA256, rec.ResponseBodySHA256, rec.ResponseBytes = hexSum(rhead), hex.EncodeToString(sum), vr.Len()
 		rec.ResponseSignature, rec.ResponseSignerCert = sig, certFP
-		err := errors.Join(g.mlog.StoreCert(mk.der), g.mlog.StoreCert(cert.Raw))
+		err := errors.Join(g.mlog.StoreKnownCert(mk.fp, mk.der), g.mlog.StoreKnownCert(certFP, cert.Raw))
 		if err == nil {
 			rec.Bodies, err = bs.finish()
 		}

@@ -121,7 +121,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		fail(e)
 		return
 	}
-	peerFP := pki.Fingerprint(leaf.Raw)
+	peerFP := pki.CachedFingerprint(leaf.Raw)
 	peer := pst.cfg.GatewayByFingerprint(peerFP)
 	if peer == nil || peer.ID != gid || pst.cfg.IsRevoked(leaf) {
 		fail(r1.New(r1.TypeServerAuthFailed, "peer certificate is not registered to a gateway of %s", gid.Instance))
@@ -433,7 +433,7 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 		rec.ResponseAt, rec.Status = time.Now().UTC(), resp.StatusCode
 		rec.ResponseHeadSHA256, rec.ResponseBodySHA256, rec.ResponseBytes = hexSum(head), hex.EncodeToString(sum), n
 		rec.ResponseSignature, rec.ResponseSignerCert = sig, k.fp
-		err = errors.Join(g.mlog.StoreCert(k.der), g.mlog.StoreCert(reqCert.Raw))
+		err = errors.Join(g.mlog.StoreKnownCert(k.fp, k.der), g.mlog.StoreKnownCert(rec.RequestSignerCert, reqCert.Raw))
 		if err == nil {
 			rec.Bodies, err = bs.finish()
 		}

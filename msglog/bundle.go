@@ -37,7 +37,14 @@ const CertsDir = "certs"
 // StoreCert keeps a signing certificate for later export (once per
 // fingerprint).
 func (l *Log) StoreCert(der []byte) error {
-	fp := pki.Fingerprint(der)
+	return l.StoreKnownCert(pki.Fingerprint(der), der)
+}
+
+// StoreKnownCert is StoreCert for a certificate whose fingerprint the
+// caller has computed already (pki.Fingerprint of der): a gateway keeps
+// the fingerprints of its own and its peers' signing certificates, and
+// stores both with every exchange.
+func (l *Log) StoreKnownCert(fp string, der []byte) error {
 	if _, ok := l.certs.Load(fp); ok {
 		return nil
 	}
