@@ -23,6 +23,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/warm"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/store"
@@ -51,6 +52,7 @@ type Gateway struct {
 
 	clientLn, peerLn net.Listener
 	wg               sync.WaitGroup
+	warm             *warm.Pool // runs peer requests on grown stacks
 }
 
 // New opens the gateway in dir with its keys, certificates and state, and
@@ -59,7 +61,8 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 	if log == nil {
 		log = slog.Default()
 	}
-	g := &Gateway{cfg: c, dir: dir, log: log.With("component", "gateway", "gateway", c.ID.String()), services: map[ident.ServiceID]*Service{}}
+	g := &Gateway{cfg: c, dir: dir, log: log.With("component", "gateway", "gateway", c.ID.String()), services: map[ident.ServiceID]*Service{},
+		warm: warm.New(warmIdle)}
 	for i := range c.Services {
 		g.services[c.Services[i].ID] = &c.Services[i]
 	}
@@ -145,6 +148,7 @@ func (g *Gateway) AuthFingerprint() string { return g.keys.authFP }
 
 // Close releases the state database and idle connections.
 func (g *Gateway) Close() error {
+	g.warm.Close()
 	g.peers.CloseIdleConnections()
 	g.backends.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

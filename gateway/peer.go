@@ -27,10 +27,15 @@ import (
 )
 
 // peerHandler serves other gateways: signed requests for the services this
-// gateway provides, under /x/.
+// gateway provides, under /x/. The HTTP/2 server starts a goroutine per
+// request; the handler runs on a warm one instead (internal/warm).
 func (g *Gateway) peerHandler() http.Handler {
-	return http.HandlerFunc(g.servePeer)
+	return g.warm.Handler(http.HandlerFunc(g.servePeer))
 }
+
+// warmIdle is how many warm goroutines wait for peer requests at most:
+// as many as a busy gateway has under way, about 32 KiB of stack each.
+const warmIdle = 128
 
 // parsePeerPath splits /x/{instance}/{class}/{code}/{subsystem}/{service}[/path].
 func parsePeerPath(escaped string) (ident.ServiceID, string, error) {
