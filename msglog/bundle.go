@@ -189,7 +189,16 @@ func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileF
 		if uint64(leaf.Int64) >= size {
 			return nil, 0, fmt.Errorf("the record is not yet in the latest checkpoint (tree size %d); export again in a second", size)
 		}
-		return data, uint64(leaf.Int64), nil
+		// A position may be a prediction not yet confirmed (indexWriter):
+		// it is the record's when the tree holds its digest there.
+		eb := entryBundles{rd: f, size: size}
+		e, err := eb.entry(ctx, uint64(leaf.Int64))
+		if err != nil {
+			return nil, 0, err
+		}
+		if bytes.Equal(e, digest) {
+			return data, uint64(leaf.Int64), nil
+		}
 	}
 	// The leaf index is recorded lazily: find the digest in the tree.
 	for b := uint64(0); b*layout.EntryBundleWidth < size; b++ {

@@ -1,6 +1,8 @@
 package msglog
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -8,8 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/tessera/api"
@@ -77,7 +81,8 @@ ALTER TABLE records_v3 RENAME TO records;
 CREATE UNIQUE INDEX records_key ON records (request_at, digest);
 CREATE INDEX records_xrid ON records (x_road_id);
 CREATE INDEX records_leaf ON records (leaf_index);`, `
-CREATE INDEX records_live ON records (request_at) WHERE record IS NOT NULL AND kind <> 'purge';`}
+CREATE INDEX records_live ON records (request_at) WHERE record IS NOT NULL AND kind <> 'purge';`, `
+ALTER TABLE log_state ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;`}
 	indexPG = []string{`
 CREATE TABLE records (
 	log TEXT NOT NULL,
@@ -101,8 +106,14 @@ DROP INDEX records_at;
 CREATE UNIQUE INDEX records_key ON records (log, request_at, digest);
 ALTER TABLE records ADD CONSTRAINT records_pkey PRIMARY KEY USING INDEX records_key;
 CREATE INDEX records_leaf ON records (log, leaf_index);`, `
-CREATE INDEX records_live ON records (log, request_at) WHERE record IS NOT NULL AND kind <> 'purge';`}
+CREATE INDEX records_live ON records (log, request_at) WHERE record IS NOT NULL AND kind <> 'purge';`, `
+ALTER TABLE log_state ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;`}
 )
+
+// Migration 5 marks, in log_state.predicted, a log whose positions this
+// version has written: rows may then hold predicted positions (see
+// indexWriter), which the next start checks. A log written before holds
+// positions the tree gave.
 
 // Migration 4 adds records_live: the records a purge may still remove, by
 // request time, so that a purge reads those alone. Without it a purge
@@ -162,6 +173,10 @@ type row struct {
 	err    error
 	leaf   uint64
 	at     int64 // request time (Unix ms) when rec is nil
+	// pred is the position the row was inserted with (predicted is
+	// false when it was inserted without one).
+	pred      uint64
+	predicted bool
 }
 
 // requestAt is the row's request time in Unix milliseconds, which with
@@ -184,6 +199,22 @@ const (
 // indexWriter fills the record index from the write-ahead segments, in
 // large transactions, off the path of the exchanges; it also records,
 // lazily, where each row's leaf is.
+//
+// Predicted positions (SQLite). The tree appends the rows in the order
+// they are handed to it, one sequence number each: the k-th row handed
+// over takes position base + k. The writer therefore inserts a row with
+// the position it will take, and the integrator writes a position only
+// when the tree gave another (after a failed append, whose rows are
+// appended later). Without this every row was written twice: inserted,
+// then its page rewritten by an UPDATE one commit later.
+//
+// confirmed (log_state.reconciled) says how far positions are known to be
+// right: every leaf below it has its row's position recorded, and every
+// row with a position below it has the right one. The integrator raises
+// it after each batch; the writer stores it with the corrections that
+// make it true. A position at or above it may be a prediction not yet
+// checked: purges, exports and Verify rely on those below it only, and
+// the next start checks those above it against the tree (reconcile).
 type indexWriter struct {
 	db       *store.DB
 	origin   string
@@ -202,11 +233,24 @@ type indexWriter struct {
 	leaf    *sql.Stmt
 	stop    chan struct{}
 	stopped chan struct{}
+
+	predict   bool          // insert rows with predicted positions
+	base      atomic.Int64  // a row's position is base + its sequence number
+	handed    func() uint64 // the sequence number of the last row handed over
+	confirmed uint64        // (mu) see above; raised by the integrator
+	written   uint64        // confirmed as last committed (the writer's own)
+	corrected atomic.Int64  // positions written after the row (tests)
 }
 
-func newIndexWriter(db *store.DB, origin string, log *slog.Logger, onCommit func([]*row)) *indexWriter {
+// newIndexWriter starts the writer. handed, when not nil, reports the
+// sequence number of the last row handed to the tree, and base is then
+// the position minus the sequence number of the rows handed next (see
+// indexWriter); confirmed is log_state's value at the start.
+func newIndexWriter(db *store.DB, origin string, log *slog.Logger, onCommit func([]*row), handed func() uint64, base int64, confirmed uint64) *indexWriter {
 	w := &indexWriter{db: db, origin: origin, log: log, onCommit: onCommit, kick: make(chan struct{}, 1),
-		syncReq: make(chan chan error), stop: make(chan struct{}), stopped: make(chan struct{})}
+		syncReq: make(chan chan error), stop: make(chan struct{}), stopped: make(chan struct{}),
+		predict: handed != nil && !db.Postgres, handed: handed, confirmed: confirmed, written: confirmed}
+	w.base.Store(base)
 	go w.run()
 	return w
 }
@@ -260,11 +304,27 @@ func (w *indexWriter) sync(ctx context.Context) error {
 	}
 }
 
-// leafAssigned records, lazily, where a row's leaf is.
+// leafAssigned records, lazily, where a row's leaf is, unless the row
+// was inserted with that position.
 func (w *indexWriter) leafAssigned(r *row, leaf uint64) {
 	r.leaf = leaf
+	if r.predicted && r.pred == leaf {
+		return
+	}
 	w.mu.Lock()
 	w.updates = append(w.updates, r)
+	w.mu.Unlock()
+}
+
+// confirm notes that every leaf below top has its row's position right
+// or queued (leafAssigned), and that rows handed over next take their
+// positions from base on.
+func (w *indexWriter) confirm(top uint64, base int64, resync bool) {
+	if resync {
+		w.base.Store(base)
+	}
+	w.mu.Lock()
+	w.confirmed = max(w.confirmed, top)
 	w.mu.Unlock()
 }
 
@@ -297,13 +357,19 @@ func (w *indexWriter) flush(now bool) error {
 		w.mu.Unlock()
 		return nil
 	}
-	rows, updates := w.rows, w.updates
+	rows, updates, confirmed := w.rows, w.updates, w.confirmed
 	w.rows, w.updates = nil, nil
 	w.mu.Unlock()
-	if len(rows) == 0 && len(updates) == 0 {
+	if len(rows) == 0 && len(updates) == 0 && confirmed <= w.written {
 		return nil
 	}
-	inserted, err := w.commit(rows, updates)
+	// Rows take sequence numbers in the order they are handed over, after
+	// the commit; seq counts those this flush inserts.
+	var seq uint64
+	if w.predict {
+		seq = w.handed()
+	}
+	inserted, err := w.commit(rows, updates, confirmed, &seq)
 	var failed []*row
 	done := rows
 	if err != nil {
@@ -317,7 +383,7 @@ func (w *indexWriter) flush(now bool) error {
 				failed = append(failed, r)
 				continue
 			}
-			ins, rerr := w.commit([]*row{r}, nil)
+			ins, rerr := w.commit([]*row{r}, nil, 0, &seq)
 			if rerr != nil {
 				failed = append(failed, r)
 				misses++
@@ -365,9 +431,11 @@ func (w *indexWriter) flush(now bool) error {
 	return nil
 }
 
-// commit inserts rows and records leaf indexes in one transaction; it
-// returns the digests of the rows it inserted.
-func (w *indexWriter) commit(rows, updates []*row) (map[[32]byte]bool, error) {
+// commit inserts rows and records leaf indexes in one transaction, and
+// confirmed when it is news; it returns the digests of the rows it
+// inserted. seq is the sequence number of the last row inserted before
+// (predictions), advanced for each row inserted now when they are.
+func (w *indexWriter) commit(rows, updates []*row, confirmed uint64, seq *uint64) (map[[32]byte]bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tx, err := w.db.BeginTx(ctx, nil)
@@ -376,8 +444,21 @@ func (w *indexWriter) commit(rows, updates []*row) (map[[32]byte]bool, error) {
 	}
 	defer tx.Rollback()
 	inserted := make(map[[32]byte]bool, len(rows))
+	if confirmed > w.written {
+		if _, err := tx.ExecContext(ctx, w.db.Q(`UPDATE log_state SET reconciled = ? WHERE log = ?`), int64(confirmed), w.origin); err != nil {
+			return nil, err
+		}
+	}
 	if !w.db.Postgres {
-		return inserted, w.commitSQLite(ctx, tx, rows, updates, inserted)
+		first := *seq
+		err := w.commitSQLite(ctx, tx, rows, updates, inserted, seq)
+		if err != nil {
+			*seq = first // nothing was inserted
+			return nil, err
+		}
+		w.written = max(w.written, confirmed)
+		w.corrected.Add(int64(len(updates)))
+		return inserted, nil
 	}
 	// PostgreSQL: multi-row statements, one round trip per 100 rows.
 	for len(rows) > 0 {
@@ -426,14 +507,19 @@ func (w *indexWriter) commit(rows, updates []*row) (map[[32]byte]bool, error) {
 		}
 		updates = updates[n:]
 	}
-	return inserted, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	w.written = max(w.written, confirmed)
+	w.corrected.Add(int64(len(updates)))
+	return inserted, nil
 }
 
 // The SQLite index's statements, prepared once: SQLite runs in this
 // process, so a statement per row costs no round trip, while parsing a
 // multi-row statement for every commit cost a quarter of the index's CPU.
 const (
-	sqliteInsert = `INSERT INTO records (log, digest, x_road_id, side, kind, request_at, record, bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	sqliteInsert = `INSERT INTO records (log, digest, leaf_index, x_road_id, side, kind, request_at, record, bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	sqliteLeaf   = `UPDATE records SET leaf_index = ? WHERE request_at = ? AND digest = ?`
 )
 
@@ -454,9 +540,10 @@ func (w *indexWriter) yield() {
 // yieldEvery is how much of a commit runs between yields: a few rows.
 const yieldEvery = 200 * time.Microsecond
 
-// commitSQLite inserts rows and records leaf positions within tx with
-// the prepared statements, noting the digests of the rows it inserted.
-func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, updates []*row, inserted map[[32]byte]bool) error {
+// commitSQLite inserts rows (with their predicted positions) and records
+// leaf positions within tx with the prepared statements, noting the
+// digests of the rows it inserted.
+func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, updates []*row, inserted map[[32]byte]bool, seq *uint64) error {
 	if w.insert == nil {
 		ins, err := w.db.PrepareContext(ctx, sqliteInsert)
 		if err != nil {
@@ -478,8 +565,15 @@ func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, update
 	bg := context.Background()
 	if len(rows) > 0 {
 		ins := tx.StmtContext(bg, w.insert)
+		base := w.base.Load()
 		for _, r := range rows {
-			res, err := ins.ExecContext(bg, w.origin, r.digest[:], r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.requestAt(), r.data, r.rec.Bodies)
+			var leaf any // NULL: the position is recorded once the tree gives it
+			r.predicted = false
+			if w.predict {
+				r.pred = uint64(base + int64(*seq+1))
+				leaf = int64(r.pred)
+			}
+			res, err := ins.ExecContext(bg, w.origin, r.digest[:], leaf, r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.requestAt(), r.data, r.rec.Bodies)
 			if err != nil {
 				return err
 			}
@@ -490,6 +584,10 @@ func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, update
 				return err
 			} else if n == 1 {
 				inserted[r.digest] = true
+				if w.predict {
+					r.predicted = true
+					*seq++
+				}
 			}
 		}
 	}
@@ -521,87 +619,180 @@ func (w *indexWriter) closeStatements() {
 	}
 }
 
-// reconcile runs at open: rows committed before a stop whose leaf index
-// was not recorded are matched with the leaves appended since the last
-// start; the rest — acknowledged records whose leaves were not yet
-// appended — are returned, oldest first, to be appended now.
+// reconcile runs at open. Rows placed at or after the last confirmed
+// position (log_state.reconciled, see indexWriter) are checked against
+// the leaves the tree holds there, in one pass in leaf order. A row
+// whose leaf is elsewhere gets that position. A row without a position
+// (or with a predicted one) that is not a leaf yet — an acknowledged
+// record whose leaf was not appended before the stop — loses its
+// position and is returned, oldest first, to be appended now. It also
+// returns the tree's size, which it then confirms.
+//
+// A log last written by a version that did not predict positions
+// (log_state.predicted 0) holds the tree's positions below its size: only
+// the rows without one are placed.
 func reconcile(ctx context.Context, db *store.DB, origin string, rd interface {
 	IntegratedSize(context.Context) (uint64, error)
 	ReadEntryBundle(context.Context, uint64, uint8) ([]byte, error)
-}) (matched int, leftover []*row, err error) {
-	size, err := rd.IntegratedSize(ctx)
+}) (matched int, leftover []*row, size uint64, err error) {
+	size, err = rd.IntegratedSize(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
-	var from int64
-	switch err := db.QueryRowContext(ctx, db.Q(`SELECT reconciled FROM log_state WHERE log = ?`), origin).Scan(&from); {
+	var from, predicted int64
+	switch err := db.QueryRowContext(ctx, db.Q(`SELECT reconciled, predicted FROM log_state WHERE log = ?`), origin).Scan(&from, &predicted); {
 	case errors.Is(err, sql.ErrNoRows):
 		from = 0
 	case err != nil:
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
-	var order [][32]byte
-	pending := map[[32]byte]int64{} // digest → request time
-	rs, err := db.QueryContext(ctx, db.Q(`SELECT digest, request_at FROM records WHERE log = ? AND leaf_index IS NULL ORDER BY request_at, digest`), origin)
-	if err != nil {
-		return 0, nil, err
+	from = min(from, int64(size))
+	// Positions from the last confirmed one on, where predicted ones may
+	// be; a log last written by a version that did not predict holds the
+	// tree's positions alone.
+	check := size
+	if predicted != 0 {
+		check = uint64(from)
 	}
-	for rs.Next() {
-		var d []byte
-		var at int64
-		if err := rs.Scan(&d, &at); err != nil {
-			rs.Close()
-			return 0, nil, err
+	bundles := entryBundles{rd: rd, size: size}
+
+	// Rows to place: by digest, their request time and the position they
+	// hold (-1: none).
+	type unplaced struct {
+		at   int64
+		leaf int64
+	}
+	rows := map[[32]byte]unplaced{}
+	scan := func(q string, args []any, each func(k [32]byte, at, leaf int64) error) error {
+		rs, err := db.QueryContext(ctx, db.Q(q), args...)
+		if err != nil {
+			return err
 		}
-		var k [32]byte
-		copy(k[:], d)
-		pending[k] = at
-		order = append(order, k)
+		defer rs.Close()
+		for rs.Next() {
+			var d []byte
+			var at int64
+			var leaf sql.NullInt64
+			if err := rs.Scan(&d, &at, &leaf); err != nil {
+				return err
+			}
+			if len(d) != 32 {
+				return fmt.Errorf("a digest of %d bytes in the index", len(d))
+			}
+			l := int64(-1)
+			if leaf.Valid {
+				l = leaf.Int64
+			}
+			if err := each([32]byte(d), at, l); err != nil {
+				return err
+			}
+		}
+		return rs.Err()
 	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return 0, nil, err
+	// Positions below the tree's size, from the last confirmed one: each
+	// is right when the tree holds the row's digest there.
+	err = scan(`SELECT digest, request_at, leaf_index FROM records WHERE log = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index`, []any{origin, int64(check), int64(size)},
+		func(k [32]byte, at, leaf int64) error {
+			e, err := bundles.entry(ctx, uint64(leaf))
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(e, k[:]) {
+				rows[k] = unplaced{at: at, leaf: leaf}
+			}
+			return nil
+		})
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	// Rows without a position, or with one the tree has not reached.
+	err = scan(`SELECT digest, request_at, leaf_index FROM records WHERE log = ? AND (leaf_index IS NULL OR leaf_index >= ?)`, []any{origin, int64(size)},
+		func(k [32]byte, at, leaf int64) error {
+			rows[k] = unplaced{at: at, leaf: leaf}
+			return nil
+		})
+	if err != nil {
+		return 0, nil, 0, err
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	defer tx.Rollback()
-	if len(pending) > 0 {
-		for b := uint64(from) / layout.EntryBundleWidth; b*layout.EntryBundleWidth < size && len(pending) > 0; b++ {
-			raw, err := rd.ReadEntryBundle(ctx, b, layout.PartialTileSize(0, b, size))
-			if err != nil {
-				return 0, nil, fmt.Errorf("read entry bundle %d: %w", b, err)
-			}
-			var eb api.EntryBundle
-			if err := eb.UnmarshalText(raw); err != nil {
-				return 0, nil, fmt.Errorf("entry bundle %d: %w", b, err)
-			}
-			for i, e := range eb.Entries {
-				var k [32]byte
-				copy(k[:], e)
-				if at, ok := pending[k]; ok && len(e) == 32 {
-					if _, err := tx.ExecContext(ctx, db.Q(`UPDATE records SET leaf_index = ? WHERE log = ? AND request_at = ? AND digest = ?`), int64(b*layout.EntryBundleWidth)+int64(i), origin, at, k[:]); err != nil {
-						return 0, nil, err
-					}
-					delete(pending, k)
-					matched++
-				}
-			}
-		}
-		for _, k := range order {
-			if at, ok := pending[k]; ok {
-				leftover = append(leftover, &row{digest: k, at: at})
-			}
-		}
+	place := func(k [32]byte, leaf any) error {
+		_, err := tx.ExecContext(ctx, db.Q(`UPDATE records SET leaf_index = ? WHERE log = ? AND request_at = ? AND digest = ?`), leaf, origin, rows[k].at, k[:])
+		return err
 	}
+	for pos := uint64(from) / layout.EntryBundleWidth * layout.EntryBundleWidth; pos < size && len(rows) > 0; pos++ {
+		e, err := bundles.entry(ctx, pos)
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		if len(e) != 32 {
+			continue
+		}
+		u, ok := rows[[32]byte(e)]
+		if !ok {
+			continue
+		}
+		if u.leaf != int64(pos) {
+			if err := place([32]byte(e), int64(pos)); err != nil {
+				return 0, nil, 0, err
+			}
+			matched++
+		}
+		delete(rows, [32]byte(e))
+	}
+	for k, u := range rows {
+		if u.leaf >= 0 { // a predicted position the tree did not give
+			if err := place(k, nil); err != nil {
+				return 0, nil, 0, err
+			}
+		}
+		leftover = append(leftover, &row{digest: k, at: u.at})
+	}
+	slices.SortFunc(leftover, func(a, b *row) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), bytes.Compare(a.digest[:], b.digest[:]))
+	})
 	if _, err := tx.ExecContext(ctx, db.Q(`DELETE FROM log_state WHERE log = ?`), origin); err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
-	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO log_state (log, reconciled) VALUES (?, ?)`), origin, int64(size)); err != nil {
-		return 0, nil, err
+	if _, err := tx.ExecContext(ctx, db.Q(`INSERT INTO log_state (log, reconciled, predicted) VALUES (?, ?, 1)`), origin, int64(size)); err != nil {
+		return 0, nil, 0, err
 	}
-	return matched, leftover, tx.Commit()
+	return matched, leftover, size, tx.Commit()
+}
+
+// entryBundles reads a tree's leaves by position, one entry bundle at a
+// time (the last one read is kept).
+type entryBundles struct {
+	rd interface {
+		ReadEntryBundle(context.Context, uint64, uint8) ([]byte, error)
+	}
+	size    uint64
+	n       uint64 // the bundle held, when entries is not nil
+	entries [][]byte
+}
+
+// entry returns the leaf at pos, which must be below size.
+func (b *entryBundles) entry(ctx context.Context, pos uint64) ([]byte, error) {
+	n := pos / layout.EntryBundleWidth
+	if b.entries == nil || b.n != n {
+		raw, err := b.rd.ReadEntryBundle(ctx, n, layout.PartialTileSize(0, n, b.size))
+		if err != nil {
+			return nil, fmt.Errorf("read entry bundle %d: %w", n, err)
+		}
+		var eb api.EntryBundle
+		if err := eb.UnmarshalText(raw); err != nil {
+			return nil, fmt.Errorf("entry bundle %d: %w", n, err)
+		}
+		b.n, b.entries = n, eb.Entries
+	}
+	i := pos % layout.EntryBundleWidth
+	if i >= uint64(len(b.entries)) {
+		return nil, fmt.Errorf("entry bundle %d holds %d leaves, not leaf %d", n, len(b.entries), pos)
+	}
+	return b.entries[i], nil
 }
 
 // recordDigest is a record's leaf data: the SHA-256 of its bytes.

@@ -62,6 +62,13 @@ func (it *integrator) enqueue(rows []*row) {
 	}
 }
 
+// handed returns the sequence number of the last row handed over.
+func (it *integrator) handed() uint64 {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return it.nextSeq
+}
+
 // health reports why new records must be refused, if they must.
 func (it *integrator) health(maxDelay time.Duration) error {
 	it.mu.Lock()
@@ -155,6 +162,7 @@ func (it *integrator) integrate(batch []*row) []*row {
 	}
 	var failed []*row
 	var firstErr error
+	var top uint64 // one past the highest position given
 	for i, f := range futures {
 		idx, err := f()
 		if err != nil {
@@ -165,6 +173,15 @@ func (it *integrator) integrate(batch []*row) []*row {
 			continue
 		}
 		it.l.idx.leafAssigned(batch[i], idx.Index)
+		top = max(top, idx.Index+1)
+	}
+	// Every position the tree has given is now recorded or queued: the
+	// tree gives positions to these rows alone, in a row. After a batch
+	// without failures the next row handed over takes the position after
+	// the batch's last (base), whatever happened before.
+	if top > 0 {
+		last := batch[len(batch)-1]
+		it.l.idx.confirm(top, int64(last.leaf)-int64(last.seq), firstErr == nil)
 	}
 	it.mu.Lock()
 	it.err = firstErr

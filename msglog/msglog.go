@@ -320,7 +320,7 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 		shutdown(ctx)
 		return fail(fmt.Errorf("%w: write-ahead segments: %w", ErrLogging, err))
 	}
-	matched, leftover, err := reconcile(ctx, db, signer.Name(), reader)
+	matched, leftover, size, err := reconcile(ctx, db, signer.Name(), reader)
 	if err != nil {
 		shutdown(ctx)
 		return fail(fmt.Errorf("%w: reconcile the record index with the tree: %w", ErrLogging, err))
@@ -337,7 +337,9 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 		db: db, log: log, bodyKey: key, now: time.Now, done: make(chan struct{}), maxDelay: o.MaxMergeDelay}
 	l.bg, l.bgCancel = context.WithCancel(context.Background())
 	l.integ = newIntegrator(l)
-	l.idx = newIndexWriter(db, signer.Name(), log, l.integ.enqueue)
+	// The leftover rows are handed over first (sequence numbers 1 to
+	// len(leftover)) and take the positions from the tree's size on.
+	l.idx = newIndexWriter(db, signer.Name(), log, l.integ.enqueue, l.integ.handed, int64(size)-1, size)
 	l.wal = newWALWriter(dir, lastSeg, log, l.idx.enqueue)
 	l.integ.enqueue(leftover)
 	go l.integ.run(l.done)

@@ -15,7 +15,7 @@ const purgeBatch = 10000
 
 // purgeSelect finds the oldest records a purge may remove, through the
 // index of live rows (records_live, migration 4).
-const purgeSelect = `SELECT digest, bodies, leaf_index FROM records WHERE log = ? AND ` + liveRows + ` AND request_at < ? AND leaf_index IS NOT NULL ORDER BY request_at LIMIT ?`
+const purgeSelect = `SELECT digest, bodies, leaf_index FROM records WHERE log = ? AND ` + liveRows + ` AND request_at < ? AND leaf_index < ? ORDER BY request_at LIMIT ?`
 
 // purged is a record a purge removes.
 type purged struct {
@@ -57,9 +57,14 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 	defer l.purgeMu.Unlock()
 	total := 0
 	for {
-		// Rows purged before are not read again; rows not yet leaves
-		// wait for a later purge.
-		rs, err := l.db.QueryContext(ctx, l.db.Q(purgeSelect), l.origin, before.UnixMilli(), purgeBatch)
+		// Rows purged before are not read again; rows not yet leaves, or
+		// whose position is not yet confirmed (a prediction, see
+		// indexWriter), wait for a later purge.
+		var confirmed int64
+		if err := l.db.QueryRowContext(ctx, l.db.Q(`SELECT reconciled FROM log_state WHERE log = ?`), l.origin).Scan(&confirmed); err != nil {
+			return total, err
+		}
+		rs, err := l.db.QueryContext(ctx, l.db.Q(purgeSelect), l.origin, before.UnixMilli(), confirmed, purgeBatch)
 		if err != nil {
 			return total, err
 		}

@@ -68,10 +68,11 @@ func Verify(ctx context.Context, dir, dsn string, each func(*Record)) (*Report, 
 	rep := &Report{Origin: cp.Origin, Size: cp.Size}
 	purges := map[string]*Record{}
 	// Leaves are looked up by position. Rows whose position is not yet
-	// recorded (within the merge delay on a running gateway, or after a
-	// crash until the next start) are looked up by time and digest; a row
-	// gains a position but never loses it, so those noted now cover every
-	// leaf of the checkpoint read above.
+	// recorded or not yet confirmed (within the merge delay on a running
+	// gateway, or after a crash until the next start; see indexWriter) are
+	// looked up by time and digest when their position is not the leaf's;
+	// a row below the confirmed position keeps it, so those noted now
+	// cover every leaf of the checkpoint read above.
 	unplaced, err := unplacedRows(ctx, db, origin)
 	if err != nil {
 		return nil, err
@@ -190,9 +191,9 @@ type pinnedCheckpoint struct {
 func (p pinnedCheckpoint) ReadCheckpoint(context.Context) ([]byte, error) { return p.raw, nil }
 
 // unplacedRows returns the request time of each row, by digest, whose
-// leaf position is not recorded.
+// leaf position is not recorded, or not confirmed.
 func unplacedRows(ctx context.Context, db *store.DB, origin string) (map[[32]byte]int64, error) {
-	rs, err := db.QueryContext(ctx, db.Q(`SELECT digest, request_at FROM records WHERE log = ? AND leaf_index IS NULL`), origin)
+	rs, err := db.QueryContext(ctx, db.Q(`SELECT digest, request_at FROM records WHERE log = ? AND (leaf_index IS NULL OR leaf_index >= (SELECT reconciled FROM log_state WHERE log = ?))`), origin, origin)
 	if err != nil {
 		return nil, fmt.Errorf("record index: %w", err)
 	}

@@ -1,0 +1,97 @@
+package msglog
+
+import (
+	"context"
+	"sync"
+	"testing"
+)
+
+// appendConcurrently appends n records from as many goroutines and waits
+// until they are leaves with their positions committed.
+func appendConcurrently(t *testing.T, l *Log, base, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := l.Append(t.Context(), testRecord(base+i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.idx.sync(t.Context()); err != nil { // the positions the tree gave
+		t.Fatal(err)
+	}
+}
+
+// confirmedPositions returns the confirmed position and how many rows
+// lack one below it.
+func confirmedPositions(t *testing.T, l *Log) (confirmed, unconfirmed int64) {
+	t.Helper()
+	if err := l.db.QueryRowContext(t.Context(), `SELECT reconciled FROM log_state WHERE log = ?`, l.origin).Scan(&confirmed); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.db.QueryRowContext(t.Context(), `SELECT count(*) FROM records WHERE log = ? AND (leaf_index IS NULL OR leaf_index >= ?)`, l.origin, confirmed).Scan(&unconfirmed); err != nil {
+		t.Fatal(err)
+	}
+	return confirmed, unconfirmed
+}
+
+// verifyPlaced checks a closed log whose every row has a confirmed
+// position: Verify then finds each leaf's record by its position alone.
+func verifyPlaced(t *testing.T, dir string, leaves uint64) {
+	t.Helper()
+	rep, err := Verify(t.Context(), dir, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Size != leaves || rep.Records != leaves || rep.Pending != 0 {
+		t.Fatalf("verify: %+v, want %d leaves, all records, none pending", rep, leaves)
+	}
+}
+
+// Rows are inserted with the positions their leaves take: none is
+// written a second time, and the confirmed position follows the tree
+// while the log runs.
+func TestPositionsPredicted(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	appendConcurrently(t, l, 0, 300)
+	if n := l.idx.corrected.Load(); n != 0 {
+		t.Errorf("%d positions written after their rows, want 0", n)
+	}
+	if c, u := confirmedPositions(t, l); c != 300 || u != 0 {
+		t.Errorf("while running: confirmed position %d with %d rows unconfirmed, want 300 and 0", c, u)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	verifyPlaced(t, dir, 300)
+}
+
+// Wrong predictions are corrected from the positions the tree gives, and
+// the next rows are predicted right again.
+func TestMispredictedPositionsCorrected(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	l.idx.base.Add(7) // as if the tree had taken 7 leaves unseen
+	appendConcurrently(t, l, 0, 200)
+	first := l.idx.corrected.Load()
+	if first == 0 {
+		t.Fatal("no position corrected, though every prediction was wrong")
+	}
+	appendConcurrently(t, l, 200, 100)
+	if n := l.idx.corrected.Load(); n != first {
+		t.Errorf("%d more positions corrected after the first batch, want 0", n-first)
+	}
+	if c, u := confirmedPositions(t, l); c != 300 || u != 0 {
+		t.Errorf("confirmed position %d with %d rows unconfirmed, want 300 and 0", c, u)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	verifyPlaced(t, dir, 300)
+}
