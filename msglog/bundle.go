@@ -185,12 +185,9 @@ func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileF
 	case data == nil:
 		return nil, 0, ErrPurged
 	}
-	if leaf.Valid {
-		if uint64(leaf.Int64) >= size {
-			return nil, 0, fmt.Errorf("the record is not yet in the latest checkpoint (tree size %d); export again in a second", size)
-		}
-		// A position may be a prediction not yet confirmed (indexWriter):
-		// it is the record's when the tree holds its digest there.
+	// A position may be a prediction not yet confirmed (indexWriter): it
+	// is the record's when the tree holds its digest there.
+	if leaf.Valid && uint64(leaf.Int64) < size {
 		eb := entryBundles{rd: f, size: size}
 		e, err := eb.entry(ctx, uint64(leaf.Int64))
 		if err != nil {
@@ -200,8 +197,17 @@ func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileF
 			return data, uint64(leaf.Int64), nil
 		}
 	}
-	// The leaf index is recorded lazily: find the digest in the tree.
-	for b := uint64(0); b*layout.EntryBundleWidth < size; b++ {
+	// Otherwise the position is not yet recorded, or not yet right: the
+	// record's leaf, if it is one, lies at or above the confirmed
+	// position, below which every leaf has its row's position recorded.
+	var from int64
+	switch err := db.QueryRowContext(ctx, db.Q(`SELECT reconciled FROM log_state WHERE log = ?`), origin).Scan(&from); {
+	case errors.Is(err, sql.ErrNoRows):
+		from = 0
+	case err != nil:
+		return nil, 0, fmt.Errorf("record index: %w", err)
+	}
+	for b := uint64(from) / layout.EntryBundleWidth; b*layout.EntryBundleWidth < size; b++ {
 		raw, err := f.ReadEntryBundle(ctx, b, layout.PartialTileSize(0, b, size))
 		if err != nil {
 			return nil, 0, fmt.Errorf("read entry bundle %d: %w", b, err)

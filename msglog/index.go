@@ -211,10 +211,14 @@ const (
 // confirmed (log_state.reconciled) says how far positions are known to be
 // right: every leaf below it has its row's position recorded, and every
 // row with a position below it has the right one. The integrator raises
-// it after each batch; the writer stores it with the corrections that
-// make it true. A position at or above it may be a prediction not yet
-// checked: purges, exports and Verify rely on those below it only, and
-// the next start checks those above it against the tree (reconcile).
+// it after each batch to the positions the tree has given; it stays
+// below every prediction of a row the tree has not yet placed (pending:
+// still queued, or its append failed and waits to be retried); the
+// writer stores it with the corrections that make it true, and predicts
+// no position below what it stored (such a row is inserted without
+// one). A position at or above it may be a prediction not yet checked:
+// purges, exports and Verify rely on those below it only, and the next
+// start checks those above it against the tree (reconcile).
 type indexWriter struct {
 	db       *store.DB
 	origin   string
@@ -234,12 +238,13 @@ type indexWriter struct {
 	stop    chan struct{}
 	stopped chan struct{}
 
-	predict   bool          // insert rows with predicted positions
-	base      atomic.Int64  // a row's position is base + its sequence number
-	handed    func() uint64 // the sequence number of the last row handed over
-	confirmed uint64        // (mu) see above; raised by the integrator
-	written   uint64        // confirmed as last committed (the writer's own)
-	corrected atomic.Int64  // positions written after the row (tests)
+	predict   bool            // insert rows with predicted positions
+	base      atomic.Int64    // a row's position is base + its sequence number
+	handed    func() uint64   // the sequence number of the last row handed over
+	confirmed uint64          // (mu) see above; raised by the integrator
+	pending   map[*row]uint64 // (mu) predictions of rows not yet placed
+	written   uint64          // confirmed as last committed (the writer's own)
+	corrected atomic.Int64    // positions written after the row (tests)
 }
 
 // newIndexWriter starts the writer. handed, when not nil, reports the
@@ -249,7 +254,8 @@ type indexWriter struct {
 func newIndexWriter(db *store.DB, origin string, log *slog.Logger, onCommit func([]*row), handed func() uint64, base int64, confirmed uint64) *indexWriter {
 	w := &indexWriter{db: db, origin: origin, log: log, onCommit: onCommit, kick: make(chan struct{}, 1),
 		syncReq: make(chan chan error), stop: make(chan struct{}), stopped: make(chan struct{}),
-		predict: handed != nil && !db.Postgres, handed: handed, confirmed: confirmed, written: confirmed}
+		predict: handed != nil && !db.Postgres, handed: handed, confirmed: confirmed, written: confirmed,
+		pending: map[*row]uint64{}}
 	w.base.Store(base)
 	go w.run()
 	return w
@@ -308,12 +314,13 @@ func (w *indexWriter) sync(ctx context.Context) error {
 // was inserted with that position.
 func (w *indexWriter) leafAssigned(r *row, leaf uint64) {
 	r.leaf = leaf
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.pending, r) // placed: its position is right, or queued below
 	if r.predicted && r.pred == leaf {
 		return
 	}
-	w.mu.Lock()
 	w.updates = append(w.updates, r)
-	w.mu.Unlock()
 }
 
 // confirm notes that every leaf below top has its row's position right
@@ -358,6 +365,10 @@ func (w *indexWriter) flush(now bool) error {
 		return nil
 	}
 	rows, updates, confirmed := w.rows, w.updates, w.confirmed
+	for _, p := range w.pending {
+		confirmed = min(confirmed, p)
+	}
+	confirmed = max(confirmed, w.written) // never lowered
 	w.rows, w.updates = nil, nil
 	w.mu.Unlock()
 	if len(rows) == 0 && len(updates) == 0 && confirmed <= w.written {
@@ -444,6 +455,7 @@ func (w *indexWriter) commit(rows, updates []*row, confirmed uint64, seq *uint64
 	}
 	defer tx.Rollback()
 	inserted := make(map[[32]byte]bool, len(rows))
+	corrections := len(updates)
 	if confirmed > w.written {
 		if _, err := tx.ExecContext(ctx, w.db.Q(`UPDATE log_state SET reconciled = ? WHERE log = ?`), int64(confirmed), w.origin); err != nil {
 			return nil, err
@@ -451,13 +463,22 @@ func (w *indexWriter) commit(rows, updates []*row, confirmed uint64, seq *uint64
 	}
 	if !w.db.Postgres {
 		first := *seq
-		err := w.commitSQLite(ctx, tx, rows, updates, inserted, seq)
+		err := w.commitSQLite(ctx, tx, rows, updates, inserted, seq, max(confirmed, w.written))
 		if err != nil {
 			*seq = first // nothing was inserted
 			return nil, err
 		}
 		w.written = max(w.written, confirmed)
 		w.corrected.Add(int64(len(updates)))
+		// The rows just inserted with predictions are not yet placed: the
+		// confirmed position stays below them until the tree places them.
+		w.mu.Lock()
+		for _, r := range rows {
+			if r.predicted && inserted[r.digest] {
+				w.pending[r] = r.pred
+			}
+		}
+		w.mu.Unlock()
 		return inserted, nil
 	}
 	// PostgreSQL: multi-row statements, one round trip per 100 rows.
@@ -511,7 +532,7 @@ func (w *indexWriter) commit(rows, updates []*row, confirmed uint64, seq *uint64
 		return nil, err
 	}
 	w.written = max(w.written, confirmed)
-	w.corrected.Add(int64(len(updates)))
+	w.corrected.Add(int64(corrections))
 	return inserted, nil
 }
 
@@ -543,7 +564,7 @@ const yieldEvery = 200 * time.Microsecond
 // commitSQLite inserts rows (with their predicted positions) and records
 // leaf positions within tx with the prepared statements, noting the
 // digests of the rows it inserted.
-func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, updates []*row, inserted map[[32]byte]bool, seq *uint64) error {
+func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, updates []*row, inserted map[[32]byte]bool, seq *uint64, floor uint64) error {
 	if w.insert == nil {
 		ins, err := w.db.PrepareContext(ctx, sqliteInsert)
 		if err != nil {
@@ -569,9 +590,11 @@ func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, update
 		for _, r := range rows {
 			var leaf any // NULL: the position is recorded once the tree gives it
 			r.predicted = false
-			if w.predict {
-				r.pred = uint64(base + int64(*seq+1))
-				leaf = int64(r.pred)
+			// A prediction below the confirmed position would break its
+			// promise until the tree places the row: none is made then.
+			if p := base + int64(*seq+1); w.predict && p >= int64(floor) {
+				r.pred = uint64(p)
+				leaf = p
 			}
 			res, err := ins.ExecContext(bg, w.origin, r.digest[:], leaf, r.rec.XRoadID, r.rec.Side, r.rec.Kind, r.requestAt(), r.data, r.rec.Bodies)
 			if err != nil {
@@ -584,8 +607,8 @@ func (w *indexWriter) commitSQLite(ctx context.Context, tx *sql.Tx, rows, update
 				return err
 			} else if n == 1 {
 				inserted[r.digest] = true
+				r.predicted = leaf != nil
 				if w.predict {
-					r.predicted = true
 					*seq++
 				}
 			}

@@ -1,9 +1,16 @@
 package msglog
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/transparency-dev/tessera"
 )
 
 // appendConcurrently appends n records from as many goroutines and waits
@@ -94,4 +101,75 @@ func TestMispredictedPositionsCorrected(t *testing.T) {
 		t.Fatal(err)
 	}
 	verifyPlaced(t, dir, 300)
+}
+
+// A row whose append fails while later rows' appends succeed keeps its
+// prediction, which the tree then gave to another row: the confirmed
+// position stays below it until the tree places the row, so that a stop
+// meanwhile leaves it to the next start, which appends it.
+func TestFailedAppendStaysUnconfirmed(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	a := testRecord(1)
+	b, err := a.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	da := recordDigest(b)
+	var failing atomic.Bool
+	failing.Store(true)
+	add := l.add
+	l.add = func(ctx context.Context, e *tessera.Entry) tessera.IndexFuture {
+		if failing.Load() && bytes.Equal(e.Data(), da[:]) {
+			return func() (tessera.Index, error) { return tessera.Index{}, errors.New("injected append failure") }
+		}
+		return add(ctx, e)
+	}
+	if err := l.Append(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 3; i++ {
+		if err := l.Append(t.Context(), testRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The other two become leaves 0 and 1, the positions predicted for
+	// the first two rows.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := l.idx.sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := l.reader.IntegratedSize(t.Context()); n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other rows did not become leaves")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := l.idx.sync(t.Context()); err != nil { // their positions
+		t.Fatal(err)
+	}
+	var leaf sql.NullInt64
+	if err := l.db.QueryRowContext(t.Context(), `SELECT leaf_index FROM records WHERE digest = ?`, da[:]).Scan(&leaf); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := confirmedPositions(t, l); leaf.Valid && leaf.Int64 < c {
+		t.Fatalf("the failing row holds position %d below the confirmed position %d", leaf.Int64, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l.Close(ctx) // reports the failing append; the row stays in the index
+
+	l = openTest(t, dir)
+	if err := l.Append(t.Context(), testRecord(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	verifyPlaced(t, dir, 4)
 }

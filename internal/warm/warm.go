@@ -127,6 +127,8 @@ func run(j *job) (ok bool) {
 	returned := false
 	defer func() {
 		if !returned {
+			// recover returns nil for runtime.Goexit (and, only under
+			// GODEBUG=panicnil=1, for panic(nil), taken for Goexit here).
 			if v := recover(); v != nil {
 				j.panicked, j.stack = v, debug.Stack()
 				ok = true // the panic is recovered: the worker goes on
