@@ -174,6 +174,16 @@ var ErrPurged = errors.New("the record with this X-Road-Id was purged under the 
 // findRecord looks the record up in the index and returns it with its
 // leaf index, which must be within the checkpoint's tree.
 func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileFetcher, size uint64, xroadID string) ([]byte, uint64, error) {
+	// The confirmed position first: it only grows, and below it every
+	// leaf has its row's position recorded, so that a row read after it
+	// whose position is not right has its leaf at or above it.
+	var from int64
+	switch err := db.QueryRowContext(ctx, db.Q(`SELECT reconciled FROM log_state WHERE log = ?`), origin).Scan(&from); {
+	case errors.Is(err, sql.ErrNoRows):
+		from = 0
+	case err != nil:
+		return nil, 0, fmt.Errorf("record index: %w", err)
+	}
 	var data, digest []byte
 	var leaf sql.NullInt64
 	err := db.QueryRowContext(ctx, db.Q(`SELECT record, digest, leaf_index FROM records WHERE log = ? AND x_road_id = ? AND kind = ? ORDER BY request_at LIMIT 1`), origin, xroadID, KindExchange).Scan(&data, &digest, &leaf)
@@ -199,14 +209,7 @@ func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileF
 	}
 	// Otherwise the position is not yet recorded, or not yet right: the
 	// record's leaf, if it is one, lies at or above the confirmed
-	// position, below which every leaf has its row's position recorded.
-	var from int64
-	switch err := db.QueryRowContext(ctx, db.Q(`SELECT reconciled FROM log_state WHERE log = ?`), origin).Scan(&from); {
-	case errors.Is(err, sql.ErrNoRows):
-		from = 0
-	case err != nil:
-		return nil, 0, fmt.Errorf("record index: %w", err)
-	}
+	// position read above.
 	for b := uint64(from) / layout.EntryBundleWidth; b*layout.EntryBundleWidth < size; b++ {
 		raw, err := f.ReadEntryBundle(ctx, b, layout.PartialTileSize(0, b, size))
 		if err != nil {

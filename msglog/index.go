@@ -365,6 +365,9 @@ func (w *indexWriter) flush(now bool) error {
 		return nil
 	}
 	rows, updates, confirmed := w.rows, w.updates, w.confirmed
+	// The tree has given every position below w.confirmed: a prediction
+	// there is wrong before it is made.
+	floor := w.confirmed
 	for _, p := range w.pending {
 		confirmed = min(confirmed, p)
 	}
@@ -380,7 +383,7 @@ func (w *indexWriter) flush(now bool) error {
 	if w.predict {
 		seq = w.handed()
 	}
-	inserted, err := w.commit(rows, updates, confirmed, &seq)
+	inserted, err := w.commit(rows, updates, confirmed, floor, &seq)
 	var failed []*row
 	done := rows
 	if err != nil {
@@ -394,7 +397,7 @@ func (w *indexWriter) flush(now bool) error {
 				failed = append(failed, r)
 				continue
 			}
-			ins, rerr := w.commit([]*row{r}, nil, 0, &seq)
+			ins, rerr := w.commit([]*row{r}, nil, 0, floor, &seq)
 			if rerr != nil {
 				failed = append(failed, r)
 				misses++
@@ -445,8 +448,9 @@ func (w *indexWriter) flush(now bool) error {
 // commit inserts rows and records leaf indexes in one transaction, and
 // confirmed when it is news; it returns the digests of the rows it
 // inserted. seq is the sequence number of the last row inserted before
-// (predictions), advanced for each row inserted now when they are.
-func (w *indexWriter) commit(rows, updates []*row, confirmed uint64, seq *uint64) (map[[32]byte]bool, error) {
+// (predictions), advanced for each row inserted now when they are; no
+// position below floor, nor below confirmed, is predicted.
+func (w *indexWriter) commit(rows, updates []*row, confirmed, floor uint64, seq *uint64) (map[[32]byte]bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tx, err := w.db.BeginTx(ctx, nil)
@@ -463,7 +467,7 @@ func (w *indexWriter) commit(rows, updates []*row, confirmed uint64, seq *uint64
 	}
 	if !w.db.Postgres {
 		first := *seq
-		err := w.commitSQLite(ctx, tx, rows, updates, inserted, seq, max(confirmed, w.written))
+		err := w.commitSQLite(ctx, tx, rows, updates, inserted, seq, max(confirmed, w.written, floor))
 		if err != nil {
 			*seq = first // nothing was inserted
 			return nil, err

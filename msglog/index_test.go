@@ -90,7 +90,7 @@ func TestIndexMigration(t *testing.T) {
 		fr := &row{digest: recordDigest(fb), rec: fresh, data: fb}
 		recs[2].leaf = 2
 		var seq uint64
-		got, err := w.commit([]*row{recs[1], recs[2], fr}, []*row{recs[2]}, 0, &seq)
+		got, err := w.commit([]*row{recs[1], recs[2], fr}, []*row{recs[2]}, 0, 0, &seq)
 		if err != nil {
 			t.Fatal(err)
 		}

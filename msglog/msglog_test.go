@@ -403,7 +403,7 @@ func benchIndexCommit(b *testing.B, dsn string) {
 	var batch, updates []*row
 	leaf := uint64(0)
 	commit := func() {
-		if _, err := w.commit(batch, updates, 0, &seq); err != nil {
+		if _, err := w.commit(batch, updates, 0, 0, &seq); err != nil {
 			b.Fatal(err)
 		}
 		updates = updates[:0]

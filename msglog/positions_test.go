@@ -5,6 +5,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,4 +174,144 @@ func TestFailedAppendStaysUnconfirmed(t *testing.T) {
 		t.Fatal(err)
 	}
 	verifyPlaced(t, dir, 4)
+}
+
+// checkConfirmed checks, in one read of the index, what the confirmed
+// position promises: every leaf below it has its row's position recorded
+// (and no two rows share one).
+func checkConfirmed(ctx context.Context, l *Log) error {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var confirmed int64
+	if err := tx.QueryRowContext(ctx, `SELECT reconciled FROM log_state WHERE log = ?`, l.origin).Scan(&confirmed); err != nil {
+		return err
+	}
+	rs, err := tx.QueryContext(ctx, `SELECT digest, leaf_index FROM records WHERE log = ? AND leaf_index < ?`, l.origin, confirmed)
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	at := map[int64][]byte{}
+	for rs.Next() {
+		var d []byte
+		var p int64
+		if err := rs.Scan(&d, &p); err != nil {
+			return err
+		}
+		if _, twice := at[p]; twice {
+			return fmt.Errorf("confirmed %d: two rows at position %d", confirmed, p)
+		}
+		at[p] = d
+	}
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return err
+	}
+	if uint64(confirmed) > size {
+		return fmt.Errorf("confirmed %d beyond the tree's %d leaves", confirmed, size)
+	}
+	eb := entryBundles{rd: l.reader, size: size}
+	for p := range confirmed {
+		e, err := eb.entry(ctx, uint64(p))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(e, at[p]) {
+			return fmt.Errorf("confirmed %d: leaf %d has no row placed there", confirmed, p)
+		}
+	}
+	return nil
+}
+
+// Appends that fail at random, some once, some until the end, while
+// records keep coming: the confirmed position keeps its promise
+// throughout, and after a restart every acknowledged record is a leaf
+// with its position.
+func TestConfirmedPositionUnderFailingAppends(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	var mu sync.Mutex
+	failures := map[[32]byte]int{} // failures still to come, by digest
+	rng := rand.New(rand.NewPCG(1, 2))
+	var healed atomic.Bool
+	add := l.add
+	l.add = func(ctx context.Context, e *tessera.Entry) tessera.IndexFuture {
+		k := [32]byte(e.Data())
+		mu.Lock()
+		n, seen := failures[k]
+		if !seen {
+			switch r := rng.IntN(40); {
+			case r == 0:
+				n = 1 << 30 // until healed
+			case r < 4:
+				n = 1 + rng.IntN(3)
+			}
+		}
+		fail := n > 0 && !healed.Load()
+		if fail {
+			n--
+		}
+		failures[k] = n
+		mu.Unlock()
+		if fail {
+			return func() (tessera.Index, error) { return tessera.Index{}, errors.New("injected append failure") }
+		}
+		return add(ctx, e)
+	}
+	stop := make(chan struct{})
+	checked := make(chan error, 1)
+	go func() {
+		var err error
+		for err == nil {
+			select {
+			case <-stop:
+				checked <- nil
+				return
+			case <-time.After(3 * time.Millisecond):
+			}
+			err = checkConfirmed(t.Context(), l)
+		}
+		checked <- err
+	}()
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 60 {
+				// Refusals while the tree cannot be extended are expected.
+				if l.Append(t.Context(), testRecord(g*1000+i)) == nil {
+					acked.Add(1)
+				}
+				time.Sleep(time.Duration(g*97+i*31) % 2000 * time.Microsecond)
+			}
+		})
+	}
+	wg.Wait()
+	healed.Store(true)
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	if err := <-checked; err != nil {
+		t.Fatal(err)
+	}
+	if err := l.idx.sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkConfirmed(t.Context(), l); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if acked.Load() == 0 {
+		t.Fatal("no record was acknowledged")
+	}
+	verifyPlaced(t, dir, uint64(acked.Load()))
 }

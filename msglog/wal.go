@@ -616,7 +616,7 @@ func replayWAL(ctx context.Context, dir string, db *store.DB, origin string, log
 		for rows := s.rows; len(rows) > 0; {
 			n := min(len(rows), 500)
 			var seq uint64 // no predictions here: replayed rows are placed by reconcile
-			ins, err := w.commit(rows[:n], nil, 0, &seq)
+			ins, err := w.commit(rows[:n], nil, 0, 0, &seq)
 			if err != nil {
 				return total, wf.last, fmt.Errorf("commit %s to the index: %w", s.path, err)
 			}
