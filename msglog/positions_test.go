@@ -62,6 +62,19 @@ func verifyPlaced(t *testing.T, dir string, leaves uint64) {
 	}
 }
 
+// closeConfirmed checks that a running log with n leaves has confirmed
+// every position, closes it and verifies it.
+func closeConfirmed(t *testing.T, l *Log, dir string, n int64) {
+	t.Helper()
+	if c, u := confirmedPositions(t, l); c != n || u != 0 {
+		t.Errorf("while running: confirmed position %d with %d rows unconfirmed, want %d and 0", c, u, n)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	verifyPlaced(t, dir, uint64(n))
+}
+
 // Rows are inserted with the positions their leaves take: none is
 // written a second time, and the confirmed position follows the tree
 // while the log runs.
@@ -72,13 +85,7 @@ func TestPositionsPredicted(t *testing.T) {
 	if n := l.idx.corrected.Load(); n != 0 {
 		t.Errorf("%d positions written after their rows, want 0", n)
 	}
-	if c, u := confirmedPositions(t, l); c != 300 || u != 0 {
-		t.Errorf("while running: confirmed position %d with %d rows unconfirmed, want 300 and 0", c, u)
-	}
-	if err := l.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	verifyPlaced(t, dir, 300)
+	closeConfirmed(t, l, dir, 300)
 }
 
 // Wrong predictions are corrected from the positions the tree gives, and
@@ -96,13 +103,7 @@ func TestMispredictedPositionsCorrected(t *testing.T) {
 	if n := l.idx.corrected.Load(); n != first {
 		t.Errorf("%d more positions corrected after the first batch, want 0", n-first)
 	}
-	if c, u := confirmedPositions(t, l); c != 300 || u != 0 {
-		t.Errorf("confirmed position %d with %d rows unconfirmed, want 300 and 0", c, u)
-	}
-	if err := l.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	verifyPlaced(t, dir, 300)
+	closeConfirmed(t, l, dir, 300)
 }
 
 // A row whose append fails while later rows' appends succeed keeps its
