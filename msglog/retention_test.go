@@ -187,28 +187,25 @@ func TestReconcileAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	late := testRecord(999)
-	late.XRoadID = "late-1"
-	b, err := late.marshal()
-	if err != nil {
-		t.Fatal(err)
+	late := func(i int, id string) (*Record, []byte, [32]byte) {
+		r := testRecord(i)
+		r.XRoadID = id
+		b, err := r.marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, b, recordDigest(b)
 	}
-	d := recordDigest(b)
+	late1, b, d := late(999, "late-1")
 	// A record acknowledged and inserted with a predicted position, whose
 	// leaf was not appended before the stop.
-	late2 := testRecord(998)
-	late2.XRoadID = "late-2"
-	b2, err := late2.marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d2 := recordDigest(b2)
+	late2, b2, d2 := late(998, "late-2")
 	for _, q := range []struct {
 		sql  string
 		args []any
 	}{
 		{`UPDATE records SET leaf_index = NULL WHERE x_road_id IN ('id-3', 'id-41')`, nil},
-		{`INSERT INTO records (log, digest, x_road_id, side, kind, request_at, record) VALUES ((SELECT log FROM records LIMIT 1), ?, 'late-1', 'consumer', 'exchange', ?, ?)`, []any{d[:], late.RequestAt.UnixMilli(), b}},
+		{`INSERT INTO records (log, digest, x_road_id, side, kind, request_at, record) VALUES ((SELECT log FROM records LIMIT 1), ?, 'late-1', 'consumer', 'exchange', ?, ?)`, []any{d[:], late1.RequestAt.UnixMilli(), b}},
 		// Predictions the tree did not follow: two rows' positions
 		// swapped, one past the tree.
 		{`UPDATE records SET leaf_index = (SELECT sum(leaf_index) FROM records WHERE x_road_id IN ('id-5', 'id-6')) - leaf_index WHERE x_road_id IN ('id-5', 'id-6')`, nil},
