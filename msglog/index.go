@@ -473,7 +473,7 @@ func (w *indexWriter) commit(rows, updates []*row, confirmed, floor uint64, seq 
 			return nil, err
 		}
 		w.written = max(w.written, confirmed)
-		w.corrected.Add(int64(len(updates)))
+		w.corrected.Add(int64(corrections))
 		// The rows just inserted with predictions are not yet placed: the
 		// confirmed position stays below them until the tree places them.
 		w.mu.Lock()
