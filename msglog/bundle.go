@@ -21,8 +21,6 @@ import (
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/tessera/api"
-	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
@@ -197,8 +195,8 @@ func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileF
 	}
 	// A position may be a prediction not yet confirmed (indexWriter): it
 	// is the record's when the tree holds its digest there.
+	eb := entryBundles{rd: f, size: size}
 	if leaf.Valid && uint64(leaf.Int64) < size {
-		eb := entryBundles{rd: f, size: size}
 		e, err := eb.entry(ctx, uint64(leaf.Int64))
 		if err != nil {
 			return nil, 0, err
@@ -210,19 +208,13 @@ func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileF
 	// Otherwise the position is not yet recorded, or not yet right: the
 	// record's leaf, if it is one, lies at or above the confirmed
 	// position read above.
-	for b := uint64(from) / layout.EntryBundleWidth; b*layout.EntryBundleWidth < size; b++ {
-		raw, err := f.ReadEntryBundle(ctx, b, layout.PartialTileSize(0, b, size))
+	for pos := uint64(from); pos < size; pos++ {
+		e, err := eb.entry(ctx, pos)
 		if err != nil {
-			return nil, 0, fmt.Errorf("read entry bundle %d: %w", b, err)
+			return nil, 0, err
 		}
-		var eb api.EntryBundle
-		if err := eb.UnmarshalText(raw); err != nil {
-			return nil, 0, fmt.Errorf("entry bundle %d: %w", b, err)
-		}
-		for i, e := range eb.Entries {
-			if bytes.Equal(e, digest) {
-				return data, b*layout.EntryBundleWidth + uint64(i), nil
-			}
+		if bytes.Equal(e, digest) {
+			return data, pos, nil
 		}
 	}
 	return nil, 0, fmt.Errorf("the record is not yet in the latest checkpoint (tree size %d); export again in a second", size)

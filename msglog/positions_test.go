@@ -7,6 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -315,4 +319,43 @@ func TestConfirmedPositionUnderFailingAppends(t *testing.T) {
 		t.Fatal("no record was acknowledged")
 	}
 	verifyPlaced(t, dir, uint64(acked.Load()))
+}
+
+// Export finds a record whose stored position is not its leaf's (a
+// prediction not yet corrected) by searching the tree from the confirmed
+// position, and proves the leaf it is at.
+func TestExportSearchesPastAWrongPosition(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 0, 20)
+	db, err := OpenIndex(t.Context(), dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaf int64
+	if err := db.QueryRow(`SELECT leaf_index FROM records WHERE x_road_id = 'id-7'`).Scan(&leaf); err != nil {
+		t.Fatal(err)
+	}
+	// Two rows' positions swapped, with the confirmed position moved back
+	// to the lower of them, as a stop before the corrections committed
+	// would leave them.
+	for _, q := range []string{
+		`UPDATE log_state SET reconciled = (SELECT min(leaf_index) FROM records WHERE x_road_id IN ('id-7', 'id-8'))`,
+		`UPDATE records SET leaf_index = (SELECT sum(leaf_index) FROM records WHERE x_road_id IN ('id-7', 'id-8')) - leaf_index WHERE x_road_id IN ('id-7', 'id-8')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	out := t.TempDir()
+	if err := Export(t.Context(), dir, "", "id-7", out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, bundleLeafIndex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != strconv.FormatInt(leaf, 10) {
+		t.Errorf("exported at leaf %s, want %d", got, leaf)
+	}
 }
