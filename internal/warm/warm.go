@@ -23,7 +23,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 )
 
 // ballast is the stack a waiting worker keeps in use: stacks up to four
@@ -33,27 +32,70 @@ const ballast = 8 << 10
 // Pool runs handlers on warm goroutines. The zero Pool is not usable:
 // see New.
 type Pool struct {
-	jobs    chan *job
-	quit    chan struct{}
-	maxIdle int32
-	idle    atomic.Int32
-	once    sync.Once
+	maxIdle int
+
+	mu     sync.Mutex
+	idle   []*worker // waiting workers; the last one served most recently
+	closed bool
+}
+
+// A worker waits for its next job on its own channel. The channel holds
+// one job, so handing a job over never blocks; Close closes it.
+type worker struct {
+	jobs chan *job
 }
 
 // New returns a pool that keeps at most maxIdle workers waiting; a
 // worker that finishes when that many wait ends.
 func New(maxIdle int) *Pool {
-	return &Pool{jobs: make(chan *job), quit: make(chan struct{}), maxIdle: int32(max(maxIdle, 1))}
+	return &Pool{maxIdle: max(maxIdle, 1)}
 }
 
 // Close ends the waiting workers. Handlers under way finish; a Pool
 // used after Close still serves, each request on a goroutine of its own.
 func (p *Pool) Close() {
-	p.once.Do(func() { close(p.quit) })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for i, w := range p.idle {
+		close(w.jobs)
+		p.idle[i] = nil
+	}
+	p.idle = nil
 }
 
 // Idle reports how many workers wait for a request.
-func (p *Pool) Idle() int { return int(p.idle.Load()) }
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// take removes and returns the worker that waited last, or nil.
+func (p *Pool) take() *worker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	w := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	return w
+}
+
+// park adds w to the waiting workers and reports whether it was added:
+// not when the pool is closed or maxIdle workers wait already.
+func (p *Pool) park(w *worker) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.idle) >= p.maxIdle {
+		return false
+	}
+	p.idle = append(p.idle, w)
+	return true
+}
 
 type job struct {
 	h    http.Handler
@@ -73,10 +115,10 @@ type job struct {
 func (p *Pool) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		j := &job{h: h, w: w, r: r, done: make(chan struct{})}
-		select {
-		case p.jobs <- j:
-		default:
-			go p.worker(j)
+		if wk := p.take(); wk != nil {
+			wk.jobs <- j
+		} else {
+			go p.start(j)
 		}
 		<-j.done
 		switch {
@@ -93,10 +135,10 @@ func (p *Pool) Handler(h http.Handler) http.Handler {
 	})
 }
 
-// worker holds the ballast in its frame and serves below it.
+// start holds the ballast in its frame and serves below it.
 //
 //go:noinline
-func (p *Pool) worker(j *job) {
+func (p *Pool) start(j *job) {
 	var b [ballast]byte
 	p.serve(j, &b)
 }
@@ -104,41 +146,34 @@ func (p *Pool) worker(j *job) {
 //go:noinline
 func (p *Pool) serve(j *job, b *[ballast]byte) {
 	b[0] = 1 // the ballast is used: the compiler keeps it
-	for {
-		if !run(j) {
-			return // the handler called runtime.Goexit: this goroutine ends
-		}
-		if p.idle.Add(1) > p.maxIdle {
-			p.idle.Add(-1)
+	w := &worker{jobs: make(chan *job, 1)}
+	for j != nil {
+		if !p.run(j, w) {
 			return
 		}
-		select {
-		case j = <-p.jobs:
-			p.idle.Add(-1)
-		case <-p.quit:
-			p.idle.Add(-1)
-			return
-		}
+		j = <-w.jobs // nil once Close closed the channel
 	}
 }
 
-// run serves one job and reports whether the worker may go on.
-func run(j *job) (ok bool) {
+// run serves one job and reports whether the worker waits for another.
+// The worker joins the waiting ones before the caller is released, so
+// that a caller's next request finds it.
+func (p *Pool) run(j *job, w *worker) (wait bool) {
 	returned := false
 	defer func() {
-		if !returned {
+		if returned {
+			wait = p.park(w)
+		} else if v := recover(); v != nil {
 			// recover returns nil for runtime.Goexit (and, only under
 			// GODEBUG=panicnil=1, for panic(nil), taken for Goexit here).
-			if v := recover(); v != nil {
-				j.panicked, j.stack = v, debug.Stack()
-				ok = true // the panic is recovered: the worker goes on
-			} else {
-				j.goexit = true
-			}
+			j.panicked, j.stack = v, debug.Stack()
+			wait = p.park(w) // the panic is recovered: the worker goes on
+		} else {
+			j.goexit = true // this goroutine ends
 		}
 		close(j.done)
 	}()
 	j.h.ServeHTTP(j.w, j.r)
 	returned = true
-	return true
+	return false
 }

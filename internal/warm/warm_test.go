@@ -99,6 +99,42 @@ func TestRequestsRunConcurrently(t *testing.T) {
 	waitIdle(t, p, 0)
 }
 
+// One request after another is served by one worker: the worker waits
+// again before its caller is released, so the next request finds it.
+func TestSequentialRequestsShareOneWorker(t *testing.T) {
+	p := New(4)
+	defer p.Close()
+	h := p.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for i := range 500 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+		if n := p.Idle(); n != 1 {
+			t.Fatalf("after request %d: %d idle workers, want 1", i+1, n)
+		}
+	}
+}
+
+// A worker that finishes after Close ends instead of waiting.
+func TestWorkerEndsAfterClose(t *testing.T) {
+	p := New(4)
+	release := make(chan struct{})
+	h := p.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	done := make(chan struct{})
+	go func() {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+		close(done)
+	}()
+	p.Close()
+	close(release)
+	<-done
+	if n := p.Idle(); n != 0 {
+		t.Fatalf("idle workers after Close: %d, want 0", n)
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)) // still serves
+	if n := p.Idle(); n != 0 {
+		t.Fatalf("idle workers after a request past Close: %d, want 0", n)
+	}
+}
+
 // recovered serves one request and returns what the calling goroutine
 // panicked with.
 func recovered(h http.Handler) (v any) {
@@ -128,7 +164,9 @@ func TestPanicsReachTheCaller(t *testing.T) {
 	if err, _ := recovered(h).(error); !errors.Is(err, sentinel) {
 		t.Fatalf("an error panic came back as %v", err)
 	}
-	waitIdle(t, p, 1) // the worker survived all three
+	if n := p.Idle(); n != 1 {
+		t.Fatalf("idle workers: %d, want 1 (the worker survived all three)", n)
+	}
 	ok := p.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }))
 	rec := httptest.NewRecorder()
 	ok.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
