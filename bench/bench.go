@@ -26,6 +26,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/internal/procs"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/sandbox"
@@ -69,6 +70,10 @@ type Options struct {
 	// Ps in our runs. The open-loop latency measurement runs both with
 	// Procs: the floor's tail was the shorter with it.
 	Procs int
+	// PeerProtocol is what the gateways speak to each other, and the
+	// floor's proxies to each other: "http/1.1" (the gateway's default)
+	// or "h2".
+	PeerProtocol string
 }
 
 // Report is what a run measured.
@@ -107,10 +112,13 @@ type Config struct {
 	// ProcsFloor and ProcsSampan are the Ps (GOMAXPROCS) of the closed
 	// loop's floor and Sampan measurements; the open loop runs both with
 	// ProcsSampan.
-	ProcsFloor  int    `json:"procs_floor"`
-	ProcsSampan int    `json:"procs_sampan"`
-	Sampan      string `json:"sampan"`
-	Note        string `json:"note"`
+	ProcsFloor  int `json:"procs_floor"`
+	ProcsSampan int `json:"procs_sampan"`
+	// PeerProtocol is spoken between the gateways, and between the
+	// floor's two proxies.
+	PeerProtocol string `json:"peer_protocol"`
+	Sampan       string `json:"sampan"`
+	Note         string `json:"note"`
 }
 
 func (o *Options) defaults() {
@@ -171,6 +179,12 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.Procs < 1 || o.Procs > 1024 {
 		return nil, fmt.Errorf("procs: %d is not between 1 and 1024", o.Procs)
 	}
+	if o.PeerProtocol == "" {
+		o.PeerProtocol = gateway.PeerHTTP1
+	}
+	if o.PeerProtocol != gateway.PeerHTTP1 && o.PeerProtocol != gateway.PeerHTTP2 {
+		return nil, fmt.Errorf("peer protocol: %q is neither %q nor %q", o.PeerProtocol, gateway.PeerHTTP1, gateway.PeerHTTP2)
+	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	floorProcs := procs.Default()
 	if o.CPUProfile != "" && o.Rounds != 1 {
@@ -196,8 +210,8 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	ld := &load{conns: o.Connections, duration: per, maxRequests: o.MaxRequests, body: body}
 	rep := &Report{Config: Config{
 		Rounds: o.Rounds, DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Connections: o.Connections, BodyBytes: o.BodySize,
-		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), ProcsFloor: floorProcs, ProcsSampan: o.Procs,
-		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (HTTP/2), request and response signed and verified (in batches while the process is busy), access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (write-ahead segments, SQLite record index, Merkle tiles) on both gateways",
+		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), ProcsFloor: floorProcs, ProcsSampan: o.Procs, PeerProtocol: o.PeerProtocol,
+		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (" + o.PeerProtocol + "), request and response signed and verified (in batches while the process is busy), access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (write-ahead segments, SQLite record index, Merkle tiles) on both gateways",
 		Note:   "load generator, backend, proxies and gateways share this process and its CPUs; loopback only; floor and Sampan alternate in rounds",
 	}}
 
@@ -225,7 +239,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	backendAll, _ := measure("backend", "http://"+backend.Addr().String()+"/echo", nil, floorProcs, o.Warmup, o.Duration)
 	rep.Backend = backendAll.result()
 
-	floorURL, closeFloor, err := startFloor("http://" + backend.Addr().String())
+	floorURL, closeFloor, err := startFloor("http://"+backend.Addr().String(), o.PeerProtocol)
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +255,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		dir = filepath.Join(tmp, "sandbox")
 	}
 	sb, err := sandbox.Start(ctx, sandbox.Options{
+		PeerProtocol: o.PeerProtocol,
 		Dir:          dir,
 		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 		WrapBackends: func(http.Handler) http.Handler { return http.HandlerFunc(echo) },
@@ -547,10 +562,11 @@ func serve(h http.Handler, tc *tls.Config) (net.Listener, error) {
 }
 
 // startFloor chains two standard-library reverse proxies in front of the
-// backend: the first takes plain HTTP and forwards over mutual TLS 1.3
-// (HTTP/2) to the second, which forwards to the backend. No signing, no
+// backend: the first takes plain HTTP and forwards over mutual TLS 1.3,
+// speaking proto as the gateways do to each other, to the second, which
+// forwards to the backend. No signing, no
 // logging, no policy: the least any secure exchange must cost.
-func startFloor(backend string) (string, func(), error) {
+func startFloor(backend, proto string) (string, func(), error) {
 	ca, err := pki.NewCA("bench floor CA")
 	if err != nil {
 		return "", nil, err
@@ -581,7 +597,10 @@ func startFloor(backend string) (string, func(), error) {
 	inner := httputil.NewSingleHostReverseProxy(bu)
 	inner.ErrorLog = quiet
 	inner.Transport = &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
-	innerLn, err := serve(inner, &tls.Config{
+	innerLn, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		floorLink(r.Proto)
+		inner.ServeHTTP(w, r)
+	}), &tls.Config{
 		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{serverCert},
 		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: roots, NextProtos: []string{"h2", "http/1.1"},
 	})
@@ -592,8 +611,8 @@ func startFloor(backend string) (string, func(), error) {
 	outer := httputil.NewSingleHostReverseProxy(iu)
 	outer.ErrorLog = quiet
 	outer.Transport = &http.Transport{
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{clientCert}},
-		ForceAttemptHTTP2:   true,
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{clientCert}, NextProtos: []string{proto}},
+		ForceAttemptHTTP2:   proto == gateway.PeerHTTP2,
 		MaxIdleConnsPerHost: 256,
 		DisableCompression:  true,
 	}
@@ -604,6 +623,10 @@ func startFloor(backend string) (string, func(), error) {
 	}
 	return "http://" + outerLn.Addr().String(), func() { outerLn.Close(); innerLn.Close() }, nil
 }
+
+// floorLink sees the protocol of each request between the floor's
+// proxies (for tests).
+var floorLink = func(proto string) {}
 
 // usage is what the process used over a measurement.
 type usage struct {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,6 +34,9 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	}
 	// Sampan runs with the gateway's Ps, the floor with Go's default; the
 	// process gets its own setting back.
+	if rep.Config.PeerProtocol != "http/1.1" || !strings.Contains(rep.Config.Sampan, "(http/1.1)") {
+		t.Errorf("peer protocol %q in %q, want the gateway's default, http/1.1", rep.Config.PeerProtocol, rep.Config.Sampan)
+	}
 	if c := rep.Config; c.ProcsSampan != procs.Gateway() || c.ProcsFloor != procs.Default() || runtime.GOMAXPROCS(0) != before {
 		t.Errorf("Ps: floor %d, sampan %d, after the run %d; want %d, %d, %d", c.ProcsFloor, c.ProcsSampan, runtime.GOMAXPROCS(0), procs.Default(), procs.Gateway(), before)
 	}
@@ -125,6 +130,38 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	}
 }
 
+// The floor's proxies speak to each other what the gateways do.
+func TestFloorSpeaksThePeerProtocol(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(echo))
+	defer backend.Close()
+	for proto, want := range map[string]string{"http/1.1": "HTTP/1.1", "h2": "HTTP/2.0"} {
+		var mu sync.Mutex
+		var saw []string
+		floorLink = func(p string) {
+			mu.Lock()
+			saw = append(saw, p)
+			mu.Unlock()
+		}
+		url, stop, err := startFloor(backend.URL, proto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(url+"/echo", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		stop()
+		mu.Lock()
+		if resp.StatusCode != 200 || string(b) != "hello" || !slices.Equal(saw, []string{want}) {
+			t.Errorf("%s: %d %q, the proxies spoke %v; want 200, the body echoed, %s", proto, resp.StatusCode, b, saw, want)
+		}
+		mu.Unlock()
+	}
+	floorLink = func(string) {}
+}
+
 // TestAlternate: rounds run floor, Sampan, Sampan, floor, …, and each
 // measurement comes back in its own target's list, in round order; an
 // error stops the rounds.
@@ -167,6 +204,9 @@ func TestRunRefusesBadOptions(t *testing.T) {
 	}
 	if _, err := Run(t.Context(), Options{Procs: -1}, io.Discard); err == nil {
 		t.Error("negative Ps accepted")
+	}
+	if _, err := Run(t.Context(), Options{PeerProtocol: "h3"}, io.Discard); err == nil {
+		t.Error("an unknown peer protocol accepted")
 	}
 	if _, err := Run(t.Context(), Options{Rounds: -2}, io.Discard); err == nil {
 		t.Error("negative rounds accepted")

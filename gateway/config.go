@@ -43,6 +43,11 @@ type Config struct {
 	// PeerTimeout bounds waiting for a provider gateway's response headers.
 	// Default 60s.
 	PeerTimeout cfg.Duration `json:"peer_timeout"`
+	// PeerProtocol is what this gateway speaks to provider gateways over
+	// mutual TLS: "http/1.1" (default; a pool of connections, one
+	// exchange on each at a time) or "h2" (HTTP/2: exchanges multiplexed
+	// on one connection). A gateway answers either.
+	PeerProtocol string `json:"peer_protocol"`
 	// TimestampInterval is how often the message log's checkpoint is
 	// time-stamped by the authority (default 60s); TimestampGrace how long
 	// the gateway serves without a fresh time-stamp (default 4h).
@@ -53,6 +58,13 @@ type Config struct {
 
 	dir string // directory of the configuration file
 }
+
+// The protocols a gateway may speak to provider gateways (their ALPN
+// names).
+const (
+	PeerHTTP1 = "http/1.1"
+	PeerHTTP2 = "h2"
+)
 
 // Service maps a service code to a backend and says who may call it.
 type Service struct {
@@ -150,6 +162,9 @@ func (c *Config) SetDefaults() {
 	if c.PeerTimeout == 0 {
 		c.PeerTimeout = cfg.Duration(60 * time.Second)
 	}
+	if c.PeerProtocol == "" {
+		c.PeerProtocol = PeerHTTP1
+	}
 	if c.TimestampInterval == 0 {
 		c.TimestampInterval = cfg.Duration(60 * time.Second)
 	}
@@ -194,6 +209,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PeerTimeout.D() <= 0 {
 		return errors.New("peer_timeout: must be positive")
+	}
+	if c.PeerProtocol != PeerHTTP1 && c.PeerProtocol != PeerHTTP2 {
+		return fmt.Errorf("peer_protocol: %q is neither %q nor %q", c.PeerProtocol, PeerHTTP1, PeerHTTP2)
 	}
 	if c.TimestampInterval.D() < 100*time.Millisecond {
 		return errors.New("timestamp_interval: must be at least 100ms")

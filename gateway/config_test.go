@@ -8,8 +8,9 @@ import (
 	"github.com/sampan-exchange/sampan/internal/cfg"
 )
 
-// The message-log settings are checked when the configuration loads, and
-// a bad one names its field.
+// The message-log settings, and the protocol spoken to other gateways,
+// are checked when the configuration loads, and a bad one names its
+// field.
 func TestLogConfigValidated(t *testing.T) {
 	base := func() *Config {
 		id, _ := ident.ParseGateway("VN/GOV/MPS/gw1")
@@ -29,6 +30,8 @@ func TestLogConfigValidated(t *testing.T) {
 		{func(c *Config) { c.Log.StoreBodies = []string{"VN/GOV/MPS"} }, "log.store_bodies[0]"},
 		{func(c *Config) { c.Log.StoreBodies = []string{"SG/GOV/SPF/anti-scam"} }, "not of instance VN"},
 		{func(c *Config) { c.Log.Node = "node 2" }, "log.node"},
+		{func(c *Config) { c.PeerProtocol = "h3" }, "peer_protocol"},
+		{func(c *Config) { c.PeerProtocol = "HTTP/1.1" }, "peer_protocol"},
 		{func(c *Config) {
 			c.Services = []Service{{Backend: "http://x", Access: []AccessRight{{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "get /x"}}}}
 			c.Services[0].ID, _ = ident.ParseService("VN/GOV/MPS/residents/persons")
@@ -40,7 +43,11 @@ func TestLogConfigValidated(t *testing.T) {
 			t.Errorf("error %v, want one naming %q", err, c.want)
 		}
 	}
+	if c := base(); c.PeerProtocol != PeerHTTP1 {
+		t.Errorf("default peer_protocol %q, want %q", c.PeerProtocol, PeerHTTP1)
+	}
 	ok := base()
+	ok.PeerProtocol = PeerHTTP2
 	ok.Log = LogConfig{IndexDSN: "postgres://sampan@db/sampan", Node: "node-2", StoreBodies: []string{"VN/GOV/MPS/cybercrime"}}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("valid log settings refused: %v", err)

@@ -210,8 +210,8 @@ func TestExchange(t *testing.T) {
 		if got := w.hits.Load() - before; got != 1 {
 			t.Errorf("backend calls = %d, want 1", got)
 		}
-		if p := w.proto.Load(); p == nil || *p != "HTTP/2.0" {
-			t.Errorf("gateways spoke %v, want HTTP/2.0", p)
+		if p := w.proto.Load(); p == nil || *p != "HTTP/1.1" {
+			t.Errorf("gateways spoke %v, want HTTP/1.1 (the default)", p)
 		}
 		w.mu.Lock()
 		hdr := w.lastHdr

@@ -13,12 +13,3 @@ func SetBatching(busy func() bool, window time.Duration) (restore func()) {
 
 // ReadHeld is readHeld, for its tests.
 var ReadHeld = readHeld
-
-// SetPeerProtocols sets the protocols consumer gateways offer provider
-// gateways on the connections they open from now on, and returns a
-// function restoring them.
-func SetPeerProtocols(protos ...string) (restore func()) {
-	old := peerProtos
-	peerProtos = protos
-	return func() { peerProtos = old }
-}

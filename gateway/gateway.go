@@ -84,7 +84,7 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 	g.peers = &http.Transport{
 		DialTLSContext:        g.dialPeer,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConnsPerHost:   64,
+		MaxIdleConnsPerHost:   maxIdlePeerConns,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: c.PeerTimeout.D(),
 		DisableCompression:    true,
@@ -118,6 +118,12 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 	}
 	return g, nil
 }
+
+// maxIdlePeerConns bounds the idle connections kept to one provider
+// gateway. Over HTTP/1.1 each carries one exchange at a time: the pool
+// must hold a burst's worth, or each burst pays full mutual-TLS
+// handshakes again.
+const maxIdlePeerConns = 256
 
 // now is the gateway's clock.
 func (g *Gateway) now() time.Time {

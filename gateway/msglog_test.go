@@ -321,10 +321,18 @@ func (f *trailerSet) Close() error { return f.rc.Close() }
 // held answer while the provider's record of it is being written, and
 // the Sampan-Logged trailer after; it releases the answer only once that
 // trailer says the provider's record is durable. A consumer that does not
-// ask gets the answer after the record, with no such trailer.
+// ask gets the answer after the record, with no such trailer. The
+// gateways are configured to speak HTTP/2 to each other, which carries a
+// trailer after a body of known length.
 func TestProviderConfirmsLogged(t *testing.T) {
-	w := startWorld(t, sandbox.Options{})
+	w := startWorld(t, sandbox.Options{PeerProtocol: gateway.PeerHTTP2})
 	path := companies + "/0100109106"
+	if resp, b := w.do(t, call{path: path}); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	if p := w.proto.Load(); p == nil || *p != "HTTP/2.0" {
+		t.Fatalf("gateways configured for h2 spoke %v", p)
+	}
 
 	t.Run("asked", func(t *testing.T) {
 		var declared bool
@@ -498,7 +506,7 @@ func TestProviderConfirmsLogged(t *testing.T) {
 // and never its confirmation gets the client an error after the peer
 // timeout, not a hang, and not the answer.
 func TestConfirmationTimesOut(t *testing.T) {
-	w := startWorld(t, sandbox.Options{PeerTimeout: time.Second})
+	w := startWorld(t, sandbox.Options{PeerTimeout: time.Second, PeerProtocol: gateway.PeerHTTP2})
 	never := make(chan struct{})
 	defer close(never)
 	w.tamper.Store(&tamper{resp: func(r *http.Response) {
@@ -516,11 +524,11 @@ func TestConfirmationTimesOut(t *testing.T) {
 }
 
 // TestProviderLogsFirstOverHTTP1: HTTP/1.1 carries no trailer after a
-// body of known length, so between gateways speaking it the provider's
-// record is durable before its answer leaves, even when the consumer asks
-// for the confirmation; a failed write is then answered with an error.
+// body of known length, so between gateways speaking it (the default)
+// the provider's record is durable before its answer leaves, even when
+// the consumer asks for the confirmation; a failed write is then answered
+// with an error.
 func TestProviderLogsFirstOverHTTP1(t *testing.T) {
-	defer gateway.SetPeerProtocols("http/1.1")()
 	w := startWorld(t, sandbox.Options{})
 	path := companies + "/0100109106"
 	var pending string

@@ -73,20 +73,22 @@ func (g *Gateway) checkPeer(cs tls.ConnectionState, wantAddr string) (*conf.Gate
 	return gw, nil
 }
 
-// peerProtos are the protocols a consumer's gateway offers a provider's,
-// HTTP/2 first (a variable for tests).
-var peerProtos = []string{"h2", "http/1.1"}
-
 // dialPeer opens a TLS 1.3 connection to a provider gateway and
 // authenticates it before any request byte is sent.
 func (g *Gateway) dialPeer(ctx context.Context, network, addr string) (net.Conn, error) {
+	// Only the configured protocol is offered: the provider's gateway
+	// would otherwise choose by its own preference.
+	proto := g.cfg.PeerProtocol
+	if proto == "" {
+		proto = PeerHTTP1 // a configuration that was not given its defaults
+	}
 	d := &tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
 		Config: &tls.Config{
 			MinVersion:         tls.VersionTLS13,
 			Certificates:       []tls.Certificate{g.keys.auth},
 			InsecureSkipVerify: true, // replaced by VerifyConnection: pinned to the registry
-			NextProtos:         peerProtos,
+			NextProtos:         []string{proto},
 			VerifyConnection: func(cs tls.ConnectionState) error {
 				_, err := g.checkPeer(cs, addr)
 				return err

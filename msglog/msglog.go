@@ -486,6 +486,13 @@ func (l *Log) Sync(ctx context.Context) error {
 
 // Close publishes what is pending and stops the log.
 func (l *Log) Close(ctx context.Context) error {
+	// Every record acknowledged so far goes into the index and the tree
+	// first, so that a log closed in time has nothing pending. What does
+	// not make it (an index or tree failing, ctx ending) stays pending and
+	// is appended at the next start.
+	if err := l.Sync(ctx); err != nil {
+		l.log.Warn("closing the message log with records not yet in its tree; they are appended at the next start", "err", err)
+	}
 	close(l.done)
 	l.bgCancel()
 	waited := make(chan struct{})

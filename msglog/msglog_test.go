@@ -245,6 +245,39 @@ func restoreRecords(t *testing.T, db *store.DB, rows []savedRow) {
 	}
 }
 
+// A log closed right after its appends were acknowledged puts them all
+// in its index and its tree first: none is left pending for the next
+// start, and the offline check sees every one.
+func TestCloseLeavesNothingPending(t *testing.T) { withEachIndex(t, testCloseLeavesNothingPending) }
+
+func testCloseLeavesNothingPending(t *testing.T, dsn string) {
+	dir := t.TempDir()
+	l, err := Open(t.Context(), dir, "VN/GOV/HCMC/gw1", Options{IndexDSN: dsn}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := l.Append(t.Context(), testRecord(i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := l.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(t.Context(), dir, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Size != n || rep.Records != n || rep.Pending != 0 || rep.Unindexed != 0 {
+		t.Fatalf("after Close: %+v, want %d records in the tree and none pending", rep, n)
+	}
+}
+
 func TestParseRecordRefusesJunk(t *testing.T) {
 	for _, b := range []string{``, `{}`, `{"v":1}`, `{"v":2}`, `[]`, `{"v":2,"kind":"exchange","side":"consumer","unknown":1}`, `{"v":2,"kind":"purge","gateway":"g"}`} {
 		if _, err := ParseRecord([]byte(b)); err == nil {

@@ -52,6 +52,9 @@ type Options struct {
 	WrapBackends func(http.Handler) http.Handler
 	// PeerTimeout is the gateways' (default 60s).
 	PeerTimeout time.Duration
+	// PeerProtocol is what the gateways speak to each other (default
+	// http/1.1; see gateway.Config).
+	PeerProtocol string
 }
 
 // Manifest is DIR/sandbox.json: where everything is, for people and for
@@ -754,6 +757,7 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		TimestampInterval: cfg.Duration(o.TimestampInterval),
 		TimestampGrace:    cfg.Duration(o.TimestampGrace),
 		PeerTimeout:       cfg.Duration(o.PeerTimeout),
+		PeerProtocol:      o.PeerProtocol,
 		Log:               gateway.LogConfig{StoreBodies: gd.storeBodies, Retention: cfg.Duration(gd.retention)},
 	}
 	for _, sv := range gd.services {

@@ -171,23 +171,24 @@ authentication certificate (see docs/operating.md).`))
 
 // BenchCmd runs the benchmark.
 type BenchCmd struct {
-	Quick       bool          `help:"Short run (under a minute)."`
-	Duration    time.Duration `help:"Measurement time per target (default 20s, 5s with --quick)."`
-	Rounds      int           `help:"Split the floor's and Sampan's measurement time, closed loop and open loop, into this many alternated rounds (default 4, 2 with --quick, 1 with --cpu-profile); the backend is measured once, for the whole time."`
-	Connections int           `help:"Closed-loop connections." default:"64"`
-	BodySize    int           `help:"Request body in bytes, echoed back by the backend." default:"1024"`
-	StreamBytes int64         `help:"Size of the body streamed once each way through Sampan to measure memory (default 100 MiB; -1 skips it)."`
-	OpenRate    float64       `help:"Rate of the open-loop latency measurement in requests/s (default: half of Sampan's measured peak)."`
-	Out         string        `help:"Write the report as JSON to this file." type:"path"`
-	CPUProfile  string        `help:"Write a CPU profile of the Sampan measurement to this file." type:"path"`
-	Procs       int           `help:"Ps (GOMAXPROCS) for Sampan's measurements (default: what the gateway runs with, the CPUs plus two, or GOMAXPROCS when set)."`
+	Quick        bool          `help:"Short run (under a minute)."`
+	Duration     time.Duration `help:"Measurement time per target (default 20s, 5s with --quick)."`
+	Rounds       int           `help:"Split the floor's and Sampan's measurement time, closed loop and open loop, into this many alternated rounds (default 4, 2 with --quick, 1 with --cpu-profile); the backend is measured once, for the whole time."`
+	Connections  int           `help:"Closed-loop connections." default:"64"`
+	BodySize     int           `help:"Request body in bytes, echoed back by the backend." default:"1024"`
+	StreamBytes  int64         `help:"Size of the body streamed once each way through Sampan to measure memory (default 100 MiB; -1 skips it)."`
+	OpenRate     float64       `help:"Rate of the open-loop latency measurement in requests/s (default: half of Sampan's measured peak)."`
+	Out          string        `help:"Write the report as JSON to this file." type:"path"`
+	CPUProfile   string        `help:"Write a CPU profile of the Sampan measurement to this file." type:"path"`
+	Procs        int           `help:"Ps (GOMAXPROCS) for Sampan's measurements (default: what the gateway runs with, the CPUs plus two, or GOMAXPROCS when set)."`
+	PeerProtocol string        `help:"What the gateways speak to each other, and the floor's proxies to each other: http/1.1 (the gateway's default) or h2." default:"http/1.1" enum:"http/1.1,h2"`
 }
 
 // Run measures and prints the table.
 func (c *BenchCmd) Run(g *Globals) error {
 	ctx, stop := signalContext()
 	defer stop()
-	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile, OpenRate: c.OpenRate, Procs: c.Procs}, os.Stderr)
+	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile, OpenRate: c.OpenRate, Procs: c.Procs, PeerProtocol: c.PeerProtocol}, os.Stderr)
 	if err != nil {
 		return err
 	}
