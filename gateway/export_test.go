@@ -13,3 +13,6 @@ func SetBatching(busy func() bool, window time.Duration) (restore func()) {
 
 // ReadHeld is readHeld, for its tests.
 var ReadHeld = readHeld
+
+// WarmIdle reports how many warm goroutines wait for peer requests.
+func (g *Gateway) WarmIdle() int { return g.warm.Idle() }

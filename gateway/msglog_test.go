@@ -333,6 +333,10 @@ func TestProviderConfirmsLogged(t *testing.T) {
 	if p := w.proto.Load(); p == nil || *p != "HTTP/2.0" {
 		t.Fatalf("gateways configured for h2 spoke %v", p)
 	}
+	// The provider served it on a warm goroutine, which now waits.
+	if n := w.gw["VN/GOV/MOF/gw1"].WarmIdle(); n < 1 {
+		t.Errorf("provider's warm goroutines after a request over HTTP/2: %d, want at least 1", n)
+	}
 
 	t.Run("asked", func(t *testing.T) {
 		var declared bool
@@ -539,6 +543,10 @@ func TestProviderLogsFirstOverHTTP1(t *testing.T) {
 	}
 	if p := w.proto.Load(); p == nil || *p != "HTTP/1.1" || pending != "" {
 		t.Fatalf("between the gateways: %v, Sampan-Logged %q; want HTTP/1.1 and no confirmation", p, pending)
+	}
+	// Over HTTP/1.1 the provider serves on the connection's goroutine.
+	if n := w.gw["VN/GOV/MOF/gw1"].WarmIdle(); n != 0 {
+		t.Errorf("provider's warm goroutines after a request over HTTP/1.1: %d, want none", n)
 	}
 	restore := msglog.FailWrites(filepath.Join(w.manifestGateway("VN/GOV/MOF/gw1").DataDir, "log"), errors.New("injected disk failure"))
 	resp, b = w.do(t, call{path: path})

@@ -28,9 +28,19 @@ import (
 
 // peerHandler serves other gateways: signed requests for the services this
 // gateway provides, under /x/. The HTTP/2 server starts a goroutine per
-// request; the handler runs on a warm one instead (internal/warm).
+// request; the handler runs on a warm one instead (internal/warm). Over
+// HTTP/1.1 it runs on the connection's own goroutine, which lives as
+// long as the connection: handing it over would cost more than it saves.
 func (g *Gateway) peerHandler() http.Handler {
-	return g.warm.Handler(http.HandlerFunc(g.servePeer))
+	serve := http.HandlerFunc(g.servePeer)
+	warm := g.warm.Handler(serve)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor < 2 {
+			serve(w, r)
+			return
+		}
+		warm.ServeHTTP(w, r)
+	})
 }
 
 // warmIdle is how many warm goroutines wait for peer requests at most:
