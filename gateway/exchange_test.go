@@ -172,8 +172,21 @@ func wantError(t *testing.T, resp *http.Response, body []byte, status int, typ s
 	}
 }
 
+// TestExchange runs over each protocol a gateway may speak to another:
+// HTTP/1.1 (the default), and HTTP/2, which gateways of earlier versions
+// speak to a new one.
 func TestExchange(t *testing.T) {
-	w := startWorld(t, sandbox.Options{Limits: gateway.Limits{MaxBodyBytes: 1 << 20, MaxHeaderBytes: 8 << 10}})
+	for proto, want := range map[string]string{"": "HTTP/1.1", gateway.PeerHTTP2: "HTTP/2.0"} {
+		name := proto
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) { testExchange(t, proto, want) })
+	}
+}
+
+func testExchange(t *testing.T, proto, wantProto string) {
+	w := startWorld(t, sandbox.Options{Limits: gateway.Limits{MaxBodyBytes: 1 << 20, MaxHeaderBytes: 8 << 10}, PeerProtocol: proto})
 
 	t.Run("company", func(t *testing.T) {
 		before := w.hits.Load()
@@ -210,8 +223,8 @@ func TestExchange(t *testing.T) {
 		if got := w.hits.Load() - before; got != 1 {
 			t.Errorf("backend calls = %d, want 1", got)
 		}
-		if p := w.proto.Load(); p == nil || *p != "HTTP/1.1" {
-			t.Errorf("gateways spoke %v, want HTTP/1.1 (the default)", p)
+		if p := w.proto.Load(); p == nil || *p != wantProto {
+			t.Errorf("gateways configured with %q spoke %v, want %s", proto, p, wantProto)
 		}
 		w.mu.Lock()
 		hdr := w.lastHdr

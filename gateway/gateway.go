@@ -85,11 +85,12 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		DialTLSContext:        g.dialPeer,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConnsPerHost:   maxIdlePeerConns,
+		MaxConnsPerHost:       maxPeerConns,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: c.PeerTimeout.D(),
 		DisableCompression:    true,
 	}
-	var rt http.RoundTripper = g.peers
+	var rt http.RoundTripper = attemptLimit{g.peers}
 	g.peerRT.Store(&rt)
 	if err := g.sync.loadCached(ctx); err != nil {
 		g.db.Close()
@@ -124,6 +125,10 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 // must hold a burst's worth, or each burst pays full mutual-TLS
 // handshakes again.
 const maxIdlePeerConns = 256
+
+// maxPeerConns bounds the connections to one provider gateway: past it,
+// exchanges wait for one to free up rather than each opening its own.
+const maxPeerConns = 512
 
 // now is the gateway's clock.
 func (g *Gateway) now() time.Time {

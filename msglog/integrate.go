@@ -192,6 +192,13 @@ func (it *integrator) integrate(batch []*row) []*row {
 	return failed
 }
 
+// failing reports whether the last attempt to extend the tree failed.
+func (it *integrator) failing() bool {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return it.err != nil
+}
+
 // wait blocks until every row handed over so far is in the tree, or ctx
 // ends, or the integrator stops.
 func (it *integrator) wait(ctx context.Context) error {

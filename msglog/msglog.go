@@ -484,13 +484,28 @@ func (l *Log) Sync(ctx context.Context) error {
 	return l.integ.wait(ctx)
 }
 
+// closeSyncMax bounds how long Close waits for acknowledged records to
+// reach the index and the tree.
+const closeSyncMax = 5 * time.Second
+
 // Close publishes what is pending and stops the log.
 func (l *Log) Close(ctx context.Context) error {
 	// Every record acknowledged so far goes into the index and the tree
-	// first, so that a log closed in time has nothing pending. What does
-	// not make it (an index or tree failing, ctx ending) stays pending and
-	// is appended at the next start.
-	if err := l.Sync(ctx); err != nil {
+	// first, so that a log closed in time has nothing pending. This takes
+	// at most half of what ctx leaves (closeSyncMax at most), and the tree
+	// is not waited for while it is failing: what does not make it stays
+	// pending and is appended at the next start.
+	wait := closeSyncMax
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)/2)
+	}
+	sctx, scancel := context.WithTimeout(ctx, wait)
+	err := l.idx.sync(sctx)
+	if err == nil && !l.integ.failing() {
+		err = l.integ.wait(sctx)
+	}
+	scancel()
+	if err != nil || l.integ.failing() {
 		l.log.Warn("closing the message log with records not yet in its tree; they are appended at the next start", "err", err)
 	}
 	close(l.done)
@@ -508,7 +523,7 @@ func (l *Log) Close(ctx context.Context) error {
 	case <-l.integ.stopped:
 	case <-ctx.Done():
 	}
-	err := l.shutdown(ctx)
+	err = l.shutdown(ctx)
 	l.wal.close()
 	l.idx.close()
 	l.cancel()

@@ -166,7 +166,11 @@ func TestFailedAppendStaysUnconfirmed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	start := time.Now()
 	l.Close(ctx) // reports the failing append; the row stays in the index
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v while the tree was failing: it waited for it", d)
+	}
 
 	l = openTest(t, dir)
 	if err := l.Append(t.Context(), testRecord(4)); err != nil {

@@ -116,13 +116,20 @@ func TestSequentialRequestsShareOneWorker(t *testing.T) {
 // A worker that finishes after Close ends instead of waiting.
 func TestWorkerEndsAfterClose(t *testing.T) {
 	p := New(4)
-	release := make(chan struct{})
-	h := p.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	h := p.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-release
+	}))
 	done := make(chan struct{})
 	go func() {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
 		close(done)
 	}()
+	<-started // the worker is under way when the pool closes
 	p.Close()
 	close(release)
 	<-done
@@ -132,6 +139,34 @@ func TestWorkerEndsAfterClose(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)) // still serves
 	if n := p.Idle(); n != 0 {
 		t.Fatalf("idle workers after a request past Close: %d, want 0", n)
+	}
+}
+
+// Close ends the waiting workers' goroutines, not only their count.
+func TestCloseEndsWaitingWorkers(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := New(16)
+	var started sync.WaitGroup
+	const n = 10
+	started.Add(n)
+	h := p.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Done()
+		started.Wait() // n workers at once
+	}))
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)) })
+	}
+	wg.Wait()
+	if got := p.Idle(); got != n {
+		t.Fatalf("idle workers: %d, want %d", got, n)
+	}
+	p.Close()
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, %d before the pool: its workers did not end", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
