@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"net/http/httptrace"
@@ -27,9 +28,17 @@ func (t attemptLimit) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	var conns atomic.Int32
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(httptrace.GotConnInfo) {
+		GotConn: func(info httptrace.GotConnInfo) {
 			if conns.Add(1) > maxPeerAttempts {
 				cancel(errTooManyAttempts)
+				// The client writes the request before it looks at the
+				// context again: closing the connection here makes sure
+				// nothing reaches the provider. An HTTP/2 connection is
+				// shared with other exchanges, and its client retries only
+				// requests the provider never took up.
+				if tc, ok := info.Conn.(*tls.Conn); !ok || tc.ConnectionState().NegotiatedProtocol != PeerHTTP2 {
+					info.Conn.Close()
+				}
 			}
 		},
 	})

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A request whose handler dies before answering reaches the provider at
@@ -51,6 +52,9 @@ func TestAttemptLimit(t *testing.T) {
 			rt = attemptLimit{tr}
 		}
 		_, err := rt.RoundTrip(req)
+		// An attempt that got through arrives at the handler a moment
+		// after the client has given up on it.
+		time.Sleep(100 * time.Millisecond)
 		return fatal.Load(), err
 	}
 

@@ -144,7 +144,6 @@ func TestWorkerEndsAfterClose(t *testing.T) {
 
 // Close ends the waiting workers' goroutines, not only their count.
 func TestCloseEndsWaitingWorkers(t *testing.T) {
-	before := runtime.NumGoroutine()
 	p := New(16)
 	var started sync.WaitGroup
 	const n = 10
@@ -161,12 +160,31 @@ func TestCloseEndsWaitingWorkers(t *testing.T) {
 	if got := p.Idle(); got != n {
 		t.Fatalf("idle workers: %d, want %d", got, n)
 	}
-	p.Close()
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; {
+	// Workers of pools that earlier tests closed may still be ending.
+	for deadline := time.Now().Add(5 * time.Second); workers() != n; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after Close, %d before the pool: its workers did not end", runtime.NumGoroutine(), before)
+			t.Fatalf("%d worker goroutines, want %d", workers(), n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+	p.Close()
+	for deadline := time.Now().Add(5 * time.Second); workers() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d worker goroutines after Close: they did not end", workers())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// workers counts the goroutines in a worker's serving loop, of any pool.
+func workers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "warm.(*Pool).serve(")
+		}
+		buf = make([]byte, 2*len(buf))
 	}
 }
 
