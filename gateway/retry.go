@@ -25,6 +25,11 @@ var errTooManyAttempts = errors.New("the provider gateway closed the connection 
 type attemptLimit struct{ next http.RoundTripper }
 
 func (t attemptLimit) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
+		// A body that cannot be read again: the client never resends the
+		// request, and there is nothing to count.
+		return t.next.RoundTrip(r)
+	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	var conns atomic.Int32
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
