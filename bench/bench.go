@@ -53,8 +53,10 @@ type Options struct {
 	// StreamBytes is the size of the body streamed once each way through
 	// Sampan to measure memory (default 100 MiB; -1 skips it).
 	StreamBytes int64
-	// Dir holds the sandbox's state (default: a temporary directory,
-	// removed afterwards).
+	// Dir is where a new directory holding the gateways' state and
+	// message logs is made, and removed afterwards (default: the system's
+	// temporary directory). Each exchange waits for log syncs there, so
+	// the disk under it shapes the latency (docs/design/performance.md).
 	Dir string
 	// CPUProfile, when set, receives a CPU profile of the Sampan
 	// measurement.
@@ -117,8 +119,12 @@ type Config struct {
 	// PeerProtocol is spoken between the gateways, and between the
 	// floor's two proxies.
 	PeerProtocol string `json:"peer_protocol"`
-	Sampan       string `json:"sampan"`
-	Note         string `json:"note"`
+	// StateDir holds the gateways' state and message logs during the run,
+	// on a file system of type StateFS ("" when unknown).
+	StateDir string `json:"state_dir"`
+	StateFS  string `json:"state_fs"`
+	Sampan   string `json:"sampan"`
+	Note     string `json:"note"`
 }
 
 func (o *Options) defaults() {
@@ -193,6 +199,13 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.Duration/time.Duration(o.Rounds) < 100*time.Millisecond || o.Warmup < 0 {
 		return nil, fmt.Errorf("duration: %v in %d rounds leaves less than 100ms a round, or the warm-up %v is negative", o.Duration, o.Rounds, o.Warmup)
 	}
+	if o.Dir != "" {
+		if st, err := os.Stat(o.Dir); err != nil {
+			return nil, fmt.Errorf("dir: %w", err)
+		} else if !st.IsDir() {
+			return nil, fmt.Errorf("dir: %s is not a directory", o.Dir)
+		}
+	}
 	var profile *os.File
 	if o.CPUProfile != "" {
 		f, err := os.Create(o.CPUProfile)
@@ -245,15 +258,13 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	defer closeFloor()
 
-	dir := o.Dir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "sampan-bench-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(tmp)
-		dir = filepath.Join(tmp, "sandbox")
+	tmp, err := os.MkdirTemp(o.Dir, "sampan-bench-")
+	if err != nil {
+		return nil, err
 	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "sandbox")
+	rep.Config.StateDir, rep.Config.StateFS = dir, fsType(tmp)
 	sb, err := sandbox.Start(ctx, sandbox.Options{
 		PeerProtocol: o.PeerProtocol,
 		Dir:          dir,
@@ -480,6 +491,17 @@ func (r *Report) Print(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintf(w, "\nratio sampan/floor: %.2f  (%d connections, %d-byte bodies, %.0fs each in %d rounds, %d CPUs; Ps: floor %d, sampan %d)\n",
 		r.RatioSampanToFloor, r.Config.Connections, r.Config.BodyBytes, r.Config.DurationS, r.Config.Rounds, r.Config.CPUs, r.Config.ProcsFloor, r.Config.ProcsSampan)
+	if c := r.Config; c.StateDir != "" {
+		fs := c.StateFS
+		if fs == "" {
+			fs = "file system not known"
+		}
+		fmt.Fprintf(w, "gateways' state and message logs under %s (%s)", filepath.Dir(filepath.Dir(c.StateDir)), fs)
+		if fs == "tmpfs" {
+			fmt.Fprint(w, ": in memory, so log syncs cost nothing and nothing would survive a power cut; a gateway's disk gives other figures")
+		}
+		fmt.Fprintln(w)
+	}
 	if len(r.Rounds) > 1 {
 		fmt.Fprint(w, "per round:")
 		for _, x := range r.Rounds {

@@ -28,9 +28,18 @@ func TestRunMeasuresAllThree(t *testing.T) {
 		mu.Unlock()
 	}
 	defer func() { measuring = func(string) {} }()
-	rep, err := Run(t.Context(), Options{Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512, Rounds: 2, StreamBytes: 8 << 20}, io.Discard)
+	dir := t.TempDir()
+	rep, err := Run(t.Context(), Options{Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512, Rounds: 2, StreamBytes: 8 << 20, Dir: dir}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The gateways kept their state under the directory given, and it is
+	// gone afterwards.
+	if left, err := os.ReadDir(dir); err != nil || len(left) != 0 || !strings.HasPrefix(rep.Config.StateDir, dir+string(filepath.Separator)) {
+		t.Errorf("state in %q, left under %s: %v (%v)", rep.Config.StateDir, dir, left, err)
+	}
+	if runtime.GOOS == "linux" && rep.Config.StateFS == "" {
+		t.Error("the state's file system is not named")
 	}
 	// Sampan runs with the gateway's Ps, the floor with Go's default; the
 	// process gets its own setting back.
@@ -208,10 +217,49 @@ func TestRunRefusesBadOptions(t *testing.T) {
 	if _, err := Run(t.Context(), Options{PeerProtocol: "h3"}, io.Discard); err == nil {
 		t.Error("an unknown peer protocol accepted")
 	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	for _, d := range []string{file, filepath.Join(t.TempDir(), "missing")} {
+		if _, err := Run(t.Context(), Options{Dir: d}, io.Discard); err == nil || !strings.Contains(err.Error(), "dir: ") {
+			t.Errorf("state under %s: %v, want a refusal", d, err)
+		}
+	}
 	if _, err := Run(t.Context(), Options{Rounds: -2}, io.Discard); err == nil {
 		t.Error("negative rounds accepted")
 	}
 	if _, err := Run(t.Context(), Options{Rounds: 3, CPUProfile: filepath.Join(t.TempDir(), "cpu")}, io.Discard); err == nil {
 		t.Error("a profile over several rounds accepted")
+	}
+}
+
+// fsType names the file systems logs are likely to sit on.
+func TestFSType(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("file systems are named on Linux only")
+	}
+	if _, err := os.Stat("/dev/shm"); err == nil {
+		if got := fsType("/dev/shm"); got != "tmpfs" {
+			t.Errorf("/dev/shm is on %q, want tmpfs", got)
+		}
+	}
+	if got := fsType(filepath.Join(t.TempDir(), "missing")); got != "" {
+		t.Errorf("a missing directory is on %q, want \"\"", got)
+	}
+	if got := fsType(t.TempDir()); got == "" {
+		t.Error("the test's temporary directory is on an unnamed file system")
+	}
+}
+
+// The printed report says where the logs were, and warns when that was
+// memory.
+func TestPrintNamesTheLogsFileSystem(t *testing.T) {
+	for fs, memory := range map[string]bool{"tmpfs": true, "ext4": false} {
+		var b strings.Builder
+		r := &Report{Config: Config{StateDir: "/srv/bench/sampan-bench-1/sandbox", StateFS: fs}}
+		r.Print(&b)
+		out := b.String()
+		if !strings.Contains(out, "message logs under /srv/bench ("+fs+")") || strings.Contains(out, "in memory") != memory {
+			t.Errorf("%s: printed %q", fs, out)
+		}
 	}
 }
