@@ -28,7 +28,6 @@ import (
 
 	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/internal/procs"
-	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/sandbox"
 )
 
@@ -58,6 +57,10 @@ type Options struct {
 	// temporary directory). Each exchange waits for log syncs there, so
 	// the disk under it shapes the latency (docs/design/performance.md).
 	Dir string
+	// Nginx is the nginx binary for a second floor: nginx's own reverse
+	// proxies, chained as the Go floor's are ("": nginx on the PATH or in
+	// /usr/sbin when installed; NginxOff: none).
+	Nginx string
 	// CPUProfile, when set, receives a CPU profile of the Sampan
 	// measurement.
 	CPUProfile string
@@ -82,10 +85,15 @@ type Options struct {
 type Report struct {
 	Backend Result `json:"backend"`
 	Floor   Result `json:"floor"`
-	Sampan  Result `json:"sampan"`
+	// Nginx is the second floor, when nginx was there: its CPU counts
+	// nginx's processes and this one (load generator and backend).
+	Nginx  *Result `json:"nginx,omitempty"`
+	Sampan Result  `json:"sampan"`
 	// RatioSampanToFloor is Sampan's throughput over the floor's,
 	// measured in the same run (all rounds pooled).
 	RatioSampanToFloor float64 `json:"ratio_sampan_to_floor"`
+	// RatioSampanToNginx is Sampan's throughput over nginx's.
+	RatioSampanToNginx float64 `json:"ratio_sampan_to_nginx,omitempty"`
 	// Rounds are the alternated measurements the figures pool.
 	Rounds []Round `json:"rounds"`
 	// HalfPeak is latency at half of Sampan's peak rate, open loop.
@@ -100,6 +108,8 @@ type Round struct {
 	FloorRPS  float64 `json:"floor_rps"`
 	SampanRPS float64 `json:"sampan_rps"`
 	Ratio     float64 `json:"ratio"`
+	// NginxRPS is the second floor's, measured next to the floor's.
+	NginxRPS float64 `json:"nginx_rps,omitempty"`
 }
 
 // Config records the conditions of a run.
@@ -123,8 +133,10 @@ type Config struct {
 	// on a file system of type StateFS ("" when unknown).
 	StateDir string `json:"state_dir"`
 	StateFS  string `json:"state_fs"`
-	Sampan   string `json:"sampan"`
-	Note     string `json:"note"`
+	// Nginx is the version of nginx measured as a second floor.
+	Nginx  string `json:"nginx,omitempty"`
+	Sampan string `json:"sampan"`
+	Note   string `json:"note"`
 }
 
 func (o *Options) defaults() {
@@ -199,6 +211,10 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.Duration/time.Duration(o.Rounds) < 100*time.Millisecond || o.Warmup < 0 {
 		return nil, fmt.Errorf("duration: %v in %d rounds leaves less than 100ms a round, or the warm-up %v is negative", o.Duration, o.Rounds, o.Warmup)
 	}
+	nginxBin, err := findNginx(o.Nginx)
+	if err != nil {
+		return nil, err
+	}
 	if o.Dir != "" {
 		if st, err := os.Stat(o.Dir); err != nil {
 			return nil, fmt.Errorf("dir: %w", err)
@@ -236,20 +252,30 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 
 	// measure warms up, then measures; what the process used (CPU, system
 	// calls) is counted for the measurement alone.
-	measure := func(name, target string, hdr http.Header, ps int, warmup, d time.Duration) (samples, usage) {
+	// ext, when not nil, is the CPU time of processes outside this one
+	// that serve the target (nginx's).
+	measure := func(name, target string, hdr http.Header, ps int, warmup, d time.Duration, ext func() time.Duration) (samples, usage) {
 		runtime.GOMAXPROCS(ps)
 		fmt.Fprintf(progress, "%-8s warming up %v, measuring %v with %d connections…\n", name, warmup, d, o.Connections)
 		warm := &load{conns: o.Connections, duration: warmup, maxRequests: o.MaxRequests, body: body, header: hdr}
 		warm.run(ctx, target)
 		runtime.GC()
 		ld.header, ld.duration = hdr, d
+		var e0 time.Duration
+		if ext != nil {
+			e0 = ext()
+		}
 		u0 := readUsage()
 		measuring(name)
 		s := ld.run(ctx, target)
-		return s, readUsage().minus(u0)
+		u := readUsage().minus(u0)
+		if ext != nil {
+			u.cpu += ext() - e0
+		}
+		return s, u
 	}
 
-	backendAll, _ := measure("backend", "http://"+backend.Addr().String()+"/echo", nil, floorProcs, o.Warmup, o.Duration)
+	backendAll, _ := measure("backend", "http://"+backend.Addr().String()+"/echo", nil, floorProcs, o.Warmup, o.Duration, nil)
 	rep.Backend = backendAll.result()
 
 	floorURL, closeFloor, err := startFloor("http://"+backend.Addr().String(), o.PeerProtocol)
@@ -257,6 +283,18 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		return nil, err
 	}
 	defer closeFloor()
+	var nginx *nginxFloor
+	if nginxBin != "" {
+		fp, err := newFloorPKI()
+		if err != nil {
+			return nil, err
+		}
+		if nginx, err = startNginx(nginxBin, backend.Addr().String(), fp); err != nil {
+			return nil, err
+		}
+		defer nginx.stop()
+		rep.Config.Nginx = nginx.version
+	}
 
 	tmp, err := os.MkdirTemp(o.Dir, "sampan-bench-")
 	if err != nil {
@@ -292,11 +330,12 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		}
 	}
 
-	var floorAll, sampanAll samples
-	var floorUse, sampanUse usage
+	var floorAll, sampanAll, nginxAll samples
+	var floorUse, sampanUse, nginxUse usage
+	var nginxRounds []samples
 	measureSampan := func(warmup time.Duration) (samples, error) {
 		if o.CPUProfile == "" {
-			s, u := measure("sampan", target, hdr, o.Procs, warmup, per)
+			s, u := measure("sampan", target, hdr, o.Procs, warmup, per, nil)
 			sampanUse = sampanUse.plus(u)
 			return s, nil
 		}
@@ -323,9 +362,31 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		return max(o.Warmup/time.Duration(o.Rounds), 200*time.Millisecond)
 	}
 	floors, sampans, err := alternate(o.Rounds,
+		// nginx, when there, is measured next to the floor: floor, nginx,
+		// Sampan, Sampan, nginx, floor, …
 		func(i int) (samples, error) {
-			f, u := measure("floor", floorURL+"/echo", nil, floorProcs, warmup(i), per)
-			floorUse = floorUse.plus(u)
+			var f samples
+			goFloor := func() {
+				var u usage
+				f, u = measure("floor", floorURL+"/echo", nil, floorProcs, warmup(i), per, nil)
+				floorUse = floorUse.plus(u)
+			}
+			if nginx == nil {
+				goFloor()
+				return f, nil
+			}
+			ngx := func() {
+				n, u := measure("nginx", nginx.url+"/echo", nil, floorProcs, warmup(i), per, nginx.cpu)
+				nginxUse = nginxUse.plus(u)
+				nginxRounds = append(nginxRounds, n)
+			}
+			if i%2 == 0 {
+				goFloor()
+				ngx()
+			} else {
+				ngx()
+				goFloor()
+			}
 			return f, nil
 		},
 		func(i int) (samples, error) { return measureSampan(warmup(i)) })
@@ -337,6 +398,10 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		if r.FloorRPS > 0 {
 			r.Ratio = r.SampanRPS / r.FloorRPS
 		}
+		if i < len(nginxRounds) {
+			r.NginxRPS = nginxRounds[i].result().RPS
+			nginxAll.add(nginxRounds[i])
+		}
 		rep.Rounds = append(rep.Rounds, r)
 		floorAll.add(floors[i])
 		sampanAll.add(sampans[i])
@@ -347,6 +412,16 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	rep.Sampan.RSSMB = float64(procStatus("VmRSS")) / (1 << 20)
 	if rep.Floor.RPS > 0 {
 		rep.RatioSampanToFloor = rep.Sampan.RPS / rep.Floor.RPS
+	}
+	if nginx != nil {
+		n := nginxAll.result()
+		nginxUse.fill(&n)
+		// This process's system calls and heap are not nginx's.
+		n.SyscallsPerExchange, n.AllocKiBPerExchange = 0, 0
+		rep.Nginx = &n
+		if n.RPS > 0 {
+			rep.RatioSampanToNginx = rep.Sampan.RPS / n.RPS
+		}
 	}
 	// Latency at half of Sampan's peak, open loop, for the floor and for
 	// Sampan at the same rate: what Sampan adds when not saturated.
@@ -487,10 +562,16 @@ func (r *Report) Print(w io.Writer) {
 	}
 	row("backend", r.Backend)
 	row("floor", r.Floor)
+	if r.Nginx != nil {
+		row("nginx", *r.Nginx)
+	}
 	row("sampan", r.Sampan)
 	tw.Flush()
 	fmt.Fprintf(w, "\nratio sampan/floor: %.2f  (%d connections, %d-byte bodies, %.0fs each in %d rounds, %d CPUs; Ps: floor %d, sampan %d)\n",
 		r.RatioSampanToFloor, r.Config.Connections, r.Config.BodyBytes, r.Config.DurationS, r.Config.Rounds, r.Config.CPUs, r.Config.ProcsFloor, r.Config.ProcsSampan)
+	if r.Nginx != nil {
+		fmt.Fprintf(w, "ratio sampan/nginx: %.2f  (%s; HTTP/1.1 between its proxies; its CPU counts nginx's processes and the load generator's)\n", r.RatioSampanToNginx, r.Config.Nginx)
+	}
 	if c := r.Config; c.StateDir != "" {
 		fs := c.StateFS
 		if fs == "" {
@@ -505,7 +586,11 @@ func (r *Report) Print(w io.Writer) {
 	if len(r.Rounds) > 1 {
 		fmt.Fprint(w, "per round:")
 		for _, x := range r.Rounds {
-			fmt.Fprintf(w, "  %.2f (%.0f / %.0f)", x.Ratio, x.SampanRPS, x.FloorRPS)
+			fmt.Fprintf(w, "  %.2f (%.0f / %.0f", x.Ratio, x.SampanRPS, x.FloorRPS)
+			if x.NginxRPS > 0 {
+				fmt.Fprintf(w, "; nginx %.0f", x.NginxRPS)
+			}
+			fmt.Fprint(w, ")")
 		}
 		fmt.Fprintln(w)
 	}
@@ -589,31 +674,13 @@ func serve(h http.Handler, tc *tls.Config) (net.Listener, error) {
 // forwards to the backend. No signing, no
 // logging, no policy: the least any secure exchange must cost.
 func startFloor(backend, proto string) (string, func(), error) {
-	ca, err := pki.NewCA("bench floor CA")
+	fp, err := newFloorPKI()
 	if err != nil {
 		return "", nil, err
 	}
-	issue := func(p pki.Profile) (tls.Certificate, error) {
-		k, err := pki.GenerateKey(pki.ECDSAP256)
-		if err != nil {
-			return tls.Certificate{}, err
-		}
-		c, err := ca.Issue(k.Public(), p, pki.Template{CommonName: "floor", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-		if err != nil {
-			return tls.Certificate{}, err
-		}
-		return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: k, Leaf: c}, nil
-	}
-	serverCert, err := issue(pki.ProfileServer)
-	if err != nil {
-		return "", nil, err
-	}
-	clientCert, err := issue(pki.ProfileAuth)
-	if err != nil {
-		return "", nil, err
-	}
+	serverCert, clientCert := fp.server, fp.client
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
+	roots.AddCert(fp.ca.Cert)
 	bu, _ := url.Parse(backend)
 	quiet := log.New(io.Discard, "", 0) // cancelled requests at the end of a run are expected
 	inner := httputil.NewSingleHostReverseProxy(bu)

@@ -29,9 +29,12 @@ func TestRunMeasuresAllThree(t *testing.T) {
 	}
 	defer func() { measuring = func(string) {} }()
 	dir := t.TempDir()
-	rep, err := Run(t.Context(), Options{Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512, Rounds: 2, StreamBytes: 8 << 20, Dir: dir}, io.Discard)
+	rep, err := Run(t.Context(), Options{Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 512, Rounds: 2, StreamBytes: 8 << 20, Dir: dir, Nginx: NginxOff}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rep.Nginx != nil || rep.RatioSampanToNginx != 0 {
+		t.Errorf("nginx measured although off: %+v", rep.Nginx)
 	}
 	// The gateways kept their state under the directory given, and it is
 	// gone afterwards.

@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// filesystems names the file systems a gateway's logs are likely to sit on,
+// by their statfs magic numbers.
+var filesystems = map[int64]string{
+	0xEF53:     "ext4", // ext2, ext3 and ext4 share it
+	0x58465342: "xfs",
+	0x9123683E: "btrfs",
+	0x01021994: "tmpfs",
+	0x794C7630: "overlay",
+	0x2FC12FC1: "zfs",
+	0x6969:     "nfs",
+	0xF2F52010: "f2fs",
+}
+
+// fsType names the file system dir is on ("" when it cannot tell).
+func fsType(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return ""
+	}
+	if name, ok := filesystems[int64(st.Type)]; ok {
+		return name
+	}
+	return "0x" + strconv.FormatInt(int64(st.Type), 16)
+}
+
+// childAttr makes a child process end with the bench, should the bench be
+// killed before it can stop the child.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+}
+
+// clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// treeCPU is the user and system CPU time of process pid and of its
+// children (nginx's master and workers), from /proc.
+func treeCPU(pid int) time.Duration {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var ticks int64
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// After the command's closing parenthesis: state, ppid, … utime
+		// and stime are the 12th and 13th fields.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); p != pid && ppid != pid {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * clockTick
+}
