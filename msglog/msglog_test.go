@@ -425,7 +425,7 @@ func benchIndexCommit(b *testing.B, dsn string) {
 	// Rows are inserted with their positions (SQLite), as the gateway's
 	// writer does; a position the tree gives otherwise would be written
 	// one commit later (here: never, the tree is not modelled).
-	w := &indexWriter{db: db, origin: "bench", predict: !db.Postgres}
+	w := &indexWriter{db: db, origin: "bench", predict: !db.Postgres, pending: map[*row]uint64{}}
 	w.base.Store(-1) // sequence numbers from 1, positions from 0
 	defer w.closeStatements()
 	var seq uint64
@@ -442,6 +442,7 @@ func benchIndexCommit(b *testing.B, dsn string) {
 		updates = updates[:0]
 		for _, r := range batch {
 			r.leaf, leaf = leaf, leaf+1
+			delete(w.pending, r) // placed, as leafAssigned does
 			if !r.predicted || r.pred != r.leaf {
 				updates = append(updates, r)
 			}
