@@ -59,7 +59,8 @@ type Options struct {
 	Dir string
 	// Nginx is the nginx binary for a second floor: nginx's own reverse
 	// proxies, chained as the Go floor's are ("": nginx on the PATH or in
-	// /usr/sbin when installed; NginxOff: none).
+	// /usr/sbin when installed, and none, with a note, when it does not
+	// start; NginxOff: none). One named here must start.
 	Nginx string
 	// CPUProfile, when set, receives a CPU profile of the Sampan
 	// measurement.
@@ -85,8 +86,9 @@ type Options struct {
 type Report struct {
 	Backend Result `json:"backend"`
 	Floor   Result `json:"floor"`
-	// Nginx is the second floor, when nginx was there: its CPU counts
-	// nginx's processes and this one (load generator and backend).
+	// Nginx is the second floor, when nginx was there: its CPU (Linux
+	// only) counts nginx's processes and this one's (load generator,
+	// backend, the idle gateways).
 	Nginx  *Result `json:"nginx,omitempty"`
 	Sampan Result  `json:"sampan"`
 	// RatioSampanToFloor is Sampan's throughput over the floor's,
@@ -133,10 +135,12 @@ type Config struct {
 	// on a file system of type StateFS ("" when unknown).
 	StateDir string `json:"state_dir"`
 	StateFS  string `json:"state_fs"`
-	// Nginx is the version of nginx measured as a second floor.
-	Nginx  string `json:"nginx,omitempty"`
-	Sampan string `json:"sampan"`
-	Note   string `json:"note"`
+	// Nginx is the version of nginx measured as a second floor;
+	// NginxSkipped why an nginx found was not measured.
+	Nginx        string `json:"nginx,omitempty"`
+	NginxSkipped string `json:"nginx_skipped,omitempty"`
+	Sampan       string `json:"sampan"`
+	Note         string `json:"note"`
 }
 
 func (o *Options) defaults() {
@@ -211,7 +215,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.Duration/time.Duration(o.Rounds) < 100*time.Millisecond || o.Warmup < 0 {
 		return nil, fmt.Errorf("duration: %v in %d rounds leaves less than 100ms a round, or the warm-up %v is negative", o.Duration, o.Rounds, o.Warmup)
 	}
-	nginxBin, err := findNginx(o.Nginx)
+	nginxBin, nginxNamed, err := findNginx(o.Nginx)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +245,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		Rounds: o.Rounds, DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Connections: o.Connections, BodyBytes: o.BodySize,
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), ProcsFloor: floorProcs, ProcsSampan: o.Procs, PeerProtocol: o.PeerProtocol,
 		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (" + o.PeerProtocol + "), request and response signed and verified (in batches while the process is busy), access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (write-ahead segments, SQLite record index, Merkle tiles) on both gateways",
-		Note:   "load generator, backend, proxies and gateways share this process and its CPUs; loopback only; floor and Sampan alternate in rounds",
+		Note:   "load generator, backend, the floor's proxies and the gateways share this process and its CPUs (nginx, when measured, runs in processes of its own); loopback only; floor and Sampan alternate in rounds, nginx measured next to the floor",
 	}}
 
 	backend, err := serve(http.HandlerFunc(echo), nil)
@@ -249,6 +253,26 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		return nil, err
 	}
 	defer backend.Close()
+
+	var nginx *nginxFloor
+	if nginxBin != "" {
+		fp, err := newFloorPKI("bench nginx floor CA")
+		if err != nil {
+			return nil, err
+		}
+		nginx, err = startNginx(ctx, nginxSetup{bin: nginxBin, backend: backend.Addr().String(), conns: o.Connections, pki: fp})
+		switch {
+		case err != nil && nginxNamed:
+			return nil, err
+		case err != nil:
+			// Found, not asked for: the run goes on without it.
+			rep.Config.NginxSkipped = fmt.Sprintf("%s: %v", nginxBin, err)
+			fmt.Fprintf(progress, "nginx    not measured: %s\n", rep.Config.NginxSkipped)
+		default:
+			defer nginx.stop()
+			rep.Config.Nginx = nginx.version
+		}
+	}
 
 	// measure warms up, then measures; what the process used (CPU, system
 	// calls) is counted for the measurement alone.
@@ -270,7 +294,9 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		s := ld.run(ctx, target)
 		u := readUsage().minus(u0)
 		if ext != nil {
-			u.cpu += ext() - e0
+			e := ext() - e0
+			extMeasured(name, e)
+			u.cpu += e
 		}
 		return s, u
 	}
@@ -283,18 +309,6 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		return nil, err
 	}
 	defer closeFloor()
-	var nginx *nginxFloor
-	if nginxBin != "" {
-		fp, err := newFloorPKI()
-		if err != nil {
-			return nil, err
-		}
-		if nginx, err = startNginx(nginxBin, backend.Addr().String(), fp); err != nil {
-			return nil, err
-		}
-		defer nginx.stop()
-		rep.Config.Nginx = nginx.version
-	}
 
 	tmp, err := os.MkdirTemp(o.Dir, "sampan-bench-")
 	if err != nil {
@@ -375,19 +389,19 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 				goFloor()
 				return f, nil
 			}
-			ngx := func() {
+			ngx := func() error {
 				n, u := measure("nginx", nginx.url+"/echo", nil, floorProcs, warmup(i), per, nginx.cpu)
 				nginxUse = nginxUse.plus(u)
 				nginxRounds = append(nginxRounds, n)
+				return nginx.alive()
 			}
 			if i%2 == 0 {
 				goFloor()
-				ngx()
-			} else {
-				ngx()
-				goFloor()
+				return f, ngx()
 			}
-			return f, nil
+			err := ngx()
+			goFloor()
+			return f, err
 		},
 		func(i int) (samples, error) { return measureSampan(warmup(i)) })
 	if err != nil {
@@ -416,8 +430,12 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if nginx != nil {
 		n := nginxAll.result()
 		nginxUse.fill(&n)
-		// This process's system calls and heap are not nginx's.
+		// This process's system calls and heap are not nginx's, nor is its
+		// CPU alone, where nginx's is not read.
 		n.SyscallsPerExchange, n.AllocKiBPerExchange = 0, 0
+		if !childCPU {
+			n.CPUsPer1k = 0
+		}
 		rep.Nginx = &n
 		if n.RPS > 0 {
 			rep.RatioSampanToNginx = rep.Sampan.RPS / n.RPS
@@ -461,6 +479,10 @@ func alternate(rounds int, floor, sampan func(round int) (samples, error)) (floo
 	}
 	return floors, sampans, nil
 }
+
+// extMeasured sees the CPU time counted outside this process for a
+// measurement (nginx's), for tests.
+var extMeasured = func(name string, d time.Duration) {}
 
 // measuring is called as each measurement starts, with its name: a test
 // sees there what it runs under.
@@ -570,7 +592,10 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nratio sampan/floor: %.2f  (%d connections, %d-byte bodies, %.0fs each in %d rounds, %d CPUs; Ps: floor %d, sampan %d)\n",
 		r.RatioSampanToFloor, r.Config.Connections, r.Config.BodyBytes, r.Config.DurationS, r.Config.Rounds, r.Config.CPUs, r.Config.ProcsFloor, r.Config.ProcsSampan)
 	if r.Nginx != nil {
-		fmt.Fprintf(w, "ratio sampan/nginx: %.2f  (%s; HTTP/1.1 between its proxies; its CPU counts nginx's processes and the load generator's)\n", r.RatioSampanToNginx, r.Config.Nginx)
+		fmt.Fprintf(w, "ratio sampan/nginx: %.2f  (%s; HTTP/1.1 between its proxies; its CPU counts nginx's processes and this one's)\n", r.RatioSampanToNginx, r.Config.Nginx)
+	}
+	if r.Config.NginxSkipped != "" {
+		fmt.Fprintf(w, "nginx not measured: %s\n", r.Config.NginxSkipped)
 	}
 	if c := r.Config; c.StateDir != "" {
 		fs := c.StateFS
@@ -674,7 +699,7 @@ func serve(h http.Handler, tc *tls.Config) (net.Listener, error) {
 // forwards to the backend. No signing, no
 // logging, no policy: the least any secure exchange must cost.
 func startFloor(backend, proto string) (string, func(), error) {
-	fp, err := newFloorPKI()
+	fp, err := newFloorPKI("bench floor CA")
 	if err != nil {
 		return "", nil, err
 	}

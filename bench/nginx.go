@@ -2,14 +2,18 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,19 +36,19 @@ type floorPKI struct {
 	server, client tls.Certificate
 }
 
-func newFloorPKI() (*floorPKI, error) {
-	ca, err := pki.NewCA("bench floor CA")
+func newFloorPKI(name string) (*floorPKI, error) {
+	ca, err := pki.NewCA(name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("make the floor's CA: %w", err)
 	}
 	issue := func(p pki.Profile) (tls.Certificate, error) {
 		k, err := pki.GenerateKey(pki.ECDSAP256)
 		if err != nil {
-			return tls.Certificate{}, err
+			return tls.Certificate{}, fmt.Errorf("make a floor key: %w", err)
 		}
 		c, err := ca.Issue(k.Public(), p, pki.Template{CommonName: "floor", DNSNames: []string{floorName}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 		if err != nil {
-			return tls.Certificate{}, err
+			return tls.Certificate{}, fmt.Errorf("issue a floor certificate: %w", err)
 		}
 		return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: k, Leaf: c}, nil
 	}
@@ -60,25 +64,36 @@ func newFloorPKI() (*floorPKI, error) {
 
 // findNginx resolves Options.Nginx to a binary, or "" for none: "off"
 // is none, "" is nginx on the PATH or in /usr/sbin when installed, and
-// anything else must be an nginx binary.
-func findNginx(opt string) (string, error) {
+// anything else must be an nginx binary. named tells whether it was
+// asked for by name.
+func findNginx(opt string) (bin string, named bool, err error) {
 	switch opt {
 	case NginxOff:
-		return "", nil
+		return "", false, nil
 	case "":
-		if p, err := exec.LookPath("nginx"); err == nil {
-			return p, nil
+		for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
+			if p, err := exec.LookPath(p); err == nil {
+				return p, false, nil
+			}
 		}
-		if p, err := exec.LookPath("/usr/sbin/nginx"); err == nil {
-			return p, nil
-		}
-		return "", nil
+		return "", false, nil
 	}
 	p, err := exec.LookPath(opt)
 	if err != nil {
-		return "", fmt.Errorf("nginx: %w", err)
+		return "", true, fmt.Errorf("find nginx: %w", err)
 	}
-	return p, nil
+	return p, true, nil
+}
+
+// nginxSetup is what the nginx floor is started with.
+type nginxSetup struct {
+	bin     string
+	backend string // host:port
+	conns   int    // the load's connections, which nginx's limits must hold
+	pki     *floorPKI
+	// upstream, when set, is where the outer proxy sends requests instead
+	// of the inner proxy (tests).
+	upstream string
 }
 
 // nginxFloor is the second floor: two nginx reverse proxies, in one nginx
@@ -95,91 +110,136 @@ type nginxFloor struct {
 	err     error // why nginx exited (once exited is closed)
 }
 
-// nginxConf is the server's configuration: %[1]s its directory, %[2]s
-// and %[3]s the outer and inner proxies' addresses, %[4]s the backend's,
-// %[5]s the inner proxy's certificate name.
+// nginxConf is the server's configuration. Both proxies stream bodies
+// of any size, as httputil.ReverseProxy does, and keep their upstream
+// connections.
 const nginxConf = `# sampan bench: a second floor, written for one run.
 daemon off;
 master_process on;
 worker_processes auto;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 8192; }
+worker_rlimit_nofile {{files}};
+pid "{{dir}}/nginx.pid";
+error_log "{{dir}}/error.log" warn;
+events { worker_connections {{conns}}; }
 http {
 	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	keepalive_requests 1000000;
-	upstream inner { server %[3]s; keepalive 256; }
-	upstream backend { server %[4]s; keepalive 256; }
+	client_body_temp_path "{{dir}}/body";
+	proxy_temp_path "{{dir}}/proxy";
+{{temps}}	keepalive_requests 1000000;
+	client_max_body_size 0;
+	proxy_request_buffering off;
+	proxy_buffering off;
+	proxy_http_version 1.1;
+	upstream inner { server {{upstream}}; keepalive 256; keepalive_requests 1000000; }
+	upstream backend { server {{backend}}; keepalive 256; keepalive_requests 1000000; }
 	server {
-		listen %[2]s;
+		listen {{outer}};
 		location / {
 			proxy_pass https://inner;
-			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 			proxy_ssl_protocols TLSv1.3;
-			proxy_ssl_certificate %[1]s/client.pem;
-			proxy_ssl_certificate_key %[1]s/client.key;
-			proxy_ssl_trusted_certificate %[1]s/ca.pem;
+			proxy_ssl_certificate "{{dir}}/client.pem";
+			proxy_ssl_certificate_key "{{dir}}/client.key";
+			proxy_ssl_trusted_certificate "{{dir}}/ca.pem";
 			proxy_ssl_verify on;
-			proxy_ssl_name %[5]s;
+			proxy_ssl_name {{name}};
 			proxy_ssl_server_name on;
 		}
 	}
 	server {
-		listen %[3]s ssl;
+		listen {{inner}} ssl;
 		ssl_protocols TLSv1.3;
-		ssl_certificate %[1]s/server.pem;
-		ssl_certificate_key %[1]s/server.key;
-		ssl_client_certificate %[1]s/ca.pem;
+		ssl_certificate "{{dir}}/server.pem";
+		ssl_certificate_key "{{dir}}/server.key";
+		ssl_client_certificate "{{dir}}/ca.pem";
 		ssl_verify_client on;
 		location / {
 			proxy_pass http://backend;
-			proxy_http_version 1.1;
 			proxy_set_header Connection "";
 		}
 	}
 }
 `
 
-// startNginx runs nginx as the second floor in front of backend
-// (host:port) and waits until both its proxies answer.
-func startNginx(bin, backend string, p *floorPKI) (_ *nginxFloor, err error) {
-	dir, err := os.MkdirTemp("", "sampan-bench-nginx-")
+// nginxBuild is what `nginx -V` says: the version, and the modules
+// that need temporary directories of their own.
+type nginxBuild struct {
+	version    string // "nginx/1.22.1"
+	errorLogOK bool   // -e is understood (1.19.5 and later)
+	temps      []string
+}
+
+func inspectNginx(bin string) (nginxBuild, error) {
+	var out bytes.Buffer
+	v := exec.Command(bin, "-V")
+	v.Stdout, v.Stderr = &out, &out
+	if err := v.Run(); err != nil {
+		return nginxBuild{}, fmt.Errorf("run %s -V: %w", bin, err)
+	}
+	text := out.String()
+	line, _, _ := strings.Cut(text, "\n")
+	ver, ok := strings.CutPrefix(strings.TrimSpace(line), "nginx version: ")
+	if !ok {
+		return nginxBuild{}, fmt.Errorf("run %s -V: not nginx (%q)", bin, line)
+	}
+	b := nginxBuild{version: ver}
+	// nginx/1.22.1, or openresty/1.21.4.1 and the like: compare numbers.
+	_, num, _ := strings.Cut(ver, "/")
+	var n [3]int
+	for i, f := range strings.SplitN(strings.Fields(num + " ")[0], ".", 4) {
+		if i < 3 {
+			n[i], _ = strconv.Atoi(f)
+		}
+	}
+	b.errorLogOK = n[0] > 1 || n[0] == 1 && (n[1] > 19 || n[1] == 19 && n[2] >= 5)
+	for _, m := range []string{"fastcgi", "uwsgi", "scgi"} {
+		if !strings.Contains(text, "--without-http_"+m+"_module") {
+			b.temps = append(b.temps, m)
+		}
+	}
+	return b, nil
+}
+
+// startNginx runs nginx as the second floor and waits until an exchange
+// goes through it.
+func startNginx(ctx context.Context, s nginxSetup) (_ *nginxFloor, err error) {
+	build, err := inspectNginx(s.bin)
 	if err != nil {
 		return nil, err
 	}
-	// nginx's workers, when started by root, run as an unprivileged user
-	// and must reach their temporary directories; the keys stay 0600 and
-	// are read by the master alone.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+	dir, err := os.MkdirTemp("", "sampan-bench-nginx-")
+	if err != nil {
+		return nil, fmt.Errorf("make nginx's directory: %w", err)
 	}
-	n := &nginxFloor{dir: dir, exited: make(chan struct{})}
+	n := &nginxFloor{dir: dir, version: build.version, exited: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.stop()
 		}
 	}()
+	// nginx's workers, when started by root, run as an unprivileged user
+	// and must reach their temporary directories; the keys stay 0600 and
+	// are read by the master alone, as it reads its configuration.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open nginx's directory to its workers: %w", err)
+	}
 	writeKey := func(name string, k crypto.PrivateKey) error {
-		s, ok := k.(crypto.Signer)
+		sg, ok := k.(crypto.Signer)
 		if !ok {
-			return fmt.Errorf("nginx: a %T is not a signing key", k)
+			return fmt.Errorf("write %s: a %T is not a signing key", name, k)
 		}
-		return pki.WriteKey(filepath.Join(dir, name), s)
+		return pki.WriteKey(filepath.Join(dir, name), sg)
 	}
 	for name, b := range map[string][]byte{
-		"ca.pem":     pki.EncodeCert(p.ca.Cert.Raw),
-		"server.pem": pki.EncodeCert(p.server.Leaf.Raw),
-		"client.pem": pki.EncodeCert(p.client.Leaf.Raw),
+		"ca.pem":     pki.EncodeCert(s.pki.ca.Cert.Raw),
+		"server.pem": pki.EncodeCert(s.pki.server.Leaf.Raw),
+		"client.pem": pki.EncodeCert(s.pki.client.Leaf.Raw),
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("write nginx's %s: %w", name, err)
 		}
 	}
-	if err := errors.Join(writeKey("server.key", p.server.PrivateKey), writeKey("client.key", p.client.PrivateKey)); err != nil {
+	if err := errors.Join(writeKey("server.key", s.pki.server.PrivateKey), writeKey("client.key", s.pki.client.PrivateKey)); err != nil {
 		return nil, err
 	}
 	outer, err := freePort()
@@ -190,46 +250,82 @@ func startNginx(bin, backend string, p *floorPKI) (_ *nginxFloor, err error) {
 	if err != nil {
 		return nil, err
 	}
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, outer, inner, backend, floorName), 0o644); err != nil {
-		return nil, err
+	upstream := inner
+	if s.upstream != "" {
+		upstream = s.upstream
 	}
-	var out bytes.Buffer
-	v := exec.Command(bin, "-v")
-	v.Stderr = &out
-	if err := v.Run(); err != nil {
-		return nil, fmt.Errorf("nginx: %s -v: %w", bin, err)
+	var temps strings.Builder
+	for _, m := range build.temps {
+		fmt.Fprintf(&temps, "\t%s_temp_path \"%s/%s\";\n", m, dir, m)
 	}
-	n.version = strings.TrimPrefix(strings.TrimSpace(out.String()), "nginx version: ")
-	n.cmd = exec.Command(bin, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
+	// Each exchange under way holds up to four descriptors in one server:
+	// the client's, the outer proxy's to the inner, the inner's side of
+	// it, and the inner proxy's to the backend.
+	conns := max(8192, 4*s.conns+1024)
+	conf := strings.NewReplacer("{{dir}}", dir, "{{files}}", strconv.Itoa(2*conns), "{{conns}}", strconv.Itoa(conns),
+		"{{temps}}", temps.String(), "{{upstream}}", upstream, "{{backend}}", s.backend, "{{outer}}", outer,
+		"{{inner}}", inner, "{{name}}", floorName).Replace(nginxConf)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, fmt.Errorf("write nginx's configuration: %w", err)
+	}
+	args := []string{"-p", dir, "-c", confPath}
+	if build.errorLogOK {
+		// Before it reads its configuration, nginx writes to its built-in
+		// error log, which may be elsewhere and not writable.
+		args = append([]string{"-e", filepath.Join(dir, "error.log")}, args...)
+	}
+	n.cmd = exec.Command(s.bin, args...)
 	n.cmd.SysProcAttr = childAttr()
+	var early bytes.Buffer
+	n.cmd.Stderr = &limitedWriter{w: &early, n: 4096}
 	if err := n.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("nginx: %w", err)
+		return nil, fmt.Errorf("start nginx: %w", err)
 	}
 	go func() {
 		n.err = n.cmd.Wait()
 		close(n.exited)
 	}()
 	n.url, n.inner = "http://"+outer, inner
-	deadline := time.Now().Add(10 * time.Second)
-	for _, addr := range []string{outer, inner} {
-		for {
-			c, derr := net.DialTimeout("tcp", addr, time.Second)
-			if derr == nil {
-				c.Close()
-				break
+	// Ready once an exchange goes through both proxies and nginx is still
+	// running (a port taken meanwhile by another process would answer a
+	// bare connection).
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
+	for {
+		resp, perr := client.Post(n.url+"/echo", "text/plain", strings.NewReader("ready"))
+		if perr == nil {
+			// nginx answers once it is listening, its configuration read:
+			// anything but the echo is final.
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(b) != "ready" {
+				return nil, fmt.Errorf("start nginx: an exchange through it was answered %s: %s", resp.Status, n.errorLog())
 			}
-			select {
-			case <-n.exited:
-				return nil, fmt.Errorf("nginx exited at start (%v): %s", n.err, n.errorLog())
-			case <-time.After(20 * time.Millisecond):
+			if err := n.alive(); err != nil {
+				return nil, err
 			}
-			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("nginx: %s does not answer after 10s: %s", addr, n.errorLog())
-			}
+			return n, nil
+		}
+		select {
+		case <-n.exited:
+			return nil, fmt.Errorf("start nginx: it exited (%v): %s %s", n.err, bytes.TrimSpace(early.Bytes()), n.errorLog())
+		case <-ctx.Done():
+			return nil, fmt.Errorf("start nginx: no exchange through it after 10s (%v): %s", perr, n.errorLog())
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return n, nil
+}
+
+// alive reports why nginx is no longer running, if it is not.
+func (n *nginxFloor) alive() error {
+	select {
+	case <-n.exited:
+		return fmt.Errorf("nginx exited (%v): %s", n.err, n.errorLog())
+	default:
+		return nil
+	}
 }
 
 // errorLog is the end of nginx's error log, for an error message.
@@ -240,7 +336,7 @@ func (n *nginxFloor) errorLog() string {
 		b = b[len(b)-2000:]
 	}
 	if len(b) == 0 {
-		return "its error log is empty"
+		return "(its error log is empty)"
 	}
 	return string(b)
 }
@@ -250,13 +346,15 @@ func (n *nginxFloor) cpu() time.Duration {
 	return treeCPU(n.cmd.Process.Pid)
 }
 
-// stop ends nginx (its workers finish with it) and removes its files.
+// stop ends nginx, its workers with it, and removes its files.
 func (n *nginxFloor) stop() {
 	if n.cmd != nil && n.cmd.Process != nil {
+		// SIGTERM: the master stops its workers and exits.
 		n.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-n.exited:
 		case <-time.After(5 * time.Second):
+			killGroup(n.cmd.Process.Pid)
 			n.cmd.Process.Kill()
 			<-n.exited
 		}
@@ -268,8 +366,23 @@ func (n *nginxFloor) stop() {
 func freePort() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("find a free port: %w", err)
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// limitedWriter keeps the first n bytes written to it.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
 }

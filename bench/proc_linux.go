@@ -10,7 +10,7 @@ import (
 
 // filesystems names the file systems a gateway's logs are likely to sit on,
 // by their statfs magic numbers.
-var filesystems = map[int64]string{
+var filesystems = map[uint32]string{
 	0xEF53:     "ext4", // ext2, ext3 and ext4 share it
 	0x58465342: "xfs",
 	0x9123683E: "btrfs",
@@ -27,17 +27,27 @@ func fsType(dir string) string {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return ""
 	}
-	if name, ok := filesystems[int64(st.Type)]; ok {
+	// Type is 32 bits wide on some platforms: the magic numbers are.
+	t := uint32(st.Type)
+	if name, ok := filesystems[t]; ok {
 		return name
 	}
-	return "0x" + strconv.FormatInt(int64(st.Type), 16)
+	return "0x" + strconv.FormatUint(uint64(t), 16)
 }
 
-// childAttr makes a child process end with the bench, should the bench be
-// killed before it can stop the child.
+// childAttr puts a child in a process group of its own, so that it can
+// be killed with its children, and has it sent SIGTERM should the bench
+// die first (sent when the thread that started it ends: no goroutine
+// here locks a thread and ends).
 func childAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
+
+// killGroup kills a child started with childAttr and its children.
+func killGroup(pid int) { syscall.Kill(-pid, syscall.SIGKILL) }
+
+// childCPU says whether treeCPU counts a child's CPU here.
+const childCPU = true
 
 // clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
 const clockTick = 10 * time.Millisecond
