@@ -262,7 +262,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		}
 		nginx, err = startNginx(ctx, nginxSetup{bin: nginxBin, backend: backend.Addr().String(), conns: o.Connections, pki: fp})
 		switch {
-		case err != nil && nginxNamed:
+		case err != nil && (nginxNamed || ctx.Err() != nil):
 			return nil, err
 		case err != nil:
 			// Found, not asked for: the run goes on without it.

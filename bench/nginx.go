@@ -169,9 +169,11 @@ type nginxBuild struct {
 	temps      []string
 }
 
-func inspectNginx(bin string) (nginxBuild, error) {
+func inspectNginx(ctx context.Context, bin string) (nginxBuild, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	var out bytes.Buffer
-	v := exec.Command(bin, "-V")
+	v := exec.CommandContext(ctx, bin, "-V")
 	v.Stdout, v.Stderr = &out, &out
 	if err := v.Run(); err != nil {
 		return nginxBuild{}, fmt.Errorf("run %s -V: %w", bin, err)
@@ -183,15 +185,25 @@ func inspectNginx(bin string) (nginxBuild, error) {
 		return nginxBuild{}, fmt.Errorf("run %s -V: not nginx (%q)", bin, line)
 	}
 	b := nginxBuild{version: ver}
-	// nginx/1.22.1, or openresty/1.21.4.1 and the like: compare numbers.
-	_, num, _ := strings.Cut(ver, "/")
+	// nginx/1.22.1 (Ubuntu), openresty/1.21.4.1 and the like.
 	var n [3]int
-	for i, f := range strings.SplitN(strings.Fields(num + " ")[0], ".", 4) {
-		if i < 3 {
-			n[i], _ = strconv.Atoi(f)
+	if _, num, ok := strings.Cut(ver, "/"); ok {
+		if f := strings.Fields(num); len(f) > 0 {
+			for i, part := range strings.SplitN(f[0], ".", 4) {
+				if i < 3 {
+					n[i], _ = strconv.Atoi(part)
+				}
+			}
 		}
 	}
-	b.errorLogOK = n[0] > 1 || n[0] == 1 && (n[1] > 19 || n[1] == 19 && n[2] >= 5)
+	atLeast := func(a, b, c int) bool {
+		return n[0] > a || n[0] == a && (n[1] > b || n[1] == b && n[2] >= c)
+	}
+	// keepalive_requests in an upstream block came with 1.15.3.
+	if !atLeast(1, 15, 3) {
+		return nginxBuild{}, fmt.Errorf("nginx %q: the floor needs nginx 1.15.3 or later, built with OpenSSL 1.1.1 or later", ver)
+	}
+	b.errorLogOK = atLeast(1, 19, 5)
 	for _, m := range []string{"fastcgi", "uwsgi", "scgi"} {
 		if !strings.Contains(text, "--without-http_"+m+"_module") {
 			b.temps = append(b.temps, m)
@@ -203,7 +215,7 @@ func inspectNginx(bin string) (nginxBuild, error) {
 // startNginx runs nginx as the second floor and waits until an exchange
 // goes through it.
 func startNginx(ctx context.Context, s nginxSetup) (_ *nginxFloor, err error) {
-	build, err := inspectNginx(s.bin)
+	build, err := inspectNginx(ctx, s.bin)
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +229,11 @@ func startNginx(ctx context.Context, s nginxSetup) (_ *nginxFloor, err error) {
 			n.stop()
 		}
 	}()
+	// The directory goes into nginx's configuration in quotes, where these
+	// would end the string or name a variable.
+	if strings.ContainsAny(dir, `\"$;{}`) {
+		return nil, fmt.Errorf("start nginx: its directory %q holds a character its configuration cannot quote (set TMPDIR elsewhere)", dir)
+	}
 	// nginx's workers, when started by root, run as an unprivileged user
 	// and must reach their temporary directories; the keys stay 0600 and
 	// are read by the master alone, as it reads its configuration.
@@ -262,7 +279,7 @@ func startNginx(ctx context.Context, s nginxSetup) (_ *nginxFloor, err error) {
 	// the client's, the outer proxy's to the inner, the inner's side of
 	// it, and the inner proxy's to the backend.
 	conns := max(8192, 4*s.conns+1024)
-	conf := strings.NewReplacer("{{dir}}", dir, "{{files}}", strconv.Itoa(2*conns), "{{conns}}", strconv.Itoa(conns),
+	conf := strings.NewReplacer("{{dir}}", dir, "{{files}}", strconv.Itoa(fileLimit(2*conns)), "{{conns}}", strconv.Itoa(conns),
 		"{{temps}}", temps.String(), "{{upstream}}", upstream, "{{backend}}", s.backend, "{{outer}}", outer,
 		"{{inner}}", inner, "{{name}}", floorName).Replace(nginxConf)
 	confPath := filepath.Join(dir, "nginx.conf")
@@ -277,6 +294,7 @@ func startNginx(ctx context.Context, s nginxSetup) (_ *nginxFloor, err error) {
 	}
 	n.cmd = exec.Command(s.bin, args...)
 	n.cmd.SysProcAttr = childAttr()
+	n.cmd.WaitDelay = 2 * time.Second
 	var early bytes.Buffer
 	n.cmd.Stderr = &limitedWriter{w: &early, n: 4096}
 	if err := n.cmd.Start(); err != nil {
@@ -294,14 +312,15 @@ func startNginx(ctx context.Context, s nginxSetup) (_ *nginxFloor, err error) {
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
 	for {
-		resp, perr := client.Post(n.url+"/echo", "text/plain", strings.NewReader("ready"))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.url+"/echo", strings.NewReader("ready"))
+		resp, perr := client.Do(req)
 		if perr == nil {
 			// nginx answers once it is listening, its configuration read:
 			// anything but the echo is final.
-			b, _ := io.ReadAll(resp.Body)
+			b, rerr := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || string(b) != "ready" {
-				return nil, fmt.Errorf("start nginx: an exchange through it was answered %s: %s", resp.Status, n.errorLog())
+			if rerr != nil || resp.StatusCode != http.StatusOK || string(b) != "ready" {
+				return nil, fmt.Errorf("start nginx: an exchange through it was answered %s (%v): %s", resp.Status, rerr, n.errorLog())
 			}
 			if err := n.alive(); err != nil {
 				return nil, err
@@ -310,8 +329,17 @@ func startNginx(ctx context.Context, s nginxSetup) (_ *nginxFloor, err error) {
 		}
 		select {
 		case <-n.exited:
-			return nil, fmt.Errorf("start nginx: it exited (%v): %s %s", n.err, bytes.TrimSpace(early.Bytes()), n.errorLog())
+			// What nginx says before it reads its configuration goes to
+			// stderr and to the error log both.
+			msg := n.errorLog()
+			if len(bytes.TrimSpace(early.Bytes())) > 0 {
+				msg = string(bytes.TrimSpace(early.Bytes()))
+			}
+			return nil, fmt.Errorf("start nginx: it exited (%v): %s", n.err, msg)
 		case <-ctx.Done():
+			if cerr := context.Cause(ctx); !errors.Is(cerr, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("start nginx: %w", cerr)
+			}
 			return nil, fmt.Errorf("start nginx: no exchange through it after 10s (%v): %s", perr, n.errorLog())
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -349,15 +377,18 @@ func (n *nginxFloor) cpu() time.Duration {
 // stop ends nginx, its workers with it, and removes its files.
 func (n *nginxFloor) stop() {
 	if n.cmd != nil && n.cmd.Process != nil {
-		// SIGTERM: the master stops its workers and exits.
+		// SIGTERM: the master stops its workers and exits. Whatever is
+		// left of its group after that (workers of a master that died) is
+		// killed.
+		pid := n.cmd.Process.Pid
 		n.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-n.exited:
 		case <-time.After(5 * time.Second):
-			killGroup(n.cmd.Process.Pid)
 			n.cmd.Process.Kill()
 			<-n.exited
 		}
+		killGroup(pid)
 	}
 	os.RemoveAll(n.dir)
 }

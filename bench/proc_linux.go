@@ -88,3 +88,14 @@ func treeCPU(pid int) time.Duration {
 	}
 	return time.Duration(ticks) * clockTick
 }
+
+// fileLimit is want, or the hard limit on open files when that is lower
+// and this process may not raise it (nginx's workers then keep their
+// limit rather than fail to set it).
+func fileLimit(want int) int {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || os.Geteuid() == 0 || uint64(want) <= l.Max {
+		return want
+	}
+	return int(l.Max)
+}
