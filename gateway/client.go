@@ -156,6 +156,10 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 		fail(r1.New(r1.TypeClientNotHosted, "client %s is not served by gateway %s", req.Client, g.cfg.ID))
 		return
 	}
+	if e := g.checkConnection(r, req.Client); e != nil {
+		fail(e)
+		return
+	}
 	if req.Meta == r1.MetaListClients {
 		lst, e := g.confFor(req.MetaInstance, clientSide)
 		if e != nil {

@@ -25,9 +25,21 @@ type Config struct {
 	// AnchorFile is the path of the instance's anchor, relative to the
 	// configuration file's directory when not absolute.
 	AnchorFile string `json:"anchor_file"`
-	// ClientListen is where information systems send r1 requests (plain
-	// HTTP: bind it to an internal address). Default 127.0.0.1:8080.
+	// ClientListen is where information systems send r1 requests, over
+	// HTTPS or, for subsystems whose connection type allows it, plain
+	// HTTP (both on the one port). Default 127.0.0.1:8080.
 	ClientListen string `json:"client_listen"`
+	// ClientTLSCertFile and ClientTLSKeyFile are the certificate and key
+	// the client side presents over HTTPS; by default the gateway makes a
+	// self-signed one in its data directory (client-tls.crt).
+	ClientTLSCertFile string `json:"client_tls_cert_file"`
+	ClientTLSKeyFile  string `json:"client_tls_key_file"`
+	// DefaultConnection is the connection type of client subsystems that
+	// Clients does not list: "https" (default), "https-certs" or "http".
+	DefaultConnection string `json:"default_connection"`
+	// Clients set the connection type, and the TLS client certificates,
+	// of the information systems of each client subsystem.
+	Clients []ClientSystem `json:"clients"`
 	// PeerListen is where other gateways connect over mutual TLS 1.3.
 	// Default 127.0.0.1:8443.
 	PeerListen string `json:"peer_listen"`
@@ -56,7 +68,8 @@ type Config struct {
 	// Log configures the message log.
 	Log LogConfig `json:"log"`
 
-	dir string // directory of the configuration file
+	dir     string // directory of the configuration file
+	clients map[ident.ClientID]*ClientSystem
 }
 
 // The protocols a gateway may speak to provider gateways (their ALPN
@@ -156,6 +169,9 @@ func (c *Config) SetDefaults() {
 	if c.PeerListen == "" {
 		c.PeerListen = "127.0.0.1:8443"
 	}
+	if c.DefaultConnection == "" {
+		c.DefaultConnection = ConnHTTPS
+	}
 	if c.ConfRefresh == 0 {
 		c.ConfRefresh = cfg.Duration(60 * time.Second)
 	}
@@ -229,6 +245,9 @@ func (c *Config) Validate() error {
 		return errors.New("limits.max_body_bytes: must be -1 (no limit) or positive")
 	}
 	if err := c.Federation.validate(); err != nil {
+		return err
+	}
+	if err := c.validateClients(); err != nil {
 		return err
 	}
 	if c.Log.IndexDSN != "" && !store.IsPostgres(c.Log.IndexDSN) {

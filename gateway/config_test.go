@@ -21,6 +21,9 @@ func TestLogConfigValidated(t *testing.T) {
 	if err := base().Validate(); err != nil {
 		t.Fatalf("base configuration: %v", err)
 	}
+	if got := base().DefaultConnection; got != ConnHTTPS {
+		t.Errorf("default connection type %q, want %q: plain HTTP only where the operator chooses it", got, ConnHTTPS)
+	}
 	for _, c := range []struct {
 		edit func(*Config)
 		want string
@@ -31,6 +34,20 @@ func TestLogConfigValidated(t *testing.T) {
 		{func(c *Config) { c.Log.StoreBodies = []string{"SG/GOV/SPF/anti-scam"} }, "not of instance VN"},
 		{func(c *Config) { c.Log.Node = "node 2" }, "log.node"},
 		{func(c *Config) { c.PeerProtocol = "h3" }, "peer_protocol"},
+		{func(c *Config) { c.DefaultConnection = "tls" }, "default_connection"},
+		{func(c *Config) { c.Clients = []ClientSystem{{Subsystem: "VN/GOV/MPS/residents", Connection: "https-certs"}} }, "clients[0].certificates"},
+		{func(c *Config) {
+			c.Clients = []ClientSystem{{Subsystem: "VN/GOV/MPS/residents", Connection: "http", Certificates: []string{"x.pem"}}}
+		}, "clients[0].certificates"},
+		{func(c *Config) { c.Clients = []ClientSystem{{Subsystem: "VN/GOV/MPS", Connection: "https"}} }, "clients[0].subsystem"},
+		{func(c *Config) { c.Clients = []ClientSystem{{Subsystem: "SG/GOV/SPF/anti-scam", Connection: "https"}} }, "not of instance VN"},
+		{func(c *Config) {
+			c.Clients = []ClientSystem{{Subsystem: "VN/GOV/MPS/residents", Connection: "https"}, {Subsystem: "VN/GOV/MPS/residents", Connection: "http"}}
+		}, "clients[1].subsystem"},
+		{func(c *Config) {
+			c.Clients = []ClientSystem{{Subsystem: "VN/GOV/MPS/residents", Connection: "https-certs", Certificates: []string{"/nonexistent.pem"}}}
+		}, "clients[0].certificates[0]"},
+		{func(c *Config) { c.ClientTLSCertFile = "c.pem" }, "client_tls_key_file"},
 		{func(c *Config) { c.PeerProtocol = "HTTP/1.1" }, "peer_protocol"},
 		{func(c *Config) {
 			c.Services = []Service{{Backend: "http://x", Access: []AccessRight{{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "get /x"}}}}

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -34,17 +35,61 @@ const (
 // when one is given.
 func (w *world) callAs(t *testing.T, gw, client, path string, purpose ...string) (*http.Response, []byte) {
 	t.Helper()
-	return w.callURL(t, w.manifestGateway(gw).ClientURL, client, path, purpose...)
+	base, hc := w.clientOf(t, gw, client)
+	return w.callURLWith(t, hc, base, client, path, purpose...)
+}
+
+// clientOf returns the client side's URL and an HTTP client for an
+// information system of client, as its connection type at gw asks:
+// plain HTTP, or HTTPS with its registered certificate.
+func (w *world) clientOf(t *testing.T, gw, client string) (string, *http.Client) {
+	t.Helper()
+	mg := w.manifestGateway(gw)
+	for _, c := range mg.ClientConnections {
+		if c.Subsystem != client || c.CertFile == "" {
+			continue
+		}
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mg.ClientTLSURL, isClient(t, mg.ClientTLSCAFile, &cert)
+	}
+	return mg.ClientURL, http.DefaultClient
+}
+
+// isClient is an HTTPS client that trusts the client side's certificate
+// and presents cert, when not nil.
+func isClient(t *testing.T, caFile string, cert *tls.Certificate) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	tc := &tls.Config{RootCAs: roots}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
 }
 
 func (w *world) callURL(t *testing.T, base, client, path string, purpose ...string) (*http.Response, []byte) {
+	t.Helper()
+	return w.callURLWith(t, http.DefaultClient, base, client, path, purpose...)
+}
+
+func (w *world) callURLWith(t *testing.T, hc *http.Client, base, client, path string, purpose ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/r1/"+path, nil)
 	req.Header.Set(r1.HeaderClient, client)
 	for _, p := range purpose {
 		req.Header.Set(r1.HeaderPurpose, p)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s as %s: %v", path, client, err)
 	}

@@ -51,6 +51,7 @@ type Gateway struct {
 	clock    atomic.Pointer[func() time.Time]
 
 	clientLn, peerLn net.Listener
+	clientTLSConf    *tls.Config // the client side's HTTPS
 	wg               sync.WaitGroup
 	warm             *warm.Pool // runs peer requests on grown stacks
 }
@@ -203,6 +204,11 @@ func (g *Gateway) Listen() error {
 		g.clientLn.Close()
 		return fmt.Errorf("listen peer side %s: %w", g.cfg.PeerListen, err)
 	}
+	if g.clientTLSConf, err = g.clientTLS(); err != nil {
+		g.clientLn.Close()
+		g.peerLn.Close()
+		return err
+	}
 	return nil
 }
 
@@ -243,8 +249,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		TLSConfig:         g.peerServerTLS(),
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
-	errc := make(chan error, 2)
-	go func() { errc <- client.Serve(g.clientLn) }()
+	split := newSplitListener(g.clientLn, client.ReadHeaderTimeout)
+	defer split.Close()
+	errc := make(chan error, 3)
+	go func() { errc <- client.Serve(split.plain) }()
+	go func() { errc <- client.Serve(tls.NewListener(split.tls, g.clientTLSConf)) }()
 	go func() { errc <- peer.ServeTLS(g.peerLn, "", "") }()
 	g.log.Info("gateway serving", "client", g.ClientAddr(), "peer", g.PeerAddr())
 	var err error

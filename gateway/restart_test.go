@@ -30,6 +30,7 @@ func TestRestartsDuringTraffic(t *testing.T) {
 	acked := map[string]bool{}
 	var ok, failed [3]int
 	var wg sync.WaitGroup
+	acraURL, acraHC := w.clientOf(t, "SG/GOV/ACRA/gw1", acraClient)
 	flows := []func() bool{
 		func() bool { // domestic upload
 			b := make([]byte, 2048)
@@ -55,7 +56,7 @@ func TestRestartsDuringTraffic(t *testing.T) {
 			return true
 		},
 		func() bool {
-			return get(w.manifestGateway("SG/GOV/ACRA/gw1").ClientURL, acraClient, companies+"/0300588569")
+			return getWith(acraHC, acraURL, acraClient, companies+"/0300588569")
 		},
 		func() bool {
 			return get(w.manifestGateway("VN/GOV/MOF/gw1").ClientURL, mofClient, entities+"/199201624D")
@@ -141,10 +142,12 @@ func TestRestartsDuringTraffic(t *testing.T) {
 	}
 }
 
-func get(base, client, path string) bool {
+func get(base, client, path string) bool { return getWith(http.DefaultClient, base, client, path) }
+
+func getWith(hc *http.Client, base, client, path string) bool {
 	req, _ := http.NewRequest(http.MethodGet, base+"/r1/"+path, nil)
 	req.Header.Set(r1.HeaderClient, client)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return false
 	}

@@ -7,12 +7,17 @@ package sandbox
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -84,8 +89,24 @@ type ManifestGateway struct {
 	ClientURL string   `json:"client_url"`
 	PeerAddr  string   `json:"peer_address"`
 	Clients   []string `json:"clients"`
-	DataDir   string   `json:"data_dir"`
-	Config    string   `json:"config_file"`
+	// ClientTLSURL is the same client side over HTTPS (one port serves
+	// both); ClientTLSCAFile is the certificate it presents, to trust.
+	ClientTLSURL    string `json:"client_tls_url"`
+	ClientTLSCAFile string `json:"client_tls_ca_file"`
+	// ClientConnections say how each client subsystem's information
+	// systems must connect, with the client certificate to present when
+	// one is needed.
+	ClientConnections []ManifestClient `json:"client_connections"`
+	DataDir           string           `json:"data_dir"`
+	Config            string           `json:"config_file"`
+}
+
+// ManifestClient is a client subsystem's connection type at its gateway.
+type ManifestClient struct {
+	Subsystem  string `json:"subsystem"`
+	Connection string `json:"connection"`
+	CertFile   string `json:"cert_file,omitempty"`
+	KeyFile    string `json:"key_file,omitempty"`
 }
 
 // ManifestService describes a demo service.
@@ -367,10 +388,20 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 			}
 			s.Gateways = append(s.Gateways, g)
 			gws = append(gws, g)
-			s.Manifest.Gateways = append(s.Manifest.Gateways, ManifestGateway{
+			mg := ManifestGateway{
 				ID: gd.id, Instance: in.code, ClientURL: "http://" + g.ClientAddr(), PeerAddr: g.PeerAddr(),
 				Clients: gd.clients, DataDir: gdir, Config: cfgPath,
-			})
+				ClientTLSURL: "https://" + g.ClientAddr(), ClientTLSCAFile: g.ClientTLSCertPath(),
+			}
+			for _, c := range gd.clients {
+				mc := ManifestClient{Subsystem: c, Connection: gateway.ConnHTTP}
+				if slices.Contains(gd.certClients, c) {
+					mc.Connection = gateway.ConnHTTPSCerts
+					mc.CertFile, mc.KeyFile = isCertPaths(gdir, c)
+				}
+				mg.ClientConnections = append(mg.ClientConnections, mc)
+			}
+			s.Manifest.Gateways = append(s.Manifest.Gateways, mg)
 			for _, sv := range gd.services {
 				s.Manifest.Services = append(s.Manifest.Services, ManifestService{
 					ID: sv.id, ProviderGateway: gd.id, ExamplePath: sv.example, ExampleClient: sv.exampleClient, ExamplePurpose: sv.examplePurpose,
@@ -759,6 +790,16 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		PeerTimeout:       cfg.Duration(o.PeerTimeout),
 		PeerProtocol:      o.PeerProtocol,
 		Log:               gateway.LogConfig{StoreBodies: gd.storeBodies, Retention: cfg.Duration(gd.retention)},
+		// Loopback only: the demo's information systems may use plain
+		// HTTP, but for the subsystems in certClients.
+		DefaultConnection: gateway.ConnHTTP,
+	}
+	for _, cl := range gd.certClients {
+		crt, key := isCertPaths(dir, cl)
+		if err := makeISCert(crt, key, cl); err != nil {
+			return "", fmt.Errorf("client certificate of %s: %w", cl, err)
+		}
+		c.Clients = append(c.Clients, gateway.ClientSystem{Subsystem: cl, Connection: gateway.ConnHTTPSCerts, Certificates: []string{crt}})
 	}
 	for _, sv := range gd.services {
 		sid, err := ident.ParseService(sv.id)
@@ -782,4 +823,45 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		return "", err
 	}
 	return path, nil
+}
+
+// isCertPaths are where the sandbox keeps the TLS client certificate and
+// key of a client subsystem's information system, in its gateway's
+// directory.
+func isCertPaths(gdir, subsystem string) (cert, key string) {
+	base := filepath.Join(gdir, "information-systems", strings.ReplaceAll(subsystem, "/", "_"))
+	return base + ".crt", base + ".key"
+}
+
+// makeISCert makes, once, a self-signed TLS client certificate for a
+// subsystem's information system: the gateway pins it by fingerprint.
+func makeISCert(certPath, keyPath, subsystem string) error {
+	if _, err := os.Stat(certPath); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: subsystem},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.AddDate(2, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	os.Remove(keyPath)
+	if err := pki.WriteKey(keyPath, key); err != nil {
+		return err
+	}
+	return pki.WriteCert(certPath, der)
 }

@@ -46,6 +46,11 @@ type gatewayDef struct {
 	// (encrypted); retention is how long its records are kept.
 	storeBodies []string
 	retention   time.Duration
+	// certClients are client subsystems whose information systems must
+	// connect over HTTPS with a registered client certificate; the
+	// others connect over plain HTTP, the sandbox's choice for a world
+	// on loopback.
+	certClients []string
 }
 
 type instanceDef struct {
@@ -183,6 +188,9 @@ var world = []instanceDef{
 			{
 				id:      "SG/GOV/ACRA/gw1",
 				clients: []string{"SG/GOV/ACRA/bizfile"},
+				// ACRA's information system proves itself with its TLS
+				// client certificate (connection type https-certs).
+				certClients: []string{"SG/GOV/ACRA/bizfile"},
 				services: []serviceDef{
 					{
 						id: "SG/GOV/ACRA/bizfile/entities", title: "Business entities",
@@ -226,9 +234,15 @@ var world = []instanceDef{
 // PrintWelcome writes what runs where and requests to copy and paste.
 func (s *Sandbox) PrintWelcome(w io.Writer) {
 	m := s.Manifest
-	url := map[string]string{}
+	url, tlsOpts := map[string]string{}, map[string]string{}
 	for _, g := range m.Gateways {
 		url[g.ID] = g.ClientURL
+		for _, c := range g.ClientConnections {
+			if c.CertFile != "" {
+				tlsOpts[c.Subsystem] = fmt.Sprintf(" --cacert %s --cert %s --key %s", g.ClientTLSCAFile, c.CertFile, c.KeyFile)
+				url[g.ID+" "+c.Subsystem] = g.ClientTLSURL
+			}
+		}
 	}
 	fmt.Fprintf(w, "Sampan sandbox is running (state in %s).\n\n", s.Dir)
 	for _, a := range m.Authorities {
@@ -242,6 +256,9 @@ func (s *Sandbox) PrintWelcome(w io.Writer) {
 		for _, p := range purpose {
 			h += " -H 'X-Road-Purpose: " + p + "'"
 		}
+		if u, ok := url[gw+" "+client]; ok {
+			return fmt.Sprintf("curl -sS%s -H 'X-Road-Client: %s'%s %s/r1/", tlsOpts[client], client, h, u)
+		}
 		return fmt.Sprintf("curl -sS -H 'X-Road-Client: %s'%s %s/r1/", client, h, url[gw])
 	}
 	c := curl("VN/GOV/HCMC/gw1", "VN/GOV/HCMC/one-stop")
@@ -253,7 +270,8 @@ func (s *Sandbox) PrintWelcome(w io.Writer) {
 	fmt.Fprintf(w, "  # refused: HCMC may read one resident record, not list them all (no access right)\n  %sVN/GOV/MPS/residents/persons\n\n", curl("VN/GOV/HCMC/gw1", "VN/GOV/HCMC/one-stop", "administrative-procedure"))
 	fmt.Fprintf(w, "  # metaservices\n  %sVN/GOV/MOF/business-registry/listMethods\n  %sVN/listClients\n\n", c, c)
 	fmt.Fprintf(w, "Across the border, each side verifying the other under its own authority:\n\n")
-	fmt.Fprintf(w, "  # Singapore's ACRA looks up a Vietnamese company\n  %sVN/GOV/MOF/business-registry/companies/0300588569\n\n", curl("SG/GOV/ACRA/gw1", "SG/GOV/ACRA/bizfile"))
+	fmt.Fprintf(w, "  # Singapore's ACRA looks up a Vietnamese company (its system connects over HTTPS with its client certificate)\n  %sVN/GOV/MOF/business-registry/companies/0300588569\n\n", curl("SG/GOV/ACRA/gw1", "SG/GOV/ACRA/bizfile"))
+	fmt.Fprintf(w, "  # refused: the same call without ACRA's client certificate\n  curl -sS -H 'X-Road-Client: SG/GOV/ACRA/bizfile' %s/r1/VN/GOV/MOF/business-registry/companies/0300588569\n\n", url["SG/GOV/ACRA/gw1"])
 	fmt.Fprintf(w, "  # Vietnam's MOF looks up a Singapore entity\n  %sSG/GOV/ACRA/bizfile/entities/199201624D\n\n", curl("VN/GOV/MOF/gw1", "VN/GOV/MOF/business-registry"))
 	fmt.Fprintf(w, "  # MPS and SPF exchange scam reports (personal) under their bilateral agreements\n  %sSG/GOV/SPF/anti-scam/scam-reports\n", curl("VN/GOV/MPS/gw1", "VN/GOV/MPS/cybercrime", "scam-investigation"))
 	fmt.Fprintf(w, "  %sVN/GOV/MPS/cybercrime/scam-reports\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
