@@ -49,6 +49,8 @@ type Config struct {
 	// Services are the services this gateway provides.
 	Services []Service `json:"services"`
 	Limits   Limits    `json:"limits"`
+	// PeerLimits bound what other gateways can hold at the peer side.
+	PeerLimits PeerLimits `json:"peer_limits"`
 	// Federation says which foreign instances this gateway exchanges
 	// with; by default none.
 	Federation FederationConfig `json:"federation"`
@@ -172,6 +174,7 @@ func (c *Config) SetDefaults() {
 	if c.DefaultConnection == "" {
 		c.DefaultConnection = ConnHTTPS
 	}
+	c.PeerLimits.setDefaults()
 	if c.ConfRefresh == 0 {
 		c.ConfRefresh = cfg.Duration(60 * time.Second)
 	}
@@ -248,6 +251,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateClients(); err != nil {
+		return err
+	}
+	if err := c.PeerLimits.validate(); err != nil {
 		return err
 	}
 	if c.Log.IndexDSN != "" && !store.IsPostgres(c.Log.IndexDSN) {

@@ -35,7 +35,9 @@ func TestLogConfigValidated(t *testing.T) {
 		{func(c *Config) { c.Log.Node = "node 2" }, "log.node"},
 		{func(c *Config) { c.PeerProtocol = "h3" }, "peer_protocol"},
 		{func(c *Config) { c.DefaultConnection = "tls" }, "default_connection"},
-		{func(c *Config) { c.Clients = []ClientSystem{{Subsystem: "VN/GOV/MPS/residents", Connection: "https-certs"}} }, "clients[0].certificates"},
+		{func(c *Config) {
+			c.Clients = []ClientSystem{{Subsystem: "VN/GOV/MPS/residents", Connection: "https-certs"}}
+		}, "clients[0].certificates"},
 		{func(c *Config) {
 			c.Clients = []ClientSystem{{Subsystem: "VN/GOV/MPS/residents", Connection: "http", Certificates: []string{"x.pem"}}}
 		}, "clients[0].certificates"},

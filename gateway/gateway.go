@@ -34,6 +34,7 @@ type Gateway struct {
 	cfg      *Config
 	dir      string
 	log      *slog.Logger
+	peerLog  *slog.Logger // the peer side's, quiet under floods
 	db       *sql.DB
 	keys     *keyring
 	sigs     *pki.VerifyCache // batch roots already verified
@@ -64,6 +65,7 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 	}
 	g := &Gateway{cfg: c, dir: dir, log: log.With("component", "gateway", "gateway", c.ID.String()), services: map[ident.ServiceID]*Service{},
 		warm: warm.New(warmIdle)}
+	g.peerLog = slog.New(newQuietHandler(g.log.Handler(), quietBurst, quietWindow))
 	for i := range c.Services {
 		g.services[c.Services[i].ID] = &c.Services[i]
 	}
@@ -126,6 +128,13 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 // must hold a burst's worth, or each burst pays full mutual-TLS
 // handshakes again.
 const maxIdlePeerConns = 256
+
+// The peer side's log passes quietBurst lines of one message per
+// quietWindow, and counts the rest.
+const (
+	quietBurst  = 20
+	quietWindow = 10 * time.Second
+)
 
 // maxPeerConns bounds the connections to one provider gateway: past it,
 // exchanges wait for one to free up rather than each opening its own.
@@ -241,20 +250,25 @@ func (g *Gateway) Run(ctx context.Context) error {
 		MaxHeaderBytes:    2 * g.cfg.Limits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
+	pl := g.cfg.PeerLimits
+	conns := newPeerConns(pl.ConnsPerPeer)
 	peer := &http.Server{
-		Handler:           g.peerHandler(),
-		ReadHeaderTimeout: 30 * time.Second,
+		Handler: g.peerHandler(),
+		// The head timeout also bounds the TLS handshake.
+		ReadHeaderTimeout: pl.HandshakeTimeout.D(),
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    2*g.cfg.Limits.MaxHeaderBytes + 16<<10,
 		TLSConfig:         g.peerServerTLS(),
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		ConnState:         conns.track,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: pl.StreamsPerConn},
+		ErrorLog:          slog.NewLogLogger(g.peerLog.Handler(), slog.LevelDebug),
 	}
 	split := newSplitListener(g.clientLn, client.ReadHeaderTimeout)
 	defer split.Close()
 	errc := make(chan error, 3)
 	go func() { errc <- client.Serve(split.plain) }()
 	go func() { errc <- client.Serve(tls.NewListener(split.tls, g.clientTLSConf)) }()
-	go func() { errc <- peer.ServeTLS(g.peerLn, "", "") }()
+	go func() { errc <- peer.ServeTLS(newLimitListener(g.peerLn, pl.MaxConns), "", "") }()
 	g.log.Info("gateway serving", "client", g.ClientAddr(), "peer", g.PeerAddr())
 	var err error
 	select {

@@ -32,7 +32,11 @@ import (
 // HTTP/1.1 it runs on the connection's own goroutine, which lives as
 // long as the connection: handing it over would cost more than it saves.
 func (g *Gateway) peerHandler() http.Handler {
-	serve := http.HandlerFunc(g.servePeer)
+	idle := g.cfg.PeerLimits.BodyIdleTimeout.D()
+	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: idle}
+		g.servePeer(w, r)
+	})
 	warm := g.warm.Handler(serve)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor < 2 {
@@ -92,7 +96,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	if reqID == "" || len(reqID) > 64 {
 		reqID = r1.NewID()
 	}
-	log := requestLog(g.log, "side", "provider", "request_id", reqID)
+	log := requestLog(g.peerLog, "side", "provider", "request_id", reqID)
 	fail := func(e *r1.Error) {
 		lvl := slog.LevelInfo
 		if e.Status >= 500 {
@@ -274,7 +278,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 	} else {
 		// Reads of the request still under way when the handler ends (the
 		// service answered early) are ended by a read deadline.
-		interrupt := func() { http.NewResponseController(w).SetReadDeadline(time.Now()) }
+		interrupt := func() { interruptBody(w, r) }
 		resp, e = g.callBackend(r, service, path, names, vr, complete, interrupt, log)
 		if e != nil {
 			fail(e)

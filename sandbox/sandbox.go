@@ -57,6 +57,9 @@ type Options struct {
 	WrapBackends func(http.Handler) http.Handler
 	// PeerTimeout is the gateways' (default 60s).
 	PeerTimeout time.Duration
+	// PeerLimits apply to every gateway's peer side; zero fields take the
+	// gateway's defaults.
+	PeerLimits gateway.PeerLimits
 	// PeerProtocol is what the gateways speak to each other (default
 	// http/1.1; see gateway.Config).
 	PeerProtocol string
@@ -784,6 +787,7 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		PeerListen:        addrs.Peer,
 		ConfRefresh:       cfg.Duration(o.ConfRefresh),
 		Limits:            o.Limits,
+		PeerLimits:        o.PeerLimits,
 		Federation:        gateway.FederationConfig{Allow: gateway.FederateAll},
 		TimestampInterval: cfg.Duration(o.TimestampInterval),
 		TimestampGrace:    cfg.Duration(o.TimestampGrace),
