@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/policy"
 	"github.com/sampan-exchange/sampan/r1"
 )
 
@@ -69,7 +70,9 @@ func (g *Gateway) listClients(w http.ResponseWriter, st *confState, req *r1.Requ
 
 // serveMeta answers listMethods, allowedMethods and getOpenAPI at the
 // provider's gateway, as a response to be signed like any other.
-func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.ServiceID, client ident.ClientID) (*http.Response, *r1.Error) {
+// A service's description goes only where describe lets it: listMethods
+// and allowedMethods leave out the others, getOpenAPI refuses them.
+func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.ServiceID, client ident.ClientID, describe describeFunc) (*http.Response, *r1.Error) {
 	if r.Method != http.MethodGet {
 		return nil, r1.New(r1.TypeServerInvalidReq, "metaservice %s only answers GET", svc.Code)
 	}
@@ -78,6 +81,15 @@ func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.S
 		if s.ID.Provider == svc.Provider {
 			services = append(services, g.services[s.ID])
 		}
+	}
+	if svc.Code != r1.MetaGetOpenAPI {
+		kept := services[:0]
+		for _, s := range services {
+			if describe(s.ID) == nil {
+				kept = append(kept, s)
+			}
+		}
+		services = kept
 	}
 	switch svc.Code {
 	case r1.MetaListMethods, r1.MetaAllowedMethods:
@@ -123,6 +135,9 @@ func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.S
 		if !g.allowedEndpoint(groups, s, client, endpoint{method: "*", segs: []string{"**"}}) && !g.anyEndpointAllowed(groups, s, client) {
 			return nil, r1.New(r1.TypeServerAccessDenied, "client %s has no access right to %s", client, s.ID)
 		}
+		if e := describe(s.ID); e != nil {
+			return nil, e
+		}
 		if s.OpenAPIFile == "" {
 			return nil, r1.New(r1.TypeServerUnknownSvc, "service %s has no OpenAPI description", s.ID)
 		}
@@ -135,6 +150,31 @@ func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.S
 			ct = "application/json"
 		}
 		return bytesResponse(http.StatusOK, ct, b), nil
+	}
+}
+
+// describeFunc says whether a service's description may go to the
+// client of a metaservice request: nil, or the refusal.
+type describeFunc func(ident.ServiceID) *r1.Error
+
+// describable decides, under this gateway's rules, whether the client may
+// read a service's description: where the service's data may go (with the
+// purpose and legal basis the request declares), or anywhere when its
+// class makes its description public.
+func (g *Gateway) describable(st *confState, client ident.ClientID, h http.Header) describeFunc {
+	purpose, basis, bad := declared(h, r1.TypeServerInvalidReq)
+	return func(id ident.ServiceID) *r1.Error {
+		if c, ok := st.cfg.PolicyEngine().Class(id); ok && c.PublicDescription {
+			return nil
+		}
+		if bad != nil {
+			return bad
+		}
+		dec, _ := g.decide(policy.SideProvider, st, st, client, id, purpose, basis)
+		if !dec.Allow {
+			return r1.New(r1.TypeServerPolicyDenied, "the description of %s goes only where its data may go: %s", id, dec.Message)
+		}
+		return nil
 	}
 }
 

@@ -270,7 +270,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 
 	var resp *http.Response
 	if meta {
-		resp, e = g.serveMeta(r, clientGroups(st, pst, client), svc, client)
+		resp, e = g.serveMeta(r, clientGroups(st, pst, client), svc, client, g.describable(st, client, r.Header))
 		if e != nil {
 			fail(e)
 			return

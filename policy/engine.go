@@ -462,6 +462,10 @@ func (e *Engine) decide(r *Request) Decision {
 		return d
 	}
 	if dec == cedar.Allow {
+		if msg := vocabulary(r); msg != "" {
+			d.Rules, d.Message = []string{RuleVocabulary}, msg
+			return d
+		}
 		d.Allow = true
 		for _, rs := range diag.Reasons {
 			if id, ok := strings.CutPrefix(string(rs.PolicyID), "applies/"); ok {
@@ -481,6 +485,31 @@ func (e *Engine) decide(r *Request) Decision {
 	slices.Sort(msgs)
 	d.Message = strings.Join(slices.Compact(msgs), "; ")
 	return d
+}
+
+// RuleVocabulary names the refusal of a purpose or legal basis that the
+// agreement a request falls under does not declare: what reaches the
+// regulators' reports is the agreement's words, never a caller's free
+// text.
+const RuleVocabulary = "declared-vocabulary"
+
+// vocabulary checks, at the provider's gateway, the declared purpose and
+// legal basis against the active agreement the request falls under,
+// where it lists them; it returns the refusal's message, or "". The
+// agreement is the provider's authority's instrument: its gateway is the
+// one that holds callers to it.
+func vocabulary(r *Request) string {
+	a := r.Agreement.Agreement
+	if r.Side != SideProvider || a == nil || r.Agreement.State != AgreementActive {
+		return ""
+	}
+	if r.Purpose != "" && len(a.Purposes) > 0 && !slices.Contains(a.Purposes, r.Purpose) {
+		return fmt.Sprintf("%s: purpose %q is not one agreement %s declares (declared: %s)", RuleVocabulary, r.Purpose, a.ID, strings.Join(a.Purposes, ", "))
+	}
+	if r.LegalBasis != "" && len(a.LegalBasis) > 0 && !slices.Contains(a.LegalBasis, r.LegalBasis) {
+		return fmt.Sprintf("%s: legal basis %q is not one agreement %s declares (declared: %s)", RuleVocabulary, r.LegalBasis, a.ID, strings.Join(a.LegalBasis, ", "))
+	}
+	return ""
 }
 
 // message explains one refusal: which rule, and what would be needed.

@@ -77,6 +77,11 @@ type ServiceClass struct {
 	ID    ident.ServiceID `json:"id"`
 	Class string          `json:"data_class"`
 	Flags []string        `json:"flags,omitempty"`
+	// PublicDescription makes the service's description (listMethods,
+	// allowedMethods, getOpenAPI) readable by every client with an access
+	// right to it. Without it a description goes only where the policy
+	// would let the service's data go.
+	PublicDescription bool `json:"public_description,omitempty"`
 }
 
 // Reference cites an instrument: a transfer-impact assessment, an

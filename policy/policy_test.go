@@ -122,7 +122,9 @@ func TestDecisionTable(t *testing.T) {
 					name := fmt.Sprintf("%s/%s/agreement %s/purpose %q", sc.name, flow, state, purpose)
 					t.Run(name, func(t *testing.T) {
 						d := decide(e, e, SideProvider, client, sc.id, purpose)
-						want := sc.allowed(flow == "cross-border", state == "active", purpose == "p-ok")
+						// A purpose the active agreement does not declare is
+						// refused whatever the rules need.
+						want := sc.allowed(flow == "cross-border", state == "active", purpose == "p-ok") && (state != "active" || purpose != "p-other")
 						if d.Allow != want {
 							t.Fatalf("allow = %v, want %v (rules %v: %s)", d.Allow, want, d.Rules, d.Message)
 						}
@@ -138,6 +140,43 @@ func TestDecisionTable(t *testing.T) {
 					})
 				}
 			}
+		}
+	}
+}
+
+// Purposes and legal bases reach the regulators' reports: under an
+// agreement that declares them, a request may declare only those, even
+// where no rule asks for one (public data here).
+func TestDeclaredVocabulary(t *testing.T) {
+	rules, err := National("VN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ags := agreementIn("active")
+	ags[0].LegalBasis = []string{"decree-13-2023"}
+	e, err := Compile("VN", "9", &Document{Services: vnServices(), Agreements: ags, Rules: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		purpose, basis string
+		allow          bool
+		want           string
+	}{
+		{"p-ok", "decree-13-2023", true, ""},
+		{"", "", true, ""},
+		{"p-ok", "", true, ""},
+		{"p-other", "", false, `purpose "p-other" is not one agreement A-1 declares (declared: p-ok)`},
+		{"p-ok", "whatever-law", false, `legal basis "whatever-law" is not one agreement A-1 declares (declared: decree-13-2023)`},
+	} {
+		class, _ := e.Class(companies)
+		d := e.Decide(&Request{Side: SideProvider, Client: hcmc, Service: companies, Purpose: c.purpose, LegalBasis: c.basis, Class: class,
+			Agreement: e.FindAgreement(hcmc, companies, c.purpose, now)})
+		if d.Allow != c.allow || !strings.Contains(d.Message, c.want) {
+			t.Errorf("purpose %q, basis %q: allow %v (%s), want %v (%s)", c.purpose, c.basis, d.Allow, d.Message, c.allow, c.want)
+		}
+		if !d.Allow && !slices.Equal(d.Rules, []string{RuleVocabulary}) {
+			t.Errorf("purpose %q, basis %q: refused by %v", c.purpose, c.basis, d.Rules)
 		}
 	}
 }
@@ -163,7 +202,9 @@ func TestConsumerSide(t *testing.T) {
 	}{
 		{"scam-investigation", true, true},
 		{"", false, true},         // SG's provider rule asks no purpose; VN's consumer rule does
-		{"marketing", true, true}, // SG's rule names no purpose; VN asks only that one is declared
+		// Neither country's rules name the purpose, but the agreement
+		// declares its purposes: the provider's side refuses another.
+		{"marketing", true, false},
 	} {
 		if d := decide(vn, sg, SideConsumer, mps, sgScam, c.purpose); d.Allow != c.vnAllow {
 			t.Errorf("VN consumer, purpose %q: %+v", c.purpose, d)
