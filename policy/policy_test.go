@@ -201,7 +201,7 @@ func TestConsumerSide(t *testing.T) {
 		vnAllow, sgAllow bool
 	}{
 		{"scam-investigation", true, true},
-		{"", false, true},         // SG's provider rule asks no purpose; VN's consumer rule does
+		{"", false, true}, // SG's provider rule asks no purpose; VN's consumer rule does
 		// Neither country's rules name the purpose, but the agreement
 		// declares its purposes: the provider's side refuses another.
 		{"marketing", true, false},
