@@ -87,17 +87,21 @@ func TestStalledPeerStreamsDropped(t *testing.T) {
 	tr.CloseIdleConnections()
 	time.Sleep(200 * time.Millisecond)
 	g0, h0 := level()
-	stalledStreams(60)
+	const n = 60
+	stalledStreams(n)
 	tr.CloseIdleConnections()
+	// A stream held would keep at least its handler's goroutine: the
+	// margin is for the world's own comings and goings.
+	const margin = n / 4
 	var g1 int
 	var h1 uint64
 	for range 50 {
-		if g1, h1 = level(); g1 <= g0+5 && h1 <= h0+8<<20 {
+		if g1, h1 = level(); g1 <= g0+margin && h1 <= h0+8<<20 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if g1 > g0+5 {
+	if g1 > g0+margin {
 		var b strings.Builder
 		pprof.Lookup("goroutine").WriteTo(&b, 1)
 		t.Errorf("goroutines: %d before the stalled streams, %d after\n%s", g0, g1, b.String())
