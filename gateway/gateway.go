@@ -38,6 +38,7 @@ type Gateway struct {
 	keys     *keyring
 	sigs     *pki.VerifyCache // batch roots already verified
 	mlog     *msglog.Log
+	replay   *replayGuard
 	stamp    stamper
 	anchor   *conf.Anchor
 	sync     *confSync
@@ -61,6 +62,7 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 	if log == nil {
 		log = slog.Default()
 	}
+	start := time.Now()
 	g := &Gateway{cfg: c, dir: dir, log: log.With("component", "gateway", "gateway", c.ID.String()), services: map[ident.ServiceID]*Service{},
 		warm: warm.New(warmIdle)}
 	for i := range c.Services {
@@ -105,6 +107,11 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		logName += "#" + c.Log.Node
 	}
 	if g.mlog, err = msglog.Open(ctx, filepath.Join(dir, logDir), logName, msglog.Options{IndexDSN: dsn, Retention: c.Log.Retention.D()}, g.log); err != nil {
+		g.db.Close()
+		return nil, err
+	}
+	if g.replay, err = newReplayGuard(c.Replay, g.mlog, dir, start); err != nil {
+		g.mlog.Close(ctx)
 		g.db.Close()
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/r1"
 )
@@ -42,8 +43,11 @@ func BenchmarkCanonicalDigest(b *testing.B) {
 	body := make([]byte, 1024)
 	b.ReportAllocs()
 	for b.Loop() {
-		names := signedNames(h)
-		head := requestHead(http.MethodPost, "VN/GOV/MOF/business-registry/companies", "/0100109106", "", h, names)
+		names := withRequired(signedNames(h))
+		rec := msglog.Record{Method: http.MethodPost, Service: "VN/GOV/MOF/business-registry/companies", Path: "/0100109106",
+			Client: "VN/GOV/HCMC/one-stop", XRoadID: h.Get("X-Road-Id"), RequestSignedAt: "2026-12-07T16:35:00.000Z",
+			RequestNonce: "00112233445566778899aabbccddeeff", RequestHeadersSHA256: otherHeadersSum(h, names)}
+		head := requestHead(&rec)
 		sum := sha256.Sum256(body)
 		signedPayload(head, sum[:], "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
 	}
