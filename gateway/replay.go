@@ -132,7 +132,7 @@ func (g *replayGuard) check(signedAt, nonce string, now time.Time) (signedTime, 
 			signedAt, d.Round(time.Millisecond), g.skew)
 	}
 	if g.shared == nil && t.UnixMilli() <= g.floor {
-		return st, r1.New(r1.TypeServerReplayed, "request signed at %s, before this gateway node's replay window opened at its restart (%s)",
+		return st, r1.New(r1.TypeServerReplayed, "request signed at %s, before this gateway node's replay window opened when it started (%s)",
 			signedAt, time.UnixMilli(g.floor).UTC().Format(signedAtLayout))
 	}
 	return st, nil
