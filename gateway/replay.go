@@ -161,7 +161,7 @@ func (g *replayGuard) remember(ctx context.Context, st signedTime, now time.Time
 	if e, ok := s.m[st.nonce]; ok && e >= nowMs {
 		return replayed(st)
 	}
-	if nowMs >= s.nextSweep || len(s.m) >= maxNoncesPerShard {
+	if nowMs >= s.nextSweep {
 		for k, e := range s.m {
 			if e < nowMs {
 				delete(s.m, k)
