@@ -220,7 +220,6 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		return r1.New(r1.TypeUnknownService, "service %s: no gateway serves %s", svc, svc.Provider)
 	}
 	peer := hosts[int(time.Now().UnixNano()%int64(len(hosts)))]
-	// This gateway's country decides first, before anything leaves.
 	// The headers the signature covers by their value may be sent once
 	// (r1.ParseRequest checked the others).
 	for _, h := range [...]string{r1.HeaderPurpose, r1.HeaderLegalBasis, r1.HeaderRepresentedParty} {
@@ -228,6 +227,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 			return r1.New(r1.TypeInvalidHeader, "header %s appears more than once", h)
 		}
 	}
+	// This gateway's country decides first, before anything leaves.
 	var logDec *msglog.Decision
 	if !isProviderMeta(svc.Code) {
 		purpose, basis, e := declared(r.Header, r1.TypeInvalidRequest)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"math/big"
 	"strings"
@@ -176,4 +177,20 @@ func TestRecordNonce(t *testing.T) {
 			t.Errorf("expired nonce rows = %d, %v; want purged", n, err)
 		}
 	})
+}
+
+// TestOldRecordsLoad: records of format 2 (written before the request
+// head of version 2) still parse; format 1 and unknown ones do not.
+func TestOldRecordsLoad(t *testing.T) {
+	for v, ok := range map[int]bool{1: false, 2: true, 3: true, 4: false} {
+		r := testRecord(1)
+		r.Version, r.Kind = v, KindExchange
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseRecord(b); (err == nil) != ok {
+			t.Errorf("version %d: ParseRecord = %v, want loaded %v", v, err, ok)
+		}
+	}
 }
