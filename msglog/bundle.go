@@ -107,11 +107,14 @@ type Selection struct {
 	// At, when not zero, selects the exchange received at this time (to
 	// the second when At has no fraction of a second).
 	At time.Time
+	// Side, when set, selects the consumer's or the provider's record: a
+	// gateway that serves both the client and the service logs both.
+	Side string
 }
 
 // matches reports whether a record fits the selection's filters.
 func (s Selection) matches(r *Record) bool {
-	if s.RequestHash != "" && r.RequestHash != s.RequestHash {
+	if s.RequestHash != "" && r.RequestHash != s.RequestHash || s.Side != "" && r.Side != s.Side {
 		return false
 	}
 	if !s.At.IsZero() {
@@ -143,7 +146,7 @@ type AmbiguousError struct {
 // Error lists the candidates.
 func (e *AmbiguousError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d exchanges have X-Road-Id %q; choose one with --request-hash or --at:", len(e.Candidates), e.XRoadID)
+	fmt.Fprintf(&b, "%d exchanges have X-Road-Id %q; choose one with --request-hash, --at or --side:", len(e.Candidates), e.XRoadID)
 	for _, c := range e.Candidates {
 		fmt.Fprintf(&b, "\n  %s  %s  request hash %s", c.RequestAt.UTC().Format(time.RFC3339Nano), c.Side, c.RequestHash)
 	}

@@ -231,6 +231,7 @@ type LogExportCmd struct {
 	// among the exchanges that share one.
 	RequestHash string `name:"request-hash" help:"When several exchanges share the X-Road-Id: the request hash (X-Road-Request-Hash) of the one to export."`
 	At          string `help:"When several exchanges share the X-Road-Id: the time (RFC 3339; to the second without a fraction) the gateway received the one to export."`
+	Side        string `help:"When the gateway logged both sides of the exchange (it serves both client and service): consumer or provider." enum:",consumer,provider" default:""`
 	indexFlag
 }
 
@@ -239,7 +240,7 @@ func (c *LogExportCmd) Run(g *Globals) error {
 	if entries, err := os.ReadDir(c.Out); err == nil && len(entries) > 0 {
 		return fmt.Errorf("--out: %s is not empty", c.Out)
 	}
-	sel := msglog.Selection{XRoadID: c.ID, RequestHash: c.RequestHash}
+	sel := msglog.Selection{XRoadID: c.ID, RequestHash: c.RequestHash, Side: c.Side}
 	if c.At != "" {
 		at, err := time.Parse(time.RFC3339Nano, c.At)
 		if err != nil {
