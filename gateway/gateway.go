@@ -146,8 +146,10 @@ func (g *Gateway) now() time.Time {
 }
 
 // SetClock replaces the clock the gateway judges the configuration's
-// expiry by. Drills use it to rehearse an authority outage without
-// waiting for the configuration to expire.
+// expiry by, and signs and checks the times of peer requests by (a clock
+// moved past replay.max_skew from its peers' makes them refuse its
+// requests, and it theirs). Drills use it to rehearse an authority
+// outage without waiting for the configuration to expire.
 func (g *Gateway) SetClock(now func() time.Time) { g.clock.Store(&now) }
 
 // WrapPeerTransport wraps the transport requests to provider gateways go
