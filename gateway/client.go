@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -223,6 +224,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		return r1.New(r1.TypeUnknownService, "service %s: no gateway serves %s", svc, svc.Provider)
 	}
 	peer := hosts[int(time.Now().UnixNano()%int64(len(hosts)))]
+	// The headers the signature covers by their value may be sent once
+	// (r1.ParseRequest checked the others).
+	for _, h := range [...]string{r1.HeaderPurpose, r1.HeaderLegalBasis, r1.HeaderRepresentedParty} {
+		if len(r.Header.Values(h)) > 1 {
+			return r1.New(r1.TypeInvalidHeader, "header %s appears more than once", h)
+		}
+	}
 	// This gateway's country decides first, before anything leaves.
 	var logDec *msglog.Decision
 	if !isProviderMeta(svc.Code) {
@@ -265,22 +273,31 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 	out.Header.Set(r1.HeaderID, req.ID)
 	out.Header.Set(r1.HeaderRequestID, ex.requestID)
 	out.Header.Set(hdrFeatures, featureLoggedTrailer)
-	names := signedNames(out.Header)
+	names := withRequired(signedNames(out.Header))
 	if len(names) > maxSignedHeaders {
 		return r1.New(r1.TypeInvalidHeader, "request carries more than %d headers", maxSignedHeaders)
 	}
-	head := requestHead(r.Method, svc.String(), req.Path, req.RawQuery, out.Header, names)
-	out.Header.Set(hdrSignedHeaders, strings.Join(names, ","))
-	out.Header.Set(hdrSignerCert, mk.certB64)
-	out.Trailer = http.Header{hdrSignature: nil}
-	out.ContentLength = -1
+	var nonce [nonceLen / 2]byte
+	rand.Read(nonce[:])
 	rec := &msglog.Record{
 		Side: "consumer", Gateway: g.cfg.ID.String(), PeerGateway: peer.ID.String(),
 		XRoadID: req.ID, RequestID: ex.requestID, Client: req.Client.String(), Service: svc.String(),
 		UserID: req.UserID, Issue: req.Issue, Method: r.Method, Path: req.Path, Query: req.RawQuery,
-		RequestAt: ex.start.UTC(), RequestHeadSHA256: hexSum(head), RequestSignerCert: mk.fp,
+		Purpose: out.Header.Get(r1.HeaderPurpose), LegalBasis: out.Header.Get(r1.HeaderLegalBasis),
+		RepresentedParty: out.Header.Get(r1.HeaderRepresentedParty),
+		RequestAt:        ex.start.UTC(), RequestSignerCert: mk.fp,
+		RequestSignedAt: g.now().UTC().Format(signedAtLayout), RequestNonce: hex.EncodeToString(nonce[:]),
+		RequestHeadersSHA256: otherHeadersSum(out.Header, names), RequestSignedHeaders: names,
 		Decision: logDec,
 	}
+	head := requestHead(rec)
+	rec.RequestHeadSHA256 = hexSum(head)
+	out.Header.Set(hdrSignedHeaders, strings.Join(names, ","))
+	out.Header.Set(hdrSignerCert, mk.certB64)
+	out.Header.Set(hdrSignedAt, rec.RequestSignedAt)
+	out.Header.Set(hdrNonce, rec.RequestNonce)
+	out.Trailer = http.Header{hdrSignature: nil}
+	out.ContentLength = -1
 	bs, err := g.startBodies(req.Client, ex.requestID, "consumer")
 	if err != nil {
 		return r1.Wrap(err, r1.TypeClientLoggingFailed, "the exchange's bodies cannot be stored as configured")
@@ -407,7 +424,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, st *confState,
 		rec.RequestHash = *hashp
 		rec.ResponseAt, rec.Status = time.Now().UTC(), resp.StatusCode
 		rec.ResponseHeadSHA256, rec.ResponseBodySHA256, rec.ResponseBytes = hexSum(rhead), hex.EncodeToString(sum), vr.Len()
-		rec.ResponseSignature, rec.ResponseSignerCert = sig, certFP
+		rec.ResponseSignature, rec.ResponseSignerCert, rec.ResponseSignedHeaders = sig, certFP, rnames
 		err := errors.Join(g.mlog.StoreKnownCert(mk.fp, mk.der), g.mlog.StoreKnownCert(certFP, cert.Raw))
 		if err == nil {
 			rec.Bodies, err = bs.finish()

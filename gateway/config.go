@@ -69,6 +69,8 @@ type Config struct {
 	TimestampGrace    cfg.Duration `json:"timestamp_grace"`
 	// Log configures the message log.
 	Log LogConfig `json:"log"`
+	// Replay tunes the refusal of replayed peer requests.
+	Replay ReplayConfig `json:"replay"`
 
 	dir     string // directory of the configuration file
 	clients map[ident.ClientID]*ClientSystem
@@ -190,6 +192,9 @@ func (c *Config) SetDefaults() {
 	if c.TimestampGrace == 0 {
 		c.TimestampGrace = cfg.Duration(4 * time.Hour)
 	}
+	if c.Replay.MaxSkew == 0 {
+		c.Replay.MaxSkew = cfg.Duration(2 * time.Minute)
+	}
 	if c.Federation.Allow == "" {
 		c.Federation.Allow = FederateNone
 	}
@@ -237,6 +242,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TimestampGrace.D() < c.TimestampInterval.D() {
 		return errors.New("timestamp_grace: must be at least timestamp_interval")
+	}
+	if d := c.Replay.MaxSkew.D(); d < time.Second || d > time.Hour {
+		return errors.New("replay.max_skew: must be between 1s and 1h")
 	}
 	if c.Limits.MaxHeaderBytes < 1024 {
 		return errors.New("limits.max_header_bytes: must be at least 1024")

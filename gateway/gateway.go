@@ -39,6 +39,7 @@ type Gateway struct {
 	keys     *keyring
 	sigs     *pki.VerifyCache // batch roots already verified
 	mlog     *msglog.Log
+	replay   *replayGuard
 	stamp    stamper
 	anchor   *conf.Anchor
 	sync     *confSync
@@ -63,6 +64,7 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 	if log == nil {
 		log = slog.Default()
 	}
+	start := time.Now()
 	g := &Gateway{cfg: c, dir: dir, log: log.With("component", "gateway", "gateway", c.ID.String()), services: map[ident.ServiceID]*Service{},
 		warm: warm.New(warmIdle)}
 	g.peerLog = slog.New(newQuietHandler(g.log.Handler(), quietBurst, quietWindow))
@@ -111,6 +113,11 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		g.db.Close()
 		return nil, err
 	}
+	if g.replay, err = newReplayGuard(c.Replay, g.mlog, dir, start); err != nil {
+		g.mlog.Close(ctx)
+		g.db.Close()
+		return nil, err
+	}
 	g.reconcileFederation(ctx)
 	g.initStamper()
 	g.backends = &http.Transport{
@@ -149,8 +156,10 @@ func (g *Gateway) now() time.Time {
 }
 
 // SetClock replaces the clock the gateway judges the configuration's
-// expiry by. Drills use it to rehearse an authority outage without
-// waiting for the configuration to expire.
+// expiry by, and signs and checks the times of peer requests by (a clock
+// moved past replay.max_skew from its peers' makes them refuse its
+// requests, and it theirs). Drills use it to rehearse an authority
+// outage without waiting for the configuration to expire.
 func (g *Gateway) SetClock(now func() time.Time) { g.clock.Store(&now) }
 
 // WrapPeerTransport wraps the transport requests to provider gateways go

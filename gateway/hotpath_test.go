@@ -1,12 +1,17 @@
 package gateway
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
+	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/r1"
 )
@@ -42,8 +47,11 @@ func BenchmarkCanonicalDigest(b *testing.B) {
 	body := make([]byte, 1024)
 	b.ReportAllocs()
 	for b.Loop() {
-		names := signedNames(h)
-		head := requestHead(http.MethodPost, "VN/GOV/MOF/business-registry/companies", "/0100109106", "", h, names)
+		names := withRequired(signedNames(h))
+		rec := msglog.Record{Method: http.MethodPost, Service: "VN/GOV/MOF/business-registry/companies", Path: "/0100109106",
+			Client: "VN/GOV/HCMC/one-stop", XRoadID: h.Get("X-Road-Id"), RequestSignedAt: "2026-12-07T16:35:00.000Z",
+			RequestNonce: "00112233445566778899aabbccddeeff", RequestHeadersSHA256: otherHeadersSum(h, names)}
+		head := requestHead(&rec)
 		sum := sha256.Sum256(body)
 		signedPayload(head, sum[:], "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
 	}
@@ -127,3 +135,27 @@ func (r *sliceReader) Read(p []byte) (int, error) {
 }
 
 func bytesReader(b []byte) *sliceReader { return &sliceReader{b: b} }
+
+// BenchmarkReplayGuard is the provider side's replay check of one request
+// with its nonces in memory: signed time and nonce read, nonce recorded.
+func BenchmarkReplayGuard(b *testing.B) {
+	rg, err := newReplayGuard(ReplayConfig{MaxSkew: cfg.Duration(2 * time.Minute)}, nil, b.TempDir(), time.Now().Add(-time.Minute))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var nonce [nonceLen / 2]byte
+	hexNonce := make([]byte, nonceLen)
+	b.ReportAllocs()
+	for b.Loop() {
+		rand.Read(nonce[:])
+		hex.Encode(hexNonce, nonce[:])
+		now := time.Now()
+		st, e := rg.check(now.UTC().Format(signedAtLayout), string(hexNonce), now)
+		if e != nil {
+			b.Fatal(e)
+		}
+		if e := rg.remember(b.Context(), st, now); e != nil {
+			b.Fatal(e)
+		}
+	}
+}

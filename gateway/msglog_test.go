@@ -220,7 +220,7 @@ func TestRecordIndexInPostgres(t *testing.T) {
 			t.Fatalf("%s: %d records of the exchange, %v", gw, n, err)
 		}
 		out := t.TempDir()
-		if err := msglog.Export(t.Context(), dir, dsn, "pg-1", out); err != nil {
+		if err := msglog.Export(t.Context(), dir, dsn, msglog.Selection{XRoadID: "pg-1"}, out); err != nil {
 			t.Fatalf("%s: export: %v", gw, err)
 		}
 		if _, err := msglog.VerifyBundle(out); err != nil {
@@ -270,7 +270,7 @@ func TestBatchSignedExchanges(t *testing.T) {
 		}
 		for id := range batched {
 			out := t.TempDir()
-			if err := msglog.Export(t.Context(), dir, "", id, out); err != nil {
+			if err := msglog.Export(t.Context(), dir, "", msglog.Selection{XRoadID: id}, out); err != nil {
 				t.Fatalf("%s: export %s: %v", gw, id, err)
 			}
 			rep, err := msglog.VerifyBundle(out)

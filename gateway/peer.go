@@ -119,7 +119,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		fail(e)
 		return
 	}
-	for _, h := range []string{r1.HeaderID, r1.HeaderUserID, r1.HeaderIssue} {
+	for _, h := range []string{r1.HeaderID, r1.HeaderUserID, r1.HeaderIssue, r1.HeaderRepresentedParty} {
 		if v := r.Header.Get(h); len(v) > maxIDHeader || !utf8.ValidString(v) {
 			fail(r1.New(r1.TypeServerInvalidReq, "%s must be UTF-8 text of at most %d bytes", h, maxIDHeader))
 			return
@@ -198,9 +198,15 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		fail(r1.New(r1.TypeServerAccessDenied, "client %s has no access right to %s %s on %s", client, r.Method, displayPath(path), svc))
 		return
 	}
-	names, err := parseSignedHeaders(r.Header.Get(hdrSignedHeaders))
-	if err != nil {
-		fail(r1.Wrap(err, r1.TypeServerInvalidReq, "malformed signed header list"))
+	names, e := g.checkSignedHead(r, svc)
+	if e != nil {
+		fail(e)
+		return
+	}
+	received := time.Now().UTC()
+	stamp, e := g.replay.check(r.Header.Get(hdrSignedAt), r.Header.Get(hdrNonce), g.now())
+	if e != nil {
+		fail(e)
 		return
 	}
 	// This gateway's country decides before any data leaves it.
@@ -225,9 +231,21 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		}
 		quotaAgreement = dec.Agreement
 	}
-	head := requestHead(r.Method, svc.String(), path, r.URL.RawQuery, r.Header, names)
+	rec := &msglog.Record{
+		Side: "provider", Gateway: g.cfg.ID.String(), PeerGateway: peer.ID.String(),
+		XRoadID: r.Header.Get(r1.HeaderID), RequestID: reqID, Client: client.String(), Service: svc.String(),
+		UserID: r.Header.Get(r1.HeaderUserID), Issue: r.Header.Get(r1.HeaderIssue),
+		Method: r.Method, Path: path, Query: r.URL.RawQuery,
+		Purpose: r.Header.Get(r1.HeaderPurpose), LegalBasis: r.Header.Get(r1.HeaderLegalBasis),
+		RepresentedParty: r.Header.Get(r1.HeaderRepresentedParty),
+		RequestAt:        received, RequestSignerCert: sg.fp,
+		RequestSignedAt: r.Header.Get(hdrSignedAt), RequestNonce: r.Header.Get(hdrNonce),
+		RequestHeadersSHA256: otherHeadersSum(r.Header, names), RequestSignedHeaders: names,
+		Decision: logDec,
+	}
+	head := requestHead(rec)
+	rec.RequestHeadSHA256 = hexSum(head)
 	cert, certFP := sg.cert, sg.fp
-	received := time.Now().UTC()
 	var verified atomic.Pointer[verifiedRequest]
 	var src io.Reader = r.Body
 	if max := g.cfg.Limits.MaxBodyBytes; max >= 0 {
@@ -250,6 +268,11 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		payload := signedPayload(head, sum, certFP)
 		if err := g.sigs.Verify(sig, payload, cert.PublicKey); err != nil {
 			return fmt.Errorf("%w: %w", errSignature, err)
+		}
+		// Only a verified request spends its nonce: nobody else can
+		// spend it for the consumer.
+		if e := g.replay.remember(r.Context(), stamp, g.now()); e != nil {
+			return e
 		}
 		verified.Store(&verifiedRequest{hash: requestHash(payload, sig), bodySum: hex.EncodeToString(sum), bytes: vr.Len(), sig: sig})
 		return nil
@@ -279,7 +302,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		// Reads of the request still under way when the handler ends (the
 		// service answered early) are ended by a read deadline.
 		interrupt := func() { interruptBody(w, r) }
-		resp, e = g.callBackend(r, service, path, names, vr, complete, interrupt, log)
+		resp, e = g.callBackend(r, service, client, path, names, vr, complete, interrupt, log)
 		if e != nil {
 			fail(e)
 			return
@@ -293,15 +316,7 @@ func (g *Gateway) servePeer(w http.ResponseWriter, r *http.Request) {
 		fail(r1.New(r1.TypeServiceFailed, "service %s answered before reading the whole request", svc))
 		return
 	}
-	rec := &msglog.Record{
-		Side: "provider", Gateway: g.cfg.ID.String(), PeerGateway: peer.ID.String(),
-		XRoadID: r.Header.Get(r1.HeaderID), RequestID: reqID, Client: client.String(), Service: svc.String(),
-		UserID: r.Header.Get(r1.HeaderUserID), Issue: r.Header.Get(r1.HeaderIssue),
-		Method: r.Method, Path: path, Query: r.URL.RawQuery, RequestAt: received,
-		RequestHeadSHA256: hexSum(head), RequestBodySHA256: vq.bodySum, RequestBytes: vq.bytes,
-		RequestHash: vq.hash, RequestSignature: vq.sig, RequestSignerCert: certFP,
-		Decision: logDec,
-	}
+	rec.RequestBodySHA256, rec.RequestBytes, rec.RequestHash, rec.RequestSignature = vq.bodySum, vq.bytes, vq.hash, vq.sig
 	// Only HTTP/2 carries trailers after a body of known length, and an
 	// answer to HEAD ends with its headers.
 	confirm := r.ProtoMajor >= 2 && r.Method != http.MethodHead && hasFeature(r.Header, featureLoggedTrailer)
@@ -320,9 +335,12 @@ type verifiedRequest struct {
 // bodyError maps a failure reading the request body.
 func bodyError(err error, complete bool, client ident.ClientID) *r1.Error {
 	var mbe *http.MaxBytesError
+	var re *r1.Error
 	switch {
 	case errors.As(err, &mbe):
 		return r1.Wrap(err, r1.TypeServerTooLarge, "request body exceeds the limit of %d bytes", mbe.Limit)
+	case errors.As(err, &re):
+		return re
 	case isSigErr(err):
 		return r1.Wrap(err, r1.TypeServerSignature, "request signature of %s does not verify", client.Member())
 	default:
@@ -354,7 +372,7 @@ func (g *Gateway) allowed(st, cst *confState, s *Service, client ident.ClientID,
 }
 
 // callBackend forwards a verified request to the service's backend.
-func (g *Gateway) callBackend(r *http.Request, s *Service, path string, names []string, body *verifyingReader, complete bool, interrupt func(), log *slog.Logger) (*http.Response, *r1.Error) {
+func (g *Gateway) callBackend(r *http.Request, s *Service, client ident.ClientID, path string, names []string, body *verifyingReader, complete bool, interrupt func(), log *slog.Logger) (*http.Response, *r1.Error) {
 	u := strings.TrimSuffix(s.Backend, "/") + path
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery
@@ -366,6 +384,10 @@ func (g *Gateway) callBackend(r *http.Request, s *Service, path string, names []
 		return nil, r1.Wrap(err, r1.TypeServerInvalidReq, "cannot build the service request")
 	}
 	copyNamedAll(out.Header, r.Header, names)
+	// The identifiers as the signature covers them, in their canonical
+	// escaped form.
+	out.Header.Set(r1.HeaderClient, client.Escaped())
+	out.Header.Set(r1.HeaderService, s.ID.Escaped())
 	switch {
 	case complete && body.Len() == 0:
 		out.Body = http.NoBody
@@ -387,7 +409,7 @@ func (g *Gateway) callBackend(r *http.Request, s *Service, path string, names []
 			resp.Body.Close()
 			err = context.DeadlineExceeded
 		}
-		if isSigErr(err) {
+		if isSigErr(err) || errors.As(err, new(*r1.Error)) {
 			return nil, bodyError(err, true, ident.ClientID{})
 		}
 		log.Warn("service failed", "backend", s.Backend, "err", err)
@@ -436,6 +458,7 @@ func (g *Gateway) writeSigned(ctx context.Context, w http.ResponseWriter, resp *
 	h := w.Header()
 	// The service's own X-Road headers are dropped: the gateway sets them.
 	names := forwardHeadersBut(h, resp.Header, "X-Road-")
+	rec.ResponseSignedHeaders = names
 	if len(names) > maxSignedHeaders {
 		r1.Write(w, r1.New(r1.TypeServiceFailed, "service answered with more than %d headers", maxSignedHeaders), rec.RequestID)
 		return

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/r1"
 )
 
@@ -29,6 +31,13 @@ const (
 	// the signature covers. Only those reach the other side's client or
 	// service.
 	hdrSignedHeaders = "Sampan-Signed-Headers"
+	// hdrSignedAt and hdrNonce carry, in a request, the time the
+	// consumer's gateway signed it (signedAtLayout, UTC) and a random
+	// 16-byte nonce in lower-case hex. Both are in the signed head; the
+	// provider's gateway refuses a request outside its clock-skew
+	// tolerance or whose nonce it has seen (replay.go).
+	hdrSignedAt = "Sampan-Signed-At"
+	hdrNonce    = "Sampan-Nonce"
 
 	// hdrFeatures lists, in a request, the features of the exchange
 	// protocol that the consumer's gateway understands, comma-separated.
@@ -123,20 +132,113 @@ func writeHeaders(b []byte, h http.Header, names []string) []byte {
 	return b
 }
 
+// signedAtLayout is the form of hdrSignedAt: RFC 3339, UTC, milliseconds.
+const signedAtLayout = "2006-01-02T15:04:05.000Z"
+
+// nonceLen is the length of a nonce in hex.
+const nonceLen = 32
+
+// requiredCanon are msglog.RequiredSignedHeaders in canonical form.
+var requiredCanon = func() (c [len(msglog.RequiredSignedHeaders)]string) {
+	for i, n := range msglog.RequiredSignedHeaders {
+		c[i] = textproto.CanonicalMIMEHeaderKey(n)
+	}
+	return c
+}()
+
+// withRequired adds to a sorted list of lower-case header names the
+// required ones it lacks, and returns it sorted: a request signature
+// covers every required header, present or absent.
+func withRequired(names []string) []string {
+	n := len(names)
+	for _, r := range msglog.RequiredSignedHeaders {
+		if _, found := slices.BinarySearch(names[:n], r); !found {
+			names = append(names, r)
+		}
+	}
+	if len(names) > n {
+		slices.Sort(names)
+	}
+	return names
+}
+
+// missingRequired returns the first required header name a sorted signed
+// header list lacks, or "".
+func missingRequired(names []string) string {
+	for _, r := range msglog.RequiredSignedHeaders {
+		if _, found := slices.BinarySearch(names, r); !found {
+			return r
+		}
+	}
+	return ""
+}
+
+// singleValue returns the value of a header sent at most once (empty when
+// absent); ok is false when it was sent more than once.
+func singleValue(h http.Header, canon string) (v string, ok bool) {
+	switch vs := h[canon]; len(vs) {
+	case 0:
+		return "", true
+	case 1:
+		return vs[0], true
+	}
+	return "", false
+}
+
+// repeatedRequired returns the first required header h carries more
+// than once, or "".
+func repeatedRequired(h http.Header) string {
+	for _, c := range requiredCanon {
+		if len(h[c]) > 1 {
+			return c
+		}
+	}
+	return ""
+}
+
+// otherHeadersSum returns the hex SHA-256 of the canonical block of the
+// named headers of h that are not required ones: "name:value\n" for each
+// value, names in the list's (sorted) order.
+func otherHeadersSum(h http.Header, names []string) string {
+	var a [1024]byte
+	b := a[:0]
+	for _, n := range names {
+		if msglog.IsRequiredSigned(n) {
+			continue
+		}
+		for _, v := range h.Values(textproto.CanonicalMIMEHeaderKey(n)) {
+			b = msglog.AppendHeaderLine(b, n, v)
+		}
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// checkSignedHead reads the list of headers a peer request's signature
+// covers and refuses one that lacks a required header (a consumer's
+// gateway that signs the version 1 head), repeats one, or names in
+// X-Road-Service another service than its path.
+func (g *Gateway) checkSignedHead(r *http.Request, svc ident.ServiceID) ([]string, *r1.Error) {
+	names, err := parseSignedHeaders(r.Header.Get(hdrSignedHeaders))
+	if err != nil {
+		return nil, r1.Wrap(err, r1.TypeServerInvalidReq, "malformed signed header list")
+	}
+	if m := missingRequired(names); m != "" {
+		return nil, r1.New(r1.TypeServerSignature, "the request signature does not cover %s: this gateway accepts only signatures over the %s head, which covers every X-Road header it reads", m, msglog.RequestHeadVersion)
+	}
+	if h := repeatedRequired(r.Header); h != "" {
+		return nil, r1.New(r1.TypeServerInvalidReq, "header %s appears more than once", h)
+	}
+	if v := r.Header.Get(r1.HeaderService); v != svc.Escaped() {
+		return nil, r1.New(r1.TypeServerInvalidReq, "%s does not name the service of the request path", r1.HeaderService)
+	}
+	return names, nil
+}
+
 // requestHead is the canonical form of everything in a request but its
-// body: method, service, path and query, and the signed headers.
-func requestHead(method, service, path, rawQuery string, h http.Header, names []string) []byte {
-	b := make([]byte, 0, 512)
-	b = append(b, "sampan-request-v1\n"...)
-	b = append(b, method...)
-	b = append(b, '\n')
-	b = append(b, service...)
-	b = append(b, '\n')
-	b = append(b, path...)
-	b = append(b, '?')
-	b = append(b, rawQuery...)
-	b = append(b, '\n')
-	return writeHeaders(b, h, names)
+// body, from its record (msglog.Record.AppendRequestHead).
+func requestHead(rec *msglog.Record) []byte {
+	return rec.AppendRequestHead(make([]byte, 0, 512))
 }
 
 // responseHead is the canonical form of a response but its body: the

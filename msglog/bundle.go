@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/digitorus/timestamp"
 	"github.com/transparency-dev/formats/log"
@@ -90,13 +91,73 @@ type proofFile struct {
 	Hashes   []string `json:"hashes"`
 }
 
-// ErrNotFound is returned by Export when no record has the id.
+// ErrNotFound is returned by Export when no record has the id (or none
+// of those with it matches the selection).
 var ErrNotFound = errors.New("no record with this X-Road-Id")
 
-// Export writes the evidence of one exchange, found by its X-Road-Id, to
-// out as separate standard files with a README saying how to check each.
-// dsn selects a PostgreSQL record index (empty: SQLite in dir).
-func Export(ctx context.Context, dir, dsn, xroadID, out string) error {
+// Selection names the exchange Export writes. X-Road-Ids are chosen by
+// clients and need not be unique: when several exchanges share one, the
+// request hash or the request time tells them apart.
+type Selection struct {
+	// XRoadID is the exchange's X-Road-Id (required).
+	XRoadID string
+	// RequestHash, when set, selects the exchange with this request hash
+	// (X-Road-Request-Hash).
+	RequestHash string
+	// At, when not zero, selects the exchange received at this time (to
+	// the second when At has no fraction of a second).
+	At time.Time
+	// Side, when set, selects the consumer's or the provider's record: a
+	// gateway that serves both the client and the service logs both.
+	Side string
+}
+
+// matches reports whether a record fits the selection's filters.
+func (s Selection) matches(r *Record) bool {
+	if s.RequestHash != "" && r.RequestHash != s.RequestHash || s.Side != "" && r.Side != s.Side {
+		return false
+	}
+	if !s.At.IsZero() {
+		at := r.RequestAt
+		if s.At.Nanosecond() == 0 {
+			at = at.Truncate(time.Second)
+		}
+		if !at.Equal(s.At) {
+			return false
+		}
+	}
+	return true
+}
+
+// Candidate is one of several exchanges an X-Road-Id names.
+type Candidate struct {
+	Side        string
+	RequestAt   time.Time
+	RequestHash string
+}
+
+// AmbiguousError is returned by Export when several exchanges fit the
+// selection: the caller chooses one by its request hash or time.
+type AmbiguousError struct {
+	XRoadID    string
+	Candidates []Candidate
+}
+
+// Error lists the candidates.
+func (e *AmbiguousError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d exchanges have X-Road-Id %q; choose one with --request-hash, --at or --side:", len(e.Candidates), e.XRoadID)
+	for _, c := range e.Candidates {
+		fmt.Fprintf(&b, "\n  %s  %s  request hash %s", c.RequestAt.UTC().Format(time.RFC3339Nano), c.Side, c.RequestHash)
+	}
+	return b.String()
+}
+
+// Export writes the evidence of one exchange, found by its X-Road-Id (and,
+// when several share it, by the selection's other fields), to out as
+// separate standard files with a README saying how to check each. dsn
+// selects a PostgreSQL record index (empty: SQLite in dir).
+func Export(ctx context.Context, dir, dsn string, sel Selection, out string) error {
 	fetcher := client.FileFetcher{Root: filepath.Join(dir, TilesDir)}
 	vb, v, db, err := openExisting(ctx, dir, dsn)
 	if err != nil {
@@ -111,7 +172,7 @@ func Export(ctx context.Context, dir, dsn, xroadID, out string) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	entry, index, err := findRecord(ctx, db, v.Name(), fetcher, cp.Size, xroadID)
+	entry, index, err := findRecord(ctx, db, v.Name(), fetcher, cp.Size, sel)
 	if err != nil {
 		return err
 	}
@@ -171,7 +232,7 @@ var ErrPurged = errors.New("the record with this X-Road-Id was purged under the 
 
 // findRecord looks the record up in the index and returns it with its
 // leaf index, which must be within the checkpoint's tree.
-func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileFetcher, size uint64, xroadID string) ([]byte, uint64, error) {
+func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileFetcher, size uint64, sel Selection) ([]byte, uint64, error) {
 	// The confirmed position first: it only grows, and below it every
 	// leaf has its row's position recorded, so that a row read after it
 	// whose position is not right has its leaf at or above it.
@@ -182,16 +243,9 @@ func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileF
 	case err != nil:
 		return nil, 0, fmt.Errorf("record index: %w", err)
 	}
-	var data, digest []byte
-	var leaf sql.NullInt64
-	err := db.QueryRowContext(ctx, db.Q(`SELECT record, digest, leaf_index FROM records WHERE log = ? AND x_road_id = ? AND kind = ? ORDER BY request_at LIMIT 1`), origin, xroadID, KindExchange).Scan(&data, &digest, &leaf)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, 0, ErrNotFound
-	case err != nil:
-		return nil, 0, fmt.Errorf("record index: %w", err)
-	case data == nil:
-		return nil, 0, ErrPurged
+	data, digest, leaf, err := selectRecord(ctx, db, origin, sel)
+	if err != nil {
+		return nil, 0, err
 	}
 	// A position may be a prediction not yet confirmed (indexWriter): it
 	// is the record's when the tree holds its digest there.
@@ -218,6 +272,62 @@ func findRecord(ctx context.Context, db *store.DB, origin string, f client.FileF
 		}
 	}
 	return nil, 0, fmt.Errorf("the record is not yet in the latest checkpoint (tree size %d); export again in a second", size)
+}
+
+// maxCandidates bounds the exchanges of one X-Road-Id Export considers.
+const maxCandidates = 1000
+
+// selectRecord returns the one exchange record the selection names, with
+// its digest and recorded leaf position: never one of several silently.
+func selectRecord(ctx context.Context, db *store.DB, origin string, sel Selection) (data, digest []byte, leaf sql.NullInt64, err error) {
+	rows, err := db.QueryContext(ctx, db.Q(`SELECT record, digest, leaf_index FROM records WHERE log = ? AND x_road_id = ? AND kind = ? ORDER BY request_at LIMIT ?`),
+		origin, sel.XRoadID, KindExchange, maxCandidates+1)
+	if err != nil {
+		return nil, nil, leaf, fmt.Errorf("record index: %w", err)
+	}
+	defer rows.Close()
+	type hit struct {
+		data, digest []byte
+		leaf         sql.NullInt64
+		rec          *Record
+	}
+	var hits []hit
+	rowsSeen, purged := 0, 0
+	for rows.Next() {
+		var h hit
+		if err := rows.Scan(&h.data, &h.digest, &h.leaf); err != nil {
+			return nil, nil, leaf, fmt.Errorf("record index: %w", err)
+		}
+		rowsSeen++
+		if h.data == nil {
+			purged++
+			continue
+		}
+		if h.rec, err = ParseRecord(h.data); err != nil {
+			return nil, nil, leaf, fmt.Errorf("record index: %w", err)
+		}
+		if sel.matches(h.rec) {
+			hits = append(hits, h)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, leaf, fmt.Errorf("record index: %w", err)
+	}
+	switch {
+	case rowsSeen > maxCandidates:
+		return nil, nil, leaf, fmt.Errorf("more than %d exchanges have X-Road-Id %q", maxCandidates, sel.XRoadID)
+	case len(hits) == 1:
+		return hits[0].data, hits[0].digest, hits[0].leaf, nil
+	case len(hits) > 1:
+		ae := &AmbiguousError{XRoadID: sel.XRoadID}
+		for _, h := range hits {
+			ae.Candidates = append(ae.Candidates, Candidate{Side: h.rec.Side, RequestAt: h.rec.RequestAt, RequestHash: h.rec.RequestHash})
+		}
+		return nil, nil, leaf, ae
+	case purged > 0 && purged == rowsSeen:
+		return nil, nil, leaf, ErrPurged
+	}
+	return nil, nil, leaf, ErrNotFound
 }
 
 // stampFor returns the earliest time-stamped checkpoint that covers leaf
@@ -320,6 +430,11 @@ func VerifyBundle(dir string) (*BundleReport, error) {
 		return nil, fmt.Errorf("the record is not in the checkpoint's tree: %w", err)
 	}
 	rep := &BundleReport{Record: rec, LeafIndex: incl.Index, TreeSize: cp.Size}
+	// What the request signature covers: the head rebuilt from the
+	// record's fields must be the one whose digest was signed.
+	if err := rec.CheckRequestHead(); err != nil {
+		return nil, fmt.Errorf("%s: %w", bundleRecord, err)
+	}
 	for name, want := range map[string]string{
 		bundleLeafIndex: strconv.FormatUint(incl.Index, 10) + "\n",
 		bundleLeafHash:  hex.EncodeToString(leaf) + "\n",

@@ -69,6 +69,21 @@ or file by file as below.
    "sampan-batch-v1", the lowercase hex of R and n, joined with newlines.
 `)
 	}
+	if r.Version >= 3 {
+		b.WriteString(`
+   What the request signature covers: request_head_sha256 is the SHA-256
+   of a text rebuilt from record.json alone, its lines joined with "\n"
+   (no final newline): "` + RequestHeadVersion + `"; method; service;
+   path "?" query; then "x-road-client:", "x-road-service:", "x-road-id:",
+   "x-road-userid:", "x-road-issue:", "x-road-purpose:",
+   "x-road-legal-basis:" and "x-road-represented-party:", each followed by
+   the record's client, service, x_road_id, user_id, issue, purpose,
+   legal_basis and represented_party (empty when absent); "signed-at:"
+   request_signed_at; "nonce:" request_nonce; "headers:"
+   request_headers_sha256 (the digest of the other signed headers).
+   request_signed_headers names every header the signature covers.
+`)
+	}
 	if stamped {
 		b.WriteString(`5. The time-stamp:
 

@@ -82,7 +82,7 @@ CREATE UNIQUE INDEX records_key ON records (request_at, digest);
 CREATE INDEX records_xrid ON records (x_road_id);
 CREATE INDEX records_leaf ON records (leaf_index);`, `
 CREATE INDEX records_live ON records (request_at) WHERE record IS NOT NULL AND kind <> 'purge';`, `
-ALTER TABLE log_state ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;`}
+ALTER TABLE log_state ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;`, nonceTable}
 	indexPG = []string{`
 CREATE TABLE records (
 	log TEXT NOT NULL,
@@ -107,7 +107,7 @@ CREATE UNIQUE INDEX records_key ON records (log, request_at, digest);
 ALTER TABLE records ADD CONSTRAINT records_pkey PRIMARY KEY USING INDEX records_key;
 CREATE INDEX records_leaf ON records (log, leaf_index);`, `
 CREATE INDEX records_live ON records (log, request_at) WHERE record IS NOT NULL AND kind <> 'purge';`, `
-ALTER TABLE log_state ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;`}
+ALTER TABLE log_state ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;`, nonceTable}
 )
 
 // Migration 5 marks, in log_state.predicted, a log whose positions this

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -43,10 +44,17 @@ const (
 	VerifierKeyFile = "checkpoint.pub"
 )
 
-// RecordVersion is the version of the record format written. Version 2
-// keeps records in the index with their digests as leaves; version 1
-// logs (records as leaves) are not read.
-const RecordVersion = 2
+// RecordVersion is the version of the record format written. Version 3
+// adds what rebuilds the signed request head (RequestHeadVersion) from
+// the record: purpose, legal basis, represented party, signed time,
+// nonce, the other headers' digest and the signed header names. Version
+// 2 records (whose request signatures used the version 1 head) still
+// load, and `sampan log verify-bundle` fails them; version 1 logs
+// (records as leaves) are not read.
+const RecordVersion = 3
+
+// minRecordVersion is the oldest record version read.
+const minRecordVersion = 2
 
 // Record kinds.
 const (
@@ -78,6 +86,12 @@ type Record struct {
 	Method      string `json:"method"`
 	Path        string `json:"path"`
 	Query       string `json:"query,omitempty"`
+	// Purpose, LegalBasis and RepresentedParty are the request's
+	// X-Road-Purpose, X-Road-Legal-Basis and X-Road-Represented-Party
+	// headers as signed (empty when absent).
+	Purpose          string `json:"purpose,omitempty"`
+	LegalBasis       string `json:"legal_basis,omitempty"`
+	RepresentedParty string `json:"represented_party,omitempty"`
 	// RequestAt is when the gateway received the request; ResponseAt when
 	// it had the whole response.
 	RequestAt  time.Time `json:"request_at"`
@@ -95,6 +109,19 @@ type Record struct {
 	RequestSignerCert  string `json:"request_signer_sha256"`
 	ResponseSignature  string `json:"response_signature"`
 	ResponseSignerCert string `json:"response_signer_sha256"`
+	// RequestSignedAt and RequestNonce are the time and nonce the
+	// consumer's gateway signed the request with, as sent; the provider's
+	// gateway refuses a request outside its clock-skew tolerance or with
+	// a nonce it has seen.
+	RequestSignedAt string `json:"request_signed_at,omitempty"`
+	RequestNonce    string `json:"request_nonce,omitempty"`
+	// RequestHeadersSHA256 is the hex SHA-256 of the canonical block of
+	// the signed request headers other than RequiredSignedHeaders.
+	RequestHeadersSHA256 string `json:"request_headers_sha256,omitempty"`
+	// RequestSignedHeaders and ResponseSignedHeaders are the lower-case
+	// names each signature covers, sorted.
+	RequestSignedHeaders  []string `json:"request_signed_headers,omitempty"`
+	ResponseSignedHeaders []string `json:"response_signed_headers,omitempty"`
 	// Decision is the policy decision, once policies are decided per
 	// request; null until then.
 	Decision *Decision `json:"decision"`
@@ -141,6 +168,8 @@ func (r *Record) checkText() error {
 	for _, f := range [...]struct{ name, v string }{
 		{"x_road_id", r.XRoadID}, {"request_id", r.RequestID}, {"client", r.Client}, {"service", r.Service},
 		{"user_id", r.UserID}, {"issue", r.Issue}, {"method", r.Method}, {"path", r.Path}, {"query", r.Query},
+		{"purpose", r.Purpose}, {"legal_basis", r.LegalBasis}, {"represented_party", r.RepresentedParty},
+		{"request_signed_at", r.RequestSignedAt}, {"request_nonce", r.RequestNonce},
 		{"gateway", r.Gateway}, {"peer_gateway", r.PeerGateway}, {"side", r.Side}, {"bodies", r.Bodies},
 	} {
 		if len(f.v) > maxField || !utf8.ValidString(f.v) || strings.IndexByte(f.v, 0) >= 0 {
@@ -155,8 +184,8 @@ func (r *Record) Validate() error {
 	if err := r.checkText(); err != nil {
 		return err
 	}
-	if r.Version != RecordVersion {
-		return fmt.Errorf("record version %d, want %d", r.Version, RecordVersion)
+	if r.Version < minRecordVersion || r.Version > RecordVersion {
+		return fmt.Errorf("record version %d, want %d to %d", r.Version, minRecordVersion, RecordVersion)
 	}
 	if r.Kind == KindPurge {
 		if r.PurgedBefore == nil || r.PurgedCount <= 0 || len(r.PurgedDigestsSHA256) != 64 || r.Gateway == "" {
@@ -234,24 +263,25 @@ var ErrLogging = errors.New("message log")
 
 // Log is an open message log.
 type Log struct {
-	dir      string
-	add      tessera.AddFn
-	reader   tessera.LogReader
-	shutdown func(context.Context) error
-	cancel   context.CancelFunc
-	origin   string
-	name     string
-	db       *store.DB
-	idx      *indexWriter
-	wal      *walWriter
-	log      *slog.Logger
-	bodyKey  []byte
-	purgeMu  sync.Mutex
-	now      func() time.Time
-	certs    sync.Map // fingerprints of certificates already stored
-	quotas   quotas
-	integ    *integrator
-	maxDelay time.Duration
+	dir         string
+	add         tessera.AddFn
+	reader      tessera.LogReader
+	shutdown    func(context.Context) error
+	cancel      context.CancelFunc
+	origin      string
+	name        string
+	db          *store.DB
+	idx         *indexWriter
+	wal         *walWriter
+	log         *slog.Logger
+	bodyKey     []byte
+	purgeMu     sync.Mutex
+	noncePurged atomic.Int64 // unix ms of the last purge of expired nonces
+	now         func() time.Time
+	certs       sync.Map // fingerprints of certificates already stored
+	quotas      quotas
+	integ       *integrator
+	maxDelay    time.Duration
 	// bg is cancelled when Close begins: background work stops.
 	bg       context.Context
 	bgCancel context.CancelFunc

@@ -352,7 +352,7 @@ func TestExportSearchesPastAWrongPosition(t *testing.T) {
 	}
 	db.Close()
 	out := t.TempDir()
-	if err := Export(t.Context(), dir, "", "id-7", out); err != nil {
+	if err := Export(t.Context(), dir, "", Selection{XRoadID: "id-7"}, out); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(out, bundleLeafIndex))

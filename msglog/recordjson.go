@@ -31,6 +31,9 @@ func (r *Record) appendJSON(b []byte) ([]byte, bool) {
 	b = appendField(b, "method", r.Method)
 	b = appendField(b, "path", r.Path)
 	b = appendOmit(b, "query", r.Query)
+	b = appendOmit(b, "purpose", r.Purpose)
+	b = appendOmit(b, "legal_basis", r.LegalBasis)
+	b = appendOmit(b, "represented_party", r.RepresentedParty)
 	b = append(b, `,"request_at":`...)
 	b, ok = appendTime(b, r.RequestAt, ok)
 	b = append(b, `,"response_at":`...)
@@ -47,6 +50,17 @@ func (r *Record) appendJSON(b []byte) ([]byte, bool) {
 	b = appendField(b, "request_signer_sha256", r.RequestSignerCert)
 	b = appendField(b, "response_signature", r.ResponseSignature)
 	b = appendField(b, "response_signer_sha256", r.ResponseSignerCert)
+	b = appendOmit(b, "request_signed_at", r.RequestSignedAt)
+	b = appendOmit(b, "request_nonce", r.RequestNonce)
+	b = appendOmit(b, "request_headers_sha256", r.RequestHeadersSHA256)
+	if len(r.RequestSignedHeaders) > 0 {
+		b = append(b, `,"request_signed_headers":`...)
+		b = appendStrings(b, r.RequestSignedHeaders)
+	}
+	if len(r.ResponseSignedHeaders) > 0 {
+		b = append(b, `,"response_signed_headers":`...)
+		b = appendStrings(b, r.ResponseSignedHeaders)
+	}
 	b = append(b, `,"decision":`...)
 	if d := r.Decision; d == nil {
 		b = append(b, "null"...)
@@ -97,7 +111,14 @@ func (r *Record) sizeHint() int {
 		len(r.Client) + len(r.Service) + len(r.UserID) + len(r.Issue) + len(r.Method) + len(r.Path) + len(r.Query) +
 		len(r.RequestHeadSHA256) + len(r.RequestBodySHA256) + len(r.ResponseHeadSHA256) + len(r.ResponseBodySHA256) +
 		len(r.RequestHash) + len(r.RequestSignature) + len(r.RequestSignerCert) + len(r.ResponseSignature) +
-		len(r.ResponseSignerCert) + len(r.Bodies) + len(r.PurgedDigestsSHA256)
+		len(r.ResponseSignerCert) + len(r.Bodies) + len(r.PurgedDigestsSHA256) +
+		len(r.Purpose) + len(r.LegalBasis) + len(r.RepresentedParty) + len(r.RequestSignedAt) + len(r.RequestNonce) +
+		len(r.RequestHeadersSHA256)
+	for _, l := range [][]string{r.RequestSignedHeaders, r.ResponseSignedHeaders} {
+		for _, v := range l {
+			n += len(v) + 3
+		}
+	}
 	if d := r.Decision; d != nil {
 		n += 150 + len(d.Agreement) + len(d.PolicyVersion) + len(d.DataClass) + len(d.Destination) + len(d.Purpose) +
 			len(d.LegalBasis) + len(d.Message)

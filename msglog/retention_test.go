@@ -149,11 +149,11 @@ func testRetention(t *testing.T, dsn string) {
 		t.Fatalf("report %+v, %d records held; want tree 31, 20 purged, 1 purge, 10 held", rep, len(held))
 	}
 	// A purged record cannot be exported; a kept one can.
-	if err := Export(t.Context(), dir, dsn, "id-4", t.TempDir()); !errors.Is(err, ErrPurged) {
+	if err := Export(t.Context(), dir, dsn, Selection{XRoadID: "id-4"}, t.TempDir()); !errors.Is(err, ErrPurged) {
 		t.Errorf("export of a purged record: %v", err)
 	}
 	out := t.TempDir()
-	if err := Export(t.Context(), dir, dsn, "id-26", out); err != nil {
+	if err := Export(t.Context(), dir, dsn, Selection{XRoadID: "id-26"}, out); err != nil {
 		t.Fatalf("export of a kept record: %v", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(out, bundleRecord)); err != nil || !bytes.Contains(b, []byte(`"id-26"`)) {

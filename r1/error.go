@@ -50,6 +50,9 @@ const (
 	// the request; the message names the rule and what would be needed.
 	TypeClientPolicyDenied = "Server.ClientProxy.PolicyDenied"
 	TypeServerPolicyDenied = "Server.ServerProxy.PolicyDenied"
+	// ReplayedRequest: the provider's gateway refuses a request signed too
+	// far from its clock or whose nonce it has seen (a replay).
+	TypeServerReplayed = "Server.ServerProxy.ReplayedRequest"
 )
 
 // Error is a protocol error: the r1 type, the HTTP status, a message that

@@ -27,6 +27,9 @@ const (
 	// and legal basis the caller declares for the exchange.
 	HeaderPurpose    = "X-Road-Purpose"
 	HeaderLegalBasis = "X-Road-Legal-Basis"
+	// HeaderRepresentedParty names the party the client acts for
+	// (X-Road's represented-party extension), passed to the service.
+	HeaderRepresentedParty = "X-Road-Represented-Party"
 )
 
 // Prefix is the path prefix of the protocol.

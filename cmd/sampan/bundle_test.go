@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,7 +28,8 @@ func TestEvidenceBundle(t *testing.T) {
 			url = g.ClientURL
 		}
 	}
-	for _, id := range []string{"before", "bundle-1", "after"} {
+	// Clients choose X-Road-Ids: "twice" names two exchanges.
+	for _, id := range []string{"before", "bundle-1", "after", "twice", "twice"} {
 		req, _ := http.NewRequest(http.MethodGet, url+"/r1/VN/GOV/MOF/business-registry/companies/0100109106", nil)
 		req.Header.Set("X-Road-Client", "VN/GOV/HCMC/one-stop")
 		req.Header.Set("X-Road-Id", id)
@@ -37,15 +39,15 @@ func TestEvidenceBundle(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	// Wait for a time-stamp covering all three.
+	// Wait for a time-stamp covering all five.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		m, _ := filepath.Glob(filepath.Join(dataDir, "log", msglog.TimestampsDir, "000000000003.tsr"))
-		if len(m) > 0 {
+		m, _ := filepath.Glob(filepath.Join(dataDir, "log", msglog.TimestampsDir, "*.tsr"))
+		if len(m) > 0 && filepath.Base(m[len(m)-1]) >= "000000000005.tsr" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no time-stamp over the three records")
+			t.Fatal("no time-stamp over the five records")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -84,6 +86,7 @@ func TestEvidenceBundle(t *testing.T) {
 			}
 		}
 	}
+	t.Run("shared X-Road-Id", func(t *testing.T) { testSharedID(t, g, dataDir) })
 	// Any edited byte in any file fails.
 	entries, _ := os.ReadDir(out)
 	if len(entries) < 12 {
@@ -104,5 +107,45 @@ func TestEvidenceBundle(t *testing.T) {
 	}
 	if _, err := msglog.VerifyBundle(out); err != nil {
 		t.Fatalf("restored bundle: %v", err)
+	}
+}
+
+// testSharedID: two exchanges with one X-Road-Id are both provable. An
+// export by the id alone names both and exports neither; chosen by
+// request hash or by time, each exports and its bundle verifies.
+func testSharedID(t *testing.T, g *Globals, dataDir string) {
+	err := (&LogExportCmd{Dir: dataDir, ID: "twice", Out: filepath.Join(t.TempDir(), "x")}).Run(g)
+	var ae *msglog.AmbiguousError
+	if !errors.As(err, &ae) || len(ae.Candidates) != 2 {
+		t.Fatalf("export of a shared id: %v, want both candidates", err)
+	}
+	for _, c := range ae.Candidates {
+		if !strings.Contains(err.Error(), c.RequestHash) || !strings.Contains(err.Error(), c.RequestAt.UTC().Format(time.RFC3339Nano)) {
+			t.Errorf("the error does not list %s at %s: %v", c.RequestHash, c.RequestAt, err)
+		}
+	}
+	if ae.Candidates[0].RequestHash == ae.Candidates[1].RequestHash {
+		t.Fatal("the two exchanges have one request hash")
+	}
+	for i, c := range ae.Candidates {
+		for how, cmd := range map[string]*LogExportCmd{
+			"hash": {Dir: dataDir, ID: "twice", RequestHash: c.RequestHash},
+			"time": {Dir: dataDir, ID: "twice", At: c.RequestAt.UTC().Format(time.RFC3339Nano)},
+		} {
+			cmd.Out = filepath.Join(t.TempDir(), "bundle")
+			if err := cmd.Run(g); err != nil {
+				t.Fatalf("export %d by %s: %v", i, how, err)
+			}
+			rep, err := msglog.VerifyBundle(cmd.Out)
+			if err != nil {
+				t.Fatalf("bundle %d by %s: %v", i, how, err)
+			}
+			if rep.Record.RequestHash != c.RequestHash || rep.Record.XRoadID != "twice" {
+				t.Errorf("bundle %d by %s holds %s, want %s", i, how, rep.Record.RequestHash, c.RequestHash)
+			}
+		}
+	}
+	if err := (&LogExportCmd{Dir: dataDir, ID: "twice", RequestHash: "no-such-hash", Out: filepath.Join(t.TempDir(), "y")}).Run(g); !errors.Is(err, msglog.ErrNotFound) {
+		t.Errorf("export of an unknown request hash: %v", err)
 	}
 }

@@ -227,6 +227,11 @@ type LogExportCmd struct {
 	Dir string `help:"The gateway's data directory (or its log directory)." required:"" type:"existingdir"`
 	ID  string `help:"The exchange's X-Road-Id." required:""`
 	Out string `help:"Directory to write the bundle to (created)." required:"" type:"path"`
+	// X-Road-Ids are the clients' choice and may repeat: these choose
+	// among the exchanges that share one.
+	RequestHash string `name:"request-hash" help:"When several exchanges share the X-Road-Id: the request hash (X-Road-Request-Hash) of the one to export."`
+	At          string `help:"When several exchanges share the X-Road-Id: the time (RFC 3339; to the second without a fraction) the gateway received the one to export."`
+	Side        string `help:"When the gateway logged both sides of the exchange (it serves both client and service): consumer or provider." enum:",consumer,provider" default:""`
 	indexFlag
 }
 
@@ -235,7 +240,15 @@ func (c *LogExportCmd) Run(g *Globals) error {
 	if entries, err := os.ReadDir(c.Out); err == nil && len(entries) > 0 {
 		return fmt.Errorf("--out: %s is not empty", c.Out)
 	}
-	if err := msglog.Export(context.Background(), logDirOf(c.Dir), c.IndexDSN, c.ID, c.Out); err != nil {
+	sel := msglog.Selection{XRoadID: c.ID, RequestHash: c.RequestHash, Side: c.Side}
+	if c.At != "" {
+		at, err := time.Parse(time.RFC3339Nano, c.At)
+		if err != nil {
+			return fmt.Errorf("--at: %w", err)
+		}
+		sel.At = at
+	}
+	if err := msglog.Export(context.Background(), logDirOf(c.Dir), c.IndexDSN, sel, c.Out); err != nil {
 		return err
 	}
 	fmt.Printf("evidence of %s written to %s (see its README.md)\n", c.ID, c.Out)
