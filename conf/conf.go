@@ -6,17 +6,15 @@
 package conf
 
 import (
-	"bytes"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/cfg"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/policy"
 )
@@ -316,17 +314,12 @@ func (c *Config) Subsystems() []ident.ClientID {
 	return out
 }
 
-// Decode parses a configuration strictly (unknown fields are refused) and
+// Decode parses a configuration strictly (see internal/cfg.Decode) and
 // validates it.
 func Decode(b []byte) (*Config, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var c Config
-	if err := dec.Decode(&c); err != nil {
+	if err := cfg.Decode(b, &c); err != nil {
 		return nil, fmt.Errorf("decode configuration: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("decode configuration: trailing data after the document")
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
