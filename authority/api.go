@@ -198,6 +198,8 @@ func (a *Authority) op(need string, h func(http.ResponseWriter, *http.Request, s
 				status, msg = http.StatusBadRequest, strings.TrimPrefix(err.Error(), errInvalid.Error()+": ")
 			case errors.Is(err, errConflict):
 				status, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), errConflict.Error()+": ")
+			case errors.Is(err, errTooLarge):
+				status, msg = http.StatusRequestEntityTooLarge, strings.TrimPrefix(err.Error(), errTooLarge.Error()+": ")
 			case errors.Is(err, errNotFound):
 				status, msg = http.StatusNotFound, strings.TrimPrefix(err.Error(), errNotFound.Error()+": ")
 			default:

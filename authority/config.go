@@ -43,6 +43,10 @@ type Config struct {
 	// set the OID your organisation registered. The default, 2.25.1, is a
 	// placeholder.
 	TSAPolicyOID string `json:"tsa_policy_oid"`
+
+	// maxConfSize, when set, lowers the size bound on the signed
+	// configuration below conf.MaxDocumentSize (tests).
+	maxConfSize int
 }
 
 // Operator is a person or system allowed on the management API. The token

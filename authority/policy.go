@@ -79,16 +79,13 @@ func (a *Authority) policyDocument(ctx context.Context, tx *sql.Tx) (*policy.Doc
 // document compiles and that its services belong to registered
 // subsystems, records the change in the audit log and publishes.
 func (a *Authority) changePolicy(ctx context.Context, op, action, detail string, f func(tx *sql.Tx) error) error {
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, action, detail, func(tx *sql.Tx) error {
 		if err := f(tx); err != nil {
 			return err
 		}
 		d, err := a.policyDocument(ctx, tx)
 		if err != nil {
 			return err
-		}
-		if _, err := policy.Compile(a.cfg.Instance, "candidate", d); err != nil {
-			return fmt.Errorf("%w: %w", errInvalid, err)
 		}
 		if d != nil {
 			for _, s := range d.Services {
@@ -102,12 +99,8 @@ func (a *Authority) changePolicy(ctx context.Context, op, action, detail string,
 				}
 			}
 		}
-		return a.audit(ctx, tx, op, action, detail)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 func putItem(ctx context.Context, tx *sql.Tx, kind, id string, v any) error {

@@ -82,6 +82,7 @@ var (
 	errConflict = errors.New("conflict")
 	errNotFound = errors.New("not found")
 	errInvalid  = errors.New("invalid")
+	errTooLarge = errors.New("too large")
 )
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
@@ -121,18 +122,6 @@ func (a *Authority) audit(ctx context.Context, tx *sql.Tx, op, action, detail st
 	return err
 }
 
-func (a *Authority) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := a.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
 func (a *Authority) checkMemberID(id ident.ClientID) error {
 	if err := id.Validate(); err != nil {
 		return fmt.Errorf("%w: id: %w", errInvalid, err)
@@ -157,19 +146,15 @@ func (a *Authority) AddMember(ctx context.Context, op string, in MemberInput) er
 	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 255 {
 		return fmt.Errorf("%w: name: must be 1 to 255 characters", errInvalid)
 	}
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, "add member", in.ID.String(), func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO members (id, name, created_at) VALUES (?, ?, ?)`, in.ID.String(), in.Name, now()); err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("%w: member %s is already registered", errConflict, in.ID)
 			}
 			return err
 		}
-		return a.audit(ctx, tx, op, "add member", in.ID.String())
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 // AddSubsystem registers a subsystem of a registered member.
@@ -180,7 +165,7 @@ func (a *Authority) AddSubsystem(ctx context.Context, op string, in SubsystemInp
 	if err := a.checkMemberID(in.ID); err != nil {
 		return err
 	}
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, "add subsystem", in.ID.String(), func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE id = ?`, in.ID.Member().String()).Scan(&n); err != nil {
 			return err
@@ -195,12 +180,8 @@ func (a *Authority) AddSubsystem(ctx context.Context, op string, in SubsystemInp
 			}
 			return err
 		}
-		return a.audit(ctx, tx, op, "add subsystem", in.ID.String())
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 // PutGateway registers a gateway or replaces its address, certificate
@@ -219,7 +200,7 @@ func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) 
 	if !isHex64(in.AuthFP) {
 		return fmt.Errorf("%w: auth_cert_sha256: want the 64 hex digits of the certificate's SHA-256", errInvalid)
 	}
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, "put gateway", in.ID.String()+" "+in.Address+" "+in.AuthFP, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE id = ?`, in.ID.Owner().String()).Scan(&n); err != nil {
 			return err
@@ -265,12 +246,8 @@ func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) 
 				return err
 			}
 		}
-		return a.audit(ctx, tx, op, "put gateway", in.ID.String()+" "+in.Address+" "+in.AuthFP)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 // PutGroup registers or replaces a global group.
@@ -281,7 +258,7 @@ func (a *Authority) PutGroup(ctx context.Context, op string, in GroupInput) erro
 	if err := ident.ValidatePart("group code", in.ID.Code); err != nil {
 		return fmt.Errorf("%w: id: %w", errInvalid, err)
 	}
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, "put group", in.ID.String(), func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO global_groups (id, description) VALUES (?, ?)
 			ON CONFLICT (id) DO UPDATE SET description = excluded.description`, in.ID.String(), in.Description); err != nil {
 			return err
@@ -306,12 +283,8 @@ func (a *Authority) PutGroup(ctx context.Context, op string, in GroupInput) erro
 				return err
 			}
 		}
-		return a.audit(ctx, tx, op, "put group", in.ID.String())
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 // snapshot reads the registry into a configuration (without serial and
@@ -505,24 +478,20 @@ func (a *Authority) PutFederation(ctx context.Context, op string, in FederationI
 	if err != nil {
 		return err
 	}
-	err = a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, "put federation", in.Anchor.Instance+" "+in.Anchor.URL, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO federation (instance, anchor, inbound_clients, updated_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (instance) DO UPDATE SET anchor = excluded.anchor, inbound_clients = excluded.inbound_clients, updated_at = excluded.updated_at`,
 			in.Anchor.Instance, string(anchor), string(inbound), now()); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, op, "put federation", in.Anchor.Instance+" "+in.Anchor.URL)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 // RemoveFederation stops trusting a foreign instance. Gateways end
 // traffic with it at their next configuration refresh.
 func (a *Authority) RemoveFederation(ctx context.Context, op, instance string) error {
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, "remove federation", instance, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM federation WHERE instance = ?`, instance)
 		if err != nil {
 			return err
@@ -530,10 +499,6 @@ func (a *Authority) RemoveFederation(ctx context.Context, op, instance string) e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: instance %q is not federated", errNotFound, instance)
 		}
-		return a.audit(ctx, tx, op, "remove federation", instance)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
