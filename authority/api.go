@@ -57,6 +57,13 @@ func (a *Authority) Handler() http.Handler {
 		}
 		return created(w, a.AddSubsystem(r.Context(), op, in), in)
 	}))
+	mux.HandleFunc("PUT /api/v1/subsystems", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in SubsystemInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutSubsystem(r.Context(), op, in), in)
+	}))
 	mux.HandleFunc("PUT /api/v1/gateways", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in GatewayInput
 		if err := decode(r, &in); err != nil {
