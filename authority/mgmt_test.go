@@ -33,7 +33,7 @@ type testAuthority struct {
 }
 
 // startAuthority runs a real authority over HTTPS on a loopback port.
-func startAuthority(t *testing.T, dir, listen string) *testAuthority {
+func startAuthority(t *testing.T, dir, listen string, opts ...func(*Config)) *testAuthority {
 	t.Helper()
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -47,6 +47,9 @@ func startAuthority(t *testing.T, dir, listen string) *testAuthority {
 		{Name: "audit", TokenSHA256: HashToken(auditorToken), Role: RoleAuditor},
 	}}
 	c.SetDefaults()
+	for _, o := range opts {
+		o(c)
+	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
