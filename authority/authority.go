@@ -58,6 +58,10 @@ type Authority struct {
 
 	tsa       *tsa
 	tsaPolicy asn1.ObjectIdentifier
+
+	authThrottle, tsaThrottle *throttle
+	revokedMu                 sync.RWMutex
+	revoked                   map[string]bool // operator token hashes
 }
 
 type published struct {
@@ -103,6 +107,10 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 		return nil, err
 	}
 	if a.db, err = store.Open(ctx, filepath.Join(dir, registryFile), migrations); err != nil {
+		return nil, err
+	}
+	if err := a.loadOperators(ctx); err != nil {
+		a.db.Close()
 		return nil, err
 	}
 	if err := a.Publish(ctx); err != nil {

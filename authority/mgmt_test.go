@@ -35,6 +35,12 @@ type testAuthority struct {
 // startAuthority runs a real authority over HTTPS on a loopback port.
 func startAuthority(t *testing.T, dir, listen string, opts ...func(*Config)) *testAuthority {
 	t.Helper()
+	return startAuthorityLog(t, dir, listen, io.Discard, opts...)
+}
+
+// startAuthorityLog is startAuthority with the process log written to w.
+func startAuthorityLog(t *testing.T, dir, listen string, w io.Writer, opts ...func(*Config)) *testAuthority {
+	t.Helper()
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
@@ -53,7 +59,7 @@ func startAuthority(t *testing.T, dir, listen string, opts ...func(*Config)) *te
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(t.Context(), c, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := New(t.Context(), c, dir, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
