@@ -89,8 +89,9 @@ func (a *Authority) refused(r *http.Request, operator string, status int, why st
 	if operator == "" {
 		operator = "-"
 	}
-	err := a.inTx(context.WithoutCancel(r.Context()), func(tx *sql.Tx) error {
-		return a.audit(r.Context(), tx, operator, fmt.Sprintf("refused %d", status), fmt.Sprintf("%s %s from %s: %s", r.Method, path, r.RemoteAddr, why))
+	ctx := context.WithoutCancel(r.Context())
+	err := a.inTx(ctx, func(tx *sql.Tx) error {
+		return a.audit(ctx, tx, operator, fmt.Sprintf("refused %d", status), fmt.Sprintf("%s %s from %s: %s", r.Method, path, r.RemoteAddr, why))
 	})
 	if err != nil {
 		a.log.Error("audit a refused call", "err", err)
