@@ -168,3 +168,19 @@ func TestFailedCallsThrottled(t *testing.T) {
 		t.Errorf("after the window: %d, want 200", s)
 	}
 }
+
+func TestConfigOperatorPositions(t *testing.T) {
+	c := &Config{Instance: "VN", Operators: []Operator{
+		{Name: "alice", TokenSHA256: HashToken("a"), Role: RoleAdmin},
+		{Name: "bob", TokenSHA256: HashToken("b"), Role: RoleAuditor},
+		{Name: "alice", TokenSHA256: HashToken("c"), Role: RoleAuditor},
+	}}
+	c.SetDefaults()
+	if err := c.Validate(); err == nil || err.Error() != `operators[2].name duplicates operators[0].name ("alice")` {
+		t.Fatalf("got %v", err)
+	}
+	c.Operators[2] = Operator{Name: "carol", TokenSHA256: HashToken("c"), Role: "root"}
+	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "operators[2].role:") {
+		t.Fatalf("got %v", err)
+	}
+}
