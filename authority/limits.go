@@ -24,6 +24,7 @@ const (
 	maxInboundClients    = 10000 // federation inbound_clients
 	maxAnchorKeys        = 8     // federation anchor keys
 	maxURLLen            = 2048  // federation anchor URL
+	maxKeyIDLen          = 128   // federation anchor key id
 )
 
 // checkText checks a free-text field: valid UTF-8, no control

@@ -590,6 +590,11 @@ func (a *Authority) PutFederation(ctx context.Context, op string, in FederationI
 	if len(in.Anchor.Keys) > maxAnchorKeys {
 		return fmt.Errorf("%w: anchor.keys: more than %d keys", errInvalid, maxAnchorKeys)
 	}
+	for i, k := range in.Anchor.Keys {
+		if len(k.KeyID) > maxKeyIDLen {
+			return fmt.Errorf("%w: anchor.keys[%d].kid: longer than %d bytes", errInvalid, i, maxKeyIDLen)
+		}
+	}
 	if len(in.Anchor.URL) > maxURLLen {
 		return fmt.Errorf("%w: anchor.url: longer than %d bytes", errInvalid, maxURLLen)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/policy"
@@ -335,4 +336,24 @@ func TestParallelRegistrations(t *testing.T) {
 	if count[201] != 1 || count[409] != n-1 {
 		t.Fatalf("statuses %v, want one 201 and %d 409", count, n-1)
 	}
+}
+
+func TestFederationLimits(t *testing.T) {
+	ta := startAuthority(t, t.TempDir(), "")
+	an := *ta.a.Anchor()
+	an.Instance = "SG"
+	long := an
+	long.Keys = append([]conf.AnchorKey{}, an.Keys...)
+	long.Keys[0].KeyID = strings.Repeat("k", maxKeyIDLen+1)
+	many := make([]string, maxInboundClients+1)
+	for i := range many {
+		many[i] = fmt.Sprintf(`"SG/GOV/M%d"`, i)
+	}
+	ta.expectRefusals(t, []refusal{
+		{"key id too long", "PUT", "/api/v1/federation", `{"anchor":` + mustJSON(t, &long) + `}`, 400, "anchor.keys[0].kid: longer than 128 bytes"},
+		{"inbound client twice", "PUT", "/api/v1/federation", `{"anchor":` + mustJSON(t, &an) + `,"inbound_clients":["SG/GOV/ACRA","SG/GOV/SPF","SG/GOV/ACRA"]}`, 400,
+			"inbound_clients[2] duplicates inbound_clients[0]"},
+		{"too many inbound clients", "PUT", "/api/v1/federation", `{"anchor":` + mustJSON(t, &an) + `,"inbound_clients":[` + strings.Join(many, ",") + `]}`, 400,
+			"inbound_clients: more than 10000 items"},
+	})
 }

@@ -66,6 +66,10 @@ func (t *throttle) blocked(key netip.Prefix, now time.Time) time.Duration {
 func (t *throttle) add(key netip.Prefix, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.addLocked(key, now)
+}
+
+func (t *throttle) addLocked(key netip.Prefix, now time.Time) {
 	w := t.m[key]
 	if w == nil || now.Sub(w.start) >= t.window {
 		if w == nil && len(t.m) >= maxThrottled {
@@ -81,13 +85,11 @@ func (t *throttle) add(key netip.Prefix, now time.Time) {
 // long to wait when it is.
 func (t *throttle) take(key netip.Prefix, now time.Time) time.Duration {
 	t.mu.Lock()
-	w := t.m[key]
-	if w != nil && now.Sub(w.start) < t.window && w.n >= t.max {
-		t.mu.Unlock()
+	defer t.mu.Unlock()
+	if w := t.m[key]; w != nil && now.Sub(w.start) < t.window && w.n >= t.max {
 		return w.start.Add(t.window).Sub(now)
 	}
-	t.mu.Unlock()
-	t.add(key, now)
+	t.addLocked(key, now)
 	return 0
 }
 
