@@ -1,13 +1,13 @@
 package authority
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/sampan-exchange/sampan/internal/cfg"
 	"github.com/sampan-exchange/sampan/pki"
@@ -43,6 +43,17 @@ func (a *Authority) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, a.Current())
 		return nil
 	}))
+	mux.HandleFunc("GET /api/v1/operators", a.op(RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+		writeJSON(w, http.StatusOK, a.Operators())
+		return nil
+	}))
+	mux.HandleFunc("POST /api/v1/operators/{name}/revoke", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		if err := a.RevokeOperator(r.Context(), op, r.PathValue("name")); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"revoked": r.PathValue("name")})
+		return nil
+	}))
 	mux.HandleFunc("POST /api/v1/members", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in MemberInput
 		if err := decode(r, &in); err != nil {
@@ -56,6 +67,13 @@ func (a *Authority) Handler() http.Handler {
 			return err
 		}
 		return created(w, a.AddSubsystem(r.Context(), op, in), in)
+	}))
+	mux.HandleFunc("PUT /api/v1/subsystems", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in SubsystemInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutSubsystem(r.Context(), op, in), in)
 	}))
 	mux.HandleFunc("PUT /api/v1/gateways", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in GatewayInput
@@ -179,14 +197,29 @@ type apiError struct {
 // rendering. An auditor may only read; an admin may do everything.
 func (a *Authority) op(need string, h func(http.ResponseWriter, *http.Request, string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		name, role, ok := a.authenticate(r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sampan-authority"`)
-			writeJSON(w, http.StatusUnauthorized, apiError{"missing or unknown operator token"})
+		key, now := clientKey(r), time.Now()
+		if d := a.authThrottle.blocked(key, now); d > 0 {
+			a.log.Debug("management API call throttled", "client", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("Retry-After", retryAfter(d))
+			writeJSON(w, http.StatusTooManyRequests, apiError{"too many failed calls from this address; retry later"})
 			return
 		}
-		if need == RoleAdmin && role != RoleAdmin {
-			writeJSON(w, http.StatusForbidden, apiError{fmt.Sprintf("operator %s (role %s) may not do this", name, role)})
+		o, why := a.authenticate(r)
+		if why != "" {
+			a.authThrottle.add(key, now)
+			name := ""
+			if o != nil {
+				name = o.Name
+			}
+			a.refused(r, name, http.StatusUnauthorized, why)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sampan-authority"`)
+			writeJSON(w, http.StatusUnauthorized, apiError{"missing, unknown, expired or revoked operator token"})
+			return
+		}
+		name := o.Name
+		if need == RoleAdmin && o.Role != RoleAdmin {
+			a.refused(r, name, http.StatusForbidden, "role "+o.Role)
+			writeJSON(w, http.StatusForbidden, apiError{fmt.Sprintf("operator %s (role %s) may not do this", name, o.Role)})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
@@ -198,6 +231,8 @@ func (a *Authority) op(need string, h func(http.ResponseWriter, *http.Request, s
 				status, msg = http.StatusBadRequest, strings.TrimPrefix(err.Error(), errInvalid.Error()+": ")
 			case errors.Is(err, errConflict):
 				status, msg = http.StatusConflict, strings.TrimPrefix(err.Error(), errConflict.Error()+": ")
+			case errors.Is(err, errTooLarge):
+				status, msg = http.StatusRequestEntityTooLarge, strings.TrimPrefix(err.Error(), errTooLarge.Error()+": ")
 			case errors.Is(err, errNotFound):
 				status, msg = http.StatusNotFound, strings.TrimPrefix(err.Error(), errNotFound.Error()+": ")
 			default:
@@ -206,20 +241,6 @@ func (a *Authority) op(need string, h func(http.ResponseWriter, *http.Request, s
 			writeJSON(w, status, apiError{msg})
 		}
 	}
-}
-
-func (a *Authority) authenticate(r *http.Request) (name, role string, ok bool) {
-	tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !found || tok == "" {
-		return "", "", false
-	}
-	h := HashToken(tok)
-	for _, o := range a.cfg.Operators {
-		if subtle.ConstantTimeCompare([]byte(h), []byte(o.TokenSHA256)) == 1 {
-			return o.Name, o.Role, true
-		}
-	}
-	return "", "", false
 }
 
 func decode(r *http.Request, v any) error {

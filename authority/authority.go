@@ -52,12 +52,16 @@ type Authority struct {
 	tls    tls.Certificate
 	anchor *conf.Anchor
 
-	pubMu   sync.Mutex // serialises Publish
+	pubMu   sync.Mutex // serialises every write and publication
 	current atomic.Pointer[published]
 	crl     atomic.Pointer[[]byte]
 
 	tsa       *tsa
 	tsaPolicy asn1.ObjectIdentifier
+
+	authThrottle, tsaThrottle *throttle
+	revokedMu                 sync.RWMutex
+	revoked                   map[string]bool // operator token hashes
 }
 
 type published struct {
@@ -103,6 +107,10 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 		return nil, err
 	}
 	if a.db, err = store.Open(ctx, filepath.Join(dir, registryFile), migrations); err != nil {
+		return nil, err
+	}
+	if err := a.loadOperators(ctx); err != nil {
+		a.db.Close()
 		return nil, err
 	}
 	if err := a.Publish(ctx); err != nil {
@@ -201,42 +209,13 @@ func (a *Authority) Close() error { return a.db.Close() }
 // Publish generates, signs and publishes a new configuration with the next
 // serial. It is called on every registry change and on a timer.
 func (a *Authority) Publish(ctx context.Context) error {
-	a.pubMu.Lock()
-	defer a.pubMu.Unlock()
-	var c *conf.Config
-	var crlNum int64
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
-		var serial uint64
-		if err := tx.QueryRowContext(ctx, `SELECT serial, crl_number FROM conf_state WHERE id = 1`).Scan(&serial, &crlNum); err != nil {
-			return err
-		}
-		var err error
-		if c, err = a.snapshot(ctx, tx); err != nil {
-			return err
-		}
-		serial++
-		crlNum++
-		c.Serial = serial
-		c.GeneratedAt = time.Now().UTC().Truncate(time.Millisecond)
-		c.ExpiresAt = c.GeneratedAt.Add(a.cfg.ConfValidity.D())
-		c.CACerts = []string{string(pki.EncodeCert(a.ca.Cert.Raw))}
-		c.TSACerts = []string{string(pki.EncodeCert(a.tsa.cert.Raw))}
-		c.TSAURL = strings.TrimSuffix(a.cfg.PublicURL, "/") + "/tsa"
-		_, err = tx.ExecContext(ctx, `UPDATE conf_state SET serial = ?, crl_number = ? WHERE id = 1`, serial, crlNum)
-		return err
-	})
+	crlErr, err := a.commit(ctx, "", "", "", nil)
+	if err == nil {
+		err = crlErr
+	}
 	if err != nil {
 		return fmt.Errorf("publish configuration: %w", err)
 	}
-	doc, err := conf.Sign(c, a.signer)
-	if err != nil {
-		return fmt.Errorf("publish configuration: %w", err)
-	}
-	if err := a.publishCRL(ctx, crlNum); err != nil {
-		return err
-	}
-	a.current.Store(&published{doc: doc, serial: c.Serial, etag: fmt.Sprintf(`"%d"`, c.Serial), cfg: c})
-	a.log.Debug("configuration published", "serial", c.Serial, "expires_at", c.ExpiresAt)
 	return nil
 }
 
@@ -368,7 +347,7 @@ func (a *Authority) Issue(ctx context.Context, op string, in IssueInput) (*Issue
 // it.
 func (a *Authority) Revoke(ctx context.Context, op, serial string) error {
 	serial = strings.ToLower(serial)
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, "revoke certificate", serial, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL`, now(), serial)
 		if err != nil {
 			return err
@@ -376,12 +355,8 @@ func (a *Authority) Revoke(ctx context.Context, op, serial string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: no unrevoked certificate with serial %s", errNotFound, serial)
 		}
-		return a.audit(ctx, tx, op, "revoke certificate", serial)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 // Run serves the public and management API on the configured address

@@ -82,6 +82,12 @@ func (c *Client) AddSubsystem(ctx context.Context, in SubsystemInput) error {
 	return c.do(ctx, http.MethodPost, "/api/v1/subsystems", in, nil)
 }
 
+// PutSubsystem registers a subsystem or replaces the gateways of other
+// members it names as its providers.
+func (c *Client) PutSubsystem(ctx context.Context, in SubsystemInput) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/subsystems", in, nil)
+}
+
 // PutGateway registers or updates a gateway.
 func (c *Client) PutGateway(ctx context.Context, in GatewayInput) error {
 	return c.do(ctx, http.MethodPut, "/api/v1/gateways", in, nil)

@@ -43,6 +43,18 @@ type Config struct {
 	// set the OID your organisation registered. The default, 2.25.1, is a
 	// placeholder.
 	TSAPolicyOID string `json:"tsa_policy_oid"`
+
+	// TSARate is how many time-stamp requests one client address may
+	// send per minute. Default 1200.
+	TSARate int `json:"tsa_requests_per_minute"`
+
+	// authFailures and authWindow, when set, replace the throttling of
+	// failed management calls (tests).
+	authFailures int
+	authWindow   time.Duration
+	// maxConfSize, when set, lowers the size bound on the signed
+	// configuration below conf.MaxDocumentSize (tests).
+	maxConfSize int
 }
 
 // Operator is a person or system allowed on the management API. The token
@@ -52,6 +64,9 @@ type Operator struct {
 	TokenSHA256 string `json:"token_sha256"`
 	// Role is "admin" (everything) or "auditor" (read only).
 	Role string `json:"role"`
+	// ExpiresAt, when set, is when the token stops being accepted
+	// (RFC 3339).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // Roles of operators.
@@ -104,6 +119,9 @@ func (c *Config) SetDefaults() {
 	if c.TSAPolicyOID == "" {
 		c.TSAPolicyOID = "2.25.1"
 	}
+	if c.TSARate == 0 {
+		c.TSARate = 1200
+	}
 	if c.CertValidity == 0 {
 		c.CertValidity = cfg.Duration(365 * 24 * time.Hour)
 	}
@@ -141,11 +159,19 @@ func (c *Config) Validate() error {
 	if len(c.Operators) == 0 {
 		return errors.New("operators: at least one operator is required")
 	}
+	if c.TSARate < 1 {
+		return errors.New("tsa_requests_per_minute: must be positive")
+	}
 	seen := map[string]bool{}
+	names := map[string]int{}
 	for i, o := range c.Operators {
 		if o.Name == "" {
 			return fmt.Errorf("operators[%d].name: empty", i)
 		}
+		if j, dup := names[o.Name]; dup {
+			return fmt.Errorf("operators[%d].name duplicates operators[%d].name (%q)", i, j, o.Name)
+		}
+		names[o.Name] = i
 		if b, err := hex.DecodeString(o.TokenSHA256); err != nil || len(b) != sha256.Size {
 			return fmt.Errorf("operators[%d].token_sha256: want 64 hex digits", i)
 		}

@@ -33,7 +33,13 @@ type testAuthority struct {
 }
 
 // startAuthority runs a real authority over HTTPS on a loopback port.
-func startAuthority(t *testing.T, dir, listen string) *testAuthority {
+func startAuthority(t *testing.T, dir, listen string, opts ...func(*Config)) *testAuthority {
+	t.Helper()
+	return startAuthorityLog(t, dir, listen, io.Discard, opts...)
+}
+
+// startAuthorityLog is startAuthority with the process log written to w.
+func startAuthorityLog(t *testing.T, dir, listen string, w io.Writer, opts ...func(*Config)) *testAuthority {
 	t.Helper()
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -47,10 +53,13 @@ func startAuthority(t *testing.T, dir, listen string) *testAuthority {
 		{Name: "audit", TokenSHA256: HashToken(auditorToken), Role: RoleAuditor},
 	}}
 	c.SetDefaults()
+	for _, o := range opts {
+		o(c)
+	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(t.Context(), c, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := New(t.Context(), c, dir, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}

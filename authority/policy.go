@@ -79,16 +79,13 @@ func (a *Authority) policyDocument(ctx context.Context, tx *sql.Tx) (*policy.Doc
 // document compiles and that its services belong to registered
 // subsystems, records the change in the audit log and publishes.
 func (a *Authority) changePolicy(ctx context.Context, op, action, detail string, f func(tx *sql.Tx) error) error {
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, action, detail, func(tx *sql.Tx) error {
 		if err := f(tx); err != nil {
 			return err
 		}
 		d, err := a.policyDocument(ctx, tx)
 		if err != nil {
 			return err
-		}
-		if _, err := policy.Compile(a.cfg.Instance, "candidate", d); err != nil {
-			return fmt.Errorf("%w: %w", errInvalid, err)
 		}
 		if d != nil {
 			for _, s := range d.Services {
@@ -102,12 +99,8 @@ func (a *Authority) changePolicy(ctx context.Context, op, action, detail string,
 				}
 			}
 		}
-		return a.audit(ctx, tx, op, action, detail)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 func putItem(ctx context.Context, tx *sql.Tx, kind, id string, v any) error {
@@ -120,8 +113,35 @@ func putItem(ctx context.Context, tx *sql.Tx, kind, id string, v any) error {
 	return err
 }
 
+// checkPolicyInput validates d, which holds only what one request sent,
+// so that errors name the request's own fields: prefix, the path of the
+// request's body in d, is cut from the message.
+func (a *Authority) checkPolicyInput(d *policy.Document, prefix string) error {
+	if err := d.Validate(a.cfg.Instance); err != nil {
+		return fmt.Errorf("%w: %s", errInvalid, strings.ReplaceAll(err.Error(), prefix, ""))
+	}
+	return nil
+}
+
+// refusePolicyTwin refuses an id that differs only in case from one of
+// the same kind already registered.
+func refusePolicyTwin(ctx context.Context, tx *sql.Tx, kind, id string) error {
+	var other string
+	err := tx.QueryRowContext(ctx, `SELECT id FROM policy_items WHERE kind = ? AND lower(id) = lower(?) AND id <> ? LIMIT 1`, kind, id, id).Scan(&other)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: id: %s differs only in case from the registered %s %s", errConflict, id, kind, other)
+}
+
 // PutServiceClass declares (or changes) a service's data class and flags.
 func (a *Authority) PutServiceClass(ctx context.Context, op string, in policy.ServiceClass) error {
+	if err := a.checkPolicyInput(&policy.Document{Services: []policy.ServiceClass{in}}, "policy.services[0]."); err != nil {
+		return err
+	}
 	return a.changePolicy(ctx, op, "put data class", in.ID.String()+" "+in.Class+" "+strings.Join(in.Flags, ","), func(tx *sql.Tx) error {
 		return putItem(ctx, tx, kindService, in.ID.String(), in)
 	})
@@ -129,7 +149,13 @@ func (a *Authority) PutServiceClass(ctx context.Context, op string, in policy.Se
 
 // PutAgreement registers (or replaces) an agreement.
 func (a *Authority) PutAgreement(ctx context.Context, op string, in policy.Agreement) error {
+	if err := a.checkPolicyInput(&policy.Document{Agreements: []policy.Agreement{in}}, "policy.agreements[0]."); err != nil {
+		return err
+	}
 	return a.changePolicy(ctx, op, "put agreement", in.ID+" "+in.Status, func(tx *sql.Tx) error {
+		if err := refusePolicyTwin(ctx, tx, kindAgreement, in.ID); err != nil {
+			return err
+		}
 		return putItem(ctx, tx, kindAgreement, in.ID, in)
 	})
 }
@@ -148,6 +174,9 @@ func (a *Authority) SetAgreementStatus(ctx context.Context, op, id string, in St
 	}
 	if in.Reason == "" {
 		return fmt.Errorf("%w: reason: say why the status changes", errInvalid)
+	}
+	if err := checkText("reason", in.Reason, 1, maxReasonLen); err != nil {
+		return err
 	}
 	return a.changePolicy(ctx, op, "agreement status", id+" "+in.Status+": "+in.Reason, func(tx *sql.Tx) error {
 		var doc string
@@ -172,6 +201,9 @@ func (a *Authority) SetAgreementStatus(ctx context.Context, op, id string, in St
 
 // PutRules replaces the instance's national rules.
 func (a *Authority) PutRules(ctx context.Context, op string, rules []policy.Rule) error {
+	if err := a.checkPolicyInput(&policy.Document{Rules: rules}, "policy."); err != nil {
+		return err
+	}
 	ids := make([]string, len(rules))
 	for i, r := range rules {
 		ids[i] = r.ID
@@ -180,14 +212,8 @@ func (a *Authority) PutRules(ctx context.Context, op string, rules []policy.Rule
 		if _, err := tx.ExecContext(ctx, `DELETE FROM policy_items WHERE kind = ?`, kindRule); err != nil {
 			return err
 		}
-		for i, r := range rules {
-			if r.ID == "" {
-				return fmt.Errorf("%w: rules[%d].id: required", errInvalid, i)
-			}
+		for _, r := range rules {
 			if err := putItem(ctx, tx, kindRule, r.ID, r); err != nil {
-				if isUnique(err) {
-					return fmt.Errorf("%w: rules[%d].id: %s given twice", errInvalid, i, r.ID)
-				}
 				return err
 			}
 		}
@@ -200,7 +226,13 @@ func (a *Authority) PutSuspension(ctx context.Context, op string, in policy.Susp
 	if in.Since.IsZero() {
 		in.Since = time.Now().UTC().Truncate(time.Second)
 	}
+	if err := a.checkPolicyInput(&policy.Document{Suspensions: []policy.Suspension{in}}, "policy.suspensions[0]."); err != nil {
+		return err
+	}
 	return a.changePolicy(ctx, op, "suspend flows", in.ID+": "+in.Reason, func(tx *sql.Tx) error {
+		if err := refusePolicyTwin(ctx, tx, kindSuspension, in.ID); err != nil {
+			return err
+		}
 		return putItem(ctx, tx, kindSuspension, in.ID, in)
 	})
 }

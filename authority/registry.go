@@ -75,6 +75,16 @@ var migrations = []string{
 		updated_at TEXT NOT NULL
 	);`,
 	policyMigration,
+	`CREATE TABLE subsystem_gateways (
+		subsystem_id TEXT NOT NULL REFERENCES subsystems(id),
+		gateway_id TEXT NOT NULL,
+		PRIMARY KEY (subsystem_id, gateway_id)
+	);
+	CREATE TABLE revoked_tokens (
+		token_sha256 TEXT PRIMARY KEY,
+		operator TEXT NOT NULL,
+		revoked_at TEXT NOT NULL
+	);`,
 }
 
 // errConflict and errNotFound are mapped to HTTP statuses by the API.
@@ -82,6 +92,7 @@ var (
 	errConflict = errors.New("conflict")
 	errNotFound = errors.New("not found")
 	errInvalid  = errors.New("invalid")
+	errTooLarge = errors.New("too large")
 )
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
@@ -99,6 +110,10 @@ type MemberInput struct {
 // SubsystemInput registers a subsystem.
 type SubsystemInput struct {
 	ID ident.ClientID `json:"id"`
+	// Gateways are the gateways of other members that may serve the
+	// subsystem (list it in their clients). A gateway of the subsystem's
+	// own member needs no mention.
+	Gateways []ident.GatewayID `json:"gateways,omitempty"`
 }
 
 // GatewayInput registers or updates a gateway.
@@ -121,20 +136,8 @@ func (a *Authority) audit(ctx context.Context, tx *sql.Tx, op, action, detail st
 	return err
 }
 
-func (a *Authority) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := a.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
 func (a *Authority) checkMemberID(id ident.ClientID) error {
-	if err := id.Validate(); err != nil {
+	if err := id.ValidateCanonical(); err != nil {
 		return fmt.Errorf("%w: id: %w", errInvalid, err)
 	}
 	if id.Instance != a.cfg.Instance {
@@ -146,6 +149,12 @@ func (a *Authority) checkMemberID(id ident.ClientID) error {
 	return nil
 }
 
+func registered(ctx context.Context, tx *sql.Tx, table, id string) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE id = ?`, id).Scan(&n)
+	return n > 0, err
+}
+
 // AddMember registers a member.
 func (a *Authority) AddMember(ctx context.Context, op string, in MemberInput) error {
 	if in.ID.IsSubsystem() {
@@ -154,59 +163,131 @@ func (a *Authority) AddMember(ctx context.Context, op string, in MemberInput) er
 	if err := a.checkMemberID(in.ID); err != nil {
 		return err
 	}
-	if strings.TrimSpace(in.Name) == "" || len(in.Name) > 255 {
-		return fmt.Errorf("%w: name: must be 1 to 255 characters", errInvalid)
+	if err := checkText("name", in.Name, 1, maxNameLen); err != nil {
+		return err
 	}
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, "add member", in.ID.String(), func(tx *sql.Tx) error {
+		if err := refuseTwin(ctx, tx, "members", "id", in.ID.String()); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO members (id, name, created_at) VALUES (?, ?, ?)`, in.ID.String(), in.Name, now()); err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("%w: member %s is already registered", errConflict, in.ID)
 			}
 			return err
 		}
-		return a.audit(ctx, tx, op, "add member", in.ID.String())
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
-// AddSubsystem registers a subsystem of a registered member.
-func (a *Authority) AddSubsystem(ctx context.Context, op string, in SubsystemInput) error {
+func (a *Authority) checkSubsystem(in SubsystemInput) error {
 	if !in.ID.IsSubsystem() {
 		return fmt.Errorf("%w: id: %s is not a subsystem", errInvalid, in.ID)
 	}
 	if err := a.checkMemberID(in.ID); err != nil {
 		return err
 	}
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE id = ?`, in.ID.Member().String()).Scan(&n); err != nil {
-			return err
+	if err := checkList("gateways", in.Gateways, maxSubsystemGateways); err != nil {
+		return err
+	}
+	for i, g := range in.Gateways {
+		if err := g.ValidateCanonical(); err != nil || g.Instance != a.cfg.Instance {
+			return fmt.Errorf("%w: gateways[%d]: %q is not a gateway of %s", errInvalid, i, g, a.cfg.Instance)
 		}
-		if n == 0 {
-			return fmt.Errorf("%w: id: member %s is not registered", errInvalid, in.ID.Member())
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO subsystems (id, member_id, code, created_at) VALUES (?, ?, ?, ?)`,
-			in.ID.String(), in.ID.Member().String(), in.ID.Subsystem, now()); err != nil {
-			if isUnique(err) {
-				return fmt.Errorf("%w: subsystem %s is already registered", errConflict, in.ID)
-			}
-			return err
-		}
-		return a.audit(ctx, tx, op, "add subsystem", in.ID.String())
+	}
+	return nil
+}
+
+// AddSubsystem registers a subsystem of a registered member.
+func (a *Authority) AddSubsystem(ctx context.Context, op string, in SubsystemInput) error {
+	if err := a.checkSubsystem(in); err != nil {
+		return err
+	}
+	return a.change(ctx, op, "add subsystem", in.ID.String(), func(tx *sql.Tx) error {
+		return a.writeSubsystem(ctx, tx, in, false)
 	})
+}
+
+// PutSubsystem registers a subsystem or replaces the gateways of other
+// members it names as its providers.
+func (a *Authority) PutSubsystem(ctx context.Context, op string, in SubsystemInput) error {
+	if err := a.checkSubsystem(in); err != nil {
+		return err
+	}
+	return a.change(ctx, op, "put subsystem", in.ID.String(), func(tx *sql.Tx) error {
+		return a.writeSubsystem(ctx, tx, in, true)
+	})
+}
+
+func (a *Authority) writeSubsystem(ctx context.Context, tx *sql.Tx, in SubsystemInput, replace bool) error {
+	ok, err := registered(ctx, tx, "members", in.ID.Member().String())
 	if err != nil {
 		return err
 	}
-	return a.Publish(ctx)
+	if !ok {
+		return fmt.Errorf("%w: id: member %s is not registered", errInvalid, in.ID.Member())
+	}
+	if err := refuseTwin(ctx, tx, "subsystems", "id", in.ID.String()); err != nil {
+		return err
+	}
+	exists, err := registered(ctx, tx, "subsystems", in.ID.String())
+	if err != nil {
+		return err
+	}
+	switch {
+	case exists && !replace:
+		return fmt.Errorf("%w: subsystem %s is already registered", errConflict, in.ID)
+	case !exists:
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subsystems (id, member_id, code, created_at) VALUES (?, ?, ?, ?)`,
+			in.ID.String(), in.ID.Member().String(), in.ID.Subsystem, now()); err != nil {
+			return err
+		}
+	}
+	// A gateway of another member that serves the subsystem must stay
+	// named: the gateway's registration is changed first.
+	rows, err := tx.QueryContext(ctx, `SELECT gateway_id FROM gateway_clients WHERE subsystem_id = ? ORDER BY gateway_id`, in.ID.String())
+	if err != nil {
+		return err
+	}
+	var serving []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			rows.Close()
+			return err
+		}
+		serving = append(serving, g)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, g := range serving {
+		gid, err := ident.ParseGateway(g)
+		if err != nil {
+			return err
+		}
+		if gid.Owner() != in.ID.Member() && !slices.Contains(in.Gateways, gid) {
+			return fmt.Errorf("%w: gateways: gateway %s serves %s; take it off that gateway's clients first", errConflict, gid, in.ID)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM subsystem_gateways WHERE subsystem_id = ?`, in.ID.String()); err != nil {
+		return err
+	}
+	for _, g := range in.Gateways {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subsystem_gateways (subsystem_id, gateway_id) VALUES (?, ?)`, in.ID.String(), g.String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PutGateway registers a gateway or replaces its address, certificate
-// fingerprint and clients.
+// fingerprint and clients. A gateway serves the subsystems of its own
+// member, and a subsystem of another member only when that subsystem's
+// registration names the gateway (SubsystemInput.Gateways).
 func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) error {
-	if err := in.ID.Validate(); err != nil {
+	if err := in.ID.ValidateCanonical(); err != nil {
 		return fmt.Errorf("%w: id: %w", errInvalid, err)
 	}
 	if err := a.checkMemberID(in.ID.Owner()); err != nil {
@@ -219,17 +300,28 @@ func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) 
 	if !isHex64(in.AuthFP) {
 		return fmt.Errorf("%w: auth_cert_sha256: want the 64 hex digits of the certificate's SHA-256", errInvalid)
 	}
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM members WHERE id = ?`, in.ID.Owner().String()).Scan(&n); err != nil {
+	if err := checkList("clients", in.Clients, maxGatewayClients); err != nil {
+		return err
+	}
+	for i, c := range in.Clients {
+		if !c.IsSubsystem() || c.Instance != a.cfg.Instance {
+			return fmt.Errorf("%w: clients[%d]: %s is not a subsystem of %s", errInvalid, i, c, a.cfg.Instance)
+		}
+	}
+	return a.change(ctx, op, "put gateway", in.ID.String()+" "+in.Address+" "+in.AuthFP, func(tx *sql.Tx) error {
+		ok, err := registered(ctx, tx, "members", in.ID.Owner().String())
+		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if !ok {
 			return fmt.Errorf("%w: id: owner %s is not a registered member", errInvalid, in.ID.Owner())
+		}
+		if err := refuseTwin(ctx, tx, "gateways", "id", in.ID.String()); err != nil {
+			return err
 		}
 		var subj, profile string
 		var revoked sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT subject, profile, revoked_at FROM certificates WHERE fingerprint = ?`, in.AuthFP).Scan(&subj, &profile, &revoked)
+		err = tx.QueryRowContext(ctx, `SELECT subject, profile, revoked_at FROM certificates WHERE fingerprint = ?`, in.AuthFP).Scan(&subj, &profile, &revoked)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: auth_cert_sha256: no certificate with this fingerprint was issued by this authority", errInvalid)
 		}
@@ -251,37 +343,50 @@ func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) 
 			return err
 		}
 		for i, c := range in.Clients {
-			if !c.IsSubsystem() || c.Instance != a.cfg.Instance {
-				return fmt.Errorf("%w: clients[%d]: %s is not a subsystem of %s", errInvalid, i, c, a.cfg.Instance)
-			}
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subsystems WHERE id = ?`, c.String()).Scan(&n); err != nil {
+			ok, err := registered(ctx, tx, "subsystems", c.String())
+			if err != nil {
 				return err
 			}
-			if n == 0 {
+			if !ok {
 				return fmt.Errorf("%w: clients[%d]: subsystem %s is not registered", errInvalid, i, c)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO gateway_clients (gateway_id, subsystem_id) VALUES (?, ?)`, in.ID.String(), c.String()); err != nil {
+			if c.Member() != in.ID.Owner() {
+				var n int
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subsystem_gateways WHERE subsystem_id = ? AND gateway_id = ?`, c.String(), in.ID.String()).Scan(&n); err != nil {
+					return err
+				}
+				if n == 0 {
+					return fmt.Errorf("%w: clients[%d]: %s belongs to %s, whose registration of it does not name gateway %s", errInvalid, i, c, c.Member(), in.ID)
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO gateway_clients (gateway_id, subsystem_id) VALUES (?, ?)`, in.ID.String(), c.String()); err != nil {
 				return err
 			}
 		}
-		return a.audit(ctx, tx, op, "put gateway", in.ID.String()+" "+in.Address+" "+in.AuthFP)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 // PutGroup registers or replaces a global group.
 func (a *Authority) PutGroup(ctx context.Context, op string, in GroupInput) error {
-	if err := ident.ValidateInstance(in.ID.Instance); err != nil || in.ID.Instance != a.cfg.Instance {
-		return fmt.Errorf("%w: id: %s is not a group of %s", errInvalid, in.ID, a.cfg.Instance)
+	if err := in.ID.ValidateCanonical(); err != nil || in.ID.Instance != a.cfg.Instance {
+		return fmt.Errorf("%w: id: %s is not a group of %s in canonical form", errInvalid, in.ID, a.cfg.Instance)
 	}
-	if err := ident.ValidatePart("group code", in.ID.Code); err != nil {
-		return fmt.Errorf("%w: id: %w", errInvalid, err)
+	if err := checkText("description", in.Description, 0, maxDescriptionLen); err != nil {
+		return err
 	}
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	if err := checkList("members", in.Members, maxGroupMembers); err != nil {
+		return err
+	}
+	for i, m := range in.Members {
+		if !m.IsSubsystem() {
+			return fmt.Errorf("%w: members[%d]: %s is not a subsystem", errInvalid, i, m)
+		}
+	}
+	return a.change(ctx, op, "put group", in.ID.String(), func(tx *sql.Tx) error {
+		if err := refuseTwin(ctx, tx, "global_groups", "id", in.ID.String()); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO global_groups (id, description) VALUES (?, ?)
 			ON CONFLICT (id) DO UPDATE SET description = excluded.description`, in.ID.String(), in.Description); err != nil {
 			return err
@@ -290,28 +395,21 @@ func (a *Authority) PutGroup(ctx context.Context, op string, in GroupInput) erro
 			return err
 		}
 		for i, m := range in.Members {
-			if !m.IsSubsystem() {
-				return fmt.Errorf("%w: members[%d]: %s is not a subsystem", errInvalid, i, m)
-			}
 			if m.Instance == a.cfg.Instance {
-				var n int
-				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subsystems WHERE id = ?`, m.String()).Scan(&n); err != nil {
+				ok, err := registered(ctx, tx, "subsystems", m.String())
+				if err != nil {
 					return err
 				}
-				if n == 0 {
+				if !ok {
 					return fmt.Errorf("%w: members[%d]: subsystem %s is not registered", errInvalid, i, m)
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members (group_id, subsystem_id) VALUES (?, ?)`, in.ID.String(), m.String()); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO group_members (group_id, subsystem_id) VALUES (?, ?)`, in.ID.String(), m.String()); err != nil {
 				return err
 			}
 		}
-		return a.audit(ctx, tx, op, "put group", in.ID.String())
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 // snapshot reads the registry into a configuration (without serial and
@@ -489,6 +587,20 @@ func (a *Authority) PutFederation(ctx context.Context, op string, in FederationI
 	if in.Anchor.Instance == a.cfg.Instance {
 		return fmt.Errorf("%w: anchor.instance: %s cannot federate with itself", errInvalid, a.cfg.Instance)
 	}
+	if len(in.Anchor.Keys) > maxAnchorKeys {
+		return fmt.Errorf("%w: anchor.keys: more than %d keys", errInvalid, maxAnchorKeys)
+	}
+	for i, k := range in.Anchor.Keys {
+		if len(k.KeyID) > maxKeyIDLen {
+			return fmt.Errorf("%w: anchor.keys[%d].kid: longer than %d bytes", errInvalid, i, maxKeyIDLen)
+		}
+	}
+	if len(in.Anchor.URL) > maxURLLen {
+		return fmt.Errorf("%w: anchor.url: longer than %d bytes", errInvalid, maxURLLen)
+	}
+	if err := checkList("inbound_clients", in.InboundClients, maxInboundClients); err != nil {
+		return err
+	}
 	for i, c := range in.InboundClients {
 		if c.Validate() != nil || c.Instance != in.Anchor.Instance {
 			return fmt.Errorf("%w: inbound_clients[%d]: %q is not a client of %s", errInvalid, i, c, in.Anchor.Instance)
@@ -505,24 +617,20 @@ func (a *Authority) PutFederation(ctx context.Context, op string, in FederationI
 	if err != nil {
 		return err
 	}
-	err = a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, "put federation", in.Anchor.Instance+" "+in.Anchor.URL, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO federation (instance, anchor, inbound_clients, updated_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (instance) DO UPDATE SET anchor = excluded.anchor, inbound_clients = excluded.inbound_clients, updated_at = excluded.updated_at`,
 			in.Anchor.Instance, string(anchor), string(inbound), now()); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, op, "put federation", in.Anchor.Instance+" "+in.Anchor.URL)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }
 
 // RemoveFederation stops trusting a foreign instance. Gateways end
 // traffic with it at their next configuration refresh.
 func (a *Authority) RemoveFederation(ctx context.Context, op, instance string) error {
-	err := a.inTx(ctx, func(tx *sql.Tx) error {
+	return a.change(ctx, op, "remove federation", instance, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM federation WHERE instance = ?`, instance)
 		if err != nil {
 			return err
@@ -530,10 +638,6 @@ func (a *Authority) RemoveFederation(ctx context.Context, op, instance string) e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: instance %q is not federated", errNotFound, instance)
 		}
-		return a.audit(ctx, tx, op, "remove federation", instance)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return a.Publish(ctx)
 }

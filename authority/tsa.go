@@ -67,39 +67,76 @@ func (a *Authority) loadTSA() error {
 	return nil
 }
 
-// serveTSA answers an RFC 3161 time-stamp request (application/
-// timestamp-query) with a token over the hash it carries.
-func (a *Authority) serveTSA(w http.ResponseWriter, r *http.Request) {
-	reject := func(status timestamp.FailureInfo, why string) {
-		a.log.Info("time-stamp request refused", "why", why)
-		b, _ := timestamp.CreateErrorResponse(timestamp.Rejection, status)
-		w.Header().Set("Content-Type", "application/timestamp-reply")
-		w.WriteHeader(http.StatusBadRequest)
-		w.Write(b)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTSARequest))
-	if err != nil {
-		reject(timestamp.BadDataFormat, "request too large or unreadable")
-		return
-	}
+// maxNonceBytes bounds the nonce of a time-stamp request: RFC 3161
+// clients send 64 bits or so; OpenSSL sends 64.
+const maxNonceBytes = 32
+
+// checkTSARequest parses a time-stamp request and decides whether the TSA
+// grants it. A refusal carries the RFC 3161 failure and a reason for the
+// log. The TSA understands no extension, so it refuses every one,
+// critical or not (RFC 3161 §2.4.1: unacceptedExtension).
+func checkTSARequest(body []byte, policy asn1.ObjectIdentifier) (*timestamp.Request, timestamp.FailureInfo, string) {
 	req, err := timestamp.ParseRequest(body)
 	if err != nil {
-		reject(timestamp.BadDataFormat, "not a time-stamp request")
-		return
+		return nil, timestamp.BadDataFormat, "not a time-stamp request"
+	}
+	var seq asn1.RawValue
+	var version int
+	if _, err := asn1.Unmarshal(body, &seq); err != nil {
+		return nil, timestamp.BadDataFormat, "not a time-stamp request"
+	}
+	if _, err := asn1.Unmarshal(seq.Bytes, &version); err != nil || version != 1 {
+		return nil, timestamp.BadDataFormat, "version is not 1"
 	}
 	switch req.HashAlgorithm {
 	case crypto.SHA256, crypto.SHA384, crypto.SHA512:
 	default:
-		reject(timestamp.BadAlgorithm, "hash algorithm not accepted")
-		return
+		return nil, timestamp.BadAlgorithm, "hash algorithm not accepted"
 	}
 	if len(req.HashedMessage) != req.HashAlgorithm.Size() {
-		reject(timestamp.BadDataFormat, "hash of the wrong length")
+		return nil, timestamp.BadDataFormat, "hash of the wrong length"
+	}
+	if len(req.Extensions) > 0 {
+		return nil, timestamp.UnacceptedExtension, "extension " + req.Extensions[0].Id.String() + " not recognised"
+	}
+	if req.Nonce != nil && (req.Nonce.Sign() < 0 || len(req.Nonce.Bytes()) > maxNonceBytes) {
+		return nil, timestamp.BadDataFormat, "nonce negative or longer than 32 bytes"
+	}
+	if len(req.TSAPolicyOID) > 0 && !req.TSAPolicyOID.Equal(policy) {
+		return nil, timestamp.UnacceptedPolicy, "policy " + req.TSAPolicyOID.String() + " not offered"
+	}
+	return req, 0, ""
+}
+
+// serveTSA answers an RFC 3161 time-stamp request (application/
+// timestamp-query) with a token over the hash it carries. Each client
+// address may send Config.TSARate requests a minute.
+func (a *Authority) serveTSA(w http.ResponseWriter, r *http.Request) {
+	reject := func(httpStatus int, status timestamp.FailureInfo, why string) {
+		a.log.Info("time-stamp request refused", "why", why, "client", r.RemoteAddr)
+		b, _ := timestamp.CreateErrorResponse(timestamp.Rejection, status)
+		w.Header().Set("Content-Type", "application/timestamp-reply")
+		w.WriteHeader(httpStatus)
+		w.Write(b)
+	}
+	if d := a.tsaThrottle.take(clientKey(r), time.Now()); d > 0 {
+		w.Header().Set("Retry-After", retryAfter(d))
+		reject(http.StatusTooManyRequests, timestamp.SystemFailure, "too many requests from this address")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTSARequest))
+	if err != nil {
+		reject(http.StatusBadRequest, timestamp.BadDataFormat, "request too large or unreadable")
+		return
+	}
+	req, fail, why := checkTSARequest(body, a.tsaPolicy)
+	if req == nil {
+		reject(http.StatusBadRequest, fail, why)
 		return
 	}
 	sn, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		reject(timestamp.SystemFailure, "serial")
+		reject(http.StatusInternalServerError, timestamp.SystemFailure, "serial")
 		return
 	}
 	ts := timestamp.Timestamp{
@@ -115,7 +152,7 @@ func (a *Authority) serveTSA(w http.ResponseWriter, r *http.Request) {
 	resp, err := ts.CreateResponseWithOpts(a.tsa.cert, a.tsa.key, crypto.SHA256)
 	if err != nil {
 		a.log.Error("create time-stamp", "err", err)
-		reject(timestamp.SystemFailure, "signing failed")
+		reject(http.StatusInternalServerError, timestamp.SystemFailure, "signing failed")
 		return
 	}
 	w.Header().Set("Content-Type", "application/timestamp-reply")

@@ -12,6 +12,7 @@ import (
 	"os"
 
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/cfg"
 	"github.com/sampan-exchange/sampan/pki"
 )
 
@@ -80,10 +81,8 @@ func (a *Anchor) TLSRoots() *x509.CertPool { return a.roots }
 
 // ParseAnchor decodes an anchor strictly and validates it.
 func ParseAnchor(b []byte) (*Anchor, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var a Anchor
-	if err := dec.Decode(&a); err != nil {
+	if err := cfg.Decode(b, &a); err != nil {
 		return nil, fmt.Errorf("decode anchor: %w", err)
 	}
 	if err := a.Validate(); err != nil {

@@ -6,17 +6,15 @@
 package conf
 
 import (
-	"bytes"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/cfg"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/policy"
 )
@@ -160,16 +158,24 @@ func (c *Config) Validate() error {
 		}
 		ix.roots.AddCert(cert)
 	}
+	// Positions of what was seen, to name both places of a duplicate.
+	memberAt, gatewayAt, fpAt, groupAt, fedAt := map[ident.ClientID]int{}, map[ident.GatewayID]int{}, map[string]int{}, map[ident.GroupID]int{}, map[string]int{}
 	for i := range c.Members {
 		m := &c.Members[i]
 		if m.ID.IsSubsystem() || m.ID.Validate() != nil || m.ID.Instance != c.Instance {
 			return fmt.Errorf("members[%d].id: %q is not a member of instance %s", i, m.ID, c.Instance)
 		}
-		if ix.members[m.ID] != nil {
-			return fmt.Errorf("members[%d].id: %s registered twice", i, m.ID)
+		if k, dup := memberAt[m.ID]; dup {
+			return fmt.Errorf("members[%d].id duplicates members[%d].id (%s)", i, k, m.ID)
 		}
+		memberAt[m.ID] = i
 		ix.members[m.ID] = m
+		subAt := map[string]int{}
 		for j, s := range m.Subsystems {
+			if k, dup := subAt[s]; dup {
+				return fmt.Errorf("members[%d].subsystems[%d] duplicates members[%d].subsystems[%d] (%s)", i, j, i, k, s)
+			}
+			subAt[s] = j
 			sid := ident.ClientID{Instance: m.ID.Instance, Class: m.ID.Class, Code: m.ID.Code, Subsystem: s}
 			if err := sid.Validate(); err != nil {
 				return fmt.Errorf("members[%d].subsystems[%d]: %w", i, j, err)
@@ -185,25 +191,32 @@ func (c *Config) Validate() error {
 		if ix.members[g.ID.Owner()] == nil {
 			return fmt.Errorf("gateways[%d].id: owner %s is not a registered member", i, g.ID.Owner())
 		}
-		if ix.gateways[g.ID] != nil {
-			return fmt.Errorf("gateways[%d].id: %s registered twice", i, g.ID)
+		if k, dup := gatewayAt[g.ID]; dup {
+			return fmt.Errorf("gateways[%d].id duplicates gateways[%d].id (%s)", i, k, g.ID)
 		}
+		gatewayAt[g.ID] = i
 		if g.Address == "" {
 			return fmt.Errorf("gateways[%d].address: empty", i)
 		}
 		if len(g.AuthFP) != 64 {
 			return fmt.Errorf("gateways[%d].auth_cert_sha256: want 64 hex digits", i)
 		}
-		if ix.byFP[g.AuthFP] != nil {
-			return fmt.Errorf("gateways[%d].auth_cert_sha256: shared with another gateway", i)
+		if k, dup := fpAt[g.AuthFP]; dup {
+			return fmt.Errorf("gateways[%d].auth_cert_sha256 duplicates gateways[%d].auth_cert_sha256", i, k)
 		}
+		fpAt[g.AuthFP] = i
 		ix.gateways[g.ID] = g
 		ix.byFP[g.AuthFP] = g
 		serves := map[ident.ClientID]bool{}
+		clientAt := map[ident.ClientID]int{}
 		for j, cl := range g.Clients {
 			if !ix.subsys[cl] {
 				return fmt.Errorf("gateways[%d].clients[%d]: %s is not a registered subsystem", i, j, cl)
 			}
+			if k, dup := clientAt[cl]; dup {
+				return fmt.Errorf("gateways[%d].clients[%d] duplicates gateways[%d].clients[%d] (%s)", i, j, i, k, cl)
+			}
+			clientAt[cl] = j
 			serves[cl] = true
 			ix.hostedBy[cl] = append(ix.hostedBy[cl], g)
 		}
@@ -214,11 +227,17 @@ func (c *Config) Validate() error {
 		if gr.ID.Instance != c.Instance {
 			return fmt.Errorf("global_groups[%d].id: %s is not a group of instance %s", i, gr.ID, c.Instance)
 		}
-		if ix.groups[gr.ID] != nil {
-			return fmt.Errorf("global_groups[%d].id: %s defined twice", i, gr.ID)
+		if k, dup := groupAt[gr.ID]; dup {
+			return fmt.Errorf("global_groups[%d].id duplicates global_groups[%d].id (%s)", i, k, gr.ID)
 		}
+		groupAt[gr.ID] = i
 		ix.groups[gr.ID] = gr
+		inAt := map[ident.ClientID]int{}
 		for j, m := range gr.Members {
+			if k, dup := inAt[m]; dup {
+				return fmt.Errorf("global_groups[%d].members[%d] duplicates global_groups[%d].members[%d] (%s)", i, j, i, k, m)
+			}
+			inAt[m] = j
 			if m.Instance == c.Instance && !ix.subsys[m] {
 				return fmt.Errorf("global_groups[%d].members[%d]: %s is not a registered subsystem", i, j, m)
 			}
@@ -237,9 +256,10 @@ func (c *Config) Validate() error {
 		if f.Anchor.Instance == c.Instance {
 			return fmt.Errorf("federation[%d].anchor.instance: an instance cannot federate with itself", i)
 		}
-		if ix.fed[f.Anchor.Instance] != nil {
-			return fmt.Errorf("federation[%d].anchor.instance: %s listed twice", i, f.Anchor.Instance)
+		if k, dup := fedAt[f.Anchor.Instance]; dup {
+			return fmt.Errorf("federation[%d].anchor.instance duplicates federation[%d].anchor.instance (%s)", i, k, f.Anchor.Instance)
 		}
+		fedAt[f.Anchor.Instance] = i
 		for j, ic := range f.InboundClients {
 			if ic.Validate() != nil || ic.Instance != f.Anchor.Instance {
 				return fmt.Errorf("federation[%d].inbound_clients[%d]: %q is not a client of %s", i, j, ic, f.Anchor.Instance)
@@ -316,17 +336,12 @@ func (c *Config) Subsystems() []ident.ClientID {
 	return out
 }
 
-// Decode parses a configuration strictly (unknown fields are refused) and
+// Decode parses a configuration strictly (see internal/cfg.Decode) and
 // validates it.
 func Decode(b []byte) (*Config, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var c Config
-	if err := dec.Decode(&c); err != nil {
+	if err := cfg.Decode(b, &c); err != nil {
 		return nil, fmt.Errorf("decode configuration: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("decode configuration: trailing data after the document")
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)

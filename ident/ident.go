@@ -384,3 +384,72 @@ func (g *GroupID) UnmarshalText(b []byte) error {
 	*g = v
 	return nil
 }
+
+// An authority registers identifiers in one canonical form, stricter than
+// what the protocol lets a part hold (see ValidatePart): ASCII letters,
+// digits, '-', '.' and '_' (the unreserved characters of RFC 3986 without
+// '~'), and not "." or "..". Look-alike letters from other scripts,
+// full-width forms and characters that need percent-encoding are thereby
+// out, and every canonical identifier is also a valid X-Road identifier
+// (PR-REST §4.8). Two identifiers that differ only in the case of their
+// letters name the same object to a person reading them: Fold gives the
+// key an authority compares them by.
+
+// ValidateCanonical reports whether s may be one part of an identifier an
+// authority registers. The name is used in the error only.
+func ValidateCanonical(name, s string) error {
+	if err := ValidatePart(name, s); err != nil {
+		return err
+	}
+	if s == "." || s == ".." {
+		return fmt.Errorf("%w: %s may not be %q", ErrInvalid, name, s)
+	}
+	for i, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
+			return fmt.Errorf("%w: %s contains %q at byte %d (registered identifiers use ASCII letters, digits, '-', '.' and '_')", ErrInvalid, name, r, i)
+		}
+	}
+	return nil
+}
+
+// ValidateCanonical checks that every part of c is in canonical form.
+func (c ClientID) ValidateCanonical() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return canonicalParts([]string{c.Instance, c.Class, c.Code, c.Subsystem},
+		[]string{"instance", "member class", "member code", "subsystem code"})
+}
+
+// ValidateCanonical checks that every part of g is in canonical form.
+func (g GatewayID) ValidateCanonical() error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	return canonicalParts([]string{g.Instance, g.Class, g.Code, g.Name},
+		[]string{"instance", "member class", "member code", "gateway name"})
+}
+
+// ValidateCanonical checks that g is a valid group in canonical form.
+func (g GroupID) ValidateCanonical() error {
+	if err := ValidateInstance(g.Instance); err != nil {
+		return err
+	}
+	return canonicalParts([]string{g.Instance, g.Code}, []string{"instance", "group code"})
+}
+
+func canonicalParts(parts, names []string) error {
+	for i, p := range parts {
+		if p == "" && i == len(parts)-1 && names[i] == "subsystem code" {
+			continue
+		}
+		if err := ValidateCanonical(names[i], p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Fold returns the key under which identifiers that differ only in the
+// case of their ASCII letters compare equal: the plain form in lower case.
+func Fold(plain string) string { return strings.ToLower(plain) }

@@ -159,3 +159,50 @@ func FuzzParseService(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateCanonical(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"business-registry", true},
+		{"gw1", true},
+		{"VN-test", true},
+		{"a.b_c-1", true},
+		{".", false},
+		{"..", false},
+		{"", false},
+		{"MOF\u0130", false},          // dotted capital I
+		{"M\u041eF", false},           // Cyrillic O
+		{"\uff2d\uff2f\uff26", false}, // full-width MOF
+		{"a b", false},
+		{"a~b", false},
+		{"a@b", false},
+		{"caf\u00e9", false},
+		{"a\u200bb", false}, // zero-width space
+		{"a/b", false},
+	} {
+		err := ValidateCanonical("part", tc.in)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateCanonical(%q) = %v, want ok %v", tc.in, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("ValidateCanonical(%q): %v does not wrap ErrInvalid", tc.in, err)
+		}
+	}
+	if err := (ClientID{"VN", "GOV", "MOF", ""}).ValidateCanonical(); err != nil {
+		t.Errorf("member: %v", err)
+	}
+	if err := (ClientID{"VN", "GOV", "MOF", ".."}).ValidateCanonical(); err == nil {
+		t.Error("subsystem \"..\" accepted")
+	}
+	if err := (GatewayID{"VN", "GOV", "M\u041eF", "gw1"}).ValidateCanonical(); err == nil {
+		t.Error("gateway with a Cyrillic letter accepted")
+	}
+	if err := (GroupID{"VN", "\uff50rovinces"}).ValidateCanonical(); err == nil {
+		t.Error("group with a full-width letter accepted")
+	}
+	if Fold("VN/GOV/MOF/GW1") != Fold("VN/GOV/mof/gw1") {
+		t.Error("Fold differs for identifiers differing only in case")
+	}
+}

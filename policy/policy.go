@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
@@ -170,6 +171,9 @@ func checkList(field string, got, known []string) error {
 	if len(got) > maxListItems {
 		return fmt.Errorf("%s: more than %d items", field, maxListItems)
 	}
+	if err := noDuplicates(field, got); err != nil {
+		return err
+	}
 	for i, v := range got {
 		if !slices.Contains(known, v) {
 			return fmt.Errorf("%s[%d]: unknown value %q (known: %v)", field, i, v, known)
@@ -182,6 +186,9 @@ func checkTokens(field string, got []string) error {
 	if len(got) > maxListItems {
 		return fmt.Errorf("%s: more than %d items", field, maxListItems)
 	}
+	if err := noDuplicates(field, got); err != nil {
+		return err
+	}
 	for i, v := range got {
 		if !tokenRE.MatchString(v) {
 			return fmt.Errorf("%s[%d]: %q must be lower-case letters, digits, '.', '_' or '-'", field, i, v)
@@ -190,12 +197,31 @@ func checkTokens(field string, got []string) error {
 	return nil
 }
 
-// uniqueID checks an id's form and that it is not used twice.
-func uniqueID(field, what, id string, seen map[string]bool) error {
-	if !idRE.MatchString(id) || seen[id] {
-		return fmt.Errorf("%s.id: %q is not a valid, unique %s id", field, id, what)
+// noDuplicates refuses a list that holds an item twice (ids and
+// identifiers compared without regard to case), naming both positions.
+func noDuplicates[T any](field string, items []T) error {
+	seen := make(map[string]int, len(items))
+	for i, it := range items {
+		k := strings.ToLower(fmt.Sprint(it))
+		if j, dup := seen[k]; dup {
+			return fmt.Errorf("%s[%d] duplicates %s[%d] (%q)", field, i, field, j, fmt.Sprint(it))
+		}
+		seen[k] = i
 	}
-	seen[id] = true
+	return nil
+}
+
+// uniqueID checks the form of the id of list[i] and that no earlier item
+// of the list has it (in any case), naming both positions.
+func uniqueID(list string, i int, what, id string, seen map[string]int) error {
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("%s[%d].id: %q must be 1-64 letters, digits, '.', '_' or '-' (a %s id)", list, i, id, what)
+	}
+	k := strings.ToLower(id)
+	if j, dup := seen[k]; dup {
+		return fmt.Errorf("%s[%d].id duplicates %s[%d].id (%q)", list, i, list, j, id)
+	}
+	seen[k] = i
 	return nil
 }
 
@@ -218,7 +244,7 @@ func (d *Document) Validate(inst string) error {
 	if len(d.Agreements) > MaxAgreements || len(d.Rules) > MaxRules || len(d.Suspensions) > MaxSuspensions {
 		return fmt.Errorf("policy: more than %d agreements, %d rules or %d suspensions", MaxAgreements, MaxRules, MaxSuspensions)
 	}
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for i := range d.Services {
 		s := &d.Services[i]
 		f := fmt.Sprintf("policy.services[%d]", i)
@@ -228,10 +254,10 @@ func (d *Document) Validate(inst string) error {
 		if s.ID.Provider.Instance != inst {
 			return fmt.Errorf("%s.id: %s is not a service of instance %s", f, s.ID, inst)
 		}
-		if seen[s.ID.String()] {
-			return fmt.Errorf("%s.id: %s declared twice", f, s.ID)
+		if j, dup := seen[strings.ToLower(s.ID.String())]; dup {
+			return fmt.Errorf("%s.id duplicates policy.services[%d].id (%s)", f, j, s.ID)
 		}
-		seen[s.ID.String()] = true
+		seen[strings.ToLower(s.ID.String())] = i
 		if !slices.Contains(classes, s.Class) {
 			return fmt.Errorf("%s.data_class: unknown value %q (known: %v)", f, s.Class, classes)
 		}
@@ -239,19 +265,18 @@ func (d *Document) Validate(inst string) error {
 			return err
 		}
 	}
-	seen = map[string]bool{}
+	seen = map[string]int{}
 	for i := range d.Agreements {
 		a := &d.Agreements[i]
 		f := fmt.Sprintf("policy.agreements[%d]", i)
-		if !idRE.MatchString(a.ID) {
-			return fmt.Errorf("%s.id: %q must be 1-64 letters, digits, '.', '_' or '-'", f, a.ID)
+		if err := uniqueID("policy.agreements", i, "agreement", a.ID, seen); err != nil {
+			return err
 		}
-		if seen[a.ID] {
-			return fmt.Errorf("%s.id: %s registered twice", f, a.ID)
-		}
-		seen[a.ID] = true
 		if len(a.Consumers) == 0 || len(a.Consumers) > maxListItems {
 			return fmt.Errorf("%s.consumers: 1 to %d members or subsystems", f, maxListItems)
+		}
+		if err := noDuplicates(f+".consumers", a.Consumers); err != nil {
+			return err
 		}
 		a.consumers = a.consumers[:0]
 		for j, c := range a.Consumers {
@@ -267,6 +292,9 @@ func (d *Document) Validate(inst string) error {
 		if len(a.Services) == 0 || len(a.Services) > maxListItems {
 			return fmt.Errorf("%s.services: 1 to %d services", f, maxListItems)
 		}
+		if err := noDuplicates(f+".services", a.Services); err != nil {
+			return err
+		}
 		for j, s := range a.Services {
 			if err := s.Validate(); err != nil || s.Provider.Instance != inst {
 				return fmt.Errorf("%s.services[%d]: %q is not a service of instance %s", f, j, s, inst)
@@ -279,6 +307,12 @@ func (d *Document) Validate(inst string) error {
 			return err
 		}
 		if err := checkTokens(f+".legal_basis", a.LegalBasis); err != nil {
+			return err
+		}
+		if len(a.Destinations) > maxListItems {
+			return fmt.Errorf("%s.destinations: more than %d items", f, maxListItems)
+		}
+		if err := noDuplicates(f+".destinations", a.Destinations); err != nil {
 			return err
 		}
 		for j, dst := range a.Destinations {
@@ -295,6 +329,9 @@ func (d *Document) Validate(inst string) error {
 		if a.RetentionDays < 0 || a.QuotaPerDay < 0 {
 			return fmt.Errorf("%s: retention_days and quota_per_day must not be negative", f)
 		}
+		if len(a.References) > maxListItems {
+			return fmt.Errorf("%s.references: more than %d items", f, maxListItems)
+		}
 		for j, r := range a.References {
 			if !slices.Contains(refKinds, r.Kind) {
 				return fmt.Errorf("%s.references[%d].kind: unknown value %q (known: %v)", f, j, r.Kind, refKinds)
@@ -306,15 +343,20 @@ func (d *Document) Validate(inst string) error {
 		if len(a.Responsible) > maxListItems {
 			return fmt.Errorf("%s.responsible: more than %d", f, maxListItems)
 		}
+		for j, p := range a.Responsible {
+			if p == "" || len(p) > maxText {
+				return fmt.Errorf("%s.responsible[%d]: required, at most %d characters", f, j, maxText)
+			}
+		}
 		if !slices.Contains(statuses, a.Status) {
 			return fmt.Errorf("%s.status: unknown value %q (known: %v)", f, a.Status, statuses)
 		}
 	}
-	seen = map[string]bool{}
+	seen = map[string]int{}
 	for i := range d.Rules {
 		r := &d.Rules[i]
 		f := fmt.Sprintf("policy.rules[%d]", i)
-		if err := uniqueID(f, "rule", r.ID, seen); err != nil {
+		if err := uniqueID("policy.rules", i, "rule", r.ID, seen); err != nil {
 			return err
 		}
 		if len(r.Description) > maxText {
@@ -344,11 +386,11 @@ func (d *Document) Validate(inst string) error {
 			return fmt.Errorf("%s.effect: unknown value %q (deny or require)", f, r.Effect)
 		}
 	}
-	seen = map[string]bool{}
+	seen = map[string]int{}
 	for i := range d.Suspensions {
 		s := &d.Suspensions[i]
 		f := fmt.Sprintf("policy.suspensions[%d]", i)
-		if err := uniqueID(f, "suspension", s.ID, seen); err != nil {
+		if err := uniqueID("policy.suspensions", i, "suspension", s.ID, seen); err != nil {
 			return err
 		}
 		if err := s.When.validate(f + ".when"); err != nil {

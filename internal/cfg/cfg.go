@@ -1,5 +1,6 @@
-// Package cfg decodes configuration files strictly: unknown fields and
-// trailing data are refused, and durations are written as Go duration
+// Package cfg decodes configuration files and API bodies strictly:
+// unknown fields, keys given twice, keys in other case than the field's
+// name and trailing data are refused, and durations are written as Go duration
 // strings ("60s", "10m").
 package cfg
 
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"time"
 )
 
@@ -32,8 +34,10 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Decode parses JSON into v, refusing unknown fields and trailing data.
-// The error names the offending field where the decoder can tell.
+// Decode parses JSON into v, refusing unknown fields, keys given twice in
+// one object, keys that match a field only without regard to case, and
+// trailing data. The error names the offending field where the decoder can
+// tell. On error v may be partly filled.
 func Decode(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -46,6 +50,9 @@ func Decode(b []byte, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("trailing data after the JSON document")
+	}
+	if err := checkKeys(b, reflect.TypeOf(v)); err != nil {
+		return errKeys(err)
 	}
 	return nil
 }
