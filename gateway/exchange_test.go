@@ -594,7 +594,7 @@ func (w *world) adminAPI(t *testing.T) *authority.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return authority.NewClient(a.URL, strings.TrimSpace(string(tok)), w.sb.Authorities[0].CACert())
+	return authority.NewClient(a.URL, strings.TrimSpace(string(tok)), w.sb.Authorities[0].TLSCACert())
 }
 
 // current is the configuration the authority publishes now.

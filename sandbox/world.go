@@ -259,5 +259,17 @@ func (s *Sandbox) PrintWelcome(w io.Writer) {
 	fmt.Fprintf(w, "  %sVN/GOV/MPS/cybercrime/scam-reports\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
 	fmt.Fprintf(w, "  # refused by Vietnam's core rule: resident records never leave Vietnam\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
 	fmt.Fprintf(w, "  # refused by Singapore's rule: the same request without a purpose\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam"))
+	fmt.Fprintf(w, "The authorities answer over TLS of their own CA (tls_ca_file in %s), never the CA of the gateways:\n\n", manifestFile)
+	for _, a := range m.Authorities {
+		fmt.Fprintf(w, "  # %s: the registry as published (management API), and a certificate's revocation status\n", a.Instance)
+		fmt.Fprintf(w, "  %s\n", AuthorityCurl(a, "-H \"Authorization: Bearer $(cat "+a.TokenFile+")\" ", "/api/v1/configuration"))
+		fmt.Fprintf(w, "  %s -o %s.crl && openssl crl -inform DER -in %s.crl -noout -text\n\n", AuthorityCurl(a, "", "/crl"), a.Instance, a.Instance)
+	}
 	fmt.Fprintf(w, "Everything is described in %s/%s. Stop with Ctrl-C; the next start reuses the directory (remove it to start afresh).\n", s.Dir, manifestFile)
+}
+
+// AuthorityCurl is a curl command for an authority's endpoint path,
+// trusting only the authority's TLS CA; opts go before the URL.
+func AuthorityCurl(a ManifestAuthority, opts, path string) string {
+	return fmt.Sprintf("curl -sS --cacert %s %s%s%s", a.TLSCAFile, opts, strings.TrimSuffix(a.URL, "/"), path)
 }
