@@ -25,6 +25,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/store"
 )
 
 // registerMOF registers member MOF, its subsystem and gateway gw1 at
@@ -444,4 +445,64 @@ func mustKey(f *testing.F) crypto.Signer {
 		f.Fatal(err)
 	}
 	return k
+}
+
+// TestUpgradeKeepsRegistry: a data directory of the version before the
+// authority had a TLS CA of its own, and before gateways could be
+// registered uncertified, opens with its gateways, their clients and
+// certificates intact, the issued keys' fingerprints filled in, and a
+// TLS certificate re-issued under the new TLS CA.
+func TestUpgradeKeepsRegistry(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := pki.LoadOrCreateCA(dir, "VN Sampan CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsKey := newKey(t)
+	if err := pki.WriteKey(filepath.Join(dir, tlsKeyFile), tlsKey); err != nil {
+		t.Fatal(err)
+	}
+	old, err := ca.Issue(tlsKey.Public(), pki.ProfileServer, pki.Template{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki.WriteCert(filepath.Join(dir, tlsCertFile), old.Raw)
+	gwKey := newKey(t)
+	gwCert, _ := ca.Issue(gwKey.Public(), pki.ProfileAuth, pki.Template{CommonName: "VN/GOV/MOF/gw1"})
+	fp := pki.Fingerprint(gwCert.Raw)
+	db, err := store.Open(t.Context(), filepath.Join(dir, registryFile), migrations[:len(migrations)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO members VALUES ('VN/GOV/MOF', 'MOF', 'x')`,
+		`INSERT INTO subsystems VALUES ('VN/GOV/MOF/registry', 'VN/GOV/MOF', 'registry', 'x')`,
+		`INSERT INTO gateways VALUES ('VN/GOV/MOF/gw1', 'VN/GOV/MOF', '127.0.0.1:8443', '` + fp + `', 'x')`,
+		`INSERT INTO gateway_clients VALUES ('VN/GOV/MOF/gw1', 'VN/GOV/MOF/registry')`,
+		`INSERT INTO certificates (serial, profile, subject, fingerprint, not_after, pem) VALUES ('` + gwCert.SerialNumber.Text(16) + `', 'auth', 'VN/GOV/MOF/gw1', '` + fp + `', 'x', '` + string(pki.EncodeCert(gwCert.Raw)) + `')`,
+	} {
+		if _, err := db.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	ta := startAuthority(t, dir, "127.0.0.1:0")
+	gid, _ := ident.ParseGateway("VN/GOV/MOF/gw1")
+	g := ta.a.Current().Gateway(gid)
+	if g == nil || g.AuthFP != fp || len(g.Clients) != 1 || g.Clients[0].String() != "VN/GOV/MOF/registry" {
+		t.Fatalf("gateway after the upgrade: %+v", g)
+	}
+	var keyFP string
+	if err := ta.a.db.QueryRowContext(t.Context(), `SELECT key_fp FROM certificates`).Scan(&keyFP); err != nil || keyFP != pki.KeyFingerprint(gwCert.RawSubjectPublicKeyInfo) {
+		t.Errorf("key fingerprint %q, %v", keyFP, err)
+	}
+	// The old gateway key is still its own: not certifiable to another.
+	api := ta.client(adminToken)
+	if _, err := api.Issue(t.Context(), IssueInput{Profile: "sign", Subject: "VN/GOV/MOF", CSR: csrPEM(t, gwKey, pkix.Name{}, nil, nil)}); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("the upgraded gateway key certified for signing: %v", err)
+	}
+	if ta.a.tls.Leaf.CheckSignatureFrom(ta.a.TLSCACert()) != nil || ta.a.tls.Leaf.CheckSignatureFrom(ca.Cert) == nil {
+		t.Error("the TLS certificate was not re-issued under the TLS CA")
+	}
 }
