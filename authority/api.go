@@ -31,6 +31,7 @@ func (a *Authority) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/pkix-crl")
 		w.Write(*a.crl.Load())
 	})
+	mux.HandleFunc("POST /ocsp", a.serveOCSP)
 	mux.HandleFunc("POST /tsa", a.serveTSA)
 	mux.HandleFunc("GET /tsa.pem", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
@@ -173,7 +174,7 @@ func (a *Authority) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"revoked": r.PathValue("serial")})
 		return nil
 	}))
-	return mux
+	return ocspGET(mux, a.serveOCSP)
 }
 
 func (a *Authority) serveConf(w http.ResponseWriter, r *http.Request) {

@@ -37,6 +37,10 @@ const (
 	confSignKey  = "conf-sign.key"
 	tlsKeyFile   = "tls.key"
 	tlsCertFile  = "tls.crt"
+	tlsCAKeyFile = "tls-ca.key"
+	// TLSCAFile is the certificate of the CA of the authority's own TLS
+	// (the anchor's tls_ca), for tools such as curl (--cacert).
+	TLSCAFile    = "tls-ca.crt"
 	registryFile = "registry.db"
 )
 
@@ -47,6 +51,7 @@ type Authority struct {
 	log    *slog.Logger
 	db     *sql.DB
 	ca     *pki.CA
+	tlsCA  *pki.CA // issues the authority's own TLS certificate only
 	signer *pki.Signer
 	kid    string
 	tls    tls.Certificate
@@ -85,6 +90,14 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 	if a.ca, err = pki.LoadOrCreateCA(dir, c.Instance+" Sampan CA"); err != nil {
 		return nil, err
 	}
+	base := strings.TrimSuffix(c.PublicURL, "/")
+	a.ca.CRLURL, a.ca.OCSPURL = base+"/crl", base+"/ocsp"
+	// The authority's TLS has a CA of its own: a certificate of the
+	// instance CA, which every gateway holds, must never pass for the
+	// authority (docs/design/pki.md).
+	if a.tlsCA, err = pki.LoadOrCreateCAFiles(filepath.Join(dir, tlsCAKeyFile), filepath.Join(dir, TLSCAFile), c.Instance+" Sampan authority TLS CA"); err != nil {
+		return nil, err
+	}
 	key, err := pki.LoadOrCreateKey(filepath.Join(dir, confSignKey), pki.Ed25519)
 	if err != nil {
 		return nil, err
@@ -113,6 +126,10 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 		a.db.Close()
 		return nil, err
 	}
+	if err := a.fillKeyFingerprints(ctx); err != nil {
+		a.db.Close()
+		return nil, err
+	}
 	if err := a.Publish(ctx); err != nil {
 		a.db.Close()
 		return nil, err
@@ -133,6 +150,9 @@ func (a *Authority) loadTLS() error {
 	if err == nil && time.Until(cert.NotAfter) < 30*24*time.Hour {
 		err = os.ErrNotExist // close to expiry: renew
 	}
+	if err == nil && cert.CheckSignatureFrom(a.tlsCA.Cert) != nil {
+		err = os.ErrNotExist // issued by another CA (the instance CA, before): issue anew
+	}
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -145,7 +165,7 @@ func (a *Authority) loadTLS() error {
 				t.DNSNames = append(t.DNSNames, h)
 			}
 		}
-		if cert, err = a.ca.Issue(key.Public(), pki.ProfileServer, t); err != nil {
+		if cert, err = a.tlsCA.Issue(key.Public(), pki.ProfileServer, t); err != nil {
 			return err
 		}
 		if err := pki.WriteCert(certPath, cert.Raw); err != nil {
@@ -179,7 +199,7 @@ func (a *Authority) writeAnchor(pub crypto.PublicKey) error {
 		Instance:      a.cfg.Instance,
 		URL:           strings.TrimSuffix(a.cfg.PublicURL, "/") + "/conf",
 		Keys:          []conf.AnchorKey{k},
-		TLSCA:         string(pki.EncodeCert(a.ca.Cert.Raw)),
+		TLSCA:         string(pki.EncodeCert(a.tlsCA.Cert.Raw)),
 	}
 	if err := an.Validate(); err != nil {
 		return fmt.Errorf("anchor: %w", err)
@@ -200,8 +220,17 @@ func (a *Authority) AnchorPath() string { return filepath.Join(a.dir, AnchorFile
 // Anchor returns the anchor of this authority's configuration.
 func (a *Authority) Anchor() *conf.Anchor { return a.anchor }
 
-// CACert returns the CA certificate.
+// CACert returns the instance CA's certificate: gateways' and members'
+// certificates chain to it.
 func (a *Authority) CACert() *x509.Certificate { return a.ca.Cert }
+
+// TLSCACert returns the certificate of the CA of the authority's own TLS,
+// the only one clients of the authority trust for it.
+func (a *Authority) TLSCACert() *x509.Certificate { return a.tlsCA.Cert }
+
+// TLSCAPath returns the path of the TLSCACert file, to install beside the
+// anchor for tools such as curl.
+func (a *Authority) TLSCAPath() string { return filepath.Join(a.dir, TLSCAFile) }
 
 // Close releases the registry.
 func (a *Authority) Close() error { return a.db.Close() }
@@ -272,39 +301,39 @@ type IssuedCert struct {
 }
 
 // Issue checks a CSR and issues an authentication or signing certificate.
+// An authentication certificate is issued only to a registered gateway,
+// for the host of its registered address; a signing certificate only to
+// the registered member named. The CSR may name nothing else, and a key
+// is certified to one subject and profile only (renewals excepted).
 func (a *Authority) Issue(ctx context.Context, op string, in IssueInput) (*IssuedCert, error) {
 	csr, err := pki.ParseCSR([]byte(in.CSR))
 	if err != nil {
 		return nil, fmt.Errorf("%w: csr: %w", errInvalid, err)
 	}
-	t := pki.Template{Validity: a.cfg.CertValidity.D(), CommonName: in.Subject}
+	t := pki.Template{Validity: a.cfg.CertValidity.D()}
 	var p pki.Profile
 	var owner ident.ClientID
+	var gid ident.GatewayID
 	switch in.Profile {
 	case "auth":
-		gid, err := ident.ParseGateway(in.Subject)
-		if err != nil {
+		if gid, err = ident.ParseGateway(in.Subject); err != nil {
 			return nil, fmt.Errorf("%w: subject: %w", errInvalid, err)
 		}
 		owner = gid.Owner()
 		p = pki.ProfileAuth
+		t.CommonName = gid.String()
 		t.URIs = []string{pki.GatewayURI(gid.String())}
-		for _, h := range in.Hosts {
-			if ip := net.ParseIP(h); ip != nil {
-				t.IPs = append(t.IPs, ip)
-			} else if err := ident.ValidatePart("host", h); err == nil {
-				t.DNSNames = append(t.DNSNames, h)
-			} else {
-				return nil, fmt.Errorf("%w: hosts: %q is not a host name or IP address", errInvalid, h)
-			}
-		}
 	case "sign":
 		mid, err := ident.ParseMember(in.Subject)
 		if err != nil {
 			return nil, fmt.Errorf("%w: subject: %w", errInvalid, err)
 		}
+		if len(in.Hosts) > 0 {
+			return nil, fmt.Errorf("%w: hosts: a signing certificate names no hosts", errInvalid)
+		}
 		owner = mid
 		p = pki.ProfileSign
+		t.CommonName = mid.String()
 		t.URIs = []string{pki.MemberURI(mid.String())}
 	default:
 		return nil, fmt.Errorf("%w: profile: %q is not auth or sign", errInvalid, in.Profile)
@@ -312,6 +341,10 @@ func (a *Authority) Issue(ctx context.Context, op string, in IssueInput) (*Issue
 	if err := a.checkMemberID(owner); err != nil {
 		return nil, err
 	}
+	if err := checkCSRNames(csr, t.CommonName, t.URIs[0], in.Profile == "auth"); err != nil {
+		return nil, err
+	}
+	keyFP := pki.KeyFingerprint(csr.RawSubjectPublicKeyInfo)
 	var out *IssuedCert
 	err = a.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
@@ -320,6 +353,22 @@ func (a *Authority) Issue(ctx context.Context, op string, in IssueInput) (*Issue
 		}
 		if n == 0 {
 			return fmt.Errorf("%w: subject: member %s is not registered", errInvalid, owner)
+		}
+		if p == pki.ProfileAuth {
+			var addr string
+			err := tx.QueryRowContext(ctx, `SELECT address FROM gateways WHERE id = ?`, gid.String()).Scan(&addr)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: subject: gateway %s is not registered; register it (PUT /api/v1/gateways, without auth_cert_sha256) before asking for its certificate", errInvalid, gid)
+			}
+			if err != nil {
+				return err
+			}
+			if t.DNSNames, t.IPs, err = certHosts(csr, in.Hosts, addr); err != nil {
+				return err
+			}
+		}
+		if err := checkKeyUnused(ctx, tx, keyFP, in.Profile, t.CommonName); err != nil {
+			return err
 		}
 		cert, err := a.ca.Issue(csr.PublicKey, p, t)
 		if err != nil {
@@ -331,11 +380,11 @@ func (a *Authority) Issue(ctx context.Context, op string, in IssueInput) (*Issue
 			SHA256:      pki.Fingerprint(cert.Raw),
 			NotAfter:    cert.NotAfter.UTC().Format(time.RFC3339),
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (serial, profile, subject, fingerprint, not_after, pem) VALUES (?, ?, ?, ?, ?, ?)`,
-			out.Serial, in.Profile, in.Subject, out.SHA256, out.NotAfter, out.Certificate); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO certificates (serial, profile, subject, fingerprint, not_after, pem, key_fp) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			out.Serial, in.Profile, t.CommonName, out.SHA256, out.NotAfter, out.Certificate, keyFP); err != nil {
 			return err
 		}
-		return a.audit(ctx, tx, op, "issue "+in.Profile+" certificate", in.Subject+" "+out.Serial)
+		return a.audit(ctx, tx, op, "issue "+in.Profile+" certificate", t.CommonName+" "+out.Serial)
 	})
 	if err != nil {
 		return nil, err
@@ -378,11 +427,8 @@ func (a *Authority) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		TLSConfig: &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{a.tls},
-		},
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		TLSConfig:         a.publicTLS(),
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

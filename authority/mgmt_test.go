@@ -80,7 +80,9 @@ func (ta *testAuthority) stop() {
 	ta.cancel = nil
 }
 
-func (ta *testAuthority) client(token string) *Client { return NewClient(ta.url, token, ta.a.CACert()) }
+func (ta *testAuthority) client(token string) *Client {
+	return NewClient(ta.url, token, ta.a.TLSCACert())
+}
 
 func (ta *testAuthority) raw(t *testing.T, method, path, token, body string) (int, string) {
 	t.Helper()

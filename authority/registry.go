@@ -85,6 +85,7 @@ var migrations = []string{
 		operator TEXT NOT NULL,
 		revoked_at TEXT NOT NULL
 	);`,
+	pkiMigration,
 }
 
 // errConflict and errNotFound are mapped to HTTP statuses by the API.
@@ -297,7 +298,7 @@ func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) 
 		return fmt.Errorf("%w: address: %w", errInvalid, err)
 	}
 	in.AuthFP = strings.ToLower(in.AuthFP)
-	if !isHex64(in.AuthFP) {
+	if in.AuthFP != "" && !isHex64(in.AuthFP) {
 		return fmt.Errorf("%w: auth_cert_sha256: want the 64 hex digits of the certificate's SHA-256", errInvalid)
 	}
 	if err := checkList("clients", in.Clients, maxGatewayClients); err != nil {
@@ -319,21 +320,12 @@ func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) 
 		if err := refuseTwin(ctx, tx, "gateways", "id", in.ID.String()); err != nil {
 			return err
 		}
-		var subj, profile string
-		var revoked sql.NullString
-		err = tx.QueryRowContext(ctx, `SELECT subject, profile, revoked_at FROM certificates WHERE fingerprint = ?`, in.AuthFP).Scan(&subj, &profile, &revoked)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: auth_cert_sha256: no certificate with this fingerprint was issued by this authority", errInvalid)
-		}
-		if err != nil {
+		if err := checkAuthCert(ctx, tx, in.AuthFP, in.ID); err != nil {
 			return err
-		}
-		if profile != "auth" || subj != in.ID.String() || revoked.Valid {
-			return fmt.Errorf("%w: auth_cert_sha256: the certificate is not a valid authentication certificate of %s", errInvalid, in.ID)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO gateways (id, owner_id, address, auth_fp, updated_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET address = excluded.address, auth_fp = excluded.auth_fp, updated_at = excluded.updated_at`,
-			in.ID.String(), in.ID.Owner().String(), in.Address, in.AuthFP, now()); err != nil {
+			in.ID.String(), in.ID.Owner().String(), in.Address, sql.NullString{String: in.AuthFP, Valid: in.AuthFP != ""}, now()); err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("%w: auth_cert_sha256: the certificate belongs to another gateway", errConflict)
 			}
@@ -450,7 +442,8 @@ func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, err
 		c.Members[i].Subsystems = append(c.Members[i].Subsystems, code)
 	}
 	rows.Close()
-	rows, err = tx.QueryContext(ctx, `SELECT id, address, auth_fp FROM gateways ORDER BY id`)
+	// A gateway registered without a certificate yet is not published.
+	rows, err = tx.QueryContext(ctx, `SELECT id, address, auth_fp FROM gateways WHERE auth_fp IS NOT NULL ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +463,7 @@ func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, err
 		c.Gateways = append(c.Gateways, conf.Gateway{ID: gid, Address: addr, AuthFP: fp, Clients: []ident.ClientID{}})
 	}
 	rows.Close()
-	rows, err = tx.QueryContext(ctx, `SELECT gateway_id, subsystem_id FROM gateway_clients ORDER BY gateway_id, subsystem_id`)
+	rows, err = tx.QueryContext(ctx, `SELECT c.gateway_id, c.subsystem_id FROM gateway_clients c JOIN gateways g ON g.id = c.gateway_id WHERE g.auth_fp IS NOT NULL ORDER BY c.gateway_id, c.subsystem_id`)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/authority"
 	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/r1"
 	"github.com/sampan-exchange/sampan/sandbox"
@@ -531,6 +533,12 @@ func testExchange(t *testing.T, proto, wantProto string) {
 			t.Fatal(err)
 		}
 		csr, _ := pki.NewCSR(key, "VN/GOV/HCMC/rogue")
+		// Registered, certified, but its certificate never bound to the
+		// registration.
+		rogue, _ := ident.ParseGateway("VN/GOV/HCMC/rogue")
+		if err := api.PutGateway(t.Context(), authority.GatewayInput{ID: rogue, Address: "127.0.0.1:1"}); err != nil {
+			t.Fatal(err)
+		}
 		issued, err := api.Issue(t.Context(), authority.IssueInput{Profile: "auth", Subject: "VN/GOV/HCMC/rogue", CSR: string(csr), Hosts: []string{"127.0.0.1"}})
 		if err != nil {
 			t.Fatal(err)
@@ -558,10 +566,33 @@ func testExchange(t *testing.T, proto, wantProto string) {
 	})
 
 	t.Run("TLS 1.2 refused between gateways", func(t *testing.T) {
+		// With a registered gateway's own certificate, so that nothing
+		// but the protocol version is refused.
 		mof := w.manifestGateway("VN/GOV/MOF/gw1")
-		_, err := tls.Dial("tcp", mof.PeerAddr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+		cert := w.gatewayTLS(t, "VN/GOV/HCMC/gw1")
+		dial := func(v uint16) error {
+			c, err := tls.Dial("tcp", mof.PeerAddr, &tls.Config{InsecureSkipVerify: true, MinVersion: v, MaxVersion: v, Certificates: []tls.Certificate{cert}})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			// The server judges the client's certificate after its own
+			// flight: a refusal arrives on the first read.
+			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			return nil
+		}
+		if err := dial(tls.VersionTLS13); err != nil {
+			t.Fatalf("TLS 1.3 with a registered certificate: %v", err)
+		}
+		err := dial(tls.VersionTLS12)
 		if err == nil {
-			t.Fatal("TLS 1.2 handshake succeeded")
+			t.Fatal("TLS 1.2 handshake with a registered certificate succeeded")
+		}
+		if !strings.Contains(err.Error(), "protocol version") {
+			t.Errorf("TLS 1.2: %v, want a protocol version refusal", err)
 		}
 	})
 }
@@ -594,7 +625,7 @@ func (w *world) adminAPI(t *testing.T) *authority.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return authority.NewClient(a.URL, strings.TrimSpace(string(tok)), w.sb.Authorities[0].CACert())
+	return authority.NewClient(a.URL, strings.TrimSpace(string(tok)), w.sb.Authorities[0].TLSCACert())
 }
 
 // current is the configuration the authority publishes now.

@@ -115,7 +115,7 @@ func (w *world) adminAPIOf(t *testing.T, instance string) *authority.Client {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return authority.NewClient(a.URL, strings.TrimSpace(string(tok)), w.authority(instance).CACert())
+			return authority.NewClient(a.URL, strings.TrimSpace(string(tok)), w.authority(instance).TLSCACert())
 		}
 	}
 	t.Fatalf("no authority %s", instance)

@@ -120,7 +120,7 @@ func (g *Gateway) stampOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ts, err := timestamp.ParseResponse(tok)
+	ts, err := msglog.ParseTokenResponse(tok)
 	if err != nil {
 		return fmt.Errorf("time-stamp response: %w", err)
 	}

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/digitorus/timestamp"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -514,7 +513,7 @@ func VerifyBundle(dir string) (*BundleReport, error) {
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, scp.Size, cp.Size, ch, scp.Hash, cp.Hash); err != nil {
 		return nil, fmt.Errorf("the time-stamped checkpoint is not consistent with the checkpoint: %w", err)
 	}
-	ts, err := timestamp.Parse(tok)
+	ts, err := ParseToken(tok)
 	if err != nil {
 		return nil, fmt.Errorf("%s does not verify: %w", bundleToken, err)
 	}

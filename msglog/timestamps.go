@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/digitorus/timestamp"
 
@@ -76,7 +77,7 @@ func verifyTimestamps(dir string, verifyCheckpoint func([]byte) error) (int, err
 		if err != nil {
 			return 0, fmt.Errorf("time-stamp %s: %w", name, err)
 		}
-		ts, err := timestamp.Parse(tok)
+		ts, err := ParseToken(tok)
 		if err != nil {
 			return 0, fmt.Errorf("time-stamp %s does not verify: %w", name, err)
 		}
@@ -92,4 +93,26 @@ func verifyTimestamps(dir string, verifyCheckpoint func([]byte) error) (int, err
 		}
 	}
 	return len(tokens), nil
+}
+
+// tokenMu serialises the parsing of time-stamp tokens: digitorus/pkcs7
+// keeps a package-level counter while it converts BER to DER (ber.go,
+// encodeIndent), which parses in several goroutines — gateways of one
+// process stamping at once — race on.
+var tokenMu sync.Mutex
+
+// ParseToken parses an RFC 3161 time-stamp token (timestamp.Parse),
+// safely from any goroutine.
+func ParseToken(tok []byte) (*timestamp.Timestamp, error) {
+	tokenMu.Lock()
+	defer tokenMu.Unlock()
+	return timestamp.Parse(tok)
+}
+
+// ParseTokenResponse parses an RFC 3161 time-stamp response
+// (timestamp.ParseResponse), safely from any goroutine.
+func ParseTokenResponse(resp []byte) (*timestamp.Timestamp, error) {
+	tokenMu.Lock()
+	defer tokenMu.Unlock()
+	return timestamp.ParseResponse(resp)
 }

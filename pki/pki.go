@@ -198,6 +198,12 @@ func Fingerprint(der []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// KeyFingerprint returns the lowercase hex SHA-256 of a public key's
+// DER SubjectPublicKeyInfo (a certificate's or a CSR's
+// RawSubjectPublicKeyInfo): the same key has the same fingerprint in
+// every certificate that certifies it.
+func KeyFingerprint(spki []byte) string { return Fingerprint(spki) }
+
 // URI SAN prefixes binding a certificate to an exchange identity.
 const (
 	gatewayURIPrefix = "sampan:gateway:"
@@ -266,6 +272,10 @@ func serial() (*big.Int, error) {
 type CA struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer
+	// CRLURL and OCSPURL, when set, go into every certificate the CA
+	// issues: the CRL distribution point and the OCSP responder of the
+	// authority information access extension.
+	CRLURL, OCSPURL string
 }
 
 // NewCA creates a self-signed root valid for ten years.
@@ -302,14 +312,19 @@ func NewCA(commonName string) (*CA, error) {
 
 // LoadOrCreateCA loads the CA from dir (ca.key, ca.crt) or creates it.
 func LoadOrCreateCA(dir, commonName string) (*CA, error) {
-	keyPath, certPath := filepath.Join(dir, "ca.key"), filepath.Join(dir, "ca.crt")
+	return LoadOrCreateCAFiles(filepath.Join(dir, "ca.key"), filepath.Join(dir, "ca.crt"), commonName)
+}
+
+// LoadOrCreateCAFiles loads a CA from its key and certificate files, or
+// creates it there when neither exists.
+func LoadOrCreateCAFiles(keyPath, certPath, commonName string) (*CA, error) {
 	key, kerr := ReadKey(keyPath)
 	cert, cerr := ReadCert(certPath)
 	if kerr == nil && cerr == nil {
 		return &CA{Cert: cert, Key: key}, nil
 	}
 	if !errors.Is(kerr, os.ErrNotExist) || !errors.Is(cerr, os.ErrNotExist) {
-		return nil, fmt.Errorf("load CA from %s: %w", dir, errors.Join(kerr, cerr))
+		return nil, fmt.Errorf("load CA from %s: %w", filepath.Dir(certPath), errors.Join(kerr, cerr))
 	}
 	ca, err := NewCA(commonName)
 	if err != nil {
@@ -375,6 +390,12 @@ func (ca *CA) Issue(pub crypto.PublicKey, p Profile, t Template) (*x509.Certific
 		NotAfter:     now.Add(t.Validity),
 		DNSNames:     t.DNSNames,
 		IPAddresses:  t.IPs,
+	}
+	if ca.CRLURL != "" {
+		tmpl.CRLDistributionPoints = []string{ca.CRLURL}
+	}
+	if ca.OCSPURL != "" {
+		tmpl.OCSPServer = []string{ca.OCSPURL}
 	}
 	for _, s := range t.URIs {
 		u, err := url.Parse(s)

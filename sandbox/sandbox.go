@@ -78,7 +78,13 @@ type ManifestAuthority struct {
 	Instance   string `json:"instance"`
 	URL        string `json:"url"`
 	AnchorFile string `json:"anchor_file"`
-	CAFile     string `json:"ca_file"`
+	// CAFile is the instance CA, which gateways' and members'
+	// certificates chain to.
+	CAFile string `json:"ca_file"`
+	// TLSCAFile is the CA of the authority's own TLS (the anchor's
+	// tls_ca): the one to trust when talking to the authority, e.g.
+	// curl --cacert.
+	TLSCAFile string `json:"tls_ca_file"`
 	// TokenFile holds the management API token of the admin operator.
 	TokenFile string `json:"token_file"`
 }
@@ -469,9 +475,9 @@ func (s *Sandbox) startAuthority(ctx context.Context, o Options, instance, addr 
 		return nil, nil, err
 	}
 	s.Manifest.Authorities = append(s.Manifest.Authorities, ManifestAuthority{
-		Instance: instance, URL: acfg.PublicURL, AnchorFile: a.AnchorPath(), CAFile: caFile, TokenFile: filepath.Join(adir, tokenFile),
+		Instance: instance, URL: acfg.PublicURL, AnchorFile: a.AnchorPath(), CAFile: caFile, TLSCAFile: a.TLSCAPath(), TokenFile: filepath.Join(adir, tokenFile),
 	})
-	return a, authority.NewClient(acfg.PublicURL, token, a.CACert()), nil
+	return a, authority.NewClient(acfg.PublicURL, token, a.TLSCACert()), nil
 }
 
 // goServe runs a server until it stops; an unexpected stop is kept as
@@ -726,8 +732,9 @@ func register(ctx context.Context, api *authority.Client, in instanceDef) error 
 	return nil
 }
 
-// enrol creates a gateway's keys, has the authority certify them and
-// registers the gateway.
+// enrol creates a gateway's keys, registers the gateway, has the
+// authority certify its keys and binds its authentication certificate
+// to the registration.
 func enrol(ctx context.Context, api *authority.Client, gd gatewayDef, dir, peerAddr string) error {
 	id, err := ident.ParseGateway(gd.id)
 	if err != nil {
@@ -735,6 +742,18 @@ func enrol(ctx context.Context, api *authority.Client, gd gatewayDef, dir, peerA
 	}
 	paths, err := gateway.Init(dir, id, id.Owner())
 	if err != nil {
+		return err
+	}
+	in := authority.GatewayInput{ID: id, Address: peerAddr}
+	for _, c := range gd.clients {
+		cid, err := ident.ParseSubsystem(c)
+		if err != nil {
+			return err
+		}
+		in.Clients = append(in.Clients, cid)
+	}
+	// Registered first: the certificate names the registered host only.
+	if err := api.PutGateway(ctx, in); err != nil {
 		return err
 	}
 	csr, err := os.ReadFile(paths.AuthCSR)
@@ -762,14 +781,7 @@ func enrol(ctx context.Context, api *authority.Client, gd gatewayDef, dir, peerA
 			return err
 		}
 	}
-	in := authority.GatewayInput{ID: id, Address: peerAddr, AuthFP: auth.SHA256}
-	for _, c := range gd.clients {
-		cid, err := ident.ParseSubsystem(c)
-		if err != nil {
-			return err
-		}
-		in.Clients = append(in.Clients, cid)
-	}
+	in.AuthFP = auth.SHA256
 	return api.PutGateway(ctx, in)
 }
 

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,7 +75,7 @@ func TestSandboxStartAndRestart(t *testing.T) {
 
 	m := readManifest(t, dir)
 	for key, fields := range map[string][]string{
-		"authorities": {"instance", "url", "anchor_file"},
+		"authorities": {"instance", "url", "anchor_file", "tls_ca_file"},
 		"gateways":    {"id", "instance", "client_url", "clients"},
 		"services":    {"id", "provider_gateway", "example_path", "data_class"},
 	} {
@@ -123,6 +124,58 @@ func TestSandboxStartAndRestart(t *testing.T) {
 		}
 	}
 	callExamples(t, sb2.Manifest)
+	runAuthorityExamples(t, sb2)
+}
+
+// runAuthorityExamples runs the printed curl commands for the
+// authorities, which must trust the authority's TLS CA (tls_ca_file)
+// and nothing else, and wants them to succeed.
+func runAuthorityExamples(t *testing.T, sb *sandbox.Sandbox) {
+	t.Helper()
+	var out strings.Builder
+	sb.PrintWelcome(&out)
+	var lines []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, "curl") && strings.Contains(l, "--cacert") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	if len(lines) != 2*len(sb.Manifest.Authorities) {
+		t.Fatalf("%d curl examples for the authorities, want 2 each:\n%s", len(lines), out.String())
+	}
+	for _, a := range sb.Manifest.Authorities {
+		if a.TLSCAFile == "" || a.TLSCAFile == a.CAFile {
+			t.Errorf("%s: tls_ca_file %q, want the authority's own TLS CA", a.Instance, a.TLSCAFile)
+		}
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l, a.URL) {
+				n++
+				if !strings.Contains(l, "--cacert "+a.TLSCAFile+" ") {
+					t.Errorf("%s: %q does not trust %s", a.Instance, l, a.TLSCAFile)
+				}
+			}
+		}
+		if n != 2 {
+			t.Errorf("%s: %d curl examples", a.Instance, n)
+		}
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Log("curl not installed: the examples are not run")
+		return
+	}
+	for _, l := range lines {
+		cmd := exec.CommandContext(t.Context(), "sh", "-c", l)
+		cmd.Dir = t.TempDir()
+		got, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: %v\n%s", l, err, got)
+			continue
+		}
+		if !strings.Contains(string(got), `"instance"`) && !strings.Contains(string(got), "Certificate Revocation List") {
+			t.Errorf("%s: unexpected output\n%s", l, got)
+		}
+	}
 }
 
 func TestSandboxRefusesForeignDirectory(t *testing.T) {

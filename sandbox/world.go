@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -277,5 +278,25 @@ func (s *Sandbox) PrintWelcome(w io.Writer) {
 	fmt.Fprintf(w, "  %sVN/GOV/MPS/cybercrime/scam-reports\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
 	fmt.Fprintf(w, "  # refused by Vietnam's core rule: resident records never leave Vietnam\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
 	fmt.Fprintf(w, "  # refused by Singapore's rule: the same request without a purpose\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam"))
+	fmt.Fprintf(w, "The authorities answer over TLS of their own CA (tls_ca_file in %s), never the CA of the gateways:\n\n", manifestFile)
+	for _, a := range m.Authorities {
+		fmt.Fprintf(w, "  # %s: the registry as published (management API), and the CRL\n", a.Instance)
+		fmt.Fprintf(w, "  %s\n", AuthorityCurl(a, "-H \"Authorization: Bearer $(cat "+a.TokenFile+")\" ", "/api/v1/configuration"))
+		fmt.Fprintf(w, "  %s -o %s.crl && openssl crl -inform DER -in %s.crl -noout -text\n", AuthorityCurl(a, "", "/crl"), a.Instance, a.Instance)
+		for _, g := range m.Gateways {
+			if g.Instance == a.Instance {
+				fmt.Fprintf(w, "  # the OCSP status of %s's authentication certificate (signed by the instance CA)\n", g.ID)
+				fmt.Fprintf(w, "  openssl ocsp -issuer %s -CAfile %s -cert %s -url %s/ocsp\n", a.CAFile, a.CAFile, filepath.Join(g.DataDir, "auth.crt"), strings.TrimSuffix(a.URL, "/"))
+				break
+			}
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "Everything is described in %s/%s. Stop with Ctrl-C; the next start reuses the directory (remove it to start afresh).\n", s.Dir, manifestFile)
+}
+
+// AuthorityCurl is a curl command for an authority's endpoint path,
+// trusting only the authority's TLS CA; opts go before the URL.
+func AuthorityCurl(a ManifestAuthority, opts, path string) string {
+	return fmt.Sprintf("curl -sS --cacert %s %s%s%s", a.TLSCAFile, opts, strings.TrimSuffix(a.URL, "/"), path)
 }

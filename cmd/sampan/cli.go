@@ -26,7 +26,7 @@ import (
 type CLI struct {
 	Globals
 	Sandbox   SandboxCmd   `cmd:"" help:"Run the sandbox world on loopback: an authority, gateways and demo services."`
-	Authority AuthorityCmd `cmd:"" help:"Run an instance's authority."`
+	Authority AuthorityCmd `cmd:"" help:"Run an instance's authority, or call its management API."`
 	Gateway   GatewayCmd   `cmd:"" help:"Run or set up a member's gateway."`
 	Bench     BenchCmd     `cmd:"" help:"Measure the exchange against a bare backend and a plain mutual-TLS proxy chain, in one run."`
 	Log       LogCmd       `cmd:"" help:"Check a gateway's message log."`
@@ -80,14 +80,22 @@ func (c *SandboxCmd) Run(g *Globals) error {
 	return errors.Join(err, sb.Close())
 }
 
-// AuthorityCmd runs an authority.
+// AuthorityCmd groups the authority's subcommands: the daemon, and
+// operators' calls to a running authority's management API.
 type AuthorityCmd struct {
+	Run    AuthorityRunCmd    `cmd:"" default:"withargs" help:"Run an instance's authority."`
+	Issue  AuthorityIssueCmd  `cmd:"" help:"Have an authority issue a certificate from a CSR."`
+	Revoke AuthorityRevokeCmd `cmd:"" help:"Revoke a certificate at an authority."`
+}
+
+// AuthorityRunCmd runs an authority.
+type AuthorityRunCmd struct {
 	Config string `help:"Configuration file (JSON)." required:"" type:"existingfile"`
 	Dir    string `help:"Data directory: CA, keys, registry, anchor." required:"" type:"path"`
 }
 
 // Run serves until a signal.
-func (c *AuthorityCmd) Run(g *Globals) error {
+func (c *AuthorityRunCmd) Run(g *Globals) error {
 	cfg, err := authority.LoadConfig(c.Config)
 	if err != nil {
 		return err
@@ -99,7 +107,7 @@ func (c *AuthorityCmd) Run(g *Globals) error {
 		return err
 	}
 	defer a.Close()
-	fmt.Fprintf(os.Stderr, "anchor for gateways of %s: %s\n", cfg.Instance, a.AnchorPath())
+	fmt.Fprintf(os.Stderr, "anchor for gateways of %s: %s (with the authority's TLS CA, %s)\n", cfg.Instance, a.AnchorPath(), a.TLSCAPath())
 	return a.Run(ctx)
 }
 

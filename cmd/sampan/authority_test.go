@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sampan-exchange/sampan/authority"
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/pki"
+)
+
+// TestAuthorityCommandsTrustOnlyTheAuthorityTLSCA: the CLI issues and
+// revokes at the authority it is given the TLS CA of, and refuses a
+// server presenting a gateway's certificate — valid, of the instance CA,
+// for the address — in the authority's place.
+func TestAuthorityCommandsTrustOnlyTheAuthorityTLSCA(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "operator-token"
+	c := &authority.Config{Instance: "VN", Listen: ln.Addr().String(), Operators: []authority.Operator{{Name: "op", TokenSHA256: authority.HashToken(token), Role: authority.RoleAdmin}}}
+	c.SetDefaults()
+	a, err := authority.New(t.Context(), c, filepath.Join(dir, "authority"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done; a.Close() }()
+
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	instanceCA := filepath.Join(dir, "ca.pem")
+	os.WriteFile(instanceCA, pki.EncodeCert(a.CACert().Raw), 0o644)
+	api := authority.NewClient(c.PublicURL, token, a.TLSCACert())
+	mof := ident.ClientID{Instance: "VN", Class: "GOV", Code: "MOF"}
+	gid, _ := ident.ParseGateway("VN/GOV/MOF/gw1")
+	if err := api.AddMember(t.Context(), authority.MemberInput{ID: mof, Name: "MOF"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.PutGateway(t.Context(), authority.GatewayInput{ID: gid, Address: "127.0.0.1:8443"}); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	csr, _ := pki.NewCSR(key, gid.String())
+	csrFile := filepath.Join(dir, "auth.csr")
+	os.WriteFile(csrFile, csr, 0o644)
+
+	flags := func(url, ca string) authorityAPI { return authorityAPI{URL: url, TLSCA: ca, TokenFile: tokenFile} }
+	g := &Globals{LogLevel: "error", LogFormat: "text"}
+	certFile := filepath.Join(dir, "auth.crt")
+	issue := &AuthorityIssueCmd{authorityAPI: flags(c.PublicURL, a.TLSCAPath()), Profile: "auth", Subject: gid.String(), CSR: csrFile, Out: certFile}
+	if err := issue.Run(g); err != nil {
+		t.Fatalf("sampan authority issue: %v", err)
+	}
+	cert, err := pki.ReadCert(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A server holding the gateway's certificate, in the authority's
+	// place.
+	var hits atomic.Int64
+	im := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("{}"))
+	}))
+	im.Config.ErrorLog = log.New(io.Discard, "", 0)
+	im.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}}}
+	im.StartTLS()
+	defer im.Close()
+	serial := pki.Fingerprint(cert.Raw)[:8] // any serial: the call must not get that far
+	err = (&AuthorityRevokeCmd{authorityAPI: flags(im.URL, a.TLSCAPath()), Serial: serial}).Run(g)
+	if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Errorf("revoke at a server with a gateway's certificate: err = %v, want an untrusted certificate", err)
+	}
+	if hits.Load() != 0 {
+		t.Error("the CLI sent its request (and token) to the impostor")
+	}
+	// The certificate would pass for the address with the instance CA:
+	// only the choice of CA keeps it out.
+	if err := (&AuthorityRevokeCmd{authorityAPI: flags(im.URL, instanceCA), Serial: serial}).Run(g); err != nil || hits.Load() != 1 {
+		t.Fatalf("control: the impostor was not reachable with the instance CA trusted: %v", err)
+	}
+
+	// At the authority itself, the revocation goes through.
+	sn := cert.SerialNumber.Text(16)
+	if err := (&AuthorityRevokeCmd{authorityAPI: flags(c.PublicURL, a.TLSCAPath()), Serial: sn}).Run(g); err != nil {
+		t.Fatalf("sampan authority revoke: %v", err)
+	}
+	if !slices.Contains(a.Current().Revoked, sn) {
+		t.Errorf("serial %s not in the published revocations %v", sn, a.Current().Revoked)
+	}
+}
