@@ -136,7 +136,7 @@ func runAuthorityExamples(t *testing.T, sb *sandbox.Sandbox) {
 	sb.PrintWelcome(&out)
 	var lines []string
 	for _, l := range strings.Split(out.String(), "\n") {
-		if strings.Contains(l, "curl") && strings.Contains(l, "--cacert") {
+		if strings.Contains(l, "curl") && strings.Contains(l, "--cacert") && !strings.Contains(l, "X-Road-Client") {
 			lines = append(lines, strings.TrimSpace(l))
 		}
 	}
