@@ -1,0 +1,75 @@
+package gateway_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/r1"
+	"github.com/sampan-exchange/sampan/sandbox"
+)
+
+// TestReviewStalledResponseReaderHeld: a registered consumer gateway
+// sends a valid signed request and then never reads the answer. The peer
+// side sets no write deadline, so the provider's handler, its backend
+// request and the backend's handler stay blocked for as long as the
+// peer keeps the connection open: far past body_idle_timeout and the
+// service timeout. 640 connections × 250 streams of this per peer.
+func TestReviewStalledResponseReaderHeld(t *testing.T) {
+	t.Skip("finding: peer side has no write/idle deadline on answers; a peer that stops reading holds handler and backend forever")
+	const idle = 500 * time.Millisecond
+	w := startWorld(t, sandbox.Options{PeerLimits: gateway.PeerLimits{BodyIdleTimeout: cfg.Duration(idle)}})
+	mof := w.manifestGateway("VN/GOV/MOF/gw1").PeerAddr
+	var written atomic.Int64
+	released := make(chan struct{})
+	answer := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		defer close(released)
+		chunk := bytes.Repeat([]byte("x"), 1<<20)
+		for range 1024 {
+			if _, err := rw.Write(chunk); err != nil {
+				return
+			}
+			written.Add(int64(len(chunk)))
+		}
+	})
+	w.answer.Store(&answer)
+	defer w.answer.Store(nil)
+
+	hdr := map[string]string{r1.HeaderID: "stall-1", r1.HeaderPurpose: "company-lookup"}
+	d := w.capture(t, true)
+	w.do(t, call{path: companies + "/0100109106", header: hdr})
+	w.tamper.Store(nil)
+
+	dir := w.manifestGateway("VN/GOV/HCMC/gw1").DataDir
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "auth.crt"), filepath.Join(dir, "auth.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}}
+	defer tr.CloseIdleConnections()
+	u := strings.Replace(d.url, "https://"+hostOf(d.url), "https://"+mof, 1)
+	req, _ := http.NewRequestWithContext(t.Context(), d.method, u, bytes.NewReader(d.body))
+	req.Header = d.header.Clone()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// Never read the body. Wait well past every configured bound.
+	select {
+	case <-released:
+		t.Logf("backend released after %d MiB", written.Load()>>20)
+	case <-time.After(idle + 10*time.Second):
+		t.Fatalf("backend handler still blocked after %s with a peer that stopped reading (%d MiB written)", idle+10*time.Second, written.Load()>>20)
+	}
+}
