@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -71,5 +72,29 @@ func TestReviewStalledResponseReaderHeld(t *testing.T) {
 		t.Logf("backend released after %d MiB", written.Load()>>20)
 	case <-time.After(idle + 10*time.Second):
 		t.Fatalf("backend handler still blocked after %s with a peer that stopped reading (%d MiB written)", idle+10*time.Second, written.Load()>>20)
+	}
+}
+
+// TestReviewPeerConnCapTakenUnauthenticated: max_conns counts every TCP
+// connection before its handshake, and the per-peer cap applies only
+// after it. Anyone who can reach the peer port (it faces other
+// countries' gateways) fills max_conns with silent TCP connections,
+// renewing each every handshake_timeout, and every registered gateway is
+// refused.
+func TestReviewPeerConnCapTakenUnauthenticated(t *testing.T) {
+	t.Skip("finding: max_conns is one pool shared with unauthenticated connections; silent TCP connections lock registered peers out")
+	w := startWorld(t, sandbox.Options{PeerLimits: gateway.PeerLimits{ConnsPerPeer: 8, MaxConns: 16}})
+	addr := w.manifestGateway("VN/GOV/MOF/gw1").PeerAddr
+	for range 16 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	hdr := map[string]string{r1.HeaderID: "cap-1", r1.HeaderPurpose: "company-lookup"}
+	if resp, body := w.do(t, call{path: companies + "/0100109106", header: hdr}); resp.StatusCode != 200 {
+		t.Errorf("registered consumer refused while 16 unauthenticated TCP connections are open: %d %s", resp.StatusCode, body)
 	}
 }
