@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -93,16 +94,39 @@ func (t *throttle) take(key netip.Prefix, now time.Time) time.Duration {
 	return 0
 }
 
-// sweep drops ended windows; when every tracked address is still within
-// its window, it forgets them all rather than grow without bound.
+// sweep drops ended windows. When every tracked address is still within
+// its window, it makes room by forgetting a tenth of them: those not
+// blocked first, the oldest windows first, so that new addresses never
+// unblock one that is.
 func (t *throttle) sweep(now time.Time) {
 	for k, w := range t.m {
 		if now.Sub(w.start) >= t.window {
 			delete(t.m, k)
 		}
 	}
-	if len(t.m) >= maxThrottled {
-		clear(t.m)
+	if len(t.m) < maxThrottled {
+		return
+	}
+	type entry struct {
+		key     netip.Prefix
+		blocked bool
+		start   time.Time
+	}
+	all := make([]entry, 0, len(t.m))
+	for k, w := range t.m {
+		all = append(all, entry{k, w.n >= t.max, w.start})
+	}
+	slices.SortFunc(all, func(a, b entry) int {
+		if a.blocked != b.blocked {
+			if a.blocked {
+				return 1
+			}
+			return -1
+		}
+		return a.start.Compare(b.start)
+	})
+	for _, e := range all[:len(all)/10+1] {
+		delete(t.m, e.key)
 	}
 }
 

@@ -248,11 +248,18 @@ type splitListener struct {
 	plain, tls *chanListener
 	timeout    time.Duration
 	wg         sync.WaitGroup
+
+	mu      sync.Mutex
+	sorting map[net.Conn]bool // closed by Close
 }
+
+// maxSortWait bounds how long a connection may stay silent before its
+// first byte.
+const maxSortWait = 10 * time.Second
 
 // newSplitListener starts sorting ln's connections; Close stops it.
 func newSplitListener(ln net.Listener, timeout time.Duration) *splitListener {
-	s := &splitListener{Listener: ln, timeout: timeout}
+	s := &splitListener{Listener: ln, timeout: min(timeout, maxSortWait), sorting: map[net.Conn]bool{}}
 	s.plain, s.tls = newChanListener(ln.Addr()), newChanListener(ln.Addr())
 	s.wg.Add(1)
 	go s.run()
@@ -273,10 +280,16 @@ func (s *splitListener) run() {
 			}
 			return
 		}
+		s.mu.Lock()
+		s.sorting[c] = true
+		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.sort(c)
+			s.mu.Lock()
+			delete(s.sorting, c)
+			s.mu.Unlock()
 		}()
 	}
 }
@@ -302,9 +315,15 @@ func (s *splitListener) sort(c net.Conn) {
 	}
 }
 
-// Close stops accepting and waits for the connections being sorted.
+// Close stops accepting, closes the connections still being sorted and
+// waits for their sorters.
 func (s *splitListener) Close() error {
 	err := s.Listener.Close()
+	s.mu.Lock()
+	for c := range s.sorting {
+		c.Close()
+	}
+	s.mu.Unlock()
 	s.wg.Wait()
 	return err
 }

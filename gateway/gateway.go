@@ -260,7 +260,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
 	pl := g.cfg.PeerLimits
-	conns := newPeerConns(pl.ConnsPerPeer)
+	conns := newPeerConns(pl.ConnsPerPeer, pl.MaxConns)
 	peer := &http.Server{
 		Handler: g.peerHandler(),
 		// The head timeout also bounds the TLS handshake.

@@ -34,8 +34,13 @@ import (
 func (g *Gateway) peerHandler() http.Handler {
 	idle := g.cfg.PeerLimits.BodyIdleTimeout.D()
 	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: idle}
-		g.servePeer(w, r)
+		rc := http.NewResponseController(w)
+		r.Body = &idleBody{ReadCloser: r.Body, rc: rc, timeout: idle}
+		g.servePeer(&idleWriter{ResponseWriter: w, rc: rc, timeout: idle}, r)
+		// What the handler leaves unsent is flushed without a deadline of
+		// this request's, and the next request on the connection starts
+		// without one.
+		rc.SetWriteDeadline(time.Time{})
 	})
 	warm := g.warm.Handler(serve)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -21,8 +21,9 @@ import (
 // side: a registered gateway is trusted to be who it is, not to be well
 // behaved.
 type PeerLimits struct {
-	// BodyIdleTimeout drops a request whose body stops arriving for this
-	// long. Default 30s.
+	// BodyIdleTimeout drops an exchange whose request body stops
+	// arriving, or whose answer the peer stops taking, for this long.
+	// Default 30s.
 	BodyIdleTimeout cfg.Duration `json:"body_idle_timeout"`
 	// HandshakeTimeout bounds the TLS handshake and the request head.
 	// Default 10s.
@@ -131,31 +132,98 @@ func interruptBody(w http.ResponseWriter, r *http.Request) {
 	http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
-// peerConns counts the peer side's connections per peer gateway, and
-// closes one that would take its peer past the limit.
+// idleWriter ends an answer that the peer stops taking: each write pushes
+// the stream's write deadline on, so a write that makes no progress for
+// the timeout fails, and the handler gives up the answer and the
+// service's response.
+type idleWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (w *idleWriter) Write(p []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *idleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// peerConns counts the peer side's connections: before their handshake
+// per source address (a peer is not known yet), after it per peer
+// gateway; it closes one that would take either past its limit. Those
+// not yet authenticated get at most a quarter of all connections, so
+// that silent connections from anywhere cannot lock registered gateways
+// out.
 type peerConns struct {
 	limit int
 	mu    sync.Mutex
 	of    map[net.Conn]string // connection → peer certificate fingerprint
 	count map[string]int
-	// refused counts connections closed over the limit, for the log.
-	refused int
+
+	pendingMax, pendingPerSource int
+	pending                      map[net.Conn]string // connection → source
+	pendingOf                    map[string]int
 }
 
-func newPeerConns(limit int) *peerConns {
-	return &peerConns{limit: limit, of: map[net.Conn]string{}, count: map[string]int{}}
+// maxPendingPerSource bounds the connections one source address (an IPv6
+// /64) holds before their handshakes end.
+const maxPendingPerSource = 32
+
+func newPeerConns(limit, maxConns int) *peerConns {
+	pm := max(maxConns/4, 1)
+	return &peerConns{limit: limit, of: map[net.Conn]string{}, count: map[string]int{},
+		pendingMax: pm, pendingPerSource: max(min(maxPendingPerSource, pm/4), 1),
+		pending: map[net.Conn]string{}, pendingOf: map[string]int{}}
 }
 
-// track is the peer server's ConnState hook. A connection is counted
-// when it first becomes active, after its handshake has named the peer.
+// sourceOf is the address a connection's pre-handshake count is kept by.
+func sourceOf(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.To4() != nil {
+		return host
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String()
+}
+
+// unpend forgets a connection's pre-handshake count; p.mu is held.
+func (p *peerConns) unpend(c net.Conn) {
+	if src, ok := p.pending[c]; ok {
+		delete(p.pending, c)
+		if p.pendingOf[src]--; p.pendingOf[src] == 0 {
+			delete(p.pendingOf, src)
+		}
+	}
+}
+
+// track is the peer server's ConnState hook. A new connection counts
+// against its source until its first request; it is then counted against
+// its peer gateway, named by the handshake.
 func (p *peerConns) track(c net.Conn, s http.ConnState) {
 	switch s {
+	case http.StateNew:
+		src := sourceOf(c)
+		p.mu.Lock()
+		if len(p.pending) >= p.pendingMax || p.pendingOf[src] >= p.pendingPerSource {
+			p.mu.Unlock()
+			c.Close()
+			return
+		}
+		p.pending[c] = src
+		p.pendingOf[src]++
+		p.mu.Unlock()
 	case http.StateActive:
 		p.mu.Lock()
 		if _, ok := p.of[c]; ok {
 			p.mu.Unlock()
 			return
 		}
+		p.unpend(c)
 		tc, ok := c.(*tls.Conn)
 		if !ok {
 			p.mu.Unlock()
@@ -168,7 +236,6 @@ func (p *peerConns) track(c net.Conn, s http.ConnState) {
 		}
 		fp := pki.CachedFingerprint(cs.PeerCertificates[0].Raw)
 		if p.count[fp] >= p.limit {
-			p.refused++
 			p.mu.Unlock()
 			c.Close()
 			return
@@ -178,6 +245,7 @@ func (p *peerConns) track(c net.Conn, s http.ConnState) {
 		p.mu.Unlock()
 	case http.StateClosed, http.StateHijacked:
 		p.mu.Lock()
+		p.unpend(c)
 		if fp, ok := p.of[c]; ok {
 			delete(p.of, c)
 			if p.count[fp]--; p.count[fp] == 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -67,6 +68,9 @@ type replayGuard struct {
 	mu        sync.Mutex   // serialises moving the floor file ahead
 	reserved  atomic.Int64 // unix ms: the floor file's value
 	shards    [nonceShards]nonceShard
+	// seed keys the choice of a nonce's shard: the sender chooses the
+	// nonce, but cannot aim at one shard.
+	seed maphash.Seed
 }
 
 type nonceShard struct {
@@ -78,7 +82,7 @@ type nonceShard struct {
 // newReplayGuard sets up replay protection for a node whose data
 // directory is dir, started at start.
 func newReplayGuard(c ReplayConfig, mlog *msglog.Log, dir string, start time.Time) (*replayGuard, error) {
-	g := &replayGuard{skew: c.MaxSkew.D()}
+	g := &replayGuard{skew: c.MaxSkew.D(), seed: maphash.MakeSeed()}
 	if mlog != nil && mlog.SharedIndex() {
 		g.shared = mlog
 		return g, nil
@@ -154,7 +158,7 @@ func (g *replayGuard) remember(ctx context.Context, st signedTime, now time.Time
 	if err := g.reserve(st.at); err != nil {
 		return r1.Wrap(err, r1.TypeServerInternal, "the request's nonce cannot be checked")
 	}
-	s := &g.shards[st.nonce[0]%nonceShards]
+	s := &g.shards[maphash.Bytes(g.seed, st.nonce[:])%nonceShards]
 	nowMs, expMs := now.UnixMilli(), exp.UnixMilli()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -128,6 +128,11 @@ func (r *Record) CheckRequestHead() error {
 			return errors.New("a field of the request head holds a line break")
 		}
 	}
+	// The head joins path and query with '?': a path (escaped, as
+	// gateways record it) never holds one, so the join is unambiguous.
+	if strings.Contains(r.Path, "?") {
+		return errors.New("the request path holds a '?'")
+	}
 	sum := sha256.Sum256(r.AppendRequestHead(make([]byte, 0, 512)))
 	if hex.EncodeToString(sum[:]) != r.RequestHeadSHA256 {
 		return errors.New("the request head rebuilt from the record's fields does not hash to request_head_sha256")
