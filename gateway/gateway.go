@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,7 +50,6 @@ type Gateway struct {
 	clock    atomic.Pointer[func() time.Time]
 
 	clientLn, peerLn net.Listener
-	wg               sync.WaitGroup
 	warm             *warm.Pool // runs peer requests on grown stacks
 }
 
