@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,8 +53,7 @@ type Gateway struct {
 
 	clientLn, peerLn net.Listener
 	clientTLSConf    *tls.Config // the client side's HTTPS
-	wg               sync.WaitGroup
-	warm             *warm.Pool // runs peer requests on grown stacks
+	warm             *warm.Pool  // runs peer requests on grown stacks
 }
 
 // New opens the gateway in dir with its keys, certificates and state, and

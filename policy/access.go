@@ -151,7 +151,7 @@ func (a *Access) decide(client ident.ClientID, groups []ident.GroupID, endpoints
 	for i, e := range endpoints {
 		eps[i] = cedar.String(e)
 	}
-	dec, diag := a.ps.IsAuthorized(entities, cedar.Request{
+	dec, diag := cedar.Authorize(a.ps, entities, cedar.Request{
 		Principal: principal, Action: actionCall, Resource: a.svc,
 		Context: cedar.NewRecord(cedar.RecordMap{"endpoints": cedar.NewSet(eps...)}),
 	})

@@ -454,7 +454,7 @@ func (e *Engine) decide(r *Request) Decision {
 		"legal_basis":  cedar.String(r.LegalBasis),
 		"agreement":    rec,
 	})
-	dec, diag := e.ps.IsAuthorized(nil, cedar.Request{Principal: principal, Action: actionCall, Resource: resource, Context: ctx})
+	dec, diag := cedar.Authorize(e.ps, nil, cedar.Request{Principal: principal, Action: actionCall, Resource: resource, Context: ctx})
 	if len(diag.Errors) > 0 {
 		// A policy that cannot be evaluated refuses: fail closed.
 		d.Rules = []string{string(diag.Errors[0].PolicyID)}
