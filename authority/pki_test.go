@@ -199,7 +199,9 @@ func TestPublicTLS(t *testing.T) {
 		c.Close()
 		t.Error("the authority's TLS certificate chains to the instance CA")
 	}
-	if bytes.Equal(ta.a.Anchor().TLSRoots().Subjects()[0], ta.a.CACert().RawSubject) {
+	if tlsCA, err := pki.ParseCertPEM([]byte(ta.a.Anchor().TLSCA)); err != nil {
+		t.Fatal(err)
+	} else if bytes.Equal(tlsCA.RawSubject, ta.a.CACert().RawSubject) || tlsCA.Equal(ta.a.CACert()) {
 		t.Error("the anchor's tls_ca is the instance CA")
 	}
 }

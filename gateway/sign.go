@@ -173,18 +173,6 @@ func missingRequired(names []string) string {
 	return ""
 }
 
-// singleValue returns the value of a header sent at most once (empty when
-// absent); ok is false when it was sent more than once.
-func singleValue(h http.Header, canon string) (v string, ok bool) {
-	switch vs := h[canon]; len(vs) {
-	case 0:
-		return "", true
-	case 1:
-		return vs[0], true
-	}
-	return "", false
-}
-
 // repeatedRequired returns the first required header h carries more
 // than once, or "".
 func repeatedRequired(h http.Header) string {
