@@ -73,7 +73,7 @@ func TestPeerThatStopsReadingIsDropped(t *testing.T) {
 }
 
 // TestUnauthenticatedConnectionsCannotLockPeersOut: connections that
-// have not finished their handshake get at most a quarter of max_conns,
+// have not finished their handshake get at most half of max_conns,
 // and a bounded share of that per source address, so silent TCP
 // connections from anywhere cannot keep registered gateways out.
 func TestUnauthenticatedConnectionsCannotLockPeersOut(t *testing.T) {

@@ -153,9 +153,10 @@ func (w *idleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // peerConns counts the peer side's connections: before their handshake
 // per source address (a peer is not known yet), after it per peer
 // gateway; it closes one that would take either past its limit. Those
-// not yet authenticated get at most a quarter of all connections, so
-// that silent connections from anywhere cannot lock registered gateways
-// out.
+// not yet authenticated get at most half of all connections, and one
+// source at most what one peer may hold (a gateway opens a burst of
+// connections at once) and half of that half, so that silent
+// connections from a few addresses cannot lock registered gateways out.
 type peerConns struct {
 	limit int
 	mu    sync.Mutex
@@ -167,14 +168,10 @@ type peerConns struct {
 	pendingOf                    map[string]int
 }
 
-// maxPendingPerSource bounds the connections one source address (an IPv6
-// /64) holds before their handshakes end.
-const maxPendingPerSource = 32
-
 func newPeerConns(limit, maxConns int) *peerConns {
-	pm := max(maxConns/4, 1)
+	pm := max(maxConns/2, 1)
 	return &peerConns{limit: limit, of: map[net.Conn]string{}, count: map[string]int{},
-		pendingMax: pm, pendingPerSource: max(min(maxPendingPerSource, pm/4), 1),
+		pendingMax: pm, pendingPerSource: max(min(limit, pm/2), 1),
 		pending: map[net.Conn]string{}, pendingOf: map[string]int{}}
 }
 
