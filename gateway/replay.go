@@ -189,15 +189,34 @@ func replayed(st signedTime) *r1.Error {
 // accepted, so that the floor after a restart is past every accepted
 // signed time.
 func (g *replayGuard) reserve(t time.Time) error {
-	ms := t.UnixMilli()
-	if ms < g.reserved.Load() {
+	ms, half := t.UnixMilli(), replayReserve.Milliseconds()/2
+	r := g.reserved.Load()
+	if ms < r-half {
 		return nil
+	}
+	if ms < r {
+		// Within the reserve still, but past its half: one request moves
+		// the floor ahead while the others go on, so that requests seldom
+		// wait for the file's sync.
+		if !g.mu.TryLock() {
+			return nil
+		}
+		defer g.mu.Unlock()
+		if ms < g.reserved.Load()-half {
+			return nil
+		}
+		return g.advance(t)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if ms < g.reserved.Load() {
 		return nil
 	}
+	return g.advance(t)
+}
+
+// advance moves the floor file to replayReserve past t; g.mu is held.
+func (g *replayGuard) advance(t time.Time) error {
 	next := t.Add(replayReserve).UnixMilli()
 	if err := pki.WriteFileAtomic(g.floorPath, []byte(strconv.FormatInt(next, 10)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("move the replay floor ahead: %w", err)
