@@ -87,6 +87,7 @@ type idleBody struct {
 	mu      sync.Mutex
 	stopped bool
 	err     error
+	until   time.Time // the deadline last set
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
@@ -95,7 +96,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		b.mu.Unlock()
 		return 0, b.failed()
 	}
-	b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	b.until = pushDeadline(b.until, b.timeout, b.rc.SetReadDeadline)
 	b.mu.Unlock()
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
@@ -140,11 +141,26 @@ type idleWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
+	until   time.Time // the deadline last set
 }
 
 func (w *idleWriter) Write(p []byte) (int, error) {
-	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.until = pushDeadline(w.until, w.timeout, w.rc.SetWriteDeadline)
 	return w.ResponseWriter.Write(p)
+}
+
+// pushDeadline moves a deadline to timeout from now, with set, once less
+// than three quarters of the timeout is left: a stream that makes progress
+// pays for a deadline now and then rather than at every read or write,
+// and one that stops is dropped after between 3/4 and all of the timeout.
+func pushDeadline(until time.Time, timeout time.Duration, set func(time.Time) error) time.Time {
+	now := time.Now()
+	if until.Sub(now) >= timeout*3/4 {
+		return until
+	}
+	until = now.Add(timeout)
+	set(until)
+	return until
 }
 
 // Unwrap lets http.ResponseController reach the connection's writer.
