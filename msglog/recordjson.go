@@ -56,14 +56,8 @@ func (r *Record) appendJSON(b []byte) ([]byte, bool) {
 	b = appendOmit(b, "request_signed_at", r.RequestSignedAt)
 	b = appendOmit(b, "request_nonce", r.RequestNonce)
 	b = appendOmit(b, "request_headers_sha256", r.RequestHeadersSHA256)
-	if len(r.RequestSignedHeaders) > 0 {
-		b = append(b, `,"request_signed_headers":`...)
-		b = appendStrings(b, r.RequestSignedHeaders)
-	}
-	if len(r.ResponseSignedHeaders) > 0 {
-		b = append(b, `,"response_signed_headers":`...)
-		b = appendStrings(b, r.ResponseSignedHeaders)
-	}
+	b = appendStringsOmit(b, "request_signed_headers", r.RequestSignedHeaders)
+	b = appendStringsOmit(b, "response_signed_headers", r.ResponseSignedHeaders)
 	b = append(b, `,"decision":`...)
 	if d := r.Decision; d == nil {
 		b = append(b, "null"...)
@@ -75,20 +69,14 @@ func (r *Record) appendJSON(b []byte) ([]byte, bool) {
 		b = appendOmit(b, "agreement", d.Agreement)
 		b = appendField(b, "policy_version", d.PolicyVersion)
 		b = appendOmit(b, "data_class", d.DataClass)
-		if len(d.Flags) > 0 {
-			b = append(b, `,"flags":`...)
-			b = appendStrings(b, d.Flags)
-		}
+		b = appendStringsOmit(b, "flags", d.Flags)
 		b = append(b, `,"cross_border":`...)
 		b = strconv.AppendBool(b, d.CrossBorder)
 		b = appendOmit(b, "destination", d.Destination)
 		b = appendOmit(b, "purpose", d.Purpose)
 		b = appendOmit(b, "legal_basis", d.LegalBasis)
 		b = appendOmit(b, "message", d.Message)
-		if len(d.References) > 0 {
-			b = append(b, `,"references":`...)
-			b = appendStrings(b, d.References)
-		}
+		b = appendStringsOmit(b, "references", d.References)
 		if d.RetentionDays != 0 {
 			b = appendInt(b, "retention_days", int64(d.RetentionDays))
 		}
@@ -158,6 +146,17 @@ func appendInt(b []byte, name string, v int64) []byte {
 }
 
 // appendStrings appends a list of strings; nil is null.
+// appendStringsOmit appends a list field, leaving it out when empty.
+func appendStringsOmit(b []byte, name string, vs []string) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	b = append(b, `,"`...)
+	b = append(b, name...)
+	b = append(b, `":`...)
+	return appendStrings(b, vs)
+}
+
 func appendStrings(b []byte, vs []string) []byte {
 	if vs == nil {
 		return append(b, "null"...)
