@@ -126,30 +126,14 @@ func TestRevocation(t *testing.T) {
 
 	t.Run("domestic signing certificate", func(t *testing.T) {
 		revoke(t, vn, w.serialOf(t, "VN/GOV/HCMC/gw1", "sign/*.crt"))
-		before := w.hits.Load()
-		resp, body := w.callAs(t, "VN/GOV/HCMC/gw1", hcmcClient, companies+"/0100109106")
-		wantError(t, resp, body, 500, r1.TypeServerSignature)
-		if !strings.Contains(string(body), "revoked") {
-			t.Errorf("refusal %s does not say the certificate is revoked", body)
-		}
-		if w.hits.Load() != before {
-			t.Error("backend was called")
-		}
+		wantSignerRevoked(t, w, "VN/GOV/HCMC/gw1", hcmcClient, companies+"/0100109106")
 	})
 
 	t.Run("federated signing certificate", func(t *testing.T) {
 		// MOF's signing certificate, revoked by VN, as ACRA's gateway in
 		// SG sees it through VN's configuration.
 		revoke(t, vn, w.serialOf(t, "VN/GOV/MOF/gw1", "sign/*.crt"))
-		before := w.hits.Load()
-		resp, body := w.callAs(t, "VN/GOV/MOF/gw1", mofClient, entities+"/199201624D")
-		wantError(t, resp, body, 500, r1.TypeServerSignature)
-		if !strings.Contains(string(body), "revoked") {
-			t.Errorf("refusal %s does not say the certificate is revoked", body)
-		}
-		if w.hits.Load() != before {
-			t.Error("backend was called")
-		}
+		wantSignerRevoked(t, w, "VN/GOV/MOF/gw1", mofClient, entities+"/199201624D")
 	})
 
 	t.Run("federated authentication certificate", func(t *testing.T) {
@@ -298,4 +282,20 @@ func TestAuthorityImpersonation(t *testing.T) {
 			t.Error("the gateway sent its request to the impostor")
 		}
 	})
+}
+
+// wantSignerRevoked calls path as client through gw and wants the
+// provider to refuse the request's signature as revoked, before its
+// backend sees anything.
+func wantSignerRevoked(t *testing.T, w *world, gw, client, path string) {
+	t.Helper()
+	before := w.hits.Load()
+	resp, body := w.callAs(t, gw, client, path)
+	wantError(t, resp, body, 500, r1.TypeServerSignature)
+	if !strings.Contains(string(body), "revoked") {
+		t.Errorf("refusal %s does not say the certificate is revoked", body)
+	}
+	if w.hits.Load() != before {
+		t.Error("backend was called")
+	}
 }
