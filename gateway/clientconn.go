@@ -2,15 +2,11 @@ package gateway
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -199,24 +195,15 @@ var aeadSuites = []uint16{
 
 // makeClientTLSCert writes a self-signed certificate for listen's host.
 func makeClientTLSCert(certPath, keyPath, name, listen string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	sn, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return err
-	}
 	now := time.Now()
 	tpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: name + " client side"},
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.AddDate(2, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		Subject:     pkix.Name{CommonName: name + " client side"},
+		NotBefore:   now.Add(-time.Minute),
+		NotAfter:    now.AddDate(2, 0, 0),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
 	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
 		if ip := net.ParseIP(host); ip != nil {
@@ -227,18 +214,7 @@ func makeClientTLSCert(certPath, keyPath, name, listen string) error {
 			tpl.DNSNames = append(tpl.DNSNames, host)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	// A key left without its certificate (a start cut short) is replaced.
-	if err := os.Remove(keyPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := pki.WriteKey(keyPath, key); err != nil {
-		return err
-	}
-	return pki.WriteCert(certPath, der)
+	return pki.WriteSelfSigned(certPath, keyPath, tpl)
 }
 
 // splitListener serves plain HTTP and HTTPS on one port: each connection

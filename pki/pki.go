@@ -474,3 +474,29 @@ func VerifySigningCert(c *x509.Certificate, roots *x509.CertPool, now time.Time)
 	}
 	return m, nil
 }
+
+// WriteSelfSigned makes a P-256 key and a certificate for it signed by
+// itself from tmpl (a random serial when tmpl has none), and writes both:
+// the key 0600, replacing one left without its certificate.
+func WriteSelfSigned(certPath, keyPath string, tmpl *x509.Certificate) error {
+	key, err := GenerateKey(ECDSAP256)
+	if err != nil {
+		return err
+	}
+	if tmpl.SerialNumber == nil {
+		if tmpl.SerialNumber, err = serial(); err != nil {
+			return err
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return fmt.Errorf("create self-signed certificate: %w", err)
+	}
+	if err := os.Remove(keyPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := WriteKey(keyPath, key); err != nil {
+		return err
+	}
+	return WriteCert(certPath, der)
+}
