@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"os"
@@ -33,7 +34,7 @@ func TestWriteSelfSigned(t *testing.T) {
 	if err != nil {
 		t.Fatalf("key not replaced: %v", err)
 	}
-	if !c.PublicKey.(interface{ Equal(any) bool }).Equal(k.Public()) {
+	if !c.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()) {
 		t.Error("key does not match the certificate")
 	}
 	if fi, _ := os.Stat(key); fi.Mode().Perm() != 0o600 {
