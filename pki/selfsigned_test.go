@@ -27,7 +27,7 @@ func TestWriteSelfSigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.CheckSignatureFrom(c); err != nil {
+	if err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature); err != nil {
 		t.Errorf("not self-signed: %v", err)
 	}
 	k, err := ReadKey(key)
