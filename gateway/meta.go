@@ -50,7 +50,7 @@ func jsonEncoder(w io.Writer) *json.Encoder {
 
 // listClients answers, at the consumer's gateway, with the members and
 // subsystems of the instance.
-func (g *Gateway) listClients(w http.ResponseWriter, st *confState, req *r1.Request, ex *exchange) {
+func (g *Gateway) listClients(w http.ResponseWriter, st *confState, req *r1.Request, requestID string) {
 	out := struct {
 		Member []metaClient `json:"member"`
 	}{Member: []metaClient{}}
@@ -64,7 +64,7 @@ func (g *Gateway) listClients(w http.ResponseWriter, st *confState, req *r1.Requ
 	}
 	w.Header().Set(r1.HeaderClient, req.Client.Escaped())
 	w.Header().Set(r1.HeaderID, req.ID)
-	w.Header().Set(r1.HeaderRequestID, ex.requestID)
+	w.Header().Set(r1.HeaderRequestID, requestID)
 	writeJSON(w, http.StatusOK, out)
 }
 

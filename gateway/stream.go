@@ -8,9 +8,6 @@ import (
 	"sync"
 )
 
-// errBodyTooLarge is returned by a body reader past the configured limit.
-var errBodyTooLarge = errors.New("body exceeds the configured limit")
-
 // signingReader passes a body through, hashing it, and calls onEOF with the
 // digest once the body has been read completely, before reporting EOF, so
 // that a signature can be put in the trailer.
@@ -18,17 +15,16 @@ type signingReader struct {
 	r     io.Reader
 	h     hash.Hash
 	n     int64
-	limit int64 // -1: none
 	onEOF func(sum []byte, n int64) error
 	done  bool
 	tee   io.Writer // when not nil, sees the body too
 }
 
-func newSigningReader(r io.Reader, limit int64, onEOF func(sum []byte, n int64) error) *signingReader {
+func newSigningReader(r io.Reader, onEOF func(sum []byte, n int64) error) *signingReader {
 	if r == nil {
 		r = noBody{}
 	}
-	return &signingReader{r: r, h: sha256.New(), limit: limit, onEOF: onEOF}
+	return &signingReader{r: r, h: sha256.New(), onEOF: onEOF}
 }
 
 // noBody is an empty body.
@@ -46,9 +42,6 @@ func (s *signingReader) Read(p []byte) (int, error) {
 		s.tee.Write(p[:n])
 	}
 	s.n += int64(n)
-	if s.limit >= 0 && s.n > s.limit {
-		return 0, errBodyTooLarge
-	}
 	if err == io.EOF {
 		s.done = true
 		if e := s.onEOF(s.h.Sum(nil), s.n); e != nil {
