@@ -1,9 +1,10 @@
 package gateway
 
 import (
+	"slices"
+
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/r1"
-	"slices"
 )
 
 // allowed decides access with the service's access rights compiled to

@@ -3,13 +3,14 @@ package gateway
 import (
 	"context"
 	"errors"
-	"github.com/sampan-exchange/sampan/ident"
-	"github.com/sampan-exchange/sampan/r1"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/r1"
 )
 
 // callBackend forwards a verified request to the service's backend.

@@ -2,11 +2,12 @@ package gateway
 
 import (
 	"bytes"
-	"github.com/sampan-exchange/sampan/r1"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sampan-exchange/sampan/r1"
 )
 
 // peerPrefix is the path prefix of the gateway-to-gateway protocol.

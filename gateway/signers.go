@@ -6,11 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"net/http"
+	"time"
+
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/r1"
-	"net/http"
-	"time"
 )
 
 // hexSum is the hex SHA-256 of b.
