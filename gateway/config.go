@@ -71,6 +71,17 @@ type Config struct {
 	Log LogConfig `json:"log"`
 	// Replay tunes the refusal of replayed peer requests.
 	Replay ReplayConfig `json:"replay"`
+	// OpsListen is the operations listener (plain HTTP): /metrics,
+	// /healthz, /readyz and the monitoring records under /records.
+	// Default 127.0.0.1:9080; keep it on loopback or a management
+	// network.
+	OpsListen string `json:"ops_listen"`
+	// OpsTokenFile, when set, holds a bearer token (mode 0600) that every
+	// path of the operations listener but /healthz and /readyz requires.
+	OpsTokenFile string `json:"ops_token_file"`
+	// Monitoring configures the metrics and the operational-monitoring
+	// records.
+	Monitoring MonitoringConfig `json:"monitoring"`
 
 	dir     string // directory of the configuration file
 	clients map[ident.ClientID]*ClientSystem
@@ -115,14 +126,35 @@ type AccessRight struct {
 	Endpoint string `json:"endpoint"`
 }
 
+// MonitoringConfig configures what the gateway records of its traffic
+// beyond the evidence log.
+type MonitoringConfig struct {
+	// Metrics is "on" (default) or "off": the exchange metrics on
+	// /metrics (the process's and the log's are always there).
+	Metrics string `json:"metrics"`
+	// Records is "on" (default) or "off": one operational-monitoring
+	// record per exchange attempt, in DATA_DIR/opmon.db (or the log
+	// index's PostgreSQL database when log.index_dsn is set).
+	Records string `json:"records"`
+	// Retention is how long monitoring records are kept (default 168h).
+	// They are not evidence: the message log keeps that.
+	Retention cfg.Duration `json:"retention"`
+}
+
+// Switch values of MonitoringConfig.
+const (
+	On  = "on"
+	Off = "off"
+)
+
 var nodeRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 
 // LogConfig configures the message log.
 type LogConfig struct {
 	// IndexDSN puts the record index in PostgreSQL (a postgres:// URL);
-	// by default it is SQLite in DATA_DIR/log/index.db. The environment
-	// variable SAMPAN_LOG_INDEX_DSN, when set, takes precedence, so that
-	// a password need not be in this file.
+	// by default it is SQLite in DATA_DIR/log/index.db. `sampan gateway
+	// run` takes the environment variable SAMPAN_LOG_INDEX_DSN, when set,
+	// over this field, so that a password need not be in this file.
 	IndexDSN string `json:"index_dsn"`
 	// Retention is how long records and stored bodies are kept (e.g.
 	// "2160h" for 90 days); zero keeps them. Purges are logged.
@@ -172,6 +204,18 @@ func (c *Config) SetDefaults() {
 	}
 	if c.PeerListen == "" {
 		c.PeerListen = "127.0.0.1:8443"
+	}
+	if c.OpsListen == "" {
+		c.OpsListen = "127.0.0.1:9080"
+	}
+	if c.Monitoring.Metrics == "" {
+		c.Monitoring.Metrics = On
+	}
+	if c.Monitoring.Records == "" {
+		c.Monitoring.Records = On
+	}
+	if c.Monitoring.Retention == 0 {
+		c.Monitoring.Retention = cfg.Duration(7 * 24 * time.Hour)
 	}
 	if c.DefaultConnection == "" {
 		c.DefaultConnection = ConnHTTPS
@@ -223,7 +267,15 @@ func (c *Config) Validate() error {
 	if c.AnchorFile == "" {
 		return errors.New("anchor_file: required")
 	}
-	for name, addr := range map[string]string{"client_listen": c.ClientListen, "peer_listen": c.PeerListen} {
+	for name, v := range map[string]string{"monitoring.metrics": c.Monitoring.Metrics, "monitoring.records": c.Monitoring.Records} {
+		if v != On && v != Off {
+			return fmt.Errorf("%s: %q is neither %q nor %q", name, v, On, Off)
+		}
+	}
+	if c.Monitoring.Retention < 0 {
+		return errors.New("monitoring.retention: must not be negative")
+	}
+	for name, addr := range map[string]string{"client_listen": c.ClientListen, "peer_listen": c.PeerListen, "ops_listen": c.OpsListen} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,11 @@ func TestCachedConfigurationOutlivesAuthority(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(t.Context(), c, mg.DataDir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var skew atomic.Int64
+	g, err := gateway.New(t.Context(), c, mg.DataDir, gateway.Options{
+		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clock: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +49,7 @@ func TestCachedConfigurationOutlivesAuthority(t *testing.T) {
 	if !g.Ready() {
 		t.Fatal("a failed refresh dropped the cached configuration")
 	}
-	g.SetClock(func() time.Time { return time.Now().Add(11 * time.Minute) })
+	skew.Store(int64(11 * time.Minute))
 	if g.Ready() {
 		t.Fatal("ready on an expired configuration")
 	}

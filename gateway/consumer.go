@@ -144,6 +144,7 @@ func (c *consumerCall) identify() *r1.Error {
 	if req.Client.Instance != c.st.cfg.Instance || !c.st.cfg.HasSubsystem(req.Client) {
 		return r1.New(r1.TypeUnknownClient, "client %s is not a registered subsystem", req.Client)
 	}
+	o.knownClient = true
 	if !c.st.cfg.Serves(g.keys.authFP, req.Client) {
 		return r1.New(r1.TypeClientNotHosted, "client %s is not served by gateway %s", req.Client, g.cfg.ID)
 	}
@@ -196,6 +197,7 @@ func (c *consumerCall) decide() *r1.Error {
 	if isProviderMeta(svc.Code) {
 		return nil
 	}
+	_, o.knownService = c.pst.cfg.PolicyEngine().Class(svc)
 	purpose, basis, e := declared(c.r.Header, r1.TypeInvalidRequest)
 	if e != nil {
 		return e
@@ -321,7 +323,7 @@ func (c *consumerCall) signBody(sum []byte, n int64) error {
 // the TLS session already authenticates it.
 func (c *consumerCall) send() *r1.Error {
 	c.o.requestOut = time.Now()
-	resp, err := (*c.g.peerRT.Load()).RoundTrip(c.out)
+	resp, err := c.g.peerRT.RoundTrip(c.out)
 	if err != nil {
 		return peerError(err, c.peer)
 	}

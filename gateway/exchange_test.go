@@ -45,7 +45,17 @@ type world struct {
 	tamper  atomic.Pointer[tamper]
 	answer  atomic.Pointer[http.HandlerFunc] // when set, answers in place of the services
 	proto   atomic.Pointer[string]           // of the last gateway-to-gateway response
+	skews   sync.Map                         // gateway id → *atomic.Int64, its clock's shift
 }
+
+// skew returns the shift of gateway id's clock.
+func (w *world) skew(id string) *atomic.Int64 {
+	v, _ := w.skews.LoadOrStore(id, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
+
+// setClock moves gateway id's clock by d from the real time.
+func (w *world) setClock(id string, d time.Duration) { w.skew(id).Store(int64(d)) }
 
 // tamper changes what passes between the HCMC and a provider gateway,
 // after the sending gateway has signed it.
@@ -92,6 +102,19 @@ func startWorld(t *testing.T, o sandbox.Options) *world {
 			h.ServeHTTP(rw, r)
 		})
 	}
+	given := o.Gateway
+	o.Gateway = func(id string) gateway.Options {
+		var g gateway.Options
+		if given != nil {
+			g = given(id)
+		}
+		skew := w.skew(id)
+		g.Clock = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		if id == "VN/GOV/HCMC/gw1" {
+			g.PeerTransport = func(next http.RoundTripper) http.RoundTripper { return tamperRT{w: w, next: next} }
+		}
+		return g
+	}
 	sb, err := sandbox.Start(t.Context(), o)
 	if err != nil {
 		t.Fatalf("start sandbox: %v", err)
@@ -110,9 +133,6 @@ func startWorld(t *testing.T, o sandbox.Options) *world {
 			w.url = g.ClientURL
 		}
 	}
-	w.gw["VN/GOV/HCMC/gw1"].WrapPeerTransport(func(next http.RoundTripper) http.RoundTripper {
-		return tamperRT{w: w, next: next}
-	})
 	return w
 }
 
@@ -325,9 +345,8 @@ func testExchange(t *testing.T, proto, wantProto string) {
 	})
 
 	t.Run("expired configuration at the consumer", func(t *testing.T) {
-		g := w.gw["VN/GOV/HCMC/gw1"]
-		g.SetClock(func() time.Time { return time.Now().Add(11 * time.Minute) })
-		defer g.SetClock(time.Now)
+		w.setClock("VN/GOV/HCMC/gw1", 11*time.Minute)
+		defer w.setClock("VN/GOV/HCMC/gw1", 0)
 		// The streamed request before may still reach the backend (the
 		// provider streams to it before the consumer cuts the body off).
 		w.settle()
@@ -337,15 +356,14 @@ func testExchange(t *testing.T, proto, wantProto string) {
 		if w.hits.Load() != before {
 			t.Error("backend was called")
 		}
-		if g.Ready() {
+		if w.gw["VN/GOV/HCMC/gw1"].Ready() {
 			t.Error("Ready() with an expired configuration")
 		}
 	})
 
 	t.Run("expired configuration at the provider", func(t *testing.T) {
-		g := w.gw["VN/GOV/MOF/gw1"]
-		g.SetClock(func() time.Time { return time.Now().Add(11 * time.Minute) })
-		defer g.SetClock(time.Now)
+		w.setClock("VN/GOV/MOF/gw1", 11*time.Minute)
+		defer w.setClock("VN/GOV/MOF/gw1", 0)
 		before := w.hits.Load()
 		resp, body := w.do(t, call{path: companies + "/0100109106"})
 		wantError(t, resp, body, 500, r1.TypeServerOutdatedConf)

@@ -151,7 +151,16 @@ func (g *Gateway) reconcileFederation(ctx context.Context) {
 // fed.mu held.
 func (g *Gateway) startForeign(ctx context.Context, fo *foreign) {
 	ctx, fo.cancel = context.WithCancel(ctx)
-	go fo.sync.run(ctx)
+	g.bg.Go(func() { fo.sync.run(ctx) })
+}
+
+// stopFederation ends Run's federation: no foreign refresh loop starts
+// after it (those running end with Run's context).
+func (g *Gateway) stopFederation() {
+	f := &g.fed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runCtx = nil
 }
 
 // startFederation begins refreshing foreign configurations; Run calls it.
@@ -255,10 +264,11 @@ func (g *Gateway) closeIdlePeers() { g.peers.CloseIdleConnections() }
 
 // ConfStatus describes one configuration a gateway holds.
 type ConfStatus struct {
-	Instance  string    `json:"instance"`
-	Serial    uint64    `json:"serial"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Expired   bool      `json:"expired"`
+	Instance    string    `json:"instance"`
+	Serial      uint64    `json:"serial"`
+	GeneratedAt time.Time `json:"generated_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	Expired     bool      `json:"expired"`
 	// Federated is false for the gateway's own instance.
 	Federated bool `json:"federated"`
 }
@@ -269,7 +279,7 @@ func (g *Gateway) ConfStatus() []ConfStatus {
 	var out []ConfStatus
 	now := g.now()
 	if dom := g.conf.Load(); dom != nil {
-		out = append(out, ConfStatus{Instance: dom.cfg.Instance, Serial: dom.cfg.Serial, ExpiresAt: dom.cfg.ExpiresAt, Expired: dom.cfg.Expired(now)})
+		out = append(out, ConfStatus{Instance: dom.cfg.Instance, Serial: dom.cfg.Serial, GeneratedAt: dom.cfg.GeneratedAt, ExpiresAt: dom.cfg.ExpiresAt, Expired: dom.cfg.Expired(now)})
 	}
 	if v := g.fed.view.Load(); v != nil {
 		insts := make([]string, 0, len(*v))
@@ -284,7 +294,7 @@ func (g *Gateway) ConfStatus() []ConfStatus {
 			}
 			cs := ConfStatus{Instance: inst, Federated: true}
 			if st := fo.state.Load(); st != nil {
-				cs.Serial, cs.ExpiresAt, cs.Expired = st.cfg.Serial, st.cfg.ExpiresAt, st.cfg.Expired(now)
+				cs.Serial, cs.GeneratedAt, cs.ExpiresAt, cs.Expired = st.cfg.Serial, st.cfg.GeneratedAt, st.cfg.ExpiresAt, st.cfg.Expired(now)
 			} else {
 				cs.Expired = true
 			}

@@ -243,7 +243,7 @@ func TestFederation(t *testing.T) {
 		c.Federation = gateway.FederationConfig{Allow: gateway.FederateNone}
 		c.ClientListen, c.PeerListen = "127.0.0.1:0", "127.0.0.1:0"
 		dir := copyDir(t, mg.DataDir)
-		g, err := gateway.New(t.Context(), c, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		g, err := gateway.New(t.Context(), c, dir, gateway.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,15 +15,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/internal/busy"
 	"github.com/sampan-exchange/sampan/internal/warm"
 	"github.com/sampan-exchange/sampan/msglog"
+	"github.com/sampan-exchange/sampan/ops"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/store"
 )
@@ -46,25 +50,76 @@ type Gateway struct {
 	fed      federation                // federated instances
 	services map[ident.ServiceID]*Service
 
-	peers    *http.Transport                   // to provider gateways
-	peerRT   atomic.Pointer[http.RoundTripper] // peers, possibly wrapped
-	backends *http.Transport                   // to services
-	clock    atomic.Pointer[func() time.Time]
+	peers    *http.Transport   // to provider gateways
+	peerRT   http.RoundTripper // peers, possibly wrapped
+	backends *http.Transport   // to services
+	clock    func() time.Time
+
+	// Run's goroutines (bg) are joined before Run returns, and Close
+	// ends Run (life) and waits for it (running) before closing the log.
+	bg       sync.WaitGroup
+	running  sync.WaitGroup
+	life     context.Context
+	end      context.CancelFunc
+	registry *prometheus.Registry
+	metrics  *metrics   // nil when monitoring.metrics is off
+	conns    *peerConns // the peer side's connections
 
 	clientLn, peerLn net.Listener
 	clientTLSConf    *tls.Config // the client side's HTTPS
 	warm             *warm.Pool  // runs peer requests on grown stacks
 }
 
+// Options are what the program embedding a gateway gives it besides its
+// configuration: where it logs, and the seams drills and tests use. The
+// zero value is the production default.
+type Options struct {
+	// Log receives the gateway's log lines. Default slog.Default().
+	Log *slog.Logger
+	// Clock is what the gateway judges the configuration's expiry by, and
+	// signs and checks the times of peer requests by (a clock moved past
+	// replay.max_skew from its peers' makes them refuse its requests,
+	// and it theirs). Drills move it to rehearse an authority outage
+	// without waiting for the configuration to expire. Default time.Now.
+	Clock func() time.Time
+	// PeerTransport, when set, wraps the transport requests to provider
+	// gateways go through, for instrumentation and fault injection.
+	PeerTransport func(http.RoundTripper) http.RoundTripper
+	// Metrics is the registry the gateway's metrics go in, served on its
+	// operations listener. Default: one of its own (ops.NewRegistry).
+	Metrics *prometheus.Registry
+	// BatchBusy tells when the gateway signs its messages in batches
+	// (pki.BatchSigner), each gathering for BatchWindow. Defaults: while
+	// the process is busy (package busy), and 1ms.
+	BatchBusy   func() bool
+	BatchWindow time.Duration
+}
+
 // New opens the gateway in dir with its keys, certificates and state, and
 // loads the cached shared configuration. It does not listen yet: see Run.
-func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway, error) {
+func New(ctx context.Context, c *Config, dir string, o Options) (*Gateway, error) {
+	log := o.Log
 	if log == nil {
 		log = slog.Default()
 	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.BatchBusy == nil {
+		o.BatchBusy = busy.Busy
+	}
+	if o.BatchWindow == 0 {
+		o.BatchWindow = defaultBatchWindow
+	}
 	start := time.Now()
 	g := &Gateway{cfg: c, dir: dir, log: log.With("component", "gateway", "gateway", c.ID.String()), services: map[ident.ServiceID]*Service{},
-		warm: warm.New(warmIdle)}
+		warm: warm.New(warmIdle), clock: o.Clock, registry: o.Metrics}
+	if g.registry == nil {
+		g.registry = ops.NewRegistry()
+	}
+	g.life, g.end = context.WithCancel(context.Background())
+	pl := c.PeerLimits
+	g.conns = newPeerConns(pl.ConnsPerPeer, pl.MaxConns)
 	g.peerLog = slog.New(newQuietHandler(g.log.Handler(), quietBurst, quietWindow))
 	for i := range c.Services {
 		g.services[c.Services[i].ID] = &c.Services[i]
@@ -77,7 +132,7 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		return nil, fmt.Errorf("anchor is for instance %s, gateway %s is of %s", g.anchor.Instance, c.ID, c.ID.Instance)
 	}
 	g.sigs = pki.NewVerifyCache()
-	if g.keys, err = loadKeys(dir, c.ID); err != nil {
+	if g.keys, err = loadKeys(dir, c.ID, o.BatchBusy, o.BatchWindow); err != nil {
 		return nil, err
 	}
 	if g.db, err = store.Open(ctx, filepath.Join(dir, stateFile), stateMigrations); err != nil {
@@ -93,16 +148,15 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		ResponseHeaderTimeout: c.PeerTimeout.D(),
 		DisableCompression:    true,
 	}
-	var rt http.RoundTripper = attemptLimit{g.peers}
-	g.peerRT.Store(&rt)
+	g.peerRT = attemptLimit{g.peers}
+	if o.PeerTransport != nil {
+		g.peerRT = o.PeerTransport(g.peerRT)
+	}
 	if err := g.sync.loadCached(ctx); err != nil {
 		g.db.Close()
 		return nil, err
 	}
 	dsn := c.Log.IndexDSN
-	if env := os.Getenv("SAMPAN_LOG_INDEX_DSN"); env != "" {
-		dsn = env
-	}
 	logName := c.ID.String()
 	if c.Log.Node != "" {
 		logName += "#" + c.Log.Node
@@ -115,6 +169,13 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Gateway
 		g.mlog.Close(ctx)
 		g.db.Close()
 		return nil, err
+	}
+	if c.Monitoring.Metrics == On {
+		if g.metrics, err = newMetrics(g.registry, g); err != nil {
+			g.mlog.Close(ctx)
+			g.db.Close()
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
 	}
 	g.reconcileFederation(ctx)
 	g.initStamper()
@@ -145,27 +206,14 @@ const (
 // exchanges wait for one to free up rather than each opening its own.
 const maxPeerConns = 512
 
-// now is the gateway's clock.
-func (g *Gateway) now() time.Time {
-	if f := g.clock.Load(); f != nil {
-		return (*f)()
-	}
-	return time.Now()
-}
+// now is the gateway's clock (Options.Clock).
+func (g *Gateway) now() time.Time { return g.clock() }
 
-// SetClock replaces the clock the gateway judges the configuration's
-// expiry by, and signs and checks the times of peer requests by (a clock
-// moved past replay.max_skew from its peers' makes them refuse its
-// requests, and it theirs). Drills use it to rehearse an authority
-// outage without waiting for the configuration to expire.
-func (g *Gateway) SetClock(now func() time.Time) { g.clock.Store(&now) }
+// peerConnCount reports the open peer connections.
+func (g *Gateway) peerConnCount() int { return g.conns.open() }
 
-// WrapPeerTransport wraps the transport requests to provider gateways go
-// through, for instrumentation and fault injection.
-func (g *Gateway) WrapPeerTransport(wrap func(http.RoundTripper) http.RoundTripper) {
-	rt := wrap(*g.peerRT.Load())
-	g.peerRT.Store(&rt)
-}
+// Registry returns the registry of the gateway's metrics.
+func (g *Gateway) Registry() *prometheus.Registry { return g.registry }
 
 // ID returns the gateway's identifier.
 func (g *Gateway) ID() ident.GatewayID { return g.cfg.ID }
@@ -174,8 +222,11 @@ func (g *Gateway) ID() ident.GatewayID { return g.cfg.ID }
 // as registered at the authority.
 func (g *Gateway) AuthFingerprint() string { return g.keys.authFP }
 
-// Close releases the state database and idle connections.
+// Close stops Run if it is still running and waits for it, then releases
+// the log, the state database and idle connections.
 func (g *Gateway) Close() error {
+	g.end()
+	g.running.Wait()
 	g.warm.Close()
 	g.peers.CloseIdleConnections()
 	g.backends.CloseIdleConnections()
@@ -237,6 +288,11 @@ func (g *Gateway) PeerAddr() string { return g.peerLn.Addr().String() }
 // Run keeps the configuration current and serves both sides until ctx
 // ends, then shuts down gracefully.
 func (g *Gateway) Run(ctx context.Context) error {
+	g.running.Add(1)
+	defer g.running.Done()
+	if g.life.Err() != nil {
+		return errors.New("gateway closed")
+	}
 	if g.clientLn == nil {
 		if err := g.Listen(); err != nil {
 			return err
@@ -244,9 +300,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go g.sync.run(ctx)
+	defer context.AfterFunc(g.life, cancel)()
+	g.bg.Go(func() { g.sync.run(ctx) })
 	g.startFederation(ctx)
-	go g.runStamper(ctx)
+	g.bg.Go(func() { g.runStamper(ctx) })
+	defer func() {
+		cancel()
+		g.stopFederation()
+		g.bg.Wait()
+	}()
 
 	// The server-wide header cap sits above the configured limit so that
 	// requests just over it still reach the handler and get an r1 error.
@@ -258,7 +320,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
 	pl := g.cfg.PeerLimits
-	conns := newPeerConns(pl.ConnsPerPeer, pl.MaxConns)
 	peer := &http.Server{
 		Handler: g.peerHandler(),
 		// The head timeout also bounds the TLS handshake.
@@ -266,7 +327,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    2*g.cfg.Limits.MaxHeaderBytes + 16<<10,
 		TLSConfig:         g.peerServerTLS(),
-		ConnState:         conns.track,
+		ConnState:         g.conns.track,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: pl.StreamsPerConn},
 		ErrorLog:          slog.NewLogLogger(g.peerLog.Handler(), slog.LevelDebug),
 	}

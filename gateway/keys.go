@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
-	"github.com/sampan-exchange/sampan/internal/busy"
 	"github.com/sampan-exchange/sampan/pki"
 )
 
@@ -88,13 +87,9 @@ func Init(dir string, id ident.GatewayID, members ...ident.ClientID) (*Paths, er
 	return p, nil
 }
 
-// batchBusy tells when a gateway signs its messages in batches
-// (pki.BatchSigner), each gathering for batchWindow: while the process is
-// busy (package busy), and for a second after.
-var (
-	batchBusy   = busy.Busy
-	batchWindow = time.Millisecond
-)
+// defaultBatchWindow is how long a batch of signatures gathers while the
+// process is busy (Options.BatchBusy).
+const defaultBatchWindow = time.Millisecond
 
 // memberKey is a member's signing key with its certificate.
 type memberKey struct {
@@ -113,7 +108,7 @@ type keyring struct {
 
 // loadKeys reads the authentication key and certificate and every signing
 // key with a certificate from dir.
-func loadKeys(dir string, id ident.GatewayID) (*keyring, error) {
+func loadKeys(dir string, id ident.GatewayID, batchBusy func() bool, batchWindow time.Duration) (*keyring, error) {
 	key, err := pki.ReadKey(filepath.Join(dir, authKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("authentication key (run 'sampan gateway init' first): %w", err)

@@ -198,8 +198,7 @@ func TestBodiesKeptWhereConfigured(t *testing.T) {
 // exchange's records there.
 func TestRecordIndexInPostgres(t *testing.T) {
 	dsn := pgtest.Start(t)
-	t.Setenv("SAMPAN_LOG_INDEX_DSN", dsn)
-	w := startWorld(t, sandbox.Options{})
+	w := startWorld(t, sandbox.Options{LogIndexDSN: dsn})
 	if resp, body := w.do(t, call{path: companies + "/0100109106", header: map[string]string{r1.HeaderID: "pg-1"}}); resp.StatusCode != 200 {
 		t.Fatalf("status %d, body %s", resp.StatusCode, body)
 	}
@@ -235,8 +234,9 @@ func TestRecordIndexInPostgres(t *testing.T) {
 func TestBatchSignedExchanges(t *testing.T) {
 	// Always busy, and batches that gather long enough that concurrent
 	// exchanges share them even on a slow machine.
-	defer gateway.SetBatching(func() bool { return true }, 50*time.Millisecond)()
-	w := startWorld(t, sandbox.Options{})
+	w := startWorld(t, sandbox.Options{Gateway: func(string) gateway.Options {
+		return gateway.Options{BatchBusy: func() bool { return true }, BatchWindow: 50 * time.Millisecond}
+	}})
 	const n = 24
 	var wg sync.WaitGroup
 	for i := range n {

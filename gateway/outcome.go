@@ -54,20 +54,23 @@ type outcome struct {
 	order   [numSteps]stepID
 	entered int
 
-	// What is known of the request, as far as the steps got.
-	client      ident.ClientID
-	service     ident.ServiceID
-	peer        string // the other gateway
-	xroadID     string
-	userID      string
-	issue       string
-	represented string
-	purpose     string
-	legalBasis  string
-	method      string
-	path        string
-	query       string
-	decision    *msglog.Decision
+	// What is known of the request, as far as the steps got. The client
+	// and service are known once found registered.
+	knownClient  bool
+	knownService bool
+	client       ident.ClientID
+	service      ident.ServiceID
+	peer         string // the other gateway
+	xroadID      string
+	userID       string
+	issue        string
+	represented  string
+	purpose      string
+	legalBasis   string
+	method       string
+	path         string
+	query        string
+	decision     *msglog.Decision
 
 	requestOut time.Time // sent to the provider's gateway or the service
 	responseIn time.Time // its answer's head arrived
@@ -156,6 +159,9 @@ func (g *Gateway) finish(ctx context.Context, o *outcome) {
 	end := time.Now()
 	if o.entered > 0 {
 		o.steps[o.cur] += end.Sub(o.mark)
+	}
+	if g.metrics != nil {
+		g.metrics.observe(o, end)
 	}
 	switch {
 	case o.err != nil && !o.relayed:

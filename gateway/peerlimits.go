@@ -217,6 +217,13 @@ func (p *peerConns) unpend(c net.Conn) {
 // track is the peer server's ConnState hook. A new connection counts
 // against its source until its first request; it is then counted against
 // its peer gateway, named by the handshake.
+// open reports how many peer connections are open (past their handshake).
+func (p *peerConns) open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.of)
+}
+
 func (p *peerConns) track(c net.Conn, s http.ConnState) {
 	switch s {
 	case http.StateNew:

@@ -192,6 +192,7 @@ func (c *providerCall) identify() *r1.Error {
 	if !c.pst.cfg.Serves(c.peerFP, client) {
 		return r1.New(r1.TypeServerAuthFailed, "gateway %s does not serve client %s", c.peer.ID, client)
 	}
+	o.knownClient = true
 	if client.Instance != c.st.cfg.Instance && !c.st.cfg.Federated(client.Instance).Admits(client) {
 		return r1.New(r1.TypeServerAccessDenied, "%s admits no calls from %s", c.st.cfg.Instance, client)
 	}
@@ -200,6 +201,7 @@ func (c *providerCall) identify() *r1.Error {
 		if c.service = g.services[c.svc]; c.service == nil {
 			return r1.New(r1.TypeServerUnknownSvc, "service %s is not offered at this gateway", c.svc)
 		}
+		o.knownService = true
 	} else if !g.providesFor(c.svc.Provider) {
 		return r1.New(r1.TypeServerUnknownSvc, "subsystem %s offers no services at this gateway", c.svc.Provider)
 	}

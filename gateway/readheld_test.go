@@ -1,4 +1,4 @@
-package gateway_test
+package gateway
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"io"
 	"testing"
 	"testing/iotest"
-
-	"github.com/sampan-exchange/sampan/gateway"
 )
 
 // TestReadHeld: a small body of known length is read whole into one
@@ -26,19 +24,19 @@ func TestReadHeld(t *testing.T) {
 		{"longer than announced", func() io.Reader { return bytes.NewReader(body) }, 100, body},
 		{"empty", func() io.Reader { return bytes.NewReader(nil) }, 0, nil},
 	} {
-		got, err := gateway.ReadHeld(tc.r(), tc.length)
+		got, err := readHeld(tc.r(), tc.length)
 		if err != nil || !bytes.Equal(got, tc.want) {
 			t.Errorf("%s: %d bytes, %v; want %d", tc.name, len(got), err, len(tc.want))
 		}
 	}
 	allocs := testing.AllocsPerRun(100, func() {
-		gateway.ReadHeld(bytes.NewReader(body), int64(len(body)))
+		readHeld(bytes.NewReader(body), int64(len(body)))
 	})
 	if allocs > 2 { // the buffer, and the reader this closure makes
 		t.Errorf("%v allocations to hold a body of its announced length; want the one buffer", allocs)
 	}
 	boom := errors.New("connection reset")
-	if _, err := gateway.ReadHeld(io.MultiReader(bytes.NewReader(body[:10]), iotest.ErrReader(boom)), 100); !errors.Is(err, boom) {
+	if _, err := readHeld(io.MultiReader(bytes.NewReader(body[:10]), iotest.ErrReader(boom)), 100); !errors.Is(err, boom) {
 		t.Errorf("read error: %v", err)
 	}
 }

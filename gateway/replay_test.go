@@ -154,9 +154,8 @@ func TestReplayRefused(t *testing.T) {
 		shift time.Duration
 	}{{"signed too long ago", -3 * time.Minute}, {"signed in the future", 3 * time.Minute}} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := w.gw["VN/GOV/HCMC/gw1"]
-			g.SetClock(func() time.Time { return time.Now().Add(tc.shift) })
-			defer g.SetClock(time.Now)
+			w.setClock("VN/GOV/HCMC/gw1", tc.shift)
+			defer w.setClock("VN/GOV/HCMC/gw1", 0)
 			before := w.hits.Load()
 			resp, body := w.do(t, call{path: companies + "/0100109106", header: hdr})
 			w.wantRefused(t, resp, body, before, r1.TypeServerReplayed, "beyond the tolerance of 2m0s")
@@ -193,9 +192,8 @@ func TestReplayRefused(t *testing.T) {
 	// (Ahead of the provider's clock: a node refuses what was signed
 	// before it started, and this one started moments ago.)
 	t.Run("within the tolerance", func(t *testing.T) {
-		g := w.gw["VN/GOV/HCMC/gw1"]
-		g.SetClock(func() time.Time { return time.Now().Add(90 * time.Second) })
-		defer g.SetClock(time.Now)
+		w.setClock("VN/GOV/HCMC/gw1", 90*time.Second)
+		defer w.setClock("VN/GOV/HCMC/gw1", 0)
 		if resp, body := w.do(t, call{path: companies + "/0100109106", header: hdr}); resp.StatusCode != 200 {
 			t.Fatalf("status %d %s", resp.StatusCode, body)
 		}
@@ -265,8 +263,7 @@ func TestSignedHeadCoversXRoadHeaders(t *testing.T) {
 // request delivered to one is refused by the other.
 func TestReplayRefusedAcrossNodes(t *testing.T) {
 	dsn := pgtest.Start(t)
-	t.Setenv("SAMPAN_LOG_INDEX_DSN", dsn)
-	w := startWorld(t, sandbox.Options{})
+	w := startWorld(t, sandbox.Options{LogIndexDSN: dsn})
 	mg := w.manifestGateway("VN/GOV/MOF/gw1")
 	node2 := startNode(t, mg, "n2")
 	hdr := map[string]string{r1.HeaderID: "nodes-1"}
@@ -312,7 +309,7 @@ func startNode(t *testing.T, mg sandbox.ManifestGateway, node string) *gateway.G
 		t.Fatal(err)
 	}
 	c.ClientListen, c.PeerListen, c.Log.Node = "127.0.0.1:0", "127.0.0.1:0", node
-	g, err := gateway.New(t.Context(), c, dir, nil)
+	g, err := gateway.New(t.Context(), c, dir, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -236,7 +236,7 @@ func TestAuthorityImpersonation(t *testing.T) {
 				}
 				c.AnchorFile = anchorFile
 				c.ClientListen, c.PeerListen = "127.0.0.1:0", "127.0.0.1:0"
-				g, err := gateway.New(t.Context(), c, copyDir(t, mg.DataDir), slog.New(slog.NewTextHandler(io.Discard, nil)))
+				g, err := gateway.New(t.Context(), c, copyDir(t, mg.DataDir), gateway.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -32,6 +32,7 @@ type stamper struct {
 	last     atomic.Int64 // unix nanoseconds of the last success
 	lastSize uint64
 	lastErr  atomic.Pointer[string]
+	failures atomic.Uint64 // failed attempts, for the metrics
 }
 
 // initStamper starts the grace period at the newest stored token, or now.
@@ -62,6 +63,7 @@ func (g *Gateway) runStamper(ctx context.Context) {
 			}
 			msg := err.Error()
 			g.stamp.lastErr.Store(&msg)
+			g.stamp.failures.Add(1)
 			g.log.Warn("time-stamping the message log failed", "err", err, "overdue", g.timestampOverdue())
 			wait = min(interval, 5*time.Second)
 		} else {

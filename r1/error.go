@@ -55,6 +55,22 @@ const (
 	TypeServerReplayed = "Server.ServerProxy.ReplayedRequest"
 )
 
+// known is the set of the error types above.
+var known = func() map[string]bool {
+	m := map[string]bool{}
+	for _, t := range []string{
+		TypeInvalidRequest, TypeInvalidClientID, TypeInvalidServiceID, TypeInvalidHeader, TypeRequestTooLarge, TypeURITooLong, TypeHeadersTooLarge, TypeUnknownClient, TypeClientNotHosted, TypeUnknownService, TypeOutdatedGlobalConf, TypeNetworkError, TypeSSLAuthFailed, TypeClientSignature, TypeFederationOff, TypeClientLoggingFailed, TypeClientTimestampFailed, TypeClientInternal, TypeSigningFailed, TypeServerAccessDenied, TypeServerUnknownSvc, TypeServerOutdatedConf, TypeServerSignature, TypeServerFederationOff, TypeServerLoggingFailed, TypeServerTimestampFailed, TypeServerAuthFailed, TypeServerInvalidReq, TypeServiceFailed, TypeServerInternal, TypeServerTooLarge, TypeClientPolicyDenied, TypeServerPolicyDenied, TypeServerReplayed,
+	} {
+		m[t] = true
+	}
+	return m
+}()
+
+// Known reports whether typ is one of the error types this package
+// defines. Metrics and monitoring label errors by type and fold any other
+// (an unknown type relayed from a peer) into one value.
+func Known(typ string) bool { return known[typ] }
+
 // Error is a protocol error: the r1 type, the HTTP status, a message that
 // is safe to show the caller, and the internal cause, which is only logged.
 type Error struct {

@@ -60,6 +60,25 @@ type Options struct {
 	// PeerProtocol is what the gateways speak to each other (default
 	// http/1.1; see gateway.Config).
 	PeerProtocol string
+	// LogIndexDSN, when set, puts every gateway's record index in this
+	// PostgreSQL database (gateway.LogConfig.IndexDSN).
+	LogIndexDSN string
+	// Gateway, when set, gives the options of each gateway (by its
+	// identifier) as it starts or restarts; Log is filled in from the
+	// sandbox's when left nil.
+	Gateway func(id string) gateway.Options
+}
+
+// gatewayOptions returns the options gateway id starts with.
+func (o Options) gatewayOptions(id string) gateway.Options {
+	var g gateway.Options
+	if o.Gateway != nil {
+		g = o.Gateway(id)
+	}
+	if g.Log == nil {
+		g.Log = o.Log
+	}
+	return g
 }
 
 // Manifest is DIR/sandbox.json: where everything is, for people and for
@@ -384,7 +403,7 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 			if err != nil {
 				return err
 			}
-			g, err := gateway.New(ctx, gc, gdir, o.Log)
+			g, err := gateway.New(ctx, gc, gdir, o.gatewayOptions(gd.id))
 			if err != nil {
 				return fmt.Errorf("gateway %s: %w", gd.id, err)
 			}
@@ -564,7 +583,7 @@ func (s *Sandbox) RestartGateway(id string) error {
 	if err != nil {
 		return err
 	}
-	g, err := gateway.New(s.ctx, c, mg.DataDir, s.opts.Log)
+	g, err := gateway.New(s.ctx, c, mg.DataDir, s.opts.gatewayOptions(id))
 	if err != nil {
 		return err
 	}
@@ -802,7 +821,7 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		TimestampGrace:    cfg.Duration(o.TimestampGrace),
 		PeerTimeout:       cfg.Duration(o.PeerTimeout),
 		PeerProtocol:      o.PeerProtocol,
-		Log:               gateway.LogConfig{StoreBodies: gd.storeBodies, Retention: cfg.Duration(gd.retention)},
+		Log:               gateway.LogConfig{StoreBodies: gd.storeBodies, Retention: cfg.Duration(gd.retention), IndexDSN: o.LogIndexDSN},
 		// Loopback only: the demo's information systems may use plain
 		// HTTP, but for the subsystems in certClients.
 		DefaultConnection: gateway.ConnHTTP,

@@ -129,12 +129,19 @@ func (c *GatewayRunCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	// A database password is better kept out of the configuration file.
+	if dsn := os.Getenv("SAMPAN_LOG_INDEX_DSN"); dsn != "" {
+		cfg.Log.IndexDSN = dsn
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("SAMPAN_LOG_INDEX_DSN: %w", err)
+		}
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	log := g.logger()
 	n := procs.Set(0)
 	log.Info("scheduler", "procs", n, "cpus", procs.CPUs())
-	gw, err := gateway.New(ctx, cfg, c.Dir, log)
+	gw, err := gateway.New(ctx, cfg, c.Dir, gateway.Options{Log: log})
 	if err != nil {
 		return err
 	}
