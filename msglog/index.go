@@ -238,6 +238,10 @@ type indexWriter struct {
 	stop    chan struct{}
 	stopped chan struct{}
 
+	// committing counts the rows taken from rows by the commit under
+	// way (mu).
+	committing int
+
 	predict   bool            // insert rows with predicted positions
 	base      atomic.Int64    // a row's position is base + its sequence number
 	handed    func() uint64   // the sequence number of the last row handed over
@@ -273,6 +277,14 @@ func (w *indexWriter) enqueue(rows []*row) {
 		default:
 		}
 	}
+}
+
+// lag is how many acknowledged records are not yet committed to the
+// index.
+func (w *indexWriter) lag() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return int64(len(w.rows) + w.committing)
 }
 
 // health reports why new records must be refused, if they must: the index
@@ -365,6 +377,7 @@ func (w *indexWriter) flush(now bool) error {
 		return nil
 	}
 	rows, updates, confirmed := w.rows, w.updates, w.confirmed
+	w.committing = len(rows)
 	// The tree has given every position below w.confirmed: a prediction
 	// there is wrong before it is made.
 	floor := w.confirmed
@@ -429,6 +442,7 @@ func (w *indexWriter) flush(now bool) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.committing = 0
 	if err != nil {
 		// Leaf positions are a convenience (reconciled at the next start
 		// anyway): keep them for the next attempt.

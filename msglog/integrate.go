@@ -69,6 +69,13 @@ func (it *integrator) handed() uint64 {
 	return it.nextSeq
 }
 
+// lag is how many committed rows are not yet leaves of the tree.
+func (it *integrator) lag() int64 {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return int64(len(it.queue) + it.busy)
+}
+
 // health reports why new records must be refused, if they must.
 func (it *integrator) health(maxDelay time.Duration) error {
 	it.mu.Lock()

@@ -26,6 +26,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
@@ -255,6 +256,10 @@ type Options struct {
 	// 1h).
 	Retention     time.Duration
 	PurgeInterval time.Duration
+	// Registerer, when not nil, receives the log's metrics
+	// (sampan_msglog_*); nil keeps none. Each log needs its own: Open
+	// fails when the metrics are registered there already.
+	Registerer prometheus.Registerer
 }
 
 // ErrLogging is wrapped by every failure to log an exchange; the exchange
@@ -282,6 +287,10 @@ type Log struct {
 	quotas      quotas
 	integ       *integrator
 	maxDelay    time.Duration
+
+	refused atomic.Uint64 // records refused before their write (metrics)
+	stamped atomic.Int64  // unix ns of the newest time-stamp (0: none)
+
 	// bg is cancelled when Close begins: background work stops.
 	bg       context.Context
 	bgCancel context.CancelFunc
@@ -370,9 +379,19 @@ func Open(ctx context.Context, dir, name string, o Options, log *slog.Logger) (*
 	// The leftover rows are handed over first (sequence numbers 1 to
 	// len(leftover)) and take the positions from the tree's size on.
 	l.idx = newIndexWriter(db, signer.Name(), log, l.integ.enqueue, l.integ.handed, int64(size)-1, size)
-	l.wal = newWALWriter(dir, lastSeg, log, l.idx.enqueue)
+	var syncTime prometheus.Histogram
+	if o.Registerer != nil {
+		syncTime = newSyncHistogram()
+	}
+	l.wal = newWALWriter(dir, lastSeg, log, l.idx.enqueue, syncTime)
 	l.integ.enqueue(leftover)
 	go l.integ.run(l.done)
+	l.noteTimestamp(newestTimestamp(dir))
+	if o.Registerer != nil {
+		if err := l.registerMetrics(o.Registerer, syncTime); err != nil {
+			return nil, errors.Join(err, l.Close(ctx))
+		}
+	}
 	log.Debug("message log open", "dir", dir, "origin", signer.Name(), "index", indexKind(db))
 	if o.Retention > 0 {
 		l.wg.Add(1)
@@ -435,10 +454,12 @@ type Pending struct {
 // too large, the log failing) is not written. Append is Begin and Wait.
 func (l *Log) Begin(r *Record) (*Pending, error) {
 	if r.Kind == KindPurge {
+		l.refused.Add(1)
 		return nil, fmt.Errorf("%w: purge records are written by Purge", ErrLogging)
 	}
 	b, err := r.marshal()
 	if err != nil {
+		l.refused.Add(1)
 		return nil, err
 	}
 	rw, err := l.begin(r, b)
@@ -489,6 +510,17 @@ func (l *Log) append(ctx context.Context, r *Record, b []byte) (*row, error) {
 
 // begin hands an encoded record to the write-ahead writer.
 func (l *Log) begin(r *Record, b []byte) (*row, error) {
+	rw, err := l.enqueue(r, b)
+	if err != nil {
+		l.refused.Add(1)
+		return nil, err
+	}
+	return rw, nil
+}
+
+// enqueue refuses the record while the log is failing or lagging, and
+// otherwise hands it to the write-ahead writer.
+func (l *Log) enqueue(r *Record, b []byte) (*row, error) {
 	if err := l.idx.health(l.maxDelay); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sampan-exchange/sampan/r1"
 	"github.com/sampan-exchange/sampan/store"
 	"github.com/sampan-exchange/sampan/store/pgtest"
@@ -293,13 +295,14 @@ func TestParseRecordRefusesJunk(t *testing.T) {
 // and it reports CPU and bytes written per record — of this process
 // only: with PostgreSQL the server's share is not in them.
 func BenchmarkAppend(b *testing.B) {
-	b.Run("index=sqlite", func(b *testing.B) { benchAppend(b, "") })
-	b.Run("index=postgres", func(b *testing.B) { benchAppend(b, pgtest.Start(b)) })
+	b.Run("index=sqlite", func(b *testing.B) { benchAppend(b, Options{}) })
+	b.Run("index=sqlite/metrics", func(b *testing.B) { benchAppend(b, Options{Registerer: prometheus.NewRegistry()}) })
+	b.Run("index=postgres", func(b *testing.B) { benchAppend(b, Options{IndexDSN: pgtest.Start(b)}) })
 }
 
-func benchAppend(b *testing.B, dsn string) {
+func benchAppend(b *testing.B, o Options) {
 	productionSegments(b)
-	l, err := Open(b.Context(), b.TempDir(), "bench", Options{IndexDSN: dsn}, nil)
+	l, err := Open(b.Context(), b.TempDir(), "bench", o, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/digitorus/timestamp"
 
@@ -36,7 +38,61 @@ func (l *Log) StoreTimestamp(size uint64, checkpoint, token []byte, tsaCert *x50
 	if err := pki.WriteFileAtomic(base+".tsr", token, 0o644); err != nil {
 		return err
 	}
-	return pki.WriteFileAtomic(filepath.Join(dir, "tsa.pem"), pki.EncodeCert(tsaCert.Raw), 0o644)
+	if err := pki.WriteFileAtomic(filepath.Join(dir, "tsa.pem"), pki.EncodeCert(tsaCert.Raw), 0o644); err != nil {
+		return err
+	}
+	at := l.now()
+	if ts, err := ParseToken(token); err == nil {
+		at = ts.Time
+	}
+	l.noteTimestamp(at)
+	return nil
+}
+
+// LastTimestamp returns the time (as the authority stamped it) of the
+// newest time-stamp token the log keeps, or the zero time when it keeps
+// none. A token covers a checkpoint: while the tree does not grow, no
+// new token is needed, and this time stays where it is.
+func (l *Log) LastTimestamp() time.Time {
+	if ns := l.stamped.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// noteTimestamp makes at the newest time-stamp's time, unless a newer one
+// is known.
+func (l *Log) noteTimestamp(at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	ns := at.UnixNano()
+	for {
+		old := l.stamped.Load()
+		if ns <= old || l.stamped.CompareAndSwap(old, ns) {
+			return
+		}
+	}
+}
+
+// newestTimestamp is the time of the token over the largest checkpoint
+// stored in dir (its file's modification time if it does not parse), or
+// the zero time when there is none.
+func newestTimestamp(dir string) time.Time {
+	tokens, _ := filepath.Glob(filepath.Join(dir, TimestampsDir, "*.tsr"))
+	if len(tokens) == 0 {
+		return time.Time{}
+	}
+	newest := slices.Max(tokens) // names are fixed-width tree sizes
+	if b, err := os.ReadFile(newest); err == nil {
+		if ts, err := ParseToken(b); err == nil {
+			return ts.Time
+		}
+	}
+	if fi, err := os.Stat(newest); err == nil {
+		return fi.ModTime()
+	}
+	return time.Time{}
 }
 
 // Checkpoint returns the latest published checkpoint, or nil before the

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sampan-exchange/sampan/internal/busy"
 	"github.com/sampan-exchange/sampan/store"
 )
@@ -110,6 +112,14 @@ type walWriter struct {
 	dir       string
 	log       *slog.Logger
 	onDurable func([]*row) // sees durable rows, in order, before they are acknowledged
+	// syncTime observes each group's write and sync; nil: none.
+	syncTime prometheus.Observer
+
+	// Counted per group, before its rows are answered (metrics).
+	syncs    atomic.Uint64 // segment syncs
+	durable  atomic.Uint64 // records made durable
+	failed   atomic.Uint64 // records whose write failed
+	inflight atomic.Int64  // records taken from pending, not yet answered
 
 	mu        sync.Mutex
 	pending   []*row
@@ -140,8 +150,8 @@ type prepared struct {
 	err  error
 }
 
-func newWALWriter(dir string, next uint64, log *slog.Logger, onDurable func([]*row)) *walWriter {
-	w := &walWriter{dir: filepath.Join(dir, WALDir), log: log, onDurable: onDurable, next: next,
+func newWALWriter(dir string, next uint64, log *slog.Logger, onDurable func([]*row), syncTime prometheus.Observer) *walWriter {
+	w := &walWriter{dir: filepath.Join(dir, WALDir), log: log, onDurable: onDurable, syncTime: syncTime, next: next,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go w.run()
 	return w
@@ -181,6 +191,14 @@ func (r *row) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// queueDepth is how many records were handed to the writer and not yet
+// answered (durable or failed).
+func (w *walWriter) queueDepth() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return int64(len(w.pending)) + w.inflight.Load()
 }
 
 // health reports why new records must be refused: a segment write has
@@ -229,6 +247,7 @@ func (w *walWriter) flush(pace bool) {
 	w.mu.Lock()
 	rows := w.pending
 	w.pending = nil
+	w.inflight.Add(int64(len(rows))) // with the swap: queueDepth counts them once
 	w.mu.Unlock()
 	for len(rows) > 0 {
 		if w.f == nil {
@@ -271,20 +290,28 @@ func (w *walWriter) flush(pace bool) {
 		}
 		group := rows[:n]
 		rows = rows[n:]
+		start := time.Now()
 		w.mu.Lock()
-		w.syncStart = time.Now()
+		w.syncStart = start
 		w.mu.Unlock()
+		synced := false
 		err := injectedFault(w.dir)
 		if err == nil {
 			_, err = w.f.WriteAt(w.buf, w.off)
 		}
 		if err == nil {
-			err = datasync(w.f)
+			err, synced = datasync(w.f), true
 		}
 		w.lastSync = time.Now()
 		w.mu.Lock()
 		w.syncStart = time.Time{}
 		w.mu.Unlock()
+		if synced {
+			w.syncs.Add(1)
+			if w.syncTime != nil {
+				w.syncTime.Observe(w.lastSync.Sub(start).Seconds())
+			}
+		}
 		if err != nil {
 			// After a failed write or sync the file's state is unknown:
 			// zero what may have been written and go on in a new segment.
@@ -300,6 +327,8 @@ func (w *walWriter) flush(pace bool) {
 			r.seg, r.acked = w.seg, w.lastSync
 		}
 		w.onDurable(group)
+		w.durable.Add(uint64(len(group)))
+		w.inflight.Add(-int64(len(group)))
 		for _, r := range group {
 			r.done <- nil
 		}
@@ -308,6 +337,8 @@ func (w *walWriter) flush(pace bool) {
 
 func (w *walWriter) fail(rows []*row, err error) {
 	err = fmt.Errorf("%w: write-ahead segment: %w", ErrLogging, err)
+	w.failed.Add(uint64(len(rows)))
+	w.inflight.Add(-int64(len(rows)))
 	for _, r := range rows {
 		r.done <- err
 	}

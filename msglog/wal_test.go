@@ -25,7 +25,7 @@ func (w *walWriter) append(ctx context.Context, r *row) error {
 // last segment.
 func leaveSegments(t *testing.T, dir string, base, n int) int64 {
 	t.Helper()
-	w := newWALWriter(dir, 0, discard(), func([]*row) {}) // the index never sees them
+	w := newWALWriter(dir, 0, discard(), func([]*row) {}, nil) // the index never sees them
 	for i := range n {
 		b, r := entry(t, base+i)
 		if err := w.append(t.Context(), &row{digest: recordDigest(b), rec: r, data: b}); err != nil {
@@ -323,7 +323,7 @@ func TestWALTornTailBeforeNewerSegment(t *testing.T) {
 	}
 	f.Close()
 	// A newer segment with records of its own.
-	w := newWALWriter(dir, 100, discard(), func([]*row) {})
+	w := newWALWriter(dir, 100, discard(), func([]*row) {}, nil)
 	b, r := entry(t, 3)
 	if err := w.append(t.Context(), &row{digest: recordDigest(b), rec: r, data: b}); err != nil {
 		t.Fatal(err)
