@@ -161,7 +161,7 @@ func New(ctx context.Context, c *Config, dir string, o Options) (*Gateway, error
 	if c.Log.Node != "" {
 		logName += "#" + c.Log.Node
 	}
-	if g.mlog, err = msglog.Open(ctx, filepath.Join(dir, logDir), logName, msglog.Options{IndexDSN: dsn, Retention: c.Log.Retention.D()}, g.log); err != nil {
+	if g.mlog, err = msglog.Open(ctx, filepath.Join(dir, logDir), logName, msglog.Options{IndexDSN: dsn, Retention: c.Log.Retention.D(), Registerer: g.registry}, g.log); err != nil {
 		g.db.Close()
 		return nil, err
 	}
