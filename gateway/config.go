@@ -402,6 +402,14 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// path resolves a file named in the configuration against its directory.
+func (c *Config) path(p string) string {
+	if filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
 func (c *Config) anchorPath() string {
 	if filepath.IsAbs(c.AnchorFile) || c.dir == "" {
 		return c.AnchorFile

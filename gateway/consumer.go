@@ -324,6 +324,9 @@ func (c *consumerCall) signBody(sum []byte, n int64) error {
 func (c *consumerCall) send() *r1.Error {
 	c.o.requestOut = time.Now()
 	resp, err := c.g.peerRT.RoundTrip(c.out)
+	if sr := c.signed.Load(); sr != nil {
+		c.o.reqBytes = sr.bytes
+	}
 	if err != nil {
 		return peerError(err, c.peer)
 	}
@@ -498,9 +501,6 @@ func (c *consumerCall) answer() *r1.Error {
 	o.status = resp.StatusCode
 	c.w.WriteHeader(resp.StatusCode)
 	_, err := io.Copy(c.w, c.vr)
-	if sr := c.signed.Load(); sr != nil {
-		o.reqBytes = sr.bytes
-	}
 	o.respBytes = c.vr.Len()
 	if err != nil {
 		// The client must not take a truncated or unverified body for a

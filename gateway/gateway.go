@@ -27,6 +27,7 @@ import (
 	"github.com/sampan-exchange/sampan/internal/busy"
 	"github.com/sampan-exchange/sampan/internal/warm"
 	"github.com/sampan-exchange/sampan/msglog"
+	"github.com/sampan-exchange/sampan/opmon"
 	"github.com/sampan-exchange/sampan/ops"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/store"
@@ -177,6 +178,17 @@ func New(ctx context.Context, c *Config, dir string, o Options) (*Gateway, error
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
+	if c.Monitoring.Records == On {
+		g.opmon, err = opmon.Open(ctx, opmon.Options{
+			SQLitePath: filepath.Join(dir, opmonFile), DSN: dsn, Retention: c.Monitoring.Retention.D(),
+			Registerer: g.registry, Logger: g.log, Clock: o.Clock,
+		})
+		if err != nil {
+			g.mlog.Close(ctx)
+			g.db.Close()
+			return nil, fmt.Errorf("monitoring records: %w", err)
+		}
+	}
 	g.reconcileFederation(ctx)
 	g.initStamper()
 	g.backends = &http.Transport{
@@ -232,7 +244,11 @@ func (g *Gateway) Close() error {
 	g.backends.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return errors.Join(g.mlog.Close(ctx), g.db.Close())
+	var err error
+	if g.opmon != nil {
+		err = g.opmon.Close(ctx)
+	}
+	return errors.Join(err, g.mlog.Close(ctx), g.db.Close())
 }
 
 // LogDir returns the directory of the gateway's message log.
@@ -260,8 +276,8 @@ func (g *Gateway) RefreshConf(ctx context.Context) error {
 	return g.refreshForeign(ctx)
 }
 
-// Listen opens the client and peer listeners, so that their addresses are
-// known before Run.
+// Listen opens the client, peer and operations listeners, so that their
+// addresses are known before Run.
 func (g *Gateway) Listen() error {
 	var err error
 	if g.clientLn, err = net.Listen("tcp", g.cfg.ClientListen); err != nil {
@@ -271,12 +287,47 @@ func (g *Gateway) Listen() error {
 		g.clientLn.Close()
 		return fmt.Errorf("listen peer side %s: %w", g.cfg.PeerListen, err)
 	}
+	if g.opsLn, err = net.Listen("tcp", g.cfg.OpsListen); err != nil {
+		g.clientLn.Close()
+		g.peerLn.Close()
+		return fmt.Errorf("listen operations %s: %w", g.cfg.OpsListen, err)
+	}
 	if g.clientTLSConf, err = g.clientTLS(); err != nil {
 		g.clientLn.Close()
 		g.peerLn.Close()
+		g.opsLn.Close()
 		return err
 	}
 	return nil
+}
+
+// OpsAddr returns the operations listener's address after Listen.
+func (g *Gateway) OpsAddr() string { return g.opsLn.Addr().String() }
+
+// opsServer is the operations listener's server: metrics, health, and
+// the monitoring records.
+func (g *Gateway) opsServer() (*ops.Server, error) {
+	c := ops.Config{
+		Listener: g.opsLn, Gatherer: g.registry, Log: g.log,
+		Ready: func() (bool, any) {
+			st := g.conf.Load()
+			if st == nil {
+				return false, "no shared configuration yet"
+			}
+			return !st.cfg.Expired(g.now()), g.ConfStatus()
+		},
+	}
+	if g.opmon != nil {
+		c.Handlers = map[string]http.Handler{"/records": opmon.Handler(g.opmon)}
+	}
+	if g.cfg.OpsTokenFile != "" {
+		tok, err := ops.ReadTokenFile(g.cfg.path(g.cfg.OpsTokenFile))
+		if err != nil {
+			return nil, fmt.Errorf("ops_token_file: %w", err)
+		}
+		c.Token = tok
+	}
+	return ops.NewServer(c)
 }
 
 // ClientAddr and PeerAddr return the listening addresses after Listen.
@@ -331,14 +382,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: pl.StreamsPerConn},
 		ErrorLog:          slog.NewLogLogger(g.peerLog.Handler(), slog.LevelDebug),
 	}
+	opsSrv, err := g.opsServer()
+	if err != nil {
+		return err
+	}
 	split := newSplitListener(g.clientLn, client.ReadHeaderTimeout)
 	defer split.Close()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
+	go func() { errc <- opsSrv.Serve() }()
 	go func() { errc <- client.Serve(split.plain) }()
 	go func() { errc <- client.Serve(tls.NewListener(split.tls, g.clientTLSConf)) }()
 	go func() { errc <- peer.ServeTLS(newLimitListener(g.peerLn, pl.MaxConns), "", "") }()
-	g.log.Info("gateway serving", "client", g.ClientAddr(), "peer", g.PeerAddr())
-	var err error
+	g.log.Info("gateway serving", "client", g.ClientAddr(), "peer", g.PeerAddr(), "ops", g.OpsAddr())
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -347,6 +402,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer scancel()
 	client.Shutdown(sctx)
 	peer.Shutdown(sctx)
+	opsSrv.Shutdown(sctx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

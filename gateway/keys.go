@@ -22,6 +22,7 @@ const (
 	authCertFile = "auth.crt"
 	signDir      = "sign"
 	stateFile    = "state.db"
+	opmonFile    = "opmon.db"
 	logDir       = "log"
 )
 

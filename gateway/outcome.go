@@ -8,6 +8,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/msglog"
+	"github.com/sampan-exchange/sampan/opmon"
 	"github.com/sampan-exchange/sampan/r1"
 )
 
@@ -93,7 +94,32 @@ func (g *Gateway) begin(sd side, requestID string, r *http.Request) *outcome {
 		base = g.peerLog
 	}
 	o.log = requestLog(base, "side", sd.pick("client", "provider"), "request_id", requestID)
+	if tp := r.Header.Get("Traceparent"); validTraceparent(tp) {
+		o.traceparent = tp
+	}
 	return o
+}
+
+// validTraceparent reports whether v is a W3C traceparent header: version,
+// trace id, parent id and flags in lower-case hex. It is passed on as
+// the client sent it either way (it is one of the signed headers); only a
+// well-formed one is recorded.
+func validTraceparent(v string) bool {
+	if len(v) < 55 || len(v) > 128 || (v[:2] == "00" && len(v) != 55) || v[:2] == "ff" {
+		return false
+	}
+	for i := range 55 {
+		switch c := v[i]; {
+		case i == 2 || i == 35 || i == 52:
+			if c != '-' {
+				return false
+			}
+		case c >= '0' && c <= '9' || c >= 'a' && c <= 'f':
+		default:
+			return false
+		}
+	}
+	return len(v) == 55 || v[55] == '-'
 }
 
 // enter ends the step under way and starts s.
@@ -154,6 +180,34 @@ func (o *outcome) record(gw string) *msglog.Record {
 	}
 }
 
+// monitoringRecord is the operational-monitoring record of the exchange.
+func (o *outcome) monitoringRecord(gw string, end time.Time) *opmon.Record {
+	rec := &opmon.Record{
+		Side: o.side.pick("consumer", "provider"), Gateway: gw, PeerGateway: o.peer,
+		RequestInAt: o.start, RequestOutAt: o.requestOut, ResponseInAt: o.responseIn, ResponseOutAt: end,
+		XRoadID: o.xroadID, RequestID: o.requestID, UserID: o.userID, Issue: o.issue, RepresentedParty: o.represented,
+		Protocol: "r1", Method: o.method, Path: o.path,
+		RequestBytes: o.reqBytes, ResponseBytes: o.respBytes, Status: o.status,
+		Succeeded: o.err == nil && !o.aborted, Traceparent: o.traceparent,
+		Steps: make([]opmon.Step, o.entered),
+	}
+	if o.client.Instance != "" {
+		rec.Client = o.client.String()
+	}
+	if o.service.Code != "" {
+		rec.Service = o.service.String()
+	}
+	if o.err != nil {
+		rec.ErrorType, rec.ErrorMessage = o.err.Type, o.err.Message
+	} else if o.aborted {
+		rec.ErrorMessage = "the answer was cut off"
+	}
+	for i, s := range o.order[:o.entered] {
+		rec.Steps[i] = opmon.Step{Name: s.String(), Duration: o.steps[s]}
+	}
+	return rec
+}
+
 // finish closes the outcome and reports it.
 func (g *Gateway) finish(ctx context.Context, o *outcome) {
 	end := time.Now()
@@ -162,6 +216,9 @@ func (g *Gateway) finish(ctx context.Context, o *outcome) {
 	}
 	if g.metrics != nil {
 		g.metrics.observe(o, end)
+	}
+	if g.opmon != nil {
+		g.opmon.Add(o.monitoringRecord(g.cfg.ID.String(), end))
 	}
 	switch {
 	case o.err != nil && !o.relayed:
