@@ -22,6 +22,13 @@ const maxAPIBody = 1 << 20
 // /api/v1/, which requires an operator's bearer token.
 func (a *Authority) Handler() http.Handler {
 	mux := http.NewServeMux()
+	// calls names the management operations by their pattern, for the
+	// management_calls metric.
+	calls := map[string]string{}
+	manage := func(pattern, call, role string, h func(http.ResponseWriter, *http.Request, string) error) {
+		calls[pattern] = call
+		mux.HandleFunc(pattern, a.op(role, h))
+	}
 	mux.HandleFunc("GET /conf", a.serveConf)
 	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
@@ -40,90 +47,90 @@ func (a *Authority) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "serial": a.current.Load().serial})
 	})
-	mux.HandleFunc("GET /api/v1/configuration", a.op(RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+	manage("GET /api/v1/configuration", "get_configuration", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
 		writeJSON(w, http.StatusOK, a.Current())
 		return nil
-	}))
-	mux.HandleFunc("GET /api/v1/operators", a.op(RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("GET /api/v1/operators", "list_operators", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
 		writeJSON(w, http.StatusOK, a.Operators())
 		return nil
-	}))
-	mux.HandleFunc("POST /api/v1/operators/{name}/revoke", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("POST /api/v1/operators/{name}/revoke", "revoke_operator", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		if err := a.RevokeOperator(r.Context(), op, r.PathValue("name")); err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"revoked": r.PathValue("name")})
 		return nil
-	}))
-	mux.HandleFunc("POST /api/v1/members", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("POST /api/v1/members", "add_member", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in MemberInput
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		return created(w, a.AddMember(r.Context(), op, in), in)
-	}))
-	mux.HandleFunc("POST /api/v1/subsystems", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("POST /api/v1/subsystems", "add_subsystem", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in SubsystemInput
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		return created(w, a.AddSubsystem(r.Context(), op, in), in)
-	}))
-	mux.HandleFunc("PUT /api/v1/subsystems", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("PUT /api/v1/subsystems", "put_subsystem", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in SubsystemInput
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		return created(w, a.PutSubsystem(r.Context(), op, in), in)
-	}))
-	mux.HandleFunc("PUT /api/v1/gateways", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("PUT /api/v1/gateways", "put_gateway", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in GatewayInput
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		return created(w, a.PutGateway(r.Context(), op, in), in)
-	}))
-	mux.HandleFunc("PUT /api/v1/groups", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("PUT /api/v1/groups", "put_group", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in GroupInput
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		return created(w, a.PutGroup(r.Context(), op, in), in)
-	}))
-	mux.HandleFunc("PUT /api/v1/federation", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("PUT /api/v1/federation", "put_federation", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in FederationInput
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		return created(w, a.PutFederation(r.Context(), op, in), map[string]string{"federated": in.Anchor.Instance})
-	}))
-	mux.HandleFunc("DELETE /api/v1/federation/{instance}", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("DELETE /api/v1/federation/{instance}", "remove_federation", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		if err := a.RemoveFederation(r.Context(), op, r.PathValue("instance")); err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("instance")})
 		return nil
-	}))
-	mux.HandleFunc("GET /api/v1/policy", a.op(RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("GET /api/v1/policy", "get_policy", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
 		c := a.current.Load().cfg
 		writeJSON(w, http.StatusOK, PolicyView{Document: c.Policy, Cedar: c.PolicyEngine().Text(), Version: c.PolicyEngine().Version()})
 		return nil
-	}))
-	mux.HandleFunc("PUT /api/v1/policy/services", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("PUT /api/v1/policy/services", "put_service_class", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in policy.ServiceClass
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		return created(w, a.PutServiceClass(r.Context(), op, in), in)
-	}))
-	mux.HandleFunc("PUT /api/v1/policy/agreements", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("PUT /api/v1/policy/agreements", "put_agreement", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in policy.Agreement
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		return created(w, a.PutAgreement(r.Context(), op, in), in)
-	}))
-	mux.HandleFunc("POST /api/v1/policy/agreements/{id}/status", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("POST /api/v1/policy/agreements/{id}/status", "set_agreement_status", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in StatusInput
 		if err := decode(r, &in); err != nil {
 			return err
@@ -133,29 +140,29 @@ func (a *Authority) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"agreement": r.PathValue("id"), "status": in.Status})
 		return nil
-	}))
-	mux.HandleFunc("PUT /api/v1/policy/rules", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("PUT /api/v1/policy/rules", "put_rules", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in []policy.Rule
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		return created(w, a.PutRules(r.Context(), op, in), in)
-	}))
-	mux.HandleFunc("PUT /api/v1/policy/suspensions", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("PUT /api/v1/policy/suspensions", "put_suspension", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in policy.Suspension
 		if err := decode(r, &in); err != nil {
 			return err
 		}
 		return created(w, a.PutSuspension(r.Context(), op, in), in)
-	}))
-	mux.HandleFunc("DELETE /api/v1/policy/suspensions/{id}", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("DELETE /api/v1/policy/suspensions/{id}", "remove_suspension", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		if err := a.RemoveSuspension(r.Context(), op, r.PathValue("id")); err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"resumed": r.PathValue("id")})
 		return nil
-	}))
-	mux.HandleFunc("POST /api/v1/certificates", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("POST /api/v1/certificates", "issue_certificate", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		var in IssueInput
 		if err := decode(r, &in); err != nil {
 			return err
@@ -166,15 +173,15 @@ func (a *Authority) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusCreated, out)
 		return nil
-	}))
-	mux.HandleFunc("POST /api/v1/certificates/{serial}/revoke", a.op(RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+	})
+	manage("POST /api/v1/certificates/{serial}/revoke", "revoke_certificate", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
 		if err := a.Revoke(r.Context(), op, r.PathValue("serial")); err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"revoked": r.PathValue("serial")})
 		return nil
-	}))
-	return ocspGET(mux, a.serveOCSP)
+	})
+	return a.metrics.countCalls(calls, ocspGET(mux, a.serveOCSP))
 }
 
 func (a *Authority) serveConf(w http.ResponseWriter, r *http.Request) {

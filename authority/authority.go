@@ -27,6 +27,7 @@ import (
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/ops"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/store"
 )
@@ -67,6 +68,10 @@ type Authority struct {
 	authThrottle, tsaThrottle *throttle
 	revokedMu                 sync.RWMutex
 	revoked                   map[string]bool // operator token hashes
+
+	metrics  *metrics
+	opsToken string                   // from Config.OpsTokenFile
+	opsAddr  atomic.Pointer[net.Addr] // set while the operations listener serves
 }
 
 type published struct {
@@ -82,11 +87,17 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 	if log == nil {
 		log = slog.Default()
 	}
+	a := &Authority{cfg: c, dir: dir, log: log.With("component", "authority", "instance", c.Instance)}
+	a.metrics = newMetrics(a)
+	var err error
+	if c.OpsTokenFile != "" {
+		if a.opsToken, err = ops.ReadTokenFile(c.OpsTokenFile); err != nil {
+			return nil, fmt.Errorf("ops_token_file: %w", err)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	a := &Authority{cfg: c, dir: dir, log: log.With("component", "authority", "instance", c.Instance)}
-	var err error
 	if a.ca, err = pki.LoadOrCreateCA(dir, c.Instance+" Sampan CA"); err != nil {
 		return nil, err
 	}
@@ -165,7 +176,9 @@ func (a *Authority) loadTLS() error {
 				t.DNSNames = append(t.DNSNames, h)
 			}
 		}
-		if cert, err = a.tlsCA.Issue(key.Public(), pki.ProfileServer, t); err != nil {
+		cert, err = a.tlsCA.Issue(key.Public(), pki.ProfileServer, t)
+		a.metrics.certIssued("tls", err)
+		if err != nil {
 			return err
 		}
 		if err := pki.WriteCert(certPath, cert.Raw); err != nil {
@@ -306,6 +319,14 @@ type IssuedCert struct {
 // the registered member named. The CSR may name nothing else, and a key
 // is certified to one subject and profile only (renewals excepted).
 func (a *Authority) Issue(ctx context.Context, op string, in IssueInput) (*IssuedCert, error) {
+	out, err := a.issue(ctx, op, in)
+	if in.Profile == "auth" || in.Profile == "sign" { // any other is refused before any work
+		a.metrics.certIssued(in.Profile, err)
+	}
+	return out, err
+}
+
+func (a *Authority) issue(ctx context.Context, op string, in IssueInput) (*IssuedCert, error) {
 	csr, err := pki.ParseCSR([]byte(in.CSR))
 	if err != nil {
 		return nil, fmt.Errorf("%w: csr: %w", errInvalid, err)
@@ -408,18 +429,61 @@ func (a *Authority) Revoke(ctx context.Context, op, serial string) error {
 	})
 }
 
-// Run serves the public and management API on the configured address
+// Run serves the public and management API on Config.Listen and the
+// operations listener (metrics, health, readiness) on Config.OpsListen
 // until ctx ends, re-publishing the configuration every ConfInterval.
 func (a *Authority) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", a.cfg.Listen, err)
 	}
-	return a.Serve(ctx, ln)
+	opsLn, err := net.Listen("tcp", a.cfg.OpsListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen %s (ops_listen): %w", a.cfg.OpsListen, err)
+	}
+	return a.ServeWithOps(ctx, ln, opsLn)
 }
 
-// Serve is Run on a listener the caller opened.
+// Serve is Run on a listener the caller opened for the API, without the
+// operations listener.
 func (a *Authority) Serve(ctx context.Context, ln net.Listener) error {
+	return a.serve(ctx, ln, nil)
+}
+
+// ServeWithOps is Run on listeners the caller opened: ln for the API,
+// opsLn for the operations listener.
+func (a *Authority) ServeWithOps(ctx context.Context, ln, opsLn net.Listener) error {
+	if opsLn == nil {
+		ln.Close()
+		return errors.New("serve: no operations listener")
+	}
+	return a.serve(ctx, ln, opsLn)
+}
+
+// OpsAddr returns the address of the operations listener while it
+// serves, or "".
+func (a *Authority) OpsAddr() string {
+	if p := a.opsAddr.Load(); p != nil {
+		return (*p).String()
+	}
+	return ""
+}
+
+// serve runs the API, the re-publication timer and, when opsLn is set,
+// the operations listener; the first to fail stops the others, and serve
+// returns once all have stopped.
+func (a *Authority) serve(ctx context.Context, ln, opsLn net.Listener) error {
+	var opsSrv *ops.Server
+	if opsLn != nil {
+		var err error
+		opsSrv, err = ops.NewServer(ops.Config{Listener: opsLn, Gatherer: a.metrics.reg, Ready: a.ready, Token: a.opsToken, Log: a.log})
+		if err != nil {
+			ln.Close()
+			opsLn.Close()
+			return err
+		}
+	}
 	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -432,6 +496,19 @@ func (a *Authority) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	opsDone := make(chan error, 1)
+	if opsSrv != nil {
+		addr := opsLn.Addr()
+		a.opsAddr.Store(&addr)
+		defer a.opsAddr.Store(nil)
+		go func() {
+			err := opsSrv.Run(ctx)
+			cancel() // a failed operations listener stops the authority
+			opsDone <- err
+		}()
+	} else {
+		opsDone <- nil
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -455,8 +532,9 @@ func (a *Authority) Serve(ctx context.Context, ln net.Listener) error {
 	err := srv.ServeTLS(ln, "", "")
 	cancel()
 	<-done
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	opsErr := <-opsDone
+	if !errors.Is(err, http.ErrServerClosed) {
+		return err
 	}
-	return err
+	return opsErr
 }

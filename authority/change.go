@@ -43,6 +43,7 @@ func (a *Authority) commit(ctx context.Context, op, action, detail string, f fun
 		return err
 	}, func() {
 		a.current.Store(next)
+		a.metrics.publications.Inc()
 		if crlErr = a.publishCRL(context.WithoutCancel(ctx), crlNum); crlErr != nil {
 			a.log.Error("publish CRL after a change; the next publication retries", "serial", next.serial, "err", crlErr)
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
@@ -47,6 +48,16 @@ type Config struct {
 	// TSARate is how many time-stamp requests one client address may
 	// send per minute. Default 1200.
 	TSARate int `json:"tsa_requests_per_minute"`
+
+	// OpsListen is the plain-HTTP address of the operations listener
+	// (/metrics, /healthz, /readyz). Default 127.0.0.1:4001: keep it on
+	// loopback or a management network.
+	OpsListen string `json:"ops_listen"`
+	// OpsTokenFile, when set, names a file (mode 0600) holding the bearer
+	// token the operations listener requires on /metrics. It is read at
+	// start; the authority refuses to start when it is missing or
+	// readable by others.
+	OpsTokenFile string `json:"ops_token_file"`
 
 	// authFailures and authWindow, when set, replace the throttling of
 	// failed management calls (tests).
@@ -125,7 +136,14 @@ func (c *Config) SetDefaults() {
 	if c.CertValidity == 0 {
 		c.CertValidity = cfg.Duration(365 * 24 * time.Hour)
 	}
+	if c.OpsListen == "" {
+		c.OpsListen = DefaultOpsListen
+	}
 }
+
+// DefaultOpsListen is the default of Config.OpsListen: loopback, beside
+// the API's default port.
+const DefaultOpsListen = "127.0.0.1:4001"
 
 // Validate checks the configuration; errors name the field.
 func (c *Config) Validate() error {
@@ -134,6 +152,16 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	_, opsPort, err := net.SplitHostPort(c.OpsListen)
+	if err != nil {
+		return fmt.Errorf("ops_listen: %w", err)
+	}
+	if c.OpsListen == c.Listen && opsPort != "0" {
+		return fmt.Errorf("ops_listen: %s is also listen", c.OpsListen)
+	}
+	if c.OpsTokenFile != "" && strings.TrimSpace(c.OpsTokenFile) != c.OpsTokenFile {
+		return fmt.Errorf("ops_token_file: %q has surrounding white space", c.OpsTokenFile)
 	}
 	u, err := url.Parse(c.PublicURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {

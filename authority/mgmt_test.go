@@ -26,6 +26,7 @@ const (
 type testAuthority struct {
 	a      *Authority
 	url    string
+	ops    string // base URL of the operations listener
 	dir    string
 	cfg    *Config
 	cancel context.CancelFunc
@@ -48,7 +49,11 @@ func startAuthorityLog(t *testing.T, dir, listen string, w io.Writer, opts ...fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Config{Instance: "VN", Listen: ln.Addr().String(), Operators: []Operator{
+	opsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{Instance: "VN", Listen: ln.Addr().String(), OpsListen: opsLn.Addr().String(), Operators: []Operator{
 		{Name: "alice", TokenSHA256: HashToken(adminToken), Role: RoleAdmin},
 		{Name: "audit", TokenSHA256: HashToken(auditorToken), Role: RoleAuditor},
 	}}
@@ -64,8 +69,8 @@ func startAuthorityLog(t *testing.T, dir, listen string, w io.Writer, opts ...fu
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testAuthority{a: a, url: c.PublicURL, dir: dir, cfg: c, cancel: cancel, done: make(chan error, 1)}
-	go func() { ta.done <- a.Serve(ctx, ln) }()
+	ta := &testAuthority{a: a, url: c.PublicURL, ops: "http://" + opsLn.Addr().String(), dir: dir, cfg: c, cancel: cancel, done: make(chan error, 1)}
+	go func() { ta.done <- a.ServeWithOps(ctx, ln, opsLn) }()
 	t.Cleanup(ta.stop)
 	return ta
 }

@@ -114,6 +114,7 @@ func checkTSARequest(body []byte, policy asn1.ObjectIdentifier) (*timestamp.Requ
 func (a *Authority) serveTSA(w http.ResponseWriter, r *http.Request) {
 	reject := func(httpStatus int, status timestamp.FailureInfo, why string) {
 		a.log.Info("time-stamp request refused", "why", why, "client", r.RemoteAddr)
+		a.metrics.tsaTokens.WithLabelValues(outcomeRefused).Inc()
 		b, _ := timestamp.CreateErrorResponse(timestamp.Rejection, status)
 		w.Header().Set("Content-Type", "application/timestamp-reply")
 		w.WriteHeader(httpStatus)
@@ -155,6 +156,7 @@ func (a *Authority) serveTSA(w http.ResponseWriter, r *http.Request) {
 		reject(http.StatusInternalServerError, timestamp.SystemFailure, "signing failed")
 		return
 	}
+	a.metrics.tsaTokens.WithLabelValues(outcomeIssued).Inc()
 	w.Header().Set("Content-Type", "application/timestamp-reply")
 	w.Write(resp)
 }

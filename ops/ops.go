@@ -1,6 +1,8 @@
 // Package ops is what both daemons share for their operations listener:
 // a Prometheus registry per component, with the Go runtime's and the
-// process's collectors, and the listener's HTTP mux.
+// process's collectors, and the Server that serves it with liveness,
+// readiness and the handlers a daemon mounts, behind an optional bearer
+// token.
 package ops
 
 import (

@@ -1,0 +1,40 @@
+package ops
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"unicode"
+)
+
+// ReadTokenFile reads a bearer token from a file that only its owner may
+// read (mode 0600 or stricter), as key files are. The token is the file's
+// content without surrounding white space; it must be at least
+// MinTokenLen bytes and hold no white space.
+func ReadTokenFile(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("read token file %s: not a regular file", path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("read token file %s: mode %v is too open, want 0600", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < MinTokenLen {
+		return "", fmt.Errorf("read token file %s: token shorter than %d bytes", path, MinTokenLen)
+	}
+	if strings.ContainsFunc(tok, unicode.IsSpace) || strings.ContainsFunc(tok, unicode.IsControl) {
+		return "", fmt.Errorf("read token file %s: token holds white space or control characters", path)
+	}
+	return tok, nil
+}
+
+// MinTokenLen is the shortest token ReadTokenFile accepts.
+const MinTokenLen = 16
