@@ -65,6 +65,10 @@ type Options struct {
 	// CPUProfile, when set, receives a CPU profile of the Sampan
 	// measurement.
 	CPUProfile string
+	// Monitoring is the gateways' (gateway.MonitoringConfig): "on"
+	// (default) keeps the exchange metrics and the monitoring records,
+	// "off" neither, to measure their cost.
+	Monitoring string
 	// OpenRate is the rate of the open-loop latency measurement (default:
 	// half of Sampan's measured peak), so that two builds can be compared
 	// at the same rate.
@@ -131,6 +135,9 @@ type Config struct {
 	// PeerProtocol is spoken between the gateways, and between the
 	// floor's two proxies.
 	PeerProtocol string `json:"peer_protocol"`
+	// Monitoring says whether the gateways kept exchange metrics and
+	// monitoring records ("on" or "off").
+	Monitoring string `json:"monitoring"`
 	// StateDir holds the gateways' state and message logs during the run,
 	// on a file system of type StateFS ("" when unknown).
 	StateDir string `json:"state_dir"`
@@ -204,6 +211,12 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.PeerProtocol == "" {
 		o.PeerProtocol = gateway.PeerHTTP1
 	}
+	if o.Monitoring == "" {
+		o.Monitoring = gateway.On
+	}
+	if o.Monitoring != gateway.On && o.Monitoring != gateway.Off {
+		return nil, fmt.Errorf("monitoring: %q is neither %q nor %q", o.Monitoring, gateway.On, gateway.Off)
+	}
 	if o.PeerProtocol != gateway.PeerHTTP1 && o.PeerProtocol != gateway.PeerHTTP2 {
 		return nil, fmt.Errorf("peer protocol: %q is neither %q nor %q", o.PeerProtocol, gateway.PeerHTTP1, gateway.PeerHTTP2)
 	}
@@ -243,8 +256,8 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	ld := &load{conns: o.Connections, duration: per, maxRequests: o.MaxRequests, body: body}
 	rep := &Report{Config: Config{
 		Rounds: o.Rounds, DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Connections: o.Connections, BodyBytes: o.BodySize,
-		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), ProcsFloor: floorProcs, ProcsSampan: o.Procs, PeerProtocol: o.PeerProtocol,
-		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (" + o.PeerProtocol + "), request and response signed and verified (in batches while the process is busy), access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (write-ahead segments, SQLite record index, Merkle tiles) on both gateways",
+		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), ProcsFloor: floorProcs, ProcsSampan: o.Procs, PeerProtocol: o.PeerProtocol, Monitoring: o.Monitoring,
+		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (" + o.PeerProtocol + "), request and response signed and verified (in batches while the process is busy), access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (write-ahead segments, SQLite record index, Merkle tiles) on both gateways; exchange metrics and monitoring records " + o.Monitoring,
 		Note:   "load generator, backend, the floor's proxies and the gateways share this process and its CPUs (nginx, when measured, runs in processes of its own); loopback only; floor and Sampan alternate in rounds, nginx measured next to the floor",
 	}}
 
@@ -317,7 +330,9 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	defer os.RemoveAll(tmp)
 	dir := filepath.Join(tmp, "sandbox")
 	rep.Config.StateDir, rep.Config.StateFS = dir, fsType(tmp)
+	mon := o.Monitoring
 	sb, err := sandbox.Start(ctx, sandbox.Options{
+		Monitoring:   gateway.MonitoringConfig{Metrics: mon, Records: mon},
 		PeerProtocol: o.PeerProtocol,
 		Dir:          dir,
 		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),

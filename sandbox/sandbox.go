@@ -60,6 +60,9 @@ type Options struct {
 	// PeerProtocol is what the gateways speak to each other (default
 	// http/1.1; see gateway.Config).
 	PeerProtocol string
+	// Monitoring applies to every gateway; zero fields take the
+	// gateway's defaults.
+	Monitoring gateway.MonitoringConfig
 	// LogIndexDSN, when set, puts every gateway's record index in this
 	// PostgreSQL database (gateway.LogConfig.IndexDSN).
 	LogIndexDSN string
@@ -103,6 +106,8 @@ type ManifestAuthority struct {
 	TLSCAFile string `json:"tls_ca_file"`
 	// TokenFile holds the management API token of the admin operator.
 	TokenFile string `json:"token_file"`
+	// OpsURL is the operations listener: /metrics, /healthz, /readyz.
+	OpsURL string `json:"ops_url"`
 }
 
 // ManifestGateway describes a gateway.
@@ -124,6 +129,9 @@ type ManifestGateway struct {
 	ClientConnections []ManifestClient `json:"client_connections"`
 	DataDir           string           `json:"data_dir"`
 	Config            string           `json:"config_file"`
+	// OpsURL is the operations listener: /metrics, /healthz, /readyz and
+	// the monitoring records under /records.
+	OpsURL string `json:"ops_url"`
 }
 
 // ManifestClient is a client subsystem's connection type at its gateway.
@@ -152,16 +160,18 @@ type ManifestService struct {
 type state struct {
 	Version     int                         `json:"version"`
 	Authorities map[string]string           `json:"authorities_listen"`
+	AuthOps     map[string]string           `json:"authorities_ops_listen"`
 	Backends    string                      `json:"backends_listen"`
 	Gateways    map[string]gatewayAddresses `json:"gateways"`
 }
 
 // stateVersion changes whenever the sandbox world does.
-const stateVersion = 3
+const stateVersion = 4
 
 type gatewayAddresses struct {
 	Client string `json:"client_listen"`
 	Peer   string `json:"peer_listen"`
+	Ops    string `json:"ops_listen"`
 }
 
 const (
@@ -184,6 +194,7 @@ type Sandbox struct {
 	compMu sync.Mutex
 	comps  map[string]*component
 	acfgs  map[string]*authority.Config
+	state  *state // the ports chosen on the first start
 	wg     sync.WaitGroup
 	errMu  sync.Mutex
 	err    error
@@ -284,10 +295,10 @@ func loadState(dir string) (*state, bool, error) {
 	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
 		return nil, false, fmt.Errorf("%s is not empty and holds no sandbox state; remove it or choose another --dir", dir)
 	}
-	st = state{Version: stateVersion, Authorities: map[string]string{}, Gateways: map[string]gatewayAddresses{}}
+	st = state{Version: stateVersion, Authorities: map[string]string{}, AuthOps: map[string]string{}, Gateways: map[string]gatewayAddresses{}}
 	n := 1
 	for _, in := range world {
-		n += 1 + 2*len(in.gateways)
+		n += 2 + 3*len(in.gateways)
 	}
 	ports, err := freePorts(n)
 	if err != nil {
@@ -297,8 +308,9 @@ func loadState(dir string) (*state, bool, error) {
 	st.Backends = take()
 	for _, in := range world {
 		st.Authorities[in.code] = take()
+		st.AuthOps[in.code] = take()
 		for _, g := range in.gateways {
-			st.Gateways[g.id] = gatewayAddresses{Client: take(), Peer: take()}
+			st.Gateways[g.id] = gatewayAddresses{Client: take(), Peer: take(), Ops: take()}
 		}
 	}
 	return &st, true, nil
@@ -333,6 +345,7 @@ func listen(addr, what, dir string) (net.Listener, error) {
 }
 
 func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) error {
+	s.state = st
 	dir := s.Dir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
@@ -417,6 +430,7 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 				ID: gd.id, Instance: in.code, ClientURL: "http://" + g.ClientAddr(), PeerAddr: g.PeerAddr(),
 				Clients: gd.clients, DataDir: gdir, Config: cfgPath,
 				ClientTLSURL: "https://" + g.ClientAddr(), ClientTLSCAFile: g.ClientTLSCertPath(),
+				OpsURL: "http://" + g.OpsAddr(),
 			}
 			for _, c := range gd.clients {
 				mc := ManifestClient{Subsystem: c, Connection: gateway.ConnHTTP}
@@ -485,13 +499,19 @@ func (s *Sandbox) startAuthority(ctx context.Context, o Options, instance, addr 
 		return nil, nil, err
 	}
 	s.acfgs[instance] = acfg
-	s.goRun("authority "+instance, func(ctx context.Context) error { return a.Serve(ctx, aln) })
+	opsLn, err := listen(s.state.AuthOps[instance], "the operations listener of the authority of "+instance, s.Dir)
+	if err != nil {
+		aln.Close()
+		return nil, nil, err
+	}
+	s.goRun("authority "+instance, func(ctx context.Context) error { return a.ServeWithOps(ctx, aln, opsLn) })
 	caFile := filepath.Join(adir, "ca.pem")
 	if err := pki.WriteFileAtomic(caFile, pki.EncodeCert(a.CACert().Raw), 0o644); err != nil {
 		return nil, nil, err
 	}
 	s.Manifest.Authorities = append(s.Manifest.Authorities, ManifestAuthority{
 		Instance: instance, URL: acfg.PublicURL, AnchorFile: a.AnchorPath(), CAFile: caFile, TLSCAFile: a.TLSCAPath(), TokenFile: filepath.Join(adir, tokenFile),
+		OpsURL: "http://" + opsLn.Addr().String(),
 	})
 	return a, authority.NewClient(acfg.PublicURL, token, a.TLSCACert()), nil
 }
@@ -632,7 +652,12 @@ func (s *Sandbox) RestartAuthority(instance string) error {
 	if err != nil {
 		return err
 	}
-	s.goRun("authority "+instance, func(ctx context.Context) error { return a.Serve(ctx, ln) })
+	opsLn, err := listen(s.state.AuthOps[instance], "the operations listener of the authority of "+instance, s.Dir)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.goRun("authority "+instance, func(ctx context.Context) error { return a.ServeWithOps(ctx, ln, opsLn) })
 	return nil
 }
 
@@ -813,6 +838,8 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		AnchorFile:        anchor,
 		ClientListen:      addrs.Client,
 		PeerListen:        addrs.Peer,
+		OpsListen:         addrs.Ops,
+		Monitoring:        o.Monitoring,
 		ConfRefresh:       cfg.Duration(o.ConfRefresh),
 		Limits:            o.Limits,
 		PeerLimits:        o.PeerLimits,

@@ -247,10 +247,10 @@ func (s *Sandbox) PrintWelcome(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Sampan sandbox is running (state in %s).\n\n", s.Dir)
 	for _, a := range m.Authorities {
-		fmt.Fprintf(w, "  authority %-3s %s   anchor %s\n", a.Instance, a.URL, a.AnchorFile)
+		fmt.Fprintf(w, "  authority %-3s %s   anchor %s   operations %s\n", a.Instance, a.URL, a.AnchorFile, a.OpsURL)
 	}
 	for _, g := range m.Gateways {
-		fmt.Fprintf(w, "  gateway %-16s clients at %s   serves %s\n", g.ID, g.ClientURL, strings.Join(g.Clients, ", "))
+		fmt.Fprintf(w, "  gateway %-16s clients at %s   operations %s   serves %s\n", g.ID, g.ClientURL, g.OpsURL, strings.Join(g.Clients, ", "))
 	}
 	curl := func(gw, client string, purpose ...string) string {
 		h := ""

@@ -199,13 +199,14 @@ type BenchCmd struct {
 	Dir          string        `help:"Make the gateways' state and message logs in a new directory under this one, removed afterwards (default: the system's temporary directory). Every exchange waits for log syncs there: use the disk the gateways will use." type:"existingdir"`
 	Nginx        string        `help:"nginx binary for a second floor: nginx's own reverse proxies, chained over mutual TLS 1.3 as the floor's are (default: nginx on the PATH or in /usr/sbin, when installed; off: none)."`
 	PeerProtocol string        `help:"What the gateways speak to each other, and the floor's proxies to each other: http/1.1 (the gateway's default) or h2." default:"http/1.1" enum:"http/1.1,h2"`
+	Monitoring   string        `help:"The gateways' exchange metrics and monitoring records: on (the gateway's default) or off, to measure what they cost." default:"on" enum:"on,off"`
 }
 
 // Run measures and prints the table.
 func (c *BenchCmd) Run(g *Globals) error {
 	ctx, stop := signalContext()
 	defer stop()
-	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile, OpenRate: c.OpenRate, Procs: c.Procs, PeerProtocol: c.PeerProtocol, Dir: c.Dir, Nginx: c.Nginx}, os.Stderr)
+	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile, OpenRate: c.OpenRate, Procs: c.Procs, PeerProtocol: c.PeerProtocol, Dir: c.Dir, Nginx: c.Nginx, Monitoring: c.Monitoring}, os.Stderr)
 	if err != nil {
 		return err
 	}
