@@ -38,16 +38,16 @@ type Record struct {
 	// in and went out; zero when not reached. A record added with a zero
 	// RequestInAt is stored with the time the writer took it.
 	RequestInAt, RequestOutAt, ResponseInAt, ResponseOutAt time.Time
-	Client, Service                                      string // "" when not parsed
-	XRoadID, RequestID, UserID, Issue, RepresentedParty  string
-	Protocol                                             string // "r1"
-	Method, Path                                         string
-	RequestBytes, ResponseBytes                          int64
-	Status                                               int // HTTP status given to the caller
-	Succeeded                                            bool
-	ErrorType, ErrorMessage                              string
-	Traceparent                                          string
-	Steps                                                []Step // in the order run
+	Client, Service                                        string // "" when not parsed
+	XRoadID, RequestID, UserID, Issue, RepresentedParty    string
+	Protocol                                               string // "r1"
+	Method, Path                                           string
+	RequestBytes, ResponseBytes                            int64
+	Status                                                 int // HTTP status given to the caller
+	Succeeded                                              bool
+	ErrorType, ErrorMessage                                string
+	Traceparent                                            string
+	Steps                                                  []Step // in the order run
 }
 
 // Step is one named step of an exchange's pipeline and how long it took.
