@@ -130,6 +130,9 @@ func (s *Store) Query(ctx context.Context, f Filter) (Page, error) {
 			return Page{}, badFilter("status %d is not an HTTP status", f.Status)
 		}
 		add("status = ?", int64(f.Status))
+		if f.Status >= 400 {
+			add("status >= 400") // the condition of opmon_records_status
+		}
 	}
 	if f.Succeeded != nil {
 		add("succeeded = ?", *f.Succeeded)
@@ -156,18 +159,13 @@ func (s *Store) Query(ctx context.Context, f Filter) (Page, error) {
 	p.Records = make([]Record, 0, min(f.Limit, 64))
 	for rows.Next() {
 		var r Record
-		var in, reqOut, respIn, respOut int64
-		var status int64
-		var steps string
-		if err := rows.Scan(&r.ID, &r.Side, &r.Gateway, &r.PeerGateway, &in, &reqOut, &respIn, &respOut,
-			&r.Client, &r.Service, &r.XRoadID, &r.RequestID, &r.UserID, &r.Issue, &r.RepresentedParty,
-			&r.Protocol, &r.Method, &r.Path, &r.RequestBytes, &r.ResponseBytes, &status, &r.Succeeded,
-			&r.ErrorType, &r.ErrorMessage, &r.Traceparent, &steps); err != nil {
+		var in, status int64
+		var detail []byte
+		if err := rows.Scan(&r.ID, &in, &r.Side, &r.Client, &r.Service, &status, &r.Succeeded, &r.ErrorType, &detail); err != nil {
 			return Page{}, fmt.Errorf("query monitoring records: %w", err)
 		}
-		r.RequestInAt, r.RequestOutAt, r.ResponseInAt, r.ResponseOutAt = fromMicros(in), fromMicros(reqOut), fromMicros(respIn), fromMicros(respOut)
-		r.Status = int(status)
-		if r.Steps, err = parseSteps(steps); err != nil {
+		r.RequestInAt, r.Status = fromMicros(in), int(status)
+		if err := readDetail(&r, detail, in); err != nil {
 			return Page{}, fmt.Errorf("query monitoring records: record %d: %w", r.ID, err)
 		}
 		p.Records = append(p.Records, r)

@@ -25,11 +25,12 @@ var chunks = [...]int{128, 32, 8, 1}
 // writer holds the prepared INSERTs and the buffers the writer goroutine
 // reuses from batch to batch.
 type writer struct {
-	db    *store.DB
-	ins   [len(chunks)]*sql.Stmt
-	args  []any
-	steps []byte
-	batch []*Record
+	db   *store.DB
+	ins  [len(chunks)]*sql.Stmt
+	args []any
+	// details holds the packed details of a statement's rows.
+	details []byte
+	batch   []*Record
 }
 
 func (w *writer) prepare(ctx context.Context, db *store.DB) error {
@@ -135,6 +136,7 @@ func (s *Store) insert(ctx context.Context, recs []*Record) error {
 	for i, size := range chunks {
 		var st *sql.Stmt
 		for len(recs) >= size {
+			w.details = w.details[:0]
 			for j, r := range recs[:size] {
 				w.bind(w.args[j*nColumns:(j+1)*nColumns], r, now)
 			}
@@ -154,38 +156,45 @@ func (s *Store) insert(ctx context.Context, recs []*Record) error {
 	return nil
 }
 
-// bind sets a row's arguments, in the order of columns.
+// Boxed once: the sides and the empty text, so that binding them does not
+// allocate.
+var (
+	boxedConsumer any = "consumer"
+	boxedProvider any = "provider"
+	boxedEmpty    any = ""
+)
+
+func boxText(s string) any {
+	switch s {
+	case "":
+		return boxedEmpty
+	case "consumer":
+		return boxedConsumer
+	case "provider":
+		return boxedProvider
+	}
+	return s
+}
+
+// bind sets a row's arguments, in the order of columns. The packed detail
+// is appended to w.details, emptied before each statement (SQLite copies
+// what it binds).
 func (w *writer) bind(a []any, r *Record, now time.Time) {
 	in := r.RequestInAt
 	if in.IsZero() {
 		in = now
 	}
-	a[0] = r.Side
-	a[1] = r.Gateway
-	a[2] = r.PeerGateway
-	a[3] = micros(in)
-	a[4] = micros(r.RequestOutAt)
-	a[5] = micros(r.ResponseInAt)
-	a[6] = micros(r.ResponseOutAt)
-	a[7] = r.Client
-	a[8] = r.Service
-	a[9] = r.XRoadID
-	a[10] = r.RequestID
-	a[11] = r.UserID
-	a[12] = r.Issue
-	a[13] = r.RepresentedParty
-	a[14] = r.Protocol
-	a[15] = r.Method
-	a[16] = r.Path
-	a[17] = r.RequestBytes
-	a[18] = r.ResponseBytes
-	a[19] = int64(r.Status)
-	a[20] = r.Succeeded
-	a[21] = r.ErrorType
-	a[22] = r.ErrorMessage
-	a[23] = r.Traceparent
-	w.steps = appendSteps(w.steps[:0], r.Steps)
-	a[24] = string(w.steps)
+	at := in.UnixMicro()
+	a[0] = at
+	a[1] = boxText(r.Side)
+	a[2] = boxText(r.Client)
+	a[3] = boxText(r.Service)
+	a[4] = int64(r.Status)
+	a[5] = r.Succeeded
+	a[6] = boxText(r.ErrorType)
+	start := len(w.details)
+	w.details = appendDetail(w.details, r, at)
+	a[7] = w.details[start:len(w.details):len(w.details)]
 }
 
 // micros is t in Unix microseconds, 0 for the zero time.
@@ -204,7 +213,7 @@ func fromMicros(us int64) time.Time {
 	return time.UnixMicro(us).UTC()
 }
 
-// appendSteps appends the stored form of steps: "name=µs" joined by ";",
+// appendSteps appends the text form of steps (CSV's): "name=µs" joined by ";",
 // with '%', '=' and ';' in a name escaped as %25, %3D and %3B.
 func appendSteps(b []byte, steps []Step) []byte {
 	for i, st := range steps {
@@ -227,25 +236,4 @@ func appendSteps(b []byte, steps []Step) []byte {
 		b = strconv.AppendInt(b, st.Duration.Microseconds(), 10)
 	}
 	return b
-}
-
-// parseSteps reads the stored form of steps.
-func parseSteps(s string) ([]Step, error) {
-	if s == "" {
-		return nil, nil
-	}
-	parts := strings.Split(s, ";")
-	steps := make([]Step, len(parts))
-	for i, p := range parts {
-		name, us, ok := strings.Cut(p, "=")
-		n, err := strconv.ParseInt(us, 10, 64)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("stored steps %q: step %d is not name=microseconds", s, i)
-		}
-		if strings.Contains(name, "%") {
-			name = strings.NewReplacer("%3D", "=", "%3B", ";", "%25", "%").Replace(name)
-		}
-		steps[i] = Step{Name: name, Duration: time.Duration(n) * time.Microsecond}
-	}
-	return steps, nil
 }
