@@ -170,7 +170,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	db, err := store.OpenDSNNamed(ctx, "opmon", opts.DSN, filepath.Clean(opts.SQLitePath), sqliteSchema, pgSchema,
 		// Not evidence: a crash may lose the last commits, never
 		// corrupt the database, and commits need not wait for the disk.
-		"synchronous(NORMAL)", "cache_size(-16384)")
+		"synchronous(NORMAL)", "cache_size(-16384)", "page_size(16384)")
 	if err != nil {
 		return nil, fmt.Errorf("open monitoring records: %w", err)
 	}

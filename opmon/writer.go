@@ -20,7 +20,7 @@ const (
 
 // chunks are the row counts of the prepared multi-row INSERTs, largest
 // first; a batch is stored as a sum of them.
-var chunks = [...]int{128, 32, 8, 1}
+var chunks = [...]int{512, 64, 8, 1}
 
 // writer holds the prepared INSERTs and the buffers the writer goroutine
 // reuses from batch to batch.
