@@ -470,3 +470,20 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestSQLiteSettings: the records' database does not wait for the disk at
+// each commit (synchronous NORMAL under WAL) and has 16 KiB pages.
+func TestSQLiteSettings(t *testing.T) {
+	s := openStore(t, t.TempDir(), "", Options{})
+	defer s.Close(t.Context())
+	var sync, page int
+	var mode string
+	if err := s.db.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&sync); err != nil {
+		t.Fatal(err)
+	}
+	s.db.QueryRowContext(t.Context(), "PRAGMA page_size").Scan(&page)
+	s.db.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode)
+	if sync != 1 || page != 16384 || mode != "wal" {
+		t.Fatalf("synchronous %d, page_size %d, journal_mode %s; want 1, 16384, wal", sync, page, mode)
+	}
+}
