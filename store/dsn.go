@@ -27,8 +27,35 @@ func IsPostgres(dsn string) bool {
 // SQLite database at sqlitePath, and applies the migrations of that
 // dialect. Queries passed through Q may use ? placeholders for both.
 func OpenDSN(ctx context.Context, dsn, sqlitePath string, sqliteMigrations, pgMigrations []string, sqlitePragmas ...string) (*DB, error) {
+	return openDSN(ctx, versionTable, dsn, sqlitePath, sqliteMigrations, pgMigrations, sqlitePragmas...)
+}
+
+// OpenDSNNamed is OpenDSN for a component whose tables may share a
+// PostgreSQL database with another's: its schema version is kept in the
+// table name_schema_version, so that each component migrates its own
+// tables. name is a lowercase word of the program, never input.
+func OpenDSNNamed(ctx context.Context, name, dsn, sqlitePath string, sqliteMigrations, pgMigrations []string, sqlitePragmas ...string) (*DB, error) {
+	if !validName(name) {
+		return nil, fmt.Errorf("open database: schema name %q is not a lowercase word", name)
+	}
+	return openDSN(ctx, name+"_"+versionTable, dsn, sqlitePath, sqliteMigrations, pgMigrations, sqlitePragmas...)
+}
+
+func validName(name string) bool {
+	if name == "" || len(name) > 32 {
+		return false
+	}
+	for _, c := range name {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func openDSN(ctx context.Context, versionTable, dsn, sqlitePath string, sqliteMigrations, pgMigrations []string, sqlitePragmas ...string) (*DB, error) {
 	if dsn == "" {
-		db, err := Open(ctx, sqlitePath, sqliteMigrations, sqlitePragmas...)
+		db, err := open(ctx, sqlitePath, versionTable, sqliteMigrations, sqlitePragmas...)
 		if err != nil {
 			return nil, err
 		}
@@ -45,7 +72,7 @@ func OpenDSN(ctx context.Context, dsn, sqlitePath string, sqliteMigrations, pgMi
 		db.Close()
 		return nil, fmt.Errorf("open PostgreSQL %s: %w", redact(dsn), err)
 	}
-	if err := migratePG(ctx, db, pgMigrations); err != nil {
+	if err := migratePG(ctx, db, versionTable, pgMigrations); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate PostgreSQL %s: %w", redact(dsn), err)
 	}
@@ -74,7 +101,7 @@ func (d *DB) Q(q string) string {
 
 // migratePG applies migrations under an advisory lock, so that several
 // nodes starting together migrate once.
-func migratePG(ctx context.Context, db *sql.DB, migrations []string) error {
+func migratePG(ctx context.Context, db *sql.DB, table string, migrations []string) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -83,7 +110,7 @@ func migratePG(ctx context.Context, db *sql.DB, migrations []string) error {
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7360521)`); err != nil {
 		return err
 	}
-	v, err := schemaVersion(ctx, tx, len(migrations))
+	v, err := schemaVersion(ctx, tx, table, len(migrations))
 	if err != nil {
 		return err
 	}
@@ -92,7 +119,7 @@ func migratePG(ctx context.Context, db *sql.DB, migrations []string) error {
 			return fmt.Errorf("migration %d: %w", i+1, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = $1`, len(migrations)); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET version = $1`, len(migrations)); err != nil {
 		return err
 	}
 	return tx.Commit()

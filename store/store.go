@@ -25,6 +25,10 @@ import (
 // further PRAGMA settings for every connection, e.g. "cache_size(-65536)";
 // a "page_size(N)" among them applies to a database created now.
 func Open(ctx context.Context, path string, migrations []string, pragmas ...string) (*sql.DB, error) {
+	return open(ctx, path, versionTable, migrations, pragmas...)
+}
+
+func open(ctx context.Context, path, versionTable string, migrations []string, pragmas ...string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -57,12 +61,15 @@ func Open(ctx context.Context, path string, migrations []string, pragmas ...stri
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	if err := migrate(ctx, db, migrations); err != nil {
+	if err := migrate(ctx, db, versionTable, migrations); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
 	return db, nil
 }
+
+// versionTable is the table holding a database's schema version.
+const versionTable = "schema_version"
 
 // create makes a new, empty database at path (mode 0600, so that SQLite
 // gives its -wal and -shm files the same) in WAL mode with the given
@@ -117,8 +124,8 @@ func PageSize(path string) (int, error) {
 	return ps, nil
 }
 
-func migrate(ctx context.Context, db *sql.DB, migrations []string) error {
-	v, err := schemaVersion(ctx, db, len(migrations))
+func migrate(ctx context.Context, db *sql.DB, table string, migrations []string) error {
+	v, err := schemaVersion(ctx, db, table, len(migrations))
 	if err != nil {
 		return err
 	}
@@ -131,7 +138,7 @@ func migrate(ctx context.Context, db *sql.DB, migrations []string) error {
 			tx.Rollback()
 			return fmt.Errorf("migration %d: %w", i+1, err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, i+1); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET version = ?`, i+1); err != nil {
 			tx.Rollback()
 			return err
 		}
@@ -150,14 +157,14 @@ type execQuerier interface {
 
 // schemaVersion creates the version table when needed and returns the
 // schema's version, refusing one newer than the known migrations.
-func schemaVersion(ctx context.Context, db execQuerier, known int) (int, error) {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+func schemaVersion(ctx context.Context, db execQuerier, table string, known int) (int, error) {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (version INTEGER NOT NULL)`); err != nil {
 		return 0, err
 	}
 	var v int
-	switch err := db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); {
+	switch err := db.QueryRowContext(ctx, `SELECT version FROM `+table).Scan(&v); {
 	case err == sql.ErrNoRows:
-		if _, err := db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+		if _, err := db.ExecContext(ctx, `INSERT INTO `+table+` (version) VALUES (0)`); err != nil {
 			return 0, err
 		}
 	case err != nil:

@@ -169,3 +169,32 @@ func TestPageSize(t *testing.T) {
 		t.Fatalf("existing database: page size %d, journal %s; want its own 4096, wal", n, mode)
 	}
 }
+
+// Two components sharing a PostgreSQL database each keep their own schema
+// version: one at two migrations does not stop the other at one.
+func TestNamedSchemasShareADatabase(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Start(t)
+	db, err := OpenDSN(ctx, dsn, "", testMigrations, testMigrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	other := []string{`CREATE TABLE other_t (k TEXT PRIMARY KEY)`}
+	for range 2 { // the second open migrates nothing
+		db, err = OpenDSNNamed(ctx, "other", dsn, "", nil, other)
+		if err != nil {
+			t.Fatalf("named schema beside a newer one: %v", err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO other_t (k) VALUES ('a') ON CONFLICT DO NOTHING`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+	if _, err := OpenDSN(ctx, dsn, "", testMigrations, testMigrations); err != nil {
+		t.Fatalf("reopen the first: %v", err)
+	}
+	if _, err := OpenDSNNamed(ctx, "Bad-Name", dsn, "", nil, other); err == nil {
+		t.Fatal("a schema name that is not a lowercase word was taken")
+	}
+}

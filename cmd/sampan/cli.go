@@ -31,6 +31,7 @@ type CLI struct {
 	Bench     BenchCmd     `cmd:"" help:"Measure the exchange against a bare backend and a plain mutual-TLS proxy chain, in one run."`
 	Log       LogCmd       `cmd:"" help:"Check a gateway's message log."`
 	Report    ReportCmd    `cmd:"" help:"Reports for regulators, built from a gateway's message log."`
+	Ops       OpsCmd       `cmd:"" help:"Read a daemon's operations API: monitoring records."`
 }
 
 // Globals are flags every command takes.
