@@ -63,7 +63,9 @@ type Gateway struct {
 	life     context.Context
 	end      context.CancelFunc
 	registry *prometheus.Registry
-	metrics  *metrics   // nil when monitoring.metrics is off
+	metrics  *metrics     // nil when monitoring.metrics is off
+	opmon    *opmon.Store // nil when monitoring.records is off
+	opsLn    net.Listener
 	conns    *peerConns // the peer side's connections
 
 	clientLn, peerLn net.Listener
@@ -327,7 +329,11 @@ func (g *Gateway) opsServer() (*ops.Server, error) {
 		}
 		c.Token = tok
 	}
-	return ops.NewServer(c)
+	srv, err := ops.NewServer(c)
+	if err != nil {
+		return nil, err
+	}
+	return srv, srv.Listen()
 }
 
 // ClientAddr and PeerAddr return the listening addresses after Listen.

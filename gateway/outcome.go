@@ -71,6 +71,7 @@ type outcome struct {
 	method       string
 	path         string
 	query        string
+	traceparent  string // W3C trace context, when well formed
 	decision     *msglog.Decision
 
 	requestOut time.Time // sent to the provider's gateway or the service
