@@ -59,6 +59,7 @@ type Gateway struct {
 	// Run's goroutines (bg) are joined before Run returns, and Close
 	// ends Run (life) and waits for it (running) before closing the log.
 	bg       sync.WaitGroup
+	handlers sync.WaitGroup // requests being handled
 	running  sync.WaitGroup
 	life     context.Context
 	end      context.CancelFunc
@@ -216,6 +217,19 @@ const (
 	quietWindow = 10 * time.Second
 )
 
+// tracked counts h's requests in g.handlers, which Run waits for.
+func (g *Gateway) tracked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.handlers.Add(1)
+		defer g.handlers.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// shutdownGrace is how long exchanges under way may take to finish when
+// the gateway stops.
+const shutdownGrace = 10 * time.Second
+
 // maxPeerConns bounds the connections to one provider gateway: past it,
 // exchanges wait for one to free up rather than each opening its own.
 const maxPeerConns = 512
@@ -370,7 +384,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// The server-wide header cap sits above the configured limit so that
 	// requests just over it still reach the handler and get an r1 error.
 	client := &http.Server{
-		Handler:           g.clientHandler(),
+		Handler:           g.tracked(g.clientHandler()),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    2 * g.cfg.Limits.MaxHeaderBytes,
@@ -378,7 +392,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	pl := g.cfg.PeerLimits
 	peer := &http.Server{
-		Handler: g.peerHandler(),
+		Handler: g.tracked(g.peerHandler()),
 		// The head timeout also bounds the TLS handshake.
 		ReadHeaderTimeout: pl.HandshakeTimeout.D(),
 		IdleTimeout:       120 * time.Second,
@@ -404,11 +418,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Exchanges under way get shutdownGrace to finish; then their
+	// connections are closed, so that no handler outlives Run (and the
+	// log Close closes after it).
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer scancel()
-	client.Shutdown(sctx)
-	peer.Shutdown(sctx)
+	for _, srv := range []*http.Server{client, peer} {
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}
 	opsSrv.Shutdown(sctx)
+	g.handlers.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
