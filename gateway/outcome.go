@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
@@ -186,8 +187,8 @@ func (o *outcome) monitoringRecord(gw string, end time.Time) *opmon.Record {
 	rec := &opmon.Record{
 		Side: o.side.pick("consumer", "provider"), Gateway: gw, PeerGateway: o.peer,
 		RequestInAt: o.start, RequestOutAt: o.requestOut, ResponseInAt: o.responseIn, ResponseOutAt: end,
-		XRoadID: o.xroadID, RequestID: o.requestID, UserID: o.userID, Issue: o.issue, RepresentedParty: o.represented,
-		Protocol: "r1", Method: o.method, Path: o.path,
+		XRoadID: clip(o.xroadID), RequestID: o.requestID, UserID: clip(o.userID), Issue: clip(o.issue), RepresentedParty: clip(o.represented),
+		Protocol: "r1", Method: clip(o.method), Path: clip(o.path),
 		RequestBytes: o.reqBytes, ResponseBytes: o.respBytes, Status: o.status,
 		Succeeded: o.err == nil && !o.aborted, Traceparent: o.traceparent,
 		Steps: make([]opmon.Step, o.entered),
@@ -199,7 +200,7 @@ func (o *outcome) monitoringRecord(gw string, end time.Time) *opmon.Record {
 		rec.Service = o.service.String()
 	}
 	if o.err != nil {
-		rec.ErrorType, rec.ErrorMessage = o.err.Type, o.err.Message
+		rec.ErrorType, rec.ErrorMessage = clip(o.err.Type), clip(o.err.Message)
 	} else if o.aborted {
 		rec.ErrorMessage = "the answer was cut off"
 	}
@@ -207,6 +208,19 @@ func (o *outcome) monitoringRecord(gw string, end time.Time) *opmon.Record {
 		rec.Steps[i] = opmon.Step{Name: s.String(), Duration: o.steps[s]}
 	}
 	return rec
+}
+
+// maxRecordText bounds each text field of a monitoring record: the
+// request's own headers are bounded by the limits, but a refusal relayed
+// from another gateway may carry up to maxErrorBody.
+const maxRecordText = 1024
+
+// clip cuts s to maxRecordText bytes, on a character boundary.
+func clip(s string) string {
+	if len(s) <= maxRecordText {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxRecordText], "")
 }
 
 // finish closes the outcome and reports it.
