@@ -289,15 +289,17 @@ func (c *consumerCall) sign() *r1.Error {
 	out.Header.Set(hdrSignature, out.Trailer.Get(hdrSignature))
 	out.Trailer = nil
 	out.ContentLength = int64(len(b))
-	out.Body = http.NoBody
+	// A request held whole can be sent again, and the transport does so
+	// when the provider's gateway cannot have taken it up: a pooled
+	// connection found closed (a provider restarting, say), or an HTTP/2
+	// stream above the last one a GOAWAY acknowledges. Go's HTTP/2 server
+	// sends that GOAWAY, ending every exchange on the connection, when
+	// the trailer of a streamed request it refused and reset early
+	// arrives after all (golang/go#58286).
+	out.Body, out.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
 	if len(b) > 0 {
 		out.Body = io.NopCloser(bytes.NewReader(b))
-	} else {
-		// Without a body the request can be sent again, and the
-		// transport does so, for idempotent methods, when a pooled
-		// connection turns out to be closed (a provider gateway
-		// restarting, say).
-		out.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
 	return nil
 }
