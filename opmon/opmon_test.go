@@ -110,6 +110,9 @@ func TestCloseFlushes(t *testing.T) {
 		t.Fatalf("stored %d, want %d", got, n)
 	}
 	s.Add(fullRecord(0)) // after Close: ignored, no panic
+	if len(s.queue) != 0 {
+		t.Fatal("a record added after Close was queued")
+	}
 	if err := s.Close(t.Context()); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
@@ -395,7 +398,7 @@ func TestOptionsValidate(t *testing.T) {
 		want string
 	}{
 		{Options{}, "sqlite_path or dsn"},
-		{Options{SQLitePath: "x", Retention: -1}, "retention"},
+		{Options{SQLitePath: "x", Retention: -1}, "retention must be positive"},
 		{Options{SQLitePath: "x", Retention: time.Second}, "retention"},
 		{Options{SQLitePath: "x", QueueSize: -1}, "queue_size"},
 		{Options{SQLitePath: "x", PurgeInterval: time.Millisecond}, "purge_interval"},
