@@ -69,11 +69,11 @@ type Options struct {
 	// PostgreSQL instead, in the table opmon_records.
 	DSN string
 	// Retention is how long a record is kept, by its request time
-	// (default 7 days). Records cannot be kept for ever: a negative value
-	// is refused.
+	// (default 7 days, at least a minute). Records cannot be kept for
+	// ever: a negative value is refused.
 	Retention time.Duration
 	// PurgeInterval is how often records past retention are deleted
-	// (default 1 hour).
+	// (default 1 hour, at least a second).
 	PurgeInterval time.Duration
 	// QueueSize is how many records may wait for the writer (default
 	// 8192, at most 1,048,576); beyond it Add drops records.
