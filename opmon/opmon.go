@@ -150,7 +150,6 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
-	once   sync.Once
 
 	w writer
 
@@ -226,29 +225,25 @@ func (s *Store) drop(n int, why string) {
 // the database. When ctx ends first, what is still queued is lost.
 // Add after Close does nothing; Close twice returns nil.
 func (s *Store) Close(ctx context.Context) error {
-	err := errors.ErrUnsupported
-	s.once.Do(func() {
-		s.closed.Store(true)
-		close(s.stop)
-		done := make(chan struct{})
-		go func() { s.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-			err = nil
-		case <-ctx.Done():
-			s.cancel()
-			<-done
-			err = fmt.Errorf("close monitoring records: %w", ctx.Err())
-		}
-		s.cancel()
-		s.w.close()
-		s.unregister()
-		if cerr := s.db.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close monitoring records: %w", cerr)
-		}
-	})
-	if err == errors.ErrUnsupported {
+	if !s.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	close(s.stop)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.cancel() // ends the writer's and the purger's database calls
+		<-done
+		err = fmt.Errorf("close monitoring records: %w", ctx.Err())
+	}
+	s.cancel()
+	s.w.close()
+	s.unregister()
+	if cerr := s.db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close monitoring records: %w", cerr)
 	}
 	return err
 }

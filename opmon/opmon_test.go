@@ -532,3 +532,34 @@ func TestQueryPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseGivesUp: when the database stays locked, Close returns once its
+// context ends, having stopped the writer.
+func TestCloseGivesUp(t *testing.T) {
+	s := openStore(t, t.TempDir(), "", Options{})
+	lock, err := s.db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer lock.ExecContext(context.Background(), "ROLLBACK")
+	for i := range 100 {
+		s.Add(fullRecord(i))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = s.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("Close on a locked database: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	if s.stored.Load() != 0 || s.dropped.Load() != 100 {
+		t.Fatalf("stored %d, dropped %d; want 0, 100", s.stored.Load(), s.dropped.Load())
+	}
+}
