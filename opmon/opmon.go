@@ -80,8 +80,8 @@ type Options struct {
 	QueueSize int
 	// Registerer, when not nil, receives the sampan_opmon_* metrics.
 	Registerer prometheus.Registerer
-	// Logger receives warnings (dropped records, failed writes); nil
-	// discards them.
+	// Logger receives warnings of dropped records (the queue full, a
+	// write failed), at most one every ten seconds; nil discards them.
 	Logger *slog.Logger
 	// Clock returns the current time (default time.Now); tests set it.
 	Clock func() time.Time
@@ -208,7 +208,8 @@ func (s *Store) Add(r *Record) {
 	}
 }
 
-// dropWarnEvery bounds how often dropped records are logged.
+// dropWarnEvery bounds how often dropped records are logged, whether the
+// queue was full or a write failed.
 const dropWarnEvery = 10 * time.Second
 
 func (s *Store) drop(n int, why string) {
