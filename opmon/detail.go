@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -75,6 +76,16 @@ func (d *detailReader) uvarint() uint64 {
 	return v
 }
 
+// int is a uvarint that fits an int64 when multiplied by scale.
+func (d *detailReader) int(scale int64) int64 {
+	v := d.uvarint()
+	if v > uint64(math.MaxInt64/scale) {
+		d.err = errDetail
+		return 0
+	}
+	return int64(v)
+}
+
 func (d *detailReader) text() string {
 	n := d.uvarint()
 	if d.err != nil {
@@ -110,8 +121,8 @@ func readDetail(r *Record, b []byte, in int64) error {
 	for _, p := range [...]*string{&r.XRoadID, &r.RequestID, &r.UserID, &r.Issue, &r.RepresentedParty, &r.Protocol, &r.Method, &r.Path} {
 		*p = d.text()
 	}
-	r.RequestBytes = int64(d.uvarint())
-	r.ResponseBytes = int64(d.uvarint())
+	r.RequestBytes = d.int(1)
+	r.ResponseBytes = d.int(1)
 	r.ErrorMessage = d.text()
 	r.Traceparent = d.text()
 	n := d.uvarint()
@@ -121,7 +132,7 @@ func readDetail(r *Record, b []byte, in int64) error {
 	if n > 0 {
 		r.Steps = make([]Step, n)
 		for i := range r.Steps {
-			r.Steps[i] = Step{Name: d.text(), Duration: time.Duration(d.uvarint()) * time.Microsecond}
+			r.Steps[i] = Step{Name: d.text(), Duration: time.Duration(d.int(int64(time.Microsecond))) * time.Microsecond}
 		}
 	}
 	if d.err != nil {

@@ -69,19 +69,19 @@ type Options struct {
 	// PostgreSQL instead, in the table opmon_records.
 	DSN string
 	// Retention is how long a record is kept, by its request time
-	// (default 7 days). Records cannot be kept for ever: a negative value
-	// is refused.
+	// (default 7 days, at least a minute). Records cannot be kept for
+	// ever: a negative value is refused.
 	Retention time.Duration
 	// PurgeInterval is how often records past retention are deleted
-	// (default 1 hour).
+	// (default 1 hour, at least a second).
 	PurgeInterval time.Duration
 	// QueueSize is how many records may wait for the writer (default
 	// 8192, at most 1,048,576); beyond it Add drops records.
 	QueueSize int
 	// Registerer, when not nil, receives the sampan_opmon_* metrics.
 	Registerer prometheus.Registerer
-	// Logger receives warnings (dropped records, failed writes); nil
-	// discards them.
+	// Logger receives warnings of dropped records (the queue full, a
+	// write failed), at most one every ten seconds; nil discards them.
 	Logger *slog.Logger
 	// Clock returns the current time (default time.Now); tests set it.
 	Clock func() time.Time
@@ -150,7 +150,6 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
-	once   sync.Once
 
 	w writer
 
@@ -209,7 +208,8 @@ func (s *Store) Add(r *Record) {
 	}
 }
 
-// dropWarnEvery bounds how often dropped records are logged.
+// dropWarnEvery bounds how often dropped records are logged, whether the
+// queue was full or a write failed.
 const dropWarnEvery = 10 * time.Second
 
 func (s *Store) drop(n int, why string) {
@@ -226,29 +226,25 @@ func (s *Store) drop(n int, why string) {
 // the database. When ctx ends first, what is still queued is lost.
 // Add after Close does nothing; Close twice returns nil.
 func (s *Store) Close(ctx context.Context) error {
-	err := errors.ErrUnsupported
-	s.once.Do(func() {
-		s.closed.Store(true)
-		close(s.stop)
-		done := make(chan struct{})
-		go func() { s.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-			err = nil
-		case <-ctx.Done():
-			s.cancel()
-			<-done
-			err = fmt.Errorf("close monitoring records: %w", ctx.Err())
-		}
-		s.cancel()
-		s.w.close()
-		s.unregister()
-		if cerr := s.db.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close monitoring records: %w", cerr)
-		}
-	})
-	if err == errors.ErrUnsupported {
+	if !s.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	close(s.stop)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.cancel() // ends the writer's and the purger's database calls
+		<-done
+		err = fmt.Errorf("close monitoring records: %w", ctx.Err())
+	}
+	s.cancel()
+	s.w.close()
+	s.unregister()
+	if cerr := s.db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close monitoring records: %w", cerr)
 	}
 	return err
 }

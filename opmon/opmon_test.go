@@ -110,6 +110,9 @@ func TestCloseFlushes(t *testing.T) {
 		t.Fatalf("stored %d, want %d", got, n)
 	}
 	s.Add(fullRecord(0)) // after Close: ignored, no panic
+	if len(s.queue) != 0 {
+		t.Fatal("a record added after Close was queued")
+	}
 	if err := s.Close(t.Context()); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
@@ -194,6 +197,7 @@ func TestQueryFiltersAndPaging(t *testing.T) {
 			{"service", Filter{Service: "VN/GOV/S/s2"}, func(r *Record) bool { return r.Service == "VN/GOV/S/s2" }},
 			{"side", Filter{Side: "provider"}, func(r *Record) bool { return r.Side == "provider" }},
 			{"status", Filter{Status: 403}, func(r *Record) bool { return r.Status == 403 }},
+			{"status ok", Filter{Status: 200}, func(r *Record) bool { return r.Status == 200 }},
 			{"error type", Filter{ErrorType: "Server.ServerProxy.AccessDenied"}, func(r *Record) bool { return r.ErrorType == "Server.ServerProxy.AccessDenied" }},
 			{"succeeded", Filter{Succeeded: &yes}, func(r *Record) bool { return r.Succeeded }},
 			{"failed", Filter{Succeeded: &no}, func(r *Record) bool { return !r.Succeeded }},
@@ -394,7 +398,7 @@ func TestOptionsValidate(t *testing.T) {
 		want string
 	}{
 		{Options{}, "sqlite_path or dsn"},
-		{Options{SQLitePath: "x", Retention: -1}, "retention"},
+		{Options{SQLitePath: "x", Retention: -1}, "retention must be positive"},
 		{Options{SQLitePath: "x", Retention: time.Second}, "retention"},
 		{Options{SQLitePath: "x", QueueSize: -1}, "queue_size"},
 		{Options{SQLitePath: "x", PurgeInterval: time.Millisecond}, "purge_interval"},
@@ -485,5 +489,77 @@ func TestSQLiteSettings(t *testing.T) {
 	s.db.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode)
 	if sync != 1 || page != 16384 || mode != "wal" {
 		t.Fatalf("synchronous %d, page_size %d, journal_mode %s; want 1, 16384, wal", sync, page, mode)
+	}
+}
+
+// TestQueryPlans: each filter is served by its index, in page order with
+// no sort, the failures-only indexes included (a query names their
+// condition).
+func TestQueryPlans(t *testing.T) {
+	s := openStore(t, t.TempDir(), "", Options{})
+	defer s.Close(t.Context())
+	for _, tc := range []struct {
+		f     Filter
+		index string
+	}{
+		{Filter{}, "opmon_records_at"},
+		{Filter{From: t0, To: t0.Add(time.Hour)}, "opmon_records_at"},
+		{Filter{Client: "c"}, "opmon_records_client"},
+		{Filter{Service: "s"}, "opmon_records_service"},
+		{Filter{Status: 403}, "opmon_records_status"},
+		{Filter{ErrorType: "e"}, "opmon_records_error"},
+	} {
+		tc.f.Limit = 10
+		q, args, err := query(tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			rows.Scan(&id, &parent, &unused, &detail)
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ") + " "
+		if !strings.Contains(p, "INDEX "+tc.index+" ") || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("%+v: plan %q, want %s and no sort", tc.f, p, tc.index)
+		}
+	}
+}
+
+// TestCloseGivesUp: when the database stays locked, Close returns once its
+// context ends, having stopped the writer.
+func TestCloseGivesUp(t *testing.T) {
+	s := openStore(t, t.TempDir(), "", Options{})
+	lock, err := s.db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer lock.ExecContext(context.Background(), "ROLLBACK")
+	for i := range 100 {
+		s.Add(fullRecord(i))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = s.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("Close on a locked database: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	if s.stored.Load() != 0 || s.dropped.Load() != 100 {
+		t.Fatalf("stored %d, dropped %d; want 0, 100", s.stored.Load(), s.dropped.Load())
 	}
 }

@@ -80,24 +80,21 @@ func parseCursor(s string) (cursor, error) {
 	return c, nil
 }
 
-// Query returns a page of the records f selects, in (request-in time, id)
-// order; following Next pages through them all with neither duplicates nor
-// gaps. A filter Query refuses gives an error wrapping ErrBadFilter.
-func (s *Store) Query(ctx context.Context, f Filter) (Page, error) {
+// query is the SQL (with ? placeholders) and arguments of f's page,
+// f.Limit set, with one record more than the page to tell whether another
+// follows.
+func query(f Filter) (string, []any, error) {
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) {
 		where = append(where, cond)
 		args = append(args, a...)
 	}
-	if f.Limit == 0 {
-		f.Limit = DefaultLimit
-	}
 	if f.Limit < 1 || f.Limit > MaxLimit {
-		return Page{}, badFilter("limit %d is outside 1..%d", f.Limit, MaxLimit)
+		return "", nil, badFilter("limit %d is outside 1..%d", f.Limit, MaxLimit)
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && f.To.Before(f.From) {
-		return Page{}, badFilter("to is before from")
+		return "", nil, badFilter("to is before from")
 	}
 	if !f.From.IsZero() {
 		add("request_in_at >= ?", f.From.UnixMicro())
@@ -109,7 +106,7 @@ func (s *Store) Query(ctx context.Context, f Filter) (Page, error) {
 		{"client", "client", f.Client}, {"service", "service", f.Service}, {"error_type", "error_type", f.ErrorType},
 	} {
 		if len(v.value) > maxValue {
-			return Page{}, badFilter("%s is longer than %d bytes", v.name, maxValue)
+			return "", nil, badFilter("%s is longer than %d bytes", v.name, maxValue)
 		}
 		if v.value != "" {
 			add(v.col+" = ?", v.value)
@@ -123,11 +120,11 @@ func (s *Store) Query(ctx context.Context, f Filter) (Page, error) {
 	case "consumer", "provider":
 		add("side = ?", f.Side)
 	default:
-		return Page{}, badFilter("side %q is neither consumer nor provider", f.Side)
+		return "", nil, badFilter("side %q is neither consumer nor provider", f.Side)
 	}
 	if f.Status != 0 {
 		if f.Status < 100 || f.Status > 599 {
-			return Page{}, badFilter("status %d is not an HTTP status", f.Status)
+			return "", nil, badFilter("status %d is not an HTTP status", f.Status)
 		}
 		add("status = ?", int64(f.Status))
 		if f.Status >= 400 {
@@ -140,7 +137,7 @@ func (s *Store) Query(ctx context.Context, f Filter) (Page, error) {
 	if f.After != "" {
 		c, err := parseCursor(f.After)
 		if err != nil {
-			return Page{}, err
+			return "", nil, err
 		}
 		add("(request_in_at > ? OR (request_in_at = ? AND id > ?))", c.at, c.at, c.id)
 	}
@@ -150,6 +147,20 @@ func (s *Store) Query(ctx context.Context, f Filter) (Page, error) {
 	}
 	q += " ORDER BY request_in_at, id LIMIT ?"
 	args = append(args, f.Limit+1)
+	return q, args, nil
+}
+
+// Query returns a page of the records f selects, in (request-in time, id)
+// order; following Next pages through them all with neither duplicates nor
+// gaps. A filter Query refuses gives an error wrapping ErrBadFilter.
+func (s *Store) Query(ctx context.Context, f Filter) (Page, error) {
+	if f.Limit == 0 {
+		f.Limit = DefaultLimit
+	}
+	q, args, err := query(f)
+	if err != nil {
+		return Page{}, err
+	}
 	rows, err := s.db.QueryContext(ctx, s.db.Q(q), args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("query monitoring records: %w", err)

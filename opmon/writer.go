@@ -71,32 +71,31 @@ func (s *Store) write() {
 	defer s.wg.Done()
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
-	w := &s.w
 	for {
 		select {
 		case r := <-s.queue:
-			w.batch = append(w.batch, r)
-			if len(w.batch) >= maxBatch {
-				s.flush()
-			}
+			s.take(r)
 		case <-t.C:
 			s.flush()
 		case <-s.stop:
 			for {
 				select {
 				case r := <-s.queue:
-					w.batch = append(w.batch, r)
-					if len(w.batch) >= maxBatch {
-						s.flush()
-					}
-					continue
+					s.take(r)
 				default:
+					s.flush()
+					return
 				}
-				break
 			}
-			s.flush()
-			return
 		}
+	}
+}
+
+// take adds r to the batch, storing the batch once it is full.
+func (s *Store) take(r *Record) {
+	s.w.batch = append(s.w.batch, r)
+	if len(s.w.batch) >= maxBatch {
+		s.flush()
 	}
 }
 
@@ -112,8 +111,7 @@ func (s *Store) flush() {
 	clear(w.batch)
 	w.batch = w.batch[:0]
 	if err != nil {
-		s.log.Error("monitoring records not stored", "records", n, "err", err)
-		s.drop(n, "write failed")
+		s.drop(n, err.Error())
 		return
 	}
 	s.stored.Add(uint64(n))
