@@ -13,6 +13,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/ops"
 )
 
 // Config is the authority's configuration file.
@@ -162,6 +163,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OpsTokenFile != "" && strings.TrimSpace(c.OpsTokenFile) != c.OpsTokenFile {
 		return fmt.Errorf("ops_token_file: %q has surrounding white space", c.OpsTokenFile)
+	}
+	if err := ops.CheckExposure(c.OpsListen, c.OpsTokenFile); err != nil {
+		return fmt.Errorf("ops_listen: %w", err)
 	}
 	u, err := url.Parse(c.PublicURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/ops"
 	"github.com/sampan-exchange/sampan/policy"
 	"github.com/sampan-exchange/sampan/store"
 )
@@ -271,6 +272,9 @@ func (c *Config) Validate() error {
 		if v != On && v != Off {
 			return fmt.Errorf("%s: %q is neither %q nor %q", name, v, On, Off)
 		}
+	}
+	if err := ops.CheckExposure(c.OpsListen, c.OpsTokenFile); err != nil {
+		return fmt.Errorf("ops_listen: %w", err)
 	}
 	if c.Monitoring.Retention < 0 {
 		return errors.New("monitoring.retention: must not be negative")

@@ -266,7 +266,7 @@ func (c *consumerCall) sign() *r1.Error {
 	if c.bs, err = g.startBodies(req.Client, o.requestID, "consumer"); err != nil {
 		return r1.Wrap(err, r1.TypeClientLoggingFailed, "the exchange's bodies cannot be stored as configured")
 	}
-	sr := newSigningReader(g.limitBody(c.w, r.Body), c.signBody)
+	sr := newSigningReader(g.limitBody(r.Body), c.signBody)
 	sr.tee = c.bs.reqW()
 	out.Body = io.NopCloser(sr)
 	if r.ContentLength < 0 || r.ContentLength > bufSize {
@@ -289,17 +289,22 @@ func (c *consumerCall) sign() *r1.Error {
 	out.Header.Set(hdrSignature, out.Trailer.Get(hdrSignature))
 	out.Trailer = nil
 	out.ContentLength = int64(len(b))
-	// A request held whole can be sent again, and the transport does so
-	// when the provider's gateway cannot have taken it up: a pooled
-	// connection found closed (a provider restarting, say), or an HTTP/2
-	// stream above the last one a GOAWAY acknowledges. Go's HTTP/2 server
-	// sends that GOAWAY, ending every exchange on the connection, when
-	// the trailer of a streamed request it refused and reset early
-	// arrives after all (golang/go#58286).
+	// A request held whole can be sent again where the transport does so
+	// only when the provider's gateway cannot have taken it up. Without
+	// a body: a pooled connection found closed (a provider restarting,
+	// say). Over HTTP/2, with one too: a stream above the last one a
+	// GOAWAY acknowledges, which Go's HTTP/2 server sends, ending every
+	// exchange on the connection, when the trailer of a streamed request
+	// it refused and reset early arrives after all (golang/go#58286).
+	// Over HTTP/1.1 the transport would also resend a GET with a body
+	// after a connection dropped once the request was written, which may
+	// have reached the service: not that.
 	out.Body, out.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
 	if len(b) > 0 {
-		out.Body = io.NopCloser(bytes.NewReader(b))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		out.Body, out.GetBody = io.NopCloser(bytes.NewReader(b)), nil
+		if g.cfg.PeerProtocol == PeerHTTP2 {
+			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		}
 	}
 	return nil
 }

@@ -258,13 +258,17 @@ func (g *Gateway) Close() error {
 	g.warm.Close()
 	g.peers.CloseIdleConnections()
 	g.backends.CloseIdleConnections()
+	// The evidence log first, with its own time: the monitoring records
+	// must not eat into it.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var err error
+	err := g.mlog.Close(ctx)
 	if g.opmon != nil {
-		err = g.opmon.Close(ctx)
+		octx, ocancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ocancel()
+		err = errors.Join(err, g.opmon.Close(octx))
 	}
-	return errors.Join(err, g.mlog.Close(ctx), g.db.Close())
+	return errors.Join(err, g.db.Close())
 }
 
 // LogDir returns the directory of the gateway's message log.

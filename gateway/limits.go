@@ -48,11 +48,13 @@ func headerSize(h http.Header) int {
 }
 
 // limitBody bounds a request body as it is read: past the limit, reads
-// fail with an *http.MaxBytesError and the connection is closed after
-// the answer.
-func (g *Gateway) limitBody(w http.ResponseWriter, body io.ReadCloser) io.Reader {
+// fail with an *http.MaxBytesError. It is given no ResponseWriter: the
+// consumer's body is read by the transport's own goroutine while the
+// handler may be answering, and net/http's reader would mark the
+// response from there.
+func (g *Gateway) limitBody(body io.ReadCloser) io.Reader {
 	if max := g.cfg.Limits.MaxBodyBytes; max >= 0 {
-		return http.MaxBytesReader(w, body, max)
+		return http.MaxBytesReader(nil, body, max)
 	}
 	return body
 }

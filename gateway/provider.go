@@ -270,7 +270,7 @@ func (c *providerCall) verify() *r1.Error {
 			return r1.Wrap(err, r1.TypeServerLoggingFailed, "the exchange's bodies cannot be stored as configured")
 		}
 	}
-	c.vr = newVerifyingReader(g.limitBody(c.w, r.Body), c.verifyRequest)
+	c.vr = newVerifyingReader(g.limitBody(r.Body), c.verifyRequest)
 	c.vr.tee = c.bs.reqW()
 	complete, err := c.vr.Prefetch()
 	if err != nil {

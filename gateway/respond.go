@@ -92,7 +92,10 @@ func (c *providerCall) respond() *r1.Error {
 		w.Write(buf[:n])
 		http.NewResponseController(w).Flush()
 		if c.settle(p) != nil {
+			// The consumer's gateway withholds the answer: the exchange
+			// failed, though its head has gone out.
 			h.Set(hdrLogged, loggedFailed)
+			o.err = r1.New(r1.TypeServerLoggingFailed, "the exchange could not be written to the message log; the consumer's gateway withholds the answer")
 			return nil
 		}
 		h.Set(hdrLogged, loggedOK)

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"unicode"
@@ -38,3 +39,24 @@ func ReadTokenFile(path string) (string, error) {
 
 // MinTokenLen is the shortest token ReadTokenFile accepts.
 const MinTokenLen = 16
+
+// CheckExposure refuses an operations listener on an address other
+// hosts can reach without a token: its metrics and monitoring records
+// name clients, services and users. addr is host:port; an empty host
+// means every interface.
+func CheckExposure(addr, tokenFile string) error {
+	if tokenFile != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%s is reachable from other hosts: set ops_token_file, or listen on loopback", addr)
+}
