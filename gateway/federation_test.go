@@ -241,7 +241,7 @@ func TestFederation(t *testing.T) {
 			t.Fatalf("sandbox gateway federation = %q", c.Federation.Allow)
 		}
 		c.Federation = gateway.FederationConfig{Allow: gateway.FederateNone}
-		c.ClientListen, c.PeerListen = "127.0.0.1:0", "127.0.0.1:0"
+		c.ClientListen, c.PeerListen, c.OpsListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		dir := copyDir(t, mg.DataDir)
 		g, err := gateway.New(t.Context(), c, dir, gateway.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {

@@ -308,7 +308,7 @@ func startNode(t *testing.T, mg sandbox.ManifestGateway, node string) *gateway.G
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.ClientListen, c.PeerListen, c.Log.Node = "127.0.0.1:0", "127.0.0.1:0", node
+	c.ClientListen, c.PeerListen, c.OpsListen, c.Log.Node = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", node
 	g, err := gateway.New(t.Context(), c, dir, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
