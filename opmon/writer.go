@@ -65,30 +65,37 @@ func (w *writer) close() {
 	}
 }
 
-// write is the writer goroutine: it gathers queued records into batches
-// and stores each in one transaction, until Close.
+// write is the writer goroutine: every flushEvery, or as soon as a
+// batch's worth waits, it stores what is queued in batches, until Close.
 func (s *Store) write() {
 	defer s.wg.Done()
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
 	for {
 		select {
+		case <-s.kick:
+		case <-t.C:
+		case <-s.stop:
+			s.drain(-1)
+			return
+		}
+		s.drain(len(s.queue))
+	}
+}
+
+// drain stores n queued records (all of them, with n < 0, until the
+// queue is empty), then what remains of the batch.
+func (s *Store) drain(n int) {
+	for i := 0; n < 0 || i < n; i++ {
+		select {
 		case r := <-s.queue:
 			s.take(r)
-		case <-t.C:
+		default:
 			s.flush()
-		case <-s.stop:
-			for {
-				select {
-				case r := <-s.queue:
-					s.take(r)
-				default:
-					s.flush()
-					return
-				}
-			}
+			return
 		}
 	}
+	s.flush()
 }
 
 // take adds r to the batch, storing the batch once it is full.
