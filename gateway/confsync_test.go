@@ -17,20 +17,7 @@ import (
 // up on the configuration it cached, stay ready until that expires, and
 // say so once it has.
 func TestCachedConfigurationOutlivesAuthority(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "sb")
-	sb, err := sandbox.Start(t.Context(), sandbox.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mg := sb.Manifest.Gateways[0]
-	if err := sb.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	c, err := gateway.LoadConfig(mg.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mg, c := stoppedGateway(t)
 	var skew atomic.Int64
 	g, err := gateway.New(t.Context(), c, mg.DataDir, gateway.Options{
 		Log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -53,4 +40,24 @@ func TestCachedConfigurationOutlivesAuthority(t *testing.T) {
 	if g.Ready() {
 		t.Fatal("ready on an expired configuration")
 	}
+}
+
+// stoppedGateway starts a sandbox and stops it again, and returns its
+// first gateway with its configuration: a gateway to open on its own,
+// whose authority is no longer there.
+func stoppedGateway(t *testing.T) (sandbox.ManifestGateway, *gateway.Config) {
+	t.Helper()
+	sb, err := sandbox.Start(t.Context(), sandbox.Options{Dir: filepath.Join(t.TempDir(), "sb")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mg := sb.Manifest.Gateways[0]
+	if err := sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := gateway.LoadConfig(mg.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mg, c
 }

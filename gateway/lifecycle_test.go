@@ -7,13 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/sampan-exchange/sampan/gateway"
-	"github.com/sampan-exchange/sampan/sandbox"
 )
 
 // TestCloseJoinsRun: Close on a gateway whose Run is still serving ends
@@ -22,19 +20,7 @@ import (
 // log: afterwards no goroutine of the gateway is left and its
 // listeners are closed.
 func TestCloseJoinsRun(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "sb")
-	sb, err := sandbox.Start(t.Context(), sandbox.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mg := sb.Manifest.Gateways[0]
-	if err := sb.Close(); err != nil {
-		t.Fatal(err)
-	}
-	c, err := gateway.LoadConfig(mg.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mg, c := stoppedGateway(t)
 	c.ClientListen, c.PeerListen, c.OpsListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	http.DefaultClient.CloseIdleConnections()
 	before := settledGoroutines(0)

@@ -82,16 +82,7 @@ func TestLoggingFailsClosed(t *testing.T) {
 			}
 			logDir := filepath.Join(w.manifestGateway(tc.gateway).DataDir, "log")
 			if tc.index {
-				// The record index loses its table.
-				db, err := msglog.OpenIndex(t.Context(), logDir, "")
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, err = db.Exec(`ALTER TABLE records RENAME TO records_gone`)
-				db.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
+				breakIndex(t, logDir)
 			} else {
 				// The tree's storage goes bad: where the tiles go, there is
 				// a file. Records are durable in the index before an
@@ -571,4 +562,19 @@ func gauge(t *testing.T, g *gateway.Gateway, name string) float64 {
 	}
 	t.Fatalf("no gauge %s", name)
 	return 0
+}
+
+// breakIndex takes the table away from the record index in logDir, so
+// that the log fails its next records.
+func breakIndex(t *testing.T, logDir string) {
+	t.Helper()
+	db, err := msglog.OpenIndex(t.Context(), logDir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`ALTER TABLE records RENAME TO records_gone`)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

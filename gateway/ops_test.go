@@ -24,7 +24,6 @@ import (
 
 	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/internal/cfg"
-	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/r1"
 	"github.com/sampan-exchange/sampan/sandbox"
 )
@@ -259,15 +258,7 @@ func runExchanges(t *testing.T, w *world, prefix string) []*opsExchange {
 
 	// The consumer's record index loses its table: the exchange under
 	// way when it does may still complete, the next is refused.
-	db, err := msglog.OpenIndex(t.Context(), filepath.Join(w.manifestGateway(hcmcGW).DataDir, "log"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = db.Exec(`ALTER TABLE records RENAME TO records_gone`)
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	breakIndex(t, filepath.Join(w.manifestGateway(hcmcGW).DataDir, "log"))
 	for i := range 50 {
 		ex := &opsExchange{name: "logging failure", id: fmt.Sprintf("%s-log-%d", prefix, i), trace: traceOf(100 + i),
 			consumer: hcmcGW, provider: mofGW, client: hcmcClient, service: companies, path: companies + "/0100109106",
