@@ -14,12 +14,12 @@ import (
 )
 
 // NewRegistry returns a registry holding the Go runtime's and the
-// process's metrics. Each component gets its own: the global registry is
+// process's metrics, and sampan_build_info. Each component gets its own: the global registry is
 // never used, so two daemons in one process (the sandbox, tests) do not
 // mix their figures.
 func NewRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
-	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoCollector())
 	return r
 }
 

@@ -117,10 +117,10 @@ func NewServer(c Config) (*Server, error) {
 			ready, detail = c.Ready()
 		}
 		if ready {
-			writeJSON(w, http.StatusOK, readyBody{Status: "ready", Detail: detail})
+			writeJSON(w, http.StatusOK, readyBody{Status: "ready", Detail: detail, Build: Build()})
 			return
 		}
-		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "not ready", Detail: detail})
+		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "not ready", Detail: detail, Build: Build()})
 	})
 	for pattern, h := range c.Handlers {
 		if err := mount(mux, pattern, h); err != nil {
@@ -156,8 +156,9 @@ func mount(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 }
 
 type readyBody struct {
-	Status string `json:"status"`
-	Detail any    `json:"detail,omitempty"`
+	Status string    `json:"status"`
+	Detail any       `json:"detail,omitempty"`
+	Build  BuildInfo `json:"build"`
 }
 
 type errorBody struct {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -18,6 +20,7 @@ import (
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/procs"
 	"github.com/sampan-exchange/sampan/msglog"
+	"github.com/sampan-exchange/sampan/ops"
 	"github.com/sampan-exchange/sampan/report"
 	"github.com/sampan-exchange/sampan/sandbox"
 )
@@ -32,6 +35,7 @@ type CLI struct {
 	Log       LogCmd       `cmd:"" help:"Check a gateway's message log."`
 	Report    ReportCmd    `cmd:"" help:"Reports for regulators, built from a gateway's message log."`
 	Ops       OpsCmd       `cmd:"" help:"Read a daemon's operations API: monitoring records."`
+	Version   VersionCmd   `cmd:"" help:"Print the build: version, source commit, Go version."`
 }
 
 // Globals are flags every command takes.
@@ -366,4 +370,26 @@ func (c *ReportTransfersCmd) Run(g *Globals) error {
 		return report.WriteJSON(os.Stdout, o, flows)
 	}
 	return report.WriteCSV(os.Stdout, flows)
+}
+
+// VersionCmd prints the build.
+type VersionCmd struct {
+	JSON bool `help:"Print it as JSON."`
+}
+
+// Run prints the build information.
+func (c *VersionCmd) Run(g *Globals) error { return printVersion(os.Stdout, c.JSON) }
+
+func printVersion(w io.Writer, asJSON bool) error {
+	b := ops.Build()
+	if asJSON {
+		enc := json.NewEncoder(w)
+		return enc.Encode(b)
+	}
+	fmt.Fprintf(w, "sampan %s\n", b.Version)
+	if b.Commit != "" {
+		fmt.Fprintf(w, "commit %s (%s)\n", b.Commit, b.CommitTime)
+	}
+	fmt.Fprintf(w, "go %s\n", b.GoVersion)
+	return nil
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,5 +85,27 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	err := cli.Run(&Globals{LogLevel: "error", LogFormat: "text"})
 	if err == nil || !strings.Contains(err.Error(), "client_listn") {
 		t.Fatalf("err = %v, want it to name the unknown field", err)
+	}
+}
+
+// TestVersionCommand: `sampan version` names the Go version the binary
+// runs on, as text and as JSON.
+func TestVersionCommand(t *testing.T) {
+	var text, js strings.Builder
+	if err := printVersion(&text, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "go "+runtime.Version()) || !strings.HasPrefix(text.String(), "sampan ") {
+		t.Errorf("text: %q", text.String())
+	}
+	if err := printVersion(&js, true); err != nil {
+		t.Fatal(err)
+	}
+	var b struct {
+		Version string `json:"version"`
+		Go      string `json:"go_version"`
+	}
+	if err := json.Unmarshal([]byte(js.String()), &b); err != nil || b.Version == "" || b.Go != runtime.Version() {
+		t.Errorf("json: %q (%v)", js.String(), err)
 	}
 }

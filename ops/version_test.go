@@ -1,0 +1,57 @@
+package ops
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+)
+
+// TestBuildInfo: every registry carries sampan_build_info with the
+// running Go version, and /readyz names the build.
+func TestBuildInfo(t *testing.T) {
+	reg := NewRegistry()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "sampan_build_info" {
+			continue
+		}
+		found = true
+		m := mf.GetMetric()[0]
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if m.GetGauge().GetValue() != 1 || labels["go_version"] != runtime.Version() || labels["version"] == "" {
+			t.Errorf("sampan_build_info = %v %v", m.GetGauge().GetValue(), labels)
+		}
+	}
+	if !found {
+		t.Fatal("no sampan_build_info")
+	}
+
+	srv, err := NewServer(Config{Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + PathReady)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var body struct {
+		Build BuildInfo `json:"build"`
+	}
+	if err := json.Unmarshal(b, &body); err != nil || body.Build.GoVersion != runtime.Version() {
+		t.Errorf("/readyz: %s (%v)", b, err)
+	}
+}
