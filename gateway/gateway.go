@@ -379,6 +379,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.bg.Go(func() { g.sync.run(ctx) })
 	g.startFederation(ctx)
 	g.bg.Go(func() { g.runStamper(ctx) })
+	g.bg.Go(func() { g.watchCerts(ctx) })
 	defer func() {
 		cancel()
 		g.stopFederation()

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"context"
 	"crypto"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -159,4 +161,59 @@ func loadKeys(dir string, id ident.GatewayID, batchBusy func() bool, batchWindow
 		kr.sign[m] = &memberKey{signer: s, batch: b, der: c.Raw, certB64: base64.StdEncoding.EncodeToString(c.Raw), fp: pki.Fingerprint(c.Raw)}
 	}
 	return kr, nil
+}
+
+// heldCert is a certificate the gateway holds, for the expiry metric and
+// warnings.
+type heldCert struct {
+	use      string // "auth" or "sign"
+	member   string // the signing certificate's member; "" for auth
+	notAfter time.Time
+}
+
+// held lists the certificates of the keyring.
+func (k *keyring) held() []heldCert {
+	var out []heldCert
+	if k.auth.Leaf != nil {
+		out = append(out, heldCert{use: "auth", notAfter: k.auth.Leaf.NotAfter})
+	}
+	for m, mk := range k.sign {
+		if c, err := x509.ParseCertificate(mk.der); err == nil {
+			out = append(out, heldCert{use: "sign", member: m.String(), notAfter: c.NotAfter})
+		}
+	}
+	return out
+}
+
+// certWarnings are how long before a certificate expires the gateway
+// starts warning, each once.
+var certWarnings = [...]time.Duration{30 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour}
+
+// watchCerts logs a warning when a certificate the gateway holds comes
+// within 30, 7 and 1 days of its expiry (and at start when already
+// within one), checking hourly until ctx ends.
+func (g *Gateway) watchCerts(ctx context.Context) {
+	warned := map[heldCert]int{} // how many thresholds have been passed
+	for {
+		now := g.now()
+		for _, c := range g.keys.held() {
+			left := c.notAfter.Sub(now)
+			n := 0
+			for _, w := range certWarnings {
+				if left < w {
+					n++
+				}
+			}
+			if n > warned[c] {
+				warned[c] = n
+				g.log.Warn("certificate expires soon: renew it", "use", c.use, "member", c.member,
+					"not_after", c.notAfter.UTC().Format(time.RFC3339), "days_left", int(left.Hours()/24))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
 }

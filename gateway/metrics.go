@@ -151,11 +151,12 @@ var (
 	descTSFailures = prometheus.NewDesc("sampan_gateway_timestamp_failures_total", "Failed attempts to time-stamp the message log.", nil, nil)
 	descReady      = prometheus.NewDesc("sampan_gateway_ready", "1 when the gateway holds an unexpired configuration and may serve.", nil, nil)
 	descPeerConns  = prometheus.NewDesc("sampan_gateway_peer_connections", "Open connections from other gateways on the peer side.", nil, nil)
+	descCertExpiry = prometheus.NewDesc("sampan_gateway_cert_expiry_seconds", "Seconds until each certificate the gateway holds expires, by use (auth, sign) and member.", []string{"use", "member"}, nil)
 	descWarmIdle   = prometheus.NewDesc("sampan_gateway_warm_goroutines", "Idle goroutines kept warm for peer requests.", nil, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConfSerial, descConfAge, descConfExpiry, descTSAge, descTSFailing, descTSFailures, descReady, descPeerConns, descWarmIdle} {
+	for _, d := range []*prometheus.Desc{descConfSerial, descConfAge, descConfExpiry, descTSAge, descTSFailing, descTSFailures, descReady, descPeerConns, descWarmIdle, descCertExpiry} {
 		ch <- d
 	}
 }
@@ -189,4 +190,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
 	ch <- prometheus.MustNewConstMetric(descPeerConns, prometheus.GaugeValue, float64(g.peerConnCount()))
 	ch <- prometheus.MustNewConstMetric(descWarmIdle, prometheus.GaugeValue, float64(g.warm.Idle()))
+	for _, c := range g.keys.held() {
+		ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, c.notAfter.Sub(now).Seconds(), c.use, c.member)
+	}
 }
