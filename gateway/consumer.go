@@ -146,6 +146,9 @@ func (c *consumerCall) identify() *r1.Error {
 	}
 	o.knownClient = true
 	if !c.st.cfg.Serves(g.keys.authFP, req.Client) {
+		if p := g.registrationProblem(c.st); p != "" {
+			return r1.New(r1.TypeClientInternal, "gateway %s cannot serve: %s", g.cfg.ID, p)
+		}
 		return r1.New(r1.TypeClientNotHosted, "client %s is not served by gateway %s", req.Client, g.cfg.ID)
 	}
 	return g.checkConnection(c.r, req.Client)

@@ -279,12 +279,32 @@ func (g *Gateway) LogDir() string { return filepath.Join(g.dir, logDir) }
 func (g *Gateway) onConfChange() {
 	g.peers.CloseIdleConnections()
 	g.reconcileFederation(context.Background())
+	if st := g.conf.Load(); st != nil {
+		if p := g.registrationProblem(st); p != "" {
+			g.log.Error("the gateway cannot serve: "+p, "serial", st.cfg.Serial)
+		}
+	}
 }
 
-// Ready reports whether the gateway holds an unexpired configuration.
+// registrationProblem says, when the configuration st does not register
+// this gateway's authentication certificate as this gateway's, what is
+// wrong; "" when it does. Other gateways refuse an unregistered one.
+func (g *Gateway) registrationProblem(st *confState) string {
+	gw := st.cfg.GatewayByFingerprint(g.keys.authFP)
+	switch {
+	case gw == nil:
+		return fmt.Sprintf("its authentication certificate (sha256 %s) is not registered in the shared configuration of %s: register it for %s at the authority", g.keys.authFP, st.cfg.Instance, g.cfg.ID)
+	case gw.ID != g.cfg.ID:
+		return fmt.Sprintf("its authentication certificate (sha256 %s) is registered to gateway %s, not to %s", g.keys.authFP, gw.ID, g.cfg.ID)
+	}
+	return ""
+}
+
+// Ready reports whether the gateway holds an unexpired configuration
+// that registers it.
 func (g *Gateway) Ready() bool {
 	st := g.conf.Load()
-	return st != nil && !st.cfg.Expired(g.now())
+	return st != nil && !st.cfg.Expired(g.now()) && g.registrationProblem(st) == ""
 }
 
 // RefreshConf downloads the configuration once, now, and then those of
@@ -334,6 +354,9 @@ func (g *Gateway) opsServer() (*ops.Server, error) {
 			if st == nil {
 				return false, "no shared configuration yet"
 			}
+			if p := g.registrationProblem(st); p != "" {
+				return false, "this gateway cannot serve: " + p
+			}
 			return !st.cfg.Expired(g.now()), g.ConfStatus()
 		},
 	}
@@ -376,6 +399,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(g.life, cancel)()
+	if st := g.conf.Load(); st != nil {
+		if p := g.registrationProblem(st); p != "" {
+			g.log.Error("the gateway cannot serve: "+p, "serial", st.cfg.Serial)
+		}
+	}
 	g.bg.Go(func() { g.sync.run(ctx) })
 	g.startFederation(ctx)
 	g.bg.Go(func() { g.runStamper(ctx) })

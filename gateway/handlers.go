@@ -40,6 +40,10 @@ func (g *Gateway) serveReady(w http.ResponseWriter) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "shared configuration expired", "serial": st.cfg.Serial, "expired_at": st.cfg.ExpiresAt})
 		return
 	}
+	if p := g.registrationProblem(st); p != "" {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "this gateway cannot serve: " + p, "serial": st.cfg.Serial})
+		return
+	}
 	// Federated configurations are listed, but only the gateway's own
 	// decides readiness: domestic traffic goes on without them.
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "serial": st.cfg.Serial, "expires_at": st.cfg.ExpiresAt, "configurations": g.ConfStatus()})
