@@ -160,8 +160,35 @@ func (s *confSync) install(ctx context.Context, doc []byte, etag string) error {
 	if s.onChange != nil {
 		s.onChange()
 	}
-	s.g.log.Debug("configuration installed", "instance", c.Instance, "serial", c.Serial, "expires_at", c.ExpiresAt)
+	s.g.log.Info("configuration applied", append([]any{"instance", c.Instance, "serial", c.Serial, "expires_at", c.ExpiresAt}, confCounts(curCfg, c)...)...)
 	return nil
+}
+
+// confCounts sizes a configuration for the log, and by how much each
+// count moved from the one before (when there was one).
+func confCounts(old, c *conf.Config) []any {
+	count := func(c *conf.Config) [5]int {
+		subs := 0
+		for _, m := range c.Members {
+			subs += len(m.Subsystems)
+		}
+		return [5]int{len(c.Members), subs, len(c.Gateways), len(c.Revoked), len(c.Federation)}
+	}
+	names := [5]string{"members", "subsystems", "gateways", "revoked", "federations"}
+	now := count(c)
+	var out []any
+	for i, n := range now {
+		out = append(out, names[i], n)
+	}
+	if old != nil {
+		was := count(old)
+		for i, n := range now {
+			if d := n - was[i]; d != 0 {
+				out = append(out, names[i]+"_change", d)
+			}
+		}
+	}
+	return out
 }
 
 // run polls until ctx ends: every refresh interval (with ±10% jitter) while

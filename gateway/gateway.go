@@ -341,6 +341,22 @@ func (g *Gateway) Listen() error {
 	return nil
 }
 
+// serveRefresh downloads the configurations now (POST /conf/refresh on
+// the operations listener), and answers with what the gateway then
+// holds, or 502 with why the download failed (the configurations held
+// stay in force).
+func (g *Gateway) serveRefresh(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	if err := g.RefreshConf(ctx); err != nil {
+		g.log.Warn("forced configuration refresh failed", "err", err)
+		writeJSON(w, http.StatusBadGateway, map[string]any{"error": err.Error(), "configurations": g.ConfStatus()})
+		return
+	}
+	g.log.Info("configuration refreshed on request")
+	writeJSON(w, http.StatusOK, map[string]any{"configurations": g.ConfStatus()})
+}
+
 // OpsAddr returns the operations listener's address after Listen.
 func (g *Gateway) OpsAddr() string { return g.opsLn.Addr().String() }
 
@@ -360,8 +376,9 @@ func (g *Gateway) opsServer() (*ops.Server, error) {
 			return !st.cfg.Expired(g.now()), g.ConfStatus()
 		},
 	}
+	c.Handlers = map[string]http.Handler{"POST /conf/refresh": http.HandlerFunc(g.serveRefresh)}
 	if g.opmon != nil {
-		c.Handlers = map[string]http.Handler{"/records": opmon.Handler(g.opmon)}
+		c.Handlers["/records"] = opmon.Handler(g.opmon)
 	}
 	if g.cfg.OpsTokenFile != "" {
 		tok, err := ops.ReadTokenFile(g.cfg.path(g.cfg.OpsTokenFile))
