@@ -51,6 +51,30 @@ func (a *Authority) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, a.Current())
 		return nil
 	})
+	manage("GET /api/v1/certificates", "list_certificates", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+		after, limit, err := pageParams(r)
+		if err != nil {
+			return err
+		}
+		p, err := a.Certificates(r.Context(), after, limit)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, p)
+		return nil
+	})
+	manage("GET /api/v1/audit", "read_audit", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+		after, limit, err := pageParams(r)
+		if err != nil {
+			return err
+		}
+		p, err := a.Audit(r.Context(), after, limit)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, p)
+		return nil
+	})
 	manage("GET /api/v1/operators", "list_operators", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
 		writeJSON(w, http.StatusOK, a.Operators())
 		return nil

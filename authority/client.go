@@ -151,3 +151,23 @@ func (c *Client) PutSuspension(ctx context.Context, in policy.Suspension) error 
 func (c *Client) RemoveSuspension(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/policy/suspensions/"+url.PathEscape(id), nil, nil)
 }
+
+// Certificates lists a page of the certificates issued, after the id
+// after (0: from the first).
+func (c *Client) Certificates(ctx context.Context, after int64, limit int) (*Page[CertificateInfo], error) {
+	var out Page[CertificateInfo]
+	if err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/certificates?after=%d&limit=%d", after, limit), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Audit reads a page of the audit log, after the id after (0: from the
+// first).
+func (c *Client) Audit(ctx context.Context, after int64, limit int) (*Page[AuditEntry], error) {
+	var out Page[AuditEntry]
+	if err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/audit?after=%d&limit=%d", after, limit), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -32,7 +32,7 @@ func displayPath(p string) string {
 
 // providesFor reports whether this gateway offers services of subsystem p.
 func (g *Gateway) providesFor(p ident.ClientID) bool {
-	for id := range g.services {
+	for id := range g.live.Load().services {
 		if id.Provider == p {
 			return true
 		}

@@ -116,8 +116,9 @@ func (c *Config) resolve(p string) string {
 // checkConnection refuses a request that names a client subsystem over a
 // connection the subsystem's connection type does not allow.
 func (g *Gateway) checkConnection(r *http.Request, client ident.ClientID) *r1.Error {
-	conn, fps := g.cfg.DefaultConnection, map[string]bool(nil)
-	if cs := g.cfg.clients[client]; cs != nil {
+	live := g.live.Load().cfg
+	conn, fps := live.DefaultConnection, map[string]bool(nil)
+	if cs := live.clients[client]; cs != nil {
 		conn, fps = cs.Connection, cs.fps
 	}
 	switch conn {

@@ -85,6 +85,7 @@ type Config struct {
 	Monitoring MonitoringConfig `json:"monitoring"`
 
 	dir     string // directory of the configuration file
+	file    string // the configuration file, when loaded from one
 	clients map[ident.ClientID]*ClientSystem
 }
 
@@ -190,7 +191,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err := cfg.Load(path, &c); err != nil {
 		return nil, err
 	}
-	c.dir = filepath.Dir(path)
+	c.dir, c.file = filepath.Dir(path), path
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
@@ -405,6 +406,10 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// File returns the file the configuration was loaded from ("" when it
+// was not).
+func (c *Config) File() string { return c.file }
 
 // path resolves a file named in the configuration against its directory.
 func (c *Config) path(p string) string {

@@ -47,9 +47,10 @@ type Gateway struct {
 	stamp    stamper
 	anchor   *conf.Anchor
 	sync     *confSync
-	conf     atomic.Pointer[confState] // the gateway's own instance
-	fed      federation                // federated instances
-	services map[ident.ServiceID]*Service
+	conf     atomic.Pointer[confState]  // the gateway's own instance
+	fed      federation                 // federated instances
+	live     atomic.Pointer[liveConfig] // the settings a reload may change
+	reloadMu sync.Mutex
 
 	peers    *http.Transport   // to provider gateways
 	peerRT   http.RoundTripper // peers, possibly wrapped
@@ -116,7 +117,7 @@ func New(ctx context.Context, c *Config, dir string, o Options) (*Gateway, error
 		o.BatchWindow = defaultBatchWindow
 	}
 	start := time.Now()
-	g := &Gateway{cfg: c, dir: dir, log: log.With("component", "gateway", "gateway", c.ID.String()), services: map[ident.ServiceID]*Service{},
+	g := &Gateway{cfg: c, dir: dir, log: log.With("component", "gateway", "gateway", c.ID.String()),
 		warm: warm.New(warmIdle), clock: o.Clock, registry: o.Metrics}
 	if g.registry == nil {
 		g.registry = ops.NewRegistry()
@@ -125,9 +126,7 @@ func New(ctx context.Context, c *Config, dir string, o Options) (*Gateway, error
 	pl := c.PeerLimits
 	g.conns = newPeerConns(pl.ConnsPerPeer, pl.MaxConns)
 	g.peerLog = slog.New(newQuietHandler(g.log.Handler(), quietBurst, quietWindow))
-	for i := range c.Services {
-		g.services[c.Services[i].ID] = &c.Services[i]
-	}
+	g.live.Store(newLiveConfig(c))
 	var err error
 	if g.anchor, err = conf.ReadAnchor(c.anchorPath()); err != nil {
 		return nil, err
@@ -377,6 +376,9 @@ func (g *Gateway) opsServer() (*ops.Server, error) {
 		},
 	}
 	c.Handlers = map[string]http.Handler{"POST /conf/refresh": http.HandlerFunc(g.serveRefresh)}
+	if g.cfg.file != "" {
+		c.Handlers["POST /config/reload"] = http.HandlerFunc(g.serveReload)
+	}
 	if g.opmon != nil {
 		c.Handlers["/records"] = opmon.Handler(g.opmon)
 	}

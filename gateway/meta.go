@@ -77,9 +77,10 @@ func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.S
 		return nil, r1.New(r1.TypeServerInvalidReq, "metaservice %s only answers GET", svc.Code)
 	}
 	var services []*Service
-	for _, s := range g.cfg.Services {
-		if s.ID.Provider == svc.Provider {
-			services = append(services, g.services[s.ID])
+	live := g.live.Load()
+	for i := range live.cfg.Services {
+		if s := &live.cfg.Services[i]; s.ID.Provider == svc.Provider {
+			services = append(services, s)
 		}
 	}
 	if svc.Code != r1.MetaGetOpenAPI {

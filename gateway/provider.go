@@ -198,7 +198,7 @@ func (c *providerCall) identify() *r1.Error {
 	}
 	c.meta = isProviderMeta(c.svc.Code)
 	if !c.meta {
-		if c.service = g.services[c.svc]; c.service == nil {
+		if c.service = g.live.Load().services[c.svc]; c.service == nil {
 			return r1.New(r1.TypeServerUnknownSvc, "service %s is not offered at this gateway", c.svc)
 		}
 		o.knownService = true

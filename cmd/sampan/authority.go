@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -89,4 +91,77 @@ func (c *AuthorityRevokeCmd) Run(g *Globals) error {
 	}
 	fmt.Printf("certificate %s revoked\n", c.Serial)
 	return nil
+}
+
+// AuthorityCertificatesCmd lists the certificates issued.
+type AuthorityCertificatesCmd struct {
+	authorityAPI
+}
+
+// Run prints every certificate, one JSON object a line.
+func (c *AuthorityCertificatesCmd) Run(g *Globals) error { return c.print(os.Stdout) }
+
+func (c *AuthorityCertificatesCmd) print(w io.Writer) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	return printPages(w, func(ctx context.Context, after int64) ([]authority.CertificateInfo, int64, error) {
+		p, err := api.Certificates(ctx, after, 1000)
+		if err != nil {
+			return nil, 0, err
+		}
+		return p.Items, p.Next, nil
+	})
+}
+
+// AuthorityAuditCmd reads the audit log.
+type AuthorityAuditCmd struct {
+	authorityAPI
+	After int64 `help:"Start after this entry's id (0: from the first)."`
+}
+
+// Run prints the audit log from --after on, one JSON object a line.
+func (c *AuthorityAuditCmd) Run(g *Globals) error { return c.print(os.Stdout) }
+
+func (c *AuthorityAuditCmd) print(w io.Writer) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	first := true
+	return printPages(w, func(ctx context.Context, after int64) ([]authority.AuditEntry, int64, error) {
+		if first {
+			after, first = c.After, false
+		}
+		p, err := api.Audit(ctx, after, 1000)
+		if err != nil {
+			return nil, 0, err
+		}
+		return p.Items, p.Next, nil
+	})
+}
+
+// printPages follows a read API's pages to the last, printing each item
+// as a line of JSON.
+func printPages[T any](w io.Writer, page func(ctx context.Context, after int64) ([]T, int64, error)) error {
+	enc := json.NewEncoder(w)
+	after := int64(0)
+	for {
+		ctx, cancel := apiContext()
+		items, next, err := page(ctx, after)
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if err := enc.Encode(it); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		after = next
+	}
 }

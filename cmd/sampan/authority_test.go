@@ -106,4 +106,20 @@ func TestAuthorityCommandsTrustOnlyTheAuthorityTLSCA(t *testing.T) {
 	if !slices.Contains(a.Current().Revoked, sn) {
 		t.Errorf("serial %s not in the published revocations %v", sn, a.Current().Revoked)
 	}
+
+	// The read commands: the certificate, revoked; the audit log with
+	// the revocation.
+	var certs, audit strings.Builder
+	if err := (&AuthorityCertificatesCmd{authorityAPI: flags(c.PublicURL, a.TLSCAPath())}).print(&certs); err != nil {
+		t.Fatalf("sampan authority certificates: %v", err)
+	}
+	if !strings.Contains(certs.String(), `"serial":"`+sn+`"`) || !strings.Contains(certs.String(), `"status":"revoked"`) {
+		t.Errorf("sampan authority certificates:\n%s", certs.String())
+	}
+	if err := (&AuthorityAuditCmd{authorityAPI: flags(c.PublicURL, a.TLSCAPath())}).print(&audit); err != nil {
+		t.Fatalf("sampan authority audit: %v", err)
+	}
+	if lines := strings.Split(strings.TrimSpace(audit.String()), "\n"); len(lines) < 4 || !strings.Contains(audit.String(), sn) {
+		t.Errorf("sampan authority audit:\n%s", audit.String())
+	}
 }

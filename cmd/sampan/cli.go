@@ -88,9 +88,11 @@ func (c *SandboxCmd) Run(g *Globals) error {
 // AuthorityCmd groups the authority's subcommands: the daemon, and
 // operators' calls to a running authority's management API.
 type AuthorityCmd struct {
-	Run    AuthorityRunCmd    `cmd:"" default:"withargs" help:"Run an instance's authority."`
-	Issue  AuthorityIssueCmd  `cmd:"" help:"Have an authority issue a certificate from a CSR."`
-	Revoke AuthorityRevokeCmd `cmd:"" help:"Revoke a certificate at an authority."`
+	Run          AuthorityRunCmd          `cmd:"" default:"withargs" help:"Run an instance's authority."`
+	Issue        AuthorityIssueCmd        `cmd:"" help:"Have an authority issue a certificate from a CSR."`
+	Revoke       AuthorityRevokeCmd       `cmd:"" help:"Revoke a certificate at an authority."`
+	Certificates AuthorityCertificatesCmd `cmd:"" help:"List the certificates an authority has issued, with their status."`
+	Audit        AuthorityAuditCmd        `cmd:"" help:"Read an authority's audit log: who did what, when, refusals included."`
 }
 
 // AuthorityRunCmd runs an authority.
@@ -151,6 +153,23 @@ func (c *GatewayRunCmd) Run(g *Globals) error {
 		return err
 	}
 	defer gw.Close()
+	// SIGHUP reloads the configuration file: services, access rights
+	// and client connections change without a restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if _, err := gw.Reload(c.Config); err != nil {
+					log.Error("configuration file not reloaded", "err", err)
+				}
+			}
+		}
+	}()
 	return gw.Run(ctx)
 }
 

@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+
+	"github.com/sampan-exchange/sampan/ident"
+)
+
+// liveConfig is what a reload of the configuration file may change while
+// the gateway serves: the services with their access rights, and how
+// client systems connect. Each request reads it once.
+type liveConfig struct {
+	cfg      *Config
+	services map[ident.ServiceID]*Service
+}
+
+func newLiveConfig(c *Config) *liveConfig {
+	l := &liveConfig{cfg: c, services: make(map[ident.ServiceID]*Service, len(c.Services))}
+	for i := range c.Services {
+		l.services[c.Services[i].ID] = &c.Services[i]
+	}
+	return l
+}
+
+// ReloadResult says what a reload changed.
+type ReloadResult struct {
+	Services int `json:"services"`
+	Clients  int `json:"clients"`
+}
+
+// Reload reads the configuration file again and applies its services,
+// access rights and client connections, all at once, to the requests
+// that arrive from then on (those under way finish under the old ones).
+// A file that does not load, or that changes a setting only a restart
+// applies (listeners, identity, anchor, limits, log, …), changes nothing
+// and is refused with the reason.
+func (g *Gateway) Reload(path string) (ReloadResult, error) {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	nc, err := LoadConfig(path)
+	if err != nil {
+		return ReloadResult{}, fmt.Errorf("reload: %w; the running configuration stays", err)
+	}
+	if f := restartOnly(g.cfg, nc); f != "" {
+		return ReloadResult{}, fmt.Errorf("reload: %s changed, which only a restart applies; the running configuration stays", f)
+	}
+	g.live.Store(newLiveConfig(nc))
+	res := ReloadResult{Services: len(nc.Services), Clients: len(nc.Clients)}
+	g.log.Info("configuration file reloaded", "file", path, "services", res.Services, "clients", res.Clients)
+	return res, nil
+}
+
+// restartOnly names the first top-level setting, other than those a
+// reload applies, in which b differs from a; "" when none does.
+func restartOnly(a, b *Config) string {
+	ja, jb := settings(a), settings(b)
+	for k, va := range ja {
+		if !reflect.DeepEqual(va, jb[k]) {
+			return k
+		}
+	}
+	for k := range jb {
+		if _, ok := ja[k]; !ok {
+			return k
+		}
+	}
+	return ""
+}
+
+// settings is a configuration as its JSON fields, without those a reload
+// applies.
+func settings(c *Config) map[string]any {
+	b, _ := json.Marshal(c)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	for _, k := range []string{"services", "clients", "default_connection"} {
+		delete(m, k)
+	}
+	return m
+}
+
+// serveReload reloads the configuration file (POST /config/reload on the
+// operations listener): 200 with what it applied, or 409 with why the
+// running configuration stays.
+func (g *Gateway) serveReload(w http.ResponseWriter, r *http.Request) {
+	res, err := g.Reload(g.cfg.file)
+	if err != nil {
+		g.log.Warn("configuration file not reloaded", "err", err)
+		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
