@@ -57,6 +57,10 @@ type confSync struct {
 	// kick asks the run loop for an early refresh, e.g. when a peer shows
 	// a certificate the held configuration does not know yet.
 	kick chan struct{}
+	// installMu makes each install's check against the held
+	// configuration and its swap one step: the poll and a forced
+	// refresh may both install, and the serial must never go back.
+	installMu sync.Mutex
 }
 
 // minKickInterval spaces refreshes that kicks ask for.
@@ -132,6 +136,8 @@ func (s *confSync) fetch(ctx context.Context) error {
 // install verifies a document and swaps it in atomically; a document that
 // fails any check leaves the current one in place.
 func (s *confSync) install(ctx context.Context, doc []byte, etag string) error {
+	s.installMu.Lock()
+	defer s.installMu.Unlock()
 	c, err := conf.Verify(doc, s.anchor)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,22 +36,25 @@ import (
 
 // Gateway is a running gateway.
 type Gateway struct {
-	cfg      *Config
-	dir      string
-	log      *slog.Logger
-	peerLog  *slog.Logger // the peer side's, quiet under floods
-	db       *sql.DB
-	keys     *keyring
-	sigs     *pki.VerifyCache // batch roots already verified
-	mlog     *msglog.Log
-	replay   *replayGuard
-	stamp    stamper
-	anchor   *conf.Anchor
-	sync     *confSync
-	conf     atomic.Pointer[confState]  // the gateway's own instance
-	fed      federation                 // federated instances
-	live     atomic.Pointer[liveConfig] // the settings a reload may change
-	reloadMu sync.Mutex
+	cfg        *Config
+	dir        string
+	log        *slog.Logger
+	peerLog    *slog.Logger // the peer side's, quiet under floods
+	db         *sql.DB
+	keys       *keyring
+	sigs       *pki.VerifyCache // batch roots already verified
+	mlog       *msglog.Log
+	replay     *replayGuard
+	stamp      stamper
+	anchor     *conf.Anchor
+	sync       *confSync
+	conf       atomic.Pointer[confState]  // the gateway's own instance
+	fed        federation                 // federated instances
+	live       atomic.Pointer[liveConfig] // the settings a reload may change
+	reloadMu   sync.Mutex
+	loadConfig func() (*Config, error)
+	refreshMu  sync.Mutex // one forced refresh at a time
+	lastForced time.Time
 
 	peers    *http.Transport   // to provider gateways
 	peerRT   http.RoundTripper // peers, possibly wrapped
@@ -90,6 +94,11 @@ type Options struct {
 	// PeerTransport, when set, wraps the transport requests to provider
 	// gateways go through, for instrumentation and fault injection.
 	PeerTransport func(http.RoundTripper) http.RoundTripper
+	// LoadConfig loads the configuration again for a reload (Reload,
+	// POST /config/reload): the same way as the one given to New, with
+	// whatever the program put into it from elsewhere (the environment).
+	// Default: the file the configuration was loaded from, if any.
+	LoadConfig func() (*Config, error)
 	// Metrics is the registry the gateway's metrics go in, served on its
 	// operations listener. Default: one of its own (ops.NewRegistry).
 	Metrics *prometheus.Registry
@@ -127,6 +136,11 @@ func New(ctx context.Context, c *Config, dir string, o Options) (*Gateway, error
 	g.conns = newPeerConns(pl.ConnsPerPeer, pl.MaxConns)
 	g.peerLog = slog.New(newQuietHandler(g.log.Handler(), quietBurst, quietWindow))
 	g.live.Store(newLiveConfig(c))
+	g.loadConfig = o.LoadConfig
+	if g.loadConfig == nil && c.file != "" {
+		file := c.file
+		g.loadConfig = func() (*Config, error) { return LoadConfig(file) }
+	}
 	var err error
 	if g.anchor, err = conf.ReadAnchor(c.anchorPath()); err != nil {
 		return nil, err
@@ -345,6 +359,20 @@ func (g *Gateway) Listen() error {
 // holds, or 502 with why the download failed (the configurations held
 // stay in force).
 func (g *Gateway) serveRefresh(w http.ResponseWriter, r *http.Request) {
+	// One at a time, and no more often than the poll's own early
+	// refreshes: the authorities' are shared by every gateway.
+	if !g.refreshMu.TryLock() {
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": "a refresh is under way"})
+		return
+	}
+	defer g.refreshMu.Unlock()
+	if wait := minKickInterval - time.Since(g.lastForced); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": fmt.Sprintf("the configuration was refreshed less than %s ago", minKickInterval)})
+		return
+	}
+	g.lastForced = time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	if err := g.RefreshConf(ctx); err != nil {
@@ -375,9 +403,9 @@ func (g *Gateway) opsServer() (*ops.Server, error) {
 			return !st.cfg.Expired(g.now()), g.ConfStatus()
 		},
 	}
-	c.Handlers = map[string]http.Handler{"POST /conf/refresh": http.HandlerFunc(g.serveRefresh)}
-	if g.cfg.file != "" {
-		c.Handlers["POST /config/reload"] = http.HandlerFunc(g.serveReload)
+	c.Handlers = map[string]http.Handler{"POST /conf/refresh": ops.Mutating(http.HandlerFunc(g.serveRefresh))}
+	if g.loadConfig != nil {
+		c.Handlers["POST /config/reload"] = ops.Mutating(http.HandlerFunc(g.serveReload))
 	}
 	if g.opmon != nil {
 		c.Handlers["/records"] = opmon.Handler(g.opmon)

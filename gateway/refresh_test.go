@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sampan-exchange/sampan/sandbox"
 )
@@ -41,9 +42,21 @@ func TestForcedRefresh(t *testing.T) {
 		t.Errorf("GET /conf/refresh: %d, want 405", resp.StatusCode)
 	}
 
+	// Forced refreshes are spaced: the authorities serve every gateway.
+	if status, body := refresh(); status != http.StatusTooManyRequests {
+		t.Errorf("a second refresh at once: %d %v, want 429", status, body)
+	}
+	// Not from a web page: a browser sends Origin.
+	req, _ := http.NewRequest(http.MethodPost, ops+"/conf/refresh", nil)
+	req.Header.Set("Origin", "https://attacker.example")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a refresh with an Origin: %v %v, want 403", resp.StatusCode, err)
+	}
+
 	if err := w.sb.StopAuthority("VN"); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(5 * time.Second)
 	status, body := refresh()
 	if msg, _ := body["error"].(string); status != http.StatusBadGateway || !strings.Contains(msg, "download configuration") {
 		t.Errorf("refresh with the authority down: %d %v", status, body)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/sampan-exchange/sampan/ident"
 )
@@ -31,16 +33,20 @@ type ReloadResult struct {
 	Clients  int `json:"clients"`
 }
 
-// Reload reads the configuration file again and applies its services,
-// access rights and client connections, all at once, to the requests
-// that arrive from then on (those under way finish under the old ones).
-// A file that does not load, or that changes a setting only a restart
-// applies (listeners, identity, anchor, limits, log, …), changes nothing
-// and is refused with the reason.
-func (g *Gateway) Reload(path string) (ReloadResult, error) {
+// Reload loads the configuration again (Options.LoadConfig, or the file
+// it came from) and applies its services, access rights and client
+// connections, all at once, to the requests that arrive from then on
+// (those under way finish under the old ones). A configuration that does
+// not load, or that changes a setting only a restart applies (listeners,
+// identity, anchor, limits, log, …), changes nothing and is refused with
+// the reason.
+func (g *Gateway) Reload() (ReloadResult, error) {
+	if g.loadConfig == nil {
+		return ReloadResult{}, fmt.Errorf("reload: the gateway's configuration was not loaded from a file")
+	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	nc, err := LoadConfig(path)
+	nc, err := g.loadConfig()
 	if err != nil {
 		return ReloadResult{}, fmt.Errorf("reload: %w; the running configuration stays", err)
 	}
@@ -49,25 +55,27 @@ func (g *Gateway) Reload(path string) (ReloadResult, error) {
 	}
 	g.live.Store(newLiveConfig(nc))
 	res := ReloadResult{Services: len(nc.Services), Clients: len(nc.Clients)}
-	g.log.Info("configuration file reloaded", "file", path, "services", res.Services, "clients", res.Clients)
+	g.log.Info("configuration reloaded", "services", res.Services, "clients", res.Clients)
 	return res, nil
 }
 
-// restartOnly names the first top-level setting, other than those a
-// reload applies, in which b differs from a; "" when none does.
+// restartOnly names the top-level settings, other than those a reload
+// applies, in which b differs from a; "" when none does.
 func restartOnly(a, b *Config) string {
 	ja, jb := settings(a), settings(b)
+	var diff []string
 	for k, va := range ja {
-		if !reflect.DeepEqual(va, jb[k]) {
-			return k
+		if vb, ok := jb[k]; !ok || !reflect.DeepEqual(va, vb) {
+			diff = append(diff, k)
 		}
 	}
 	for k := range jb {
 		if _, ok := ja[k]; !ok {
-			return k
+			diff = append(diff, k)
 		}
 	}
-	return ""
+	slices.Sort(diff)
+	return strings.Join(diff, ", ")
 }
 
 // settings is a configuration as its JSON fields, without those a reload
@@ -86,7 +94,7 @@ func settings(c *Config) map[string]any {
 // operations listener): 200 with what it applied, or 409 with why the
 // running configuration stays.
 func (g *Gateway) serveReload(w http.ResponseWriter, r *http.Request) {
-	res, err := g.Reload(g.cfg.file)
+	res, err := g.Reload()
 	if err != nil {
 		g.log.Warn("configuration file not reloaded", "err", err)
 		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error()})

@@ -8,7 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/internal/cfg"
 	"github.com/sampan-exchange/sampan/r1"
 	"github.com/sampan-exchange/sampan/sandbox"
 )
@@ -112,5 +115,32 @@ func TestReloadAccessRights(t *testing.T) {
 	wg.Wait()
 	if calls.Load() == 0 || refused.Load() != 0 {
 		t.Errorf("%d calls during the reloads, %d refused", calls.Load(), refused.Load())
+	}
+}
+
+// TestReloadKeepsProgramOverrides: a reload loads the configuration the
+// way the program loaded it at start (Options.LoadConfig), so what the
+// program put in from elsewhere — `sampan gateway run` takes the record
+// index's DSN from the environment — does not read as a change that
+// needs a restart.
+func TestReloadKeepsProgramOverrides(t *testing.T) {
+	mg, c := stoppedGateway(t)
+	c.OpsListen = "127.0.0.1:0"
+	override := func(c *gateway.Config) { c.Log.Retention = cfg.Duration(48 * time.Hour) }
+	override(c)
+	g, err := gateway.New(t.Context(), c, mg.DataDir, gateway.Options{LoadConfig: func() (*gateway.Config, error) {
+		c, err := gateway.LoadConfig(mg.Config)
+		if err == nil {
+			c.OpsListen = "127.0.0.1:0"
+			override(c)
+		}
+		return c, err
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.Reload(); err != nil {
+		t.Fatalf("reload with the program's own settings: %v", err)
 	}
 }

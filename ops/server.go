@@ -117,10 +117,10 @@ func NewServer(c Config) (*Server, error) {
 			ready, detail = c.Ready()
 		}
 		if ready {
-			writeJSON(w, http.StatusOK, readyBody{Status: "ready", Detail: detail, Build: Build()})
+			writeJSON(w, http.StatusOK, readyBody{Status: "ready", Detail: detail})
 			return
 		}
-		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "not ready", Detail: detail, Build: Build()})
+		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "not ready", Detail: detail})
 	})
 	for pattern, h := range c.Handlers {
 		if err := mount(mux, pattern, h); err != nil {
@@ -156,9 +156,8 @@ func mount(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 }
 
 type readyBody struct {
-	Status string    `json:"status"`
-	Detail any       `json:"detail,omitempty"`
-	Build  BuildInfo `json:"build"`
+	Status string `json:"status"`
+	Detail any    `json:"detail,omitempty"`
 }
 
 type errorBody struct {

@@ -3,6 +3,7 @@ package ops
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"unicode"
@@ -59,4 +60,25 @@ func CheckExposure(addr, tokenFile string) error {
 		return nil
 	}
 	return fmt.Errorf("%s is reachable from other hosts: set ops_token_file, or listen on loopback", addr)
+}
+
+// Mutating guards a handler that changes a daemon's state (a reload, a
+// refresh) against callers the bearer token does not stop when the
+// listener has none (loopback): a browser's cross-site form or fetch
+// (it sends Origin, or Sec-Fetch-Site other than none) and a page
+// reaching loopback by DNS rebinding (its Host is a name, not the
+// listener's address).
+func Mutating(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		site := r.Header.Get("Sec-Fetch-Site")
+		if r.Header.Get("Origin") != "" || (site != "" && site != "none") || (host != "localhost" && net.ParseIP(strings.Trim(host, "[]")) == nil) {
+			writeJSON(w, http.StatusForbidden, errorBody{"this call changes the daemon's state: call it directly (curl), by the listener's address, not from a web page"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

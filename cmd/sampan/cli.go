@@ -130,47 +130,57 @@ type GatewayRunCmd struct {
 	Dir    string `help:"Data directory: keys, certificates, state." required:"" type:"path"`
 }
 
-// Run serves until a signal.
+// Run serves until a signal; SIGHUP reloads the configuration file.
 func (c *GatewayRunCmd) Run(g *Globals) error {
-	cfg, err := gateway.LoadConfig(c.Config)
+	// Taken before anything else: a reload asked for while the gateway
+	// starts must not stop it (SIGHUP's default).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	cfg, err := loadGatewayConfig(c.Config)
 	if err != nil {
 		return err
-	}
-	// A database password is better kept out of the configuration file.
-	if dsn := os.Getenv("SAMPAN_LOG_INDEX_DSN"); dsn != "" {
-		cfg.Log.IndexDSN = dsn
-		if err := cfg.Validate(); err != nil {
-			return fmt.Errorf("SAMPAN_LOG_INDEX_DSN: %w", err)
-		}
 	}
 	ctx, stop := signalContext()
 	defer stop()
 	log := g.logger()
 	n := procs.Set(0)
 	log.Info("scheduler", "procs", n, "cpus", procs.CPUs())
-	gw, err := gateway.New(ctx, cfg, c.Dir, gateway.Options{Log: log})
+	gw, err := gateway.New(ctx, cfg, c.Dir, gateway.Options{Log: log, LoadConfig: func() (*gateway.Config, error) { return loadGatewayConfig(c.Config) }})
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
-	// SIGHUP reloads the configuration file: services, access rights
-	// and client connections change without a restart.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if _, err := gw.Reload(c.Config); err != nil {
+				if _, err := gw.Reload(); err != nil {
 					log.Error("configuration file not reloaded", "err", err)
 				}
 			}
 		}
 	}()
 	return gw.Run(ctx)
+}
+
+// loadGatewayConfig loads a gateway's configuration file, with the
+// record index's DSN from SAMPAN_LOG_INDEX_DSN when set: a database
+// password is better kept out of the file.
+func loadGatewayConfig(path string) (*gateway.Config, error) {
+	cfg, err := gateway.LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if dsn := os.Getenv("SAMPAN_LOG_INDEX_DSN"); dsn != "" {
+		cfg.Log.IndexDSN = dsn
+		if err := cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("SAMPAN_LOG_INDEX_DSN: %w", err)
+		}
+	}
+	return cfg, nil
 }
 
 // GatewayInitCmd creates keys and CSRs.
