@@ -1,6 +1,7 @@
 package authority
 
 import (
+	"crypto/x509"
 	"net/http"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func newMetrics(a *Authority) *metrics {
 			return 0
 		}
 	}
-	m.reg.MustRegister(m.publications, m.calls, m.tsaTokens, m.certs,
+	m.reg.MustRegister(m.publications, m.calls, m.tsaTokens, m.certs, certExpiry{a},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sampan_authority_conf_serial",
 			Help: "Serial of the shared configuration being published.",
@@ -164,3 +165,31 @@ func (a *Authority) ready() (bool, any) {
 // Gatherer returns the authority's metrics, for an operations listener
 // of the caller's own.
 func (a *Authority) Gatherer() prometheus.Gatherer { return a.metrics.reg }
+
+var descCertExpiry = prometheus.NewDesc("sampan_authority_cert_expiry_seconds",
+	"Seconds until each certificate the authority holds expires: ca (the instance CA), tls_ca and tls (its own TLS), tsa (its time-stamping).", []string{"use"}, nil)
+
+// certExpiry reports, when scraped, how long the authority's own
+// certificates have left.
+type certExpiry struct{ a *Authority }
+
+func (c certExpiry) Describe(ch chan<- *prometheus.Desc) { ch <- descCertExpiry }
+
+func (c certExpiry) Collect(ch chan<- prometheus.Metric) {
+	a := c.a
+	certs := map[string]*x509.Certificate{"tls": a.tls.Leaf}
+	if a.ca != nil {
+		certs["ca"] = a.ca.Cert
+	}
+	if a.tlsCA != nil {
+		certs["tls_ca"] = a.tlsCA.Cert
+	}
+	if a.tsa != nil {
+		certs["tsa"] = a.tsa.cert
+	}
+	for use, cert := range certs {
+		if cert != nil {
+			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, time.Until(cert.NotAfter).Seconds(), use)
+		}
+	}
+}

@@ -88,3 +88,15 @@ func TestReadAPIs(t *testing.T) {
 		t.Errorf("certificates without a token: %d, want 401", s)
 	}
 }
+
+// TestCertExpiryMetric: the authority reports how long each of its own
+// certificates has left, on its operations listener.
+func TestCertExpiryMetric(t *testing.T) {
+	ta := startAuthority(t, t.TempDir(), "")
+	s := ta.scrape(t)
+	for use, min := range map[string]float64{"ca": 5 * 365 * 86400, "tls_ca": 30 * 86400, "tls": 30 * 86400, "tsa": 30 * 86400} {
+		if v := s.value("sampan_authority_cert_expiry_seconds", "use", use); v < min {
+			t.Errorf("%s certificate: %v seconds left, want at least %v", use, v, min)
+		}
+	}
+}
