@@ -31,8 +31,8 @@ func displayPath(p string) string {
 }
 
 // providesFor reports whether this gateway offers services of subsystem p.
-func (g *Gateway) providesFor(p ident.ClientID) bool {
-	for id := range g.live.Load().services {
+func (l *liveConfig) providesFor(p ident.ClientID) bool {
+	for id := range l.services {
 		if id.Provider == p {
 			return true
 		}

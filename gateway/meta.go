@@ -72,12 +72,11 @@ func (g *Gateway) listClients(w http.ResponseWriter, st *confState, req *r1.Requ
 // provider's gateway, as a response to be signed like any other.
 // A service's description goes only where describe lets it: listMethods
 // and allowedMethods leave out the others, getOpenAPI refuses them.
-func (g *Gateway) serveMeta(r *http.Request, groups []ident.GroupID, svc ident.ServiceID, client ident.ClientID, describe describeFunc) (*http.Response, *r1.Error) {
+func (g *Gateway) serveMeta(r *http.Request, live *liveConfig, groups []ident.GroupID, svc ident.ServiceID, client ident.ClientID, describe describeFunc) (*http.Response, *r1.Error) {
 	if r.Method != http.MethodGet {
 		return nil, r1.New(r1.TypeServerInvalidReq, "metaservice %s only answers GET", svc.Code)
 	}
 	var services []*Service
-	live := g.live.Load()
 	for i := range live.cfg.Services {
 		if s := &live.cfg.Services[i]; s.ID.Provider == svc.Provider {
 			services = append(services, s)

@@ -36,6 +36,7 @@ type providerCall struct {
 	svc     ident.ServiceID
 	path    string
 	meta    bool
+	live    *liveConfig
 	service *Service // nil for metaservices
 	provKey *memberKey
 	sg      *signer
@@ -197,12 +198,13 @@ func (c *providerCall) identify() *r1.Error {
 		return r1.New(r1.TypeServerAccessDenied, "%s admits no calls from %s", c.st.cfg.Instance, client)
 	}
 	c.meta = isProviderMeta(c.svc.Code)
+	c.live = g.live.Load() // one view of the reloadable settings for the whole request
 	if !c.meta {
-		if c.service = g.live.Load().services[c.svc]; c.service == nil {
+		if c.service = c.live.services[c.svc]; c.service == nil {
 			return r1.New(r1.TypeServerUnknownSvc, "service %s is not offered at this gateway", c.svc)
 		}
 		o.knownService = true
-	} else if !g.providesFor(c.svc.Provider) {
+	} else if !c.live.providesFor(c.svc.Provider) {
 		return r1.New(r1.TypeServerUnknownSvc, "subsystem %s offers no services at this gateway", c.svc.Provider)
 	}
 	if c.provKey = g.keys.sign[c.svc.Provider.Member()]; c.provKey == nil {
@@ -310,7 +312,7 @@ func (c *providerCall) backend() *r1.Error {
 	var e *r1.Error
 	o.requestOut = time.Now()
 	if c.meta {
-		c.resp, e = g.serveMeta(r, clientGroups(c.st, c.pst, c.client), c.svc, c.client, g.describable(c.st, c.client, r.Header))
+		c.resp, e = g.serveMeta(r, c.live, clientGroups(c.st, c.pst, c.client), c.svc, c.client, g.describable(c.st, c.client, r.Header))
 	} else {
 		// Reads of the request still under way when the handler ends (the
 		// service answered early) are ended by a read deadline.
