@@ -14,7 +14,6 @@ import (
 	"github.com/digitorus/timestamp"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sampan-exchange/sampan/pki"
 )
 
 // logMetrics are the names SPEC-20 fixes for the message log.
@@ -62,6 +61,8 @@ func openMetered(t *testing.T, dir, dsn string, reg prometheus.Registerer) *Log 
 	return l
 }
 
+// appendN appends n records from as many goroutines and waits until
+// each is acknowledged.
 func appendN(t *testing.T, l *Log, base, n int) {
 	t.Helper()
 	var wg sync.WaitGroup
@@ -274,15 +275,7 @@ func TestMetricsPerLog(t *testing.T) {
 // TestLastTimestamp: the log knows the time of its newest time-stamp,
 // from the tokens it stores and, at the next start, from its directory.
 func TestLastTimestamp(t *testing.T) {
-	ca, err := pki.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := pki.GenerateKey(pki.ECDSAP256)
-	cert, err := ca.Issue(key.Public(), pki.ProfileTSA, pki.Template{CommonName: "test TSA"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, key := testTSA(t)
 	token := func(cp []byte, at time.Time) []byte {
 		sum := sha256.Sum256(cp)
 		resp, err := (&timestamp.Timestamp{

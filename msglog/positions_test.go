@@ -23,15 +23,7 @@ import (
 // until they are leaves with their positions committed.
 func appendConcurrently(t *testing.T, l *Log, base, n int) {
 	t.Helper()
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			if err := l.Append(t.Context(), testRecord(base+i)); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	appendN(t, l, base, n)
 	if err := l.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}

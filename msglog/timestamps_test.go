@@ -3,6 +3,7 @@ package msglog
 import (
 	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/asn1"
 	"math/big"
 	"sync"
@@ -19,15 +20,7 @@ import (
 // -race, which reports the dependency's shared state if it is not
 // guarded.
 func TestParseTokenConcurrently(t *testing.T) {
-	ca, err := pki.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := pki.GenerateKey(pki.ECDSAP256)
-	cert, err := ca.Issue(key.Public(), pki.ProfileTSA, pki.Template{CommonName: "test TSA"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, key := testTSA(t)
 	sum := sha256.Sum256([]byte("checkpoint"))
 	resp, err := (&timestamp.Timestamp{
 		HashAlgorithm: crypto.SHA256, HashedMessage: sum[:], Time: time.Now().UTC(),
@@ -53,4 +46,20 @@ func TestParseTokenConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// testTSA returns a time-stamping certificate, issued by a throwaway CA,
+// and its key.
+func testTSA(t *testing.T) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
+	ca, err := pki.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pki.GenerateKey(pki.ECDSAP256)
+	cert, err := ca.Issue(key.Public(), pki.ProfileTSA, pki.Template{CommonName: "test TSA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
