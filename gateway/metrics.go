@@ -25,6 +25,7 @@ type metrics struct {
 	reqBytes  [2]prometheus.Counter
 	respBytes [2]prometheus.Counter
 	decisions *prometheus.CounterVec
+	allowed   [2]prometheus.Counter // decisions{result="allow"}, by side
 }
 
 // durationBuckets span a loopback exchange (a millisecond) to a slow
@@ -75,6 +76,7 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) (*metrics, error) {
 		m.duration[i] = duration.WithLabelValues(sideLabel(sd))
 		m.reqBytes[i] = reqBytes.WithLabelValues(sideLabel(sd))
 		m.respBytes[i] = respBytes.WithLabelValues(sideLabel(sd))
+		m.allowed[i] = m.decisions.WithLabelValues(sideLabel(sd), "allow", "")
 		for s := range numSteps {
 			m.steps[i][s] = steps.WithLabelValues(sideLabel(sd), s.String())
 		}
@@ -117,7 +119,7 @@ func (m *metrics) observe(o *outcome, end time.Time) {
 	}
 	if d := o.decision; d != nil {
 		if d.Allow {
-			m.decisions.WithLabelValues(sideLabel(o.side), "allow", "").Inc()
+			m.allowed[i].Inc()
 		} else if len(d.Rules) == 0 {
 			m.decisions.WithLabelValues(sideLabel(o.side), "deny", "").Inc()
 		}
