@@ -13,7 +13,6 @@ import (
 
 	"github.com/digitorus/timestamp"
 	"github.com/prometheus/client_golang/prometheus"
-
 )
 
 // logMetrics are the names SPEC-20 fixes for the message log.
