@@ -194,7 +194,7 @@ func (a *Authority) SetAgreementStatus(ctx context.Context, op, id string, in St
 		if ag.Status == policy.StatusTerminated && in.Status != policy.StatusTerminated {
 			return fmt.Errorf("%w: agreement %s is terminated; register a new one", errConflict, id)
 		}
-		ag.Status = in.Status
+		ag.Status, ag.StatusReason = in.Status, in.Reason
 		return putItem(ctx, tx, kindAgreement, id, ag)
 	})
 }

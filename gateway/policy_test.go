@@ -198,8 +198,8 @@ func TestStopSwitchDuringTraffic(t *testing.T) {
 	d := until(t0, stopped)
 	t.Logf("agreement suspended: flow stopped after %v", d)
 	resp, body := w.callAs(t, spfGW, spfClient, vnScam+"/", "scam-investigation")
-	if !strings.Contains(string(body), "agreement VN-SG-SCAM-2026 is suspended") {
-		t.Errorf("refusal %d %s does not say the agreement is suspended", resp.StatusCode, body)
+	if !strings.Contains(string(body), "agreement VN-SG-SCAM-2026 is suspended (review of the recipient's safeguards)") {
+		t.Errorf("refusal %d %s does not say the agreement is suspended and why", resp.StatusCode, body)
 	}
 	t0 = time.Now()
 	if err := api.SetAgreementStatus(t.Context(), "VN-SG-SCAM-2026", authority.StatusInput{Status: policy.StatusActive, Reason: "review complete"}); err != nil {

@@ -531,6 +531,11 @@ func (e *Engine) message(x explanation, r *Request, other string) string {
 		switch ag.State {
 		case AgreementNone:
 			return fmt.Sprintf("%s requires an active agreement covering %s and %s; none is registered", head, r.Client, r.Service)
+		case AgreementSuspended, AgreementTerminated:
+			if ag.Agreement != nil && ag.Agreement.StatusReason != "" {
+				return fmt.Sprintf("%s requires an active agreement covering %s and %s; %s is %s (%s)", head, r.Client, r.Service, agName, ag.State, ag.Agreement.StatusReason)
+			}
+			fallthrough
 		default:
 			return fmt.Sprintf("%s requires an active agreement covering %s and %s; %s is %s", head, r.Client, r.Service, agName, ag.State)
 		}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sampan-exchange/sampan/ident"
 )
@@ -111,6 +112,10 @@ type Agreement struct {
 	References  []Reference `json:"references,omitempty"`
 	Responsible []string    `json:"responsible,omitempty"`
 	Status      string      `json:"status"`
+	// StatusReason is why the agreement was last suspended, resumed or
+	// terminated, as the operator said; refusals under a suspended or
+	// terminated agreement quote it.
+	StatusReason string `json:"status_reason,omitempty"`
 
 	consumers []ident.ClientID
 }
@@ -350,6 +355,9 @@ func (d *Document) Validate(inst string) error {
 		}
 		if !slices.Contains(statuses, a.Status) {
 			return fmt.Errorf("%s.status: unknown value %q (known: %v)", f, a.Status, statuses)
+		}
+		if len(a.StatusReason) > maxText || strings.ContainsFunc(a.StatusReason, unicode.IsControl) {
+			return fmt.Errorf("%s.status_reason: at most %d characters, no control characters", f, maxText)
 		}
 	}
 	seen = map[string]int{}

@@ -65,7 +65,7 @@ func agreementIn(state string) []Agreement {
 	}
 	switch state {
 	case "suspended":
-		a.Status = StatusSuspended
+		a.Status, a.StatusReason = StatusSuspended, "safeguards under review"
 	case "expired":
 		until := now.Add(-time.Hour)
 		a.ValidFrom, a.ValidUntil = now.Add(-48*time.Hour), &until
@@ -239,7 +239,7 @@ func TestMessagesSayWhatIsNeeded(t *testing.T) {
 	}{
 		{"active", "p-ok", spf, persons, []string{"vn-core-stays", "core data never leaves Vietnam", "restricted, personal, core", "to SG"}},
 		{"absent", "p-ok", spf, scam, []string{"requires an active agreement", "none is registered"}},
-		{"suspended", "p-ok", spf, scam, []string{"agreement A-1 is suspended"}},
+		{"suspended", "p-ok", spf, scam, []string{"agreement A-1 is suspended (safeguards under review)"}},
 		{"expired", "p-ok", spf, scam, []string{"agreement A-1 is expired"}},
 		{"active", "", spf, scam, []string{"send the X-Road-Purpose header", "allowed: p-ok"}},
 		{"active", "p-other", spf, scam, []string{`purpose "p-other" is not one agreement A-1 allows`}},
@@ -309,6 +309,11 @@ func TestUnknownRejected(t *testing.T) {
 	bad[0].Status = "pending"
 	if _, err := Compile("VN", "1", &Document{Agreements: bad}); err == nil || !strings.Contains(err.Error(), `status: unknown value "pending"`) {
 		t.Errorf("unknown status: %v", err)
+	}
+	bad = agreementIn("suspended")
+	bad[0].StatusReason = "line one\nforged line"
+	if _, err := Compile("VN", "1", &Document{Agreements: bad}); err == nil || !strings.Contains(err.Error(), `status_reason: at most 500 characters, no control characters`) {
+		t.Errorf("status reason with a newline: %v", err)
 	}
 	bad = agreementIn("active")
 	bad[0].References = []Reference{{"blessing", "x"}}
