@@ -213,8 +213,10 @@ func (c *GatewayInitCmd) Run(g *Globals) error {
 		fmt.Printf("signing key of %s  %s\nsigning CSR         %s  -> profile \"sign\", save as %s\n", m, s[0], s[1], s[2])
 	}
 	fmt.Println(strings.TrimSpace(`
-Then register the gateway at the authority with the SHA-256 of its
-authentication certificate (see docs/operating.md).`))
+Then have the authority's operator register the gateway (address and
+clients), issue the certificates from these CSRs, and bind the
+authentication certificate's SHA-256 to the registration
+(docs/operating.md, "Keys and certificates").`))
 	return nil
 }
 
