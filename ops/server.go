@@ -117,10 +117,10 @@ func NewServer(c Config) (*Server, error) {
 			ready, detail = c.Ready()
 		}
 		if ready {
-			writeJSON(w, http.StatusOK, readyBody{Status: "ready", Detail: detail})
+			writeJSON(w, http.StatusOK, readyBody{Status: "ready", Version: Build().Version, Detail: detail})
 			return
 		}
-		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "not ready", Detail: detail})
+		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "not ready", Version: Build().Version, Detail: detail})
 	})
 	for pattern, h := range c.Handlers {
 		if err := mount(mux, pattern, h); err != nil {
@@ -155,9 +155,13 @@ func mount(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 	return nil
 }
 
+// readyBody is the answer of /readyz: the status, the daemon's detail
+// and the running build's version (as `sampan version` prints it), so
+// that a rolling upgrade can be followed from the load balancer's checks.
 type readyBody struct {
-	Status string `json:"status"`
-	Detail any    `json:"detail,omitempty"`
+	Status  string `json:"status"`
+	Version string `json:"version"`
+	Detail  any    `json:"detail,omitempty"`
 }
 
 type errorBody struct {

@@ -100,10 +100,11 @@ func TestServerEndpoints(t *testing.T) {
 		ready.Store(want.ready)
 		status, _, body := get(t, s, "/readyz", "")
 		var got struct {
-			Status string
-			Detail map[string]int
+			Status  string
+			Version string
+			Detail  map[string]int
 		}
-		if err := json.Unmarshal([]byte(body), &got); err != nil || status != want.status || got.Status != want.text || got.Detail["serial"] != 7 {
+		if err := json.Unmarshal([]byte(body), &got); err != nil || status != want.status || got.Status != want.text || got.Detail["serial"] != 7 || got.Version != Build().Version || got.Version == "" {
 			t.Errorf("/readyz when ready=%v: %d %q", want.ready, status, body)
 		}
 	}
