@@ -96,7 +96,7 @@ func (s Scanner) Find(text string) []Finding {
 	}
 	for _, m := range reEmail.FindAllStringIndex(text, -1) {
 		a, b := m[0], m[1]
-		local := text[a:strings.IndexByte(text[a:b], '@')+a]
+		local := text[a : strings.IndexByte(text[a:b], '@')+a]
 		// A local part may not begin or end with a dot, nor hold two in a row.
 		if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
 			continue
