@@ -71,3 +71,18 @@ func (t Threshold) Pass(v float64) bool {
 	}
 	return (t.Min == nil || v >= *t.Min) && (t.Max == nil || v <= *t.Max)
 }
+
+// Percent puts a result on a 0–100 scale where higher is better, for
+// grading: 100·Value for the shares; 100·(1 − Value), clamped to 0–100,
+// for the error rates and robustness drops, where lower is better.
+func Percent(r Result) float64 {
+	v := r.Value
+	if lowerIsBetter(r.Metric) {
+		v = 1 - v
+	}
+	return 100 * math.Max(0, math.Min(1, v))
+}
+
+func lowerIsBetter(metric string) bool {
+	return metric == "cer" || metric == "wer" || len(metric) > 7 && metric[:7] == "robust-"
+}

@@ -361,3 +361,20 @@ func TestGrade(t *testing.T) {
 		t.Error("threshold")
 	}
 }
+
+func TestPercent(t *testing.T) {
+	for _, tt := range []struct {
+		r    Result
+		want float64
+	}{
+		{Result{Metric: "exact", Value: 0.5}, 50},
+		{Result{Metric: "cer", Value: 0.1}, 90},
+		{Result{Metric: "wer", Value: 1.5}, 0},
+		{Result{Metric: "robust-swaps", Value: 0.25}, 75},
+		{Result{Metric: "robust-swaps", Value: -0.2}, 100},
+	} {
+		if got := Percent(tt.r); !near(got, tt.want) {
+			t.Errorf("Percent(%+v) = %v, want %v", tt.r, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package suite
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/sampan-exchange/sampan/ai/score"
+)
+
+// Item is one prompt a runner sends: an example of a dataset of a
+// recipe, rendered through one of the recipe's prompt templates.
+type Item struct {
+	// ID is "recipe/dataset/template/index" (template empty when the
+	// recipe has none): stable across runs of the same suite.
+	ID       string
+	Recipe   string
+	Dataset  string
+	Template string
+	Index    int
+	// Prompt is the rendered input; Targets the example's targets.
+	Prompt  string
+	Targets []string
+	// InputDigest is the SHA-256 of Prompt, in hex.
+	InputDigest string
+}
+
+// Items returns the items of a recipe in order: for each dataset, for
+// each template (or none), each example.
+func (s *Suite) Items(r *Recipe) []Item {
+	var out []Item
+	templates := r.PromptTemplates
+	if len(templates) == 0 {
+		templates = []string{""}
+	}
+	for _, d := range r.Datasets {
+		ds := s.Datasets[d]
+		for _, t := range templates {
+			for i, e := range ds.Examples {
+				p := e.Input
+				if t != "" {
+					p = s.Templates[t].Render(p)
+				}
+				sum := sha256.Sum256([]byte(p))
+				out = append(out, Item{ID: fmt.Sprintf("%s/%s/%s/%d", r.ID, d, t, i), Recipe: r.ID, Dataset: d,
+					Template: t, Index: i, Prompt: p, Targets: e.Targets, InputDigest: hex.EncodeToString(sum[:])})
+			}
+		}
+	}
+	return out
+}
+
+// Scorers returns a fresh scorer for each of the recipe's metrics,
+// configured by its settings.
+func (r *Recipe) Scorers() ([]score.Scorer, error) {
+	var out []score.Scorer
+	for _, m := range r.Metrics {
+		sc, err := score.New(m, r.Settings.Params())
+		if err != nil {
+			return nil, fmt.Errorf("recipe %s: %w", r.ID, err)
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+// Pass reports whether every threshold of the recipe is met by results
+// (a metric with a threshold but no result fails).
+func (r *Recipe) Pass(results []score.Result) bool {
+	by := map[string]score.Result{}
+	for _, res := range results {
+		by[res.Metric] = res
+	}
+	for m, t := range r.Settings.Thresholds {
+		res, ok := by[m]
+		if !ok || res.Count == 0 || !t.Pass(res.Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// Grade grades the recipe by its first metric's result, as a percentage
+// (score.Percent), on its grading scale.
+func (r *Recipe) Grade(results []score.Result) (string, bool) {
+	if len(r.GradingScale) == 0 || len(r.Metrics) == 0 {
+		return "", false
+	}
+	for _, res := range results {
+		if res.Metric == r.Metrics[0] {
+			return r.GradingScale.Grade(score.Percent(res))
+		}
+	}
+	return "", false
+}
