@@ -2,6 +2,7 @@ package suite
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 
@@ -92,4 +93,47 @@ func (r *Recipe) Grade(results []score.Result) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Seed returns the seed for perturbing the item's prompt: the first
+// eight bytes of its input digest, so a rerun perturbs identically.
+func (it Item) Seed() uint64 {
+	b, err := hex.DecodeString(it.InputDigest)
+	if err != nil || len(b) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b[:8])
+}
+
+// Plan is what a runner collects for each item of a recipe, beyond the
+// answer and its latency.
+type Plan struct {
+	// Variants are the perturbations whose answers the robustness
+	// scorers need: send Perturbation.Apply(item.Prompt, item.Seed())
+	// and put the answer in Sample.Variants[p.Name].
+	Variants []score.Perturbation
+	// Repeats is how often to send the prompt again, for the
+	// determinism scorer (Sample.Repeats); 0 when no scorer needs it.
+	Repeats int
+}
+
+// Plan returns what the recipe's scorers need.
+func (r *Recipe) Plan(scorers []score.Scorer) Plan {
+	var p Plan
+	seen := map[string]bool{}
+	for _, sc := range scorers {
+		switch s := sc.(type) {
+		case *score.Robustness:
+			if v := s.Perturbation(); !seen[v.Name] {
+				seen[v.Name] = true
+				p.Variants = append(p.Variants, v)
+			}
+		case *score.Determinism:
+			p.Repeats = r.Settings.Repeats
+			if p.Repeats == 0 {
+				p.Repeats = 2
+			}
+		}
+	}
+	return p
 }

@@ -71,8 +71,8 @@ func TestLoadExample(t *testing.T) {
 	if items[0].InputDigest != hex.EncodeToString(sum[:]) {
 		t.Error("input digest")
 	}
-	if n := len(s.Items(s.Recipes[1])); n != 6 {
-		t.Errorf("scam recipe: %d items, want 6", n)
+	if n := len(s.Items(s.Recipes[1])); n != 12 {
+		t.Errorf("scam recipe: %d items, want 12", n)
 	}
 	if it := s.Items(s.Recipes[2]); len(it) != 4 || it[0].Prompt != s.Datasets["pii-requests-vi-en"].Examples[0].Input || it[0].Template != "" {
 		t.Errorf("recipe without templates: %d items, first %+v", len(it), it[0])
