@@ -3,10 +3,29 @@ package score
 import (
 	"fmt"
 	"sort"
+	"strings"
+	"unicode"
 )
 
+// label puts a class label in the form classification compares:
+// normalised, lower-cased, without surrounding punctuation ("Scam." is
+// "scam").
+func label(s string) string {
+	return strings.TrimFunc(fold(s), func(r rune) bool { return unicode.IsPunct(r) || unicode.IsSpace(r) })
+}
+
+// LabelMatch is 1 when the answer, read as a class label, is the first
+// target's label (the classification scorer's comparison).
+func LabelMatch(answer string, targets []string) (float64, error) {
+	if len(targets) > 0 && label(answer) == label(targets[0]) {
+		return 1, nil
+	}
+	return 0, nil
+}
+
 // Classification scores answers as class labels: the first target is
-// the true label, the answer (normalised, lower-cased) the predicted one.
+// the true label, the answer the predicted one, both normalised,
+// lower-cased and stripped of surrounding punctuation.
 // Its Result has accuracy as Value, and in Details macro precision,
 // recall and F1 ("macro_precision", "macro_recall", "macro_f1") and per
 // class ("precision/<label>", "recall/<label>", "f1/<label>").
@@ -26,7 +45,7 @@ func NewClassification(labels []string) *Classification {
 	c := &Classification{fixed: map[string]bool{}, tp: map[string]int{}, fp: map[string]int{},
 		fn: map[string]int{}, seen: map[string]bool{}}
 	for _, l := range labels {
-		l = fold(l)
+		l = label(l)
 		if !c.fixed[l] {
 			c.fixed[l] = true
 			c.labels = append(c.labels, l)
@@ -43,7 +62,7 @@ func (c *Classification) Add(s Sample) (float64, error) {
 	if len(s.Targets) == 0 {
 		return 0, fmt.Errorf("score sample %s: classification needs a target label", s.ID)
 	}
-	truth, pred := fold(s.Targets[0]), fold(s.Answer)
+	truth, pred := label(s.Targets[0]), label(s.Answer)
 	if len(c.labels) > 0 && !c.fixed[truth] {
 		return 0, fmt.Errorf("score sample %s: label %q is not among the classes", s.ID, truth)
 	}

@@ -83,25 +83,45 @@ type Params struct {
 	// CountEchoes makes the leakage scorer count identifiers that the
 	// input already held.
 	CountEchoes bool
+	// RobustBase names the match the robustness scorers compare clean
+	// and perturbed answers with: "contains", "regex", "classification"
+	// (LabelMatch) or, by default, exact.
+	RobustBase string
+}
+
+func init() {
+	for _, p := range Perturbations {
+		constructors["robust-"+p.Name] = func(params Params) Scorer {
+			return NewRobustness(robustBase(params.RobustBase), p)
+		}
+	}
+}
+
+func robustBase(name string) MatchFunc {
+	switch name {
+	case "contains":
+		return Contains
+	case "regex":
+		return RegexMatch
+	case "classification":
+		return LabelMatch
+	}
+	return ExactMatch
 }
 
 var constructors = map[string]func(Params) Scorer{
-	"exact":                func(Params) Scorer { return NewMatcher("exact", ExactMatch) },
-	"exactstrmatch":        func(Params) Scorer { return NewMatcher("exactstrmatch", ExactMatch) },
-	"contains":             func(Params) Scorer { return NewMatcher("contains", Contains) },
-	"regex":                func(Params) Scorer { return NewMatcher("regex", RegexMatch) },
-	"classification":       func(p Params) Scorer { return NewClassification(p.Labels) },
-	"cer":                  func(Params) Scorer { return NewCER() },
-	"wer":                  func(Params) Scorer { return NewWER() },
-	"refusal":              func(Params) Scorer { return NewRefusal(true) },
-	"no-refusal":           func(Params) Scorer { return NewRefusal(false) },
-	"latency":              func(p Params) Scorer { return NewLatency(p.Latency) },
-	"determinism":          func(Params) Scorer { return NewDeterminism() },
-	"leakage":              func(p Params) Scorer { return NewLeakage(p.CountEchoes) },
-	"robust-no-diacritics": func(Params) Scorer { return NewRobustness(ExactMatch, NoDiacritics) },
-	"robust-homoglyphs":    func(Params) Scorer { return NewRobustness(ExactMatch, Homoglyphs) },
-	"robust-swaps":         func(Params) Scorer { return NewRobustness(ExactMatch, Swaps) },
-	"robust-random-case":   func(Params) Scorer { return NewRobustness(ExactMatch, RandomCase) },
+	"exact":          func(Params) Scorer { return NewMatcher("exact", ExactMatch) },
+	"exactstrmatch":  func(Params) Scorer { return NewMatcher("exactstrmatch", ExactMatch) },
+	"contains":       func(Params) Scorer { return NewMatcher("contains", Contains) },
+	"regex":          func(Params) Scorer { return NewMatcher("regex", RegexMatch) },
+	"classification": func(p Params) Scorer { return NewClassification(p.Labels) },
+	"cer":            func(Params) Scorer { return NewCER() },
+	"wer":            func(Params) Scorer { return NewWER() },
+	"refusal":        func(Params) Scorer { return NewRefusal(true) },
+	"no-refusal":     func(Params) Scorer { return NewRefusal(false) },
+	"latency":        func(p Params) Scorer { return NewLatency(p.Latency) },
+	"determinism":    func(Params) Scorer { return NewDeterminism() },
+	"leakage":        func(p Params) Scorer { return NewLeakage(p.CountEchoes) },
 }
 
 // New returns the scorer with the given name. Names include Moonshot's

@@ -378,3 +378,35 @@ func TestPercent(t *testing.T) {
 		}
 	}
 }
+
+func TestLabelsAndRobustBase(t *testing.T) {
+	c := NewClassification(nil)
+	c.Add(Sample{Targets: []string{"scam"}, Answer: " Scam.\n"})
+	c.Add(Sample{Targets: []string{"legit"}, Answer: "«legit»"})
+	if r := c.Result(); r.Value != 1 {
+		t.Errorf("labels with punctuation: accuracy %v, want 1", r.Value)
+	}
+	smp := Sample{Targets: []string{"scam"}, Answer: "Scam.", Variants: map[string]string{"upper": "SCAM", "no-diacritics": "legit"}}
+	for _, tt := range []struct {
+		base, metric string
+		want         float64
+	}{
+		{"classification", "robust-upper", 0},         // both answers are the label
+		{"classification", "robust-no-diacritics", 1}, // the label flipped
+		{"", "robust-upper", 0},                       // exact: neither matches
+		{"contains", "robust-upper", 0},
+	} {
+		sc, err := New(tt.metric, Params{RobustBase: tt.base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := sc.Add(smp); err != nil || got != tt.want {
+			t.Errorf("%s over %q: %v, %v; want %v", tt.metric, tt.base, got, err, tt.want)
+		}
+	}
+	for _, p := range Perturbations {
+		if !Known("robust-" + p.Name) {
+			t.Errorf("robust-%s is not a scorer", p.Name)
+		}
+	}
+}

@@ -52,11 +52,16 @@ func (s *Suite) Items(r *Recipe) []Item {
 }
 
 // Scorers returns a fresh scorer for each of the recipe's metrics,
-// configured by its settings.
+// configured by its settings. The robustness scorers compare answers
+// with the recipe's first metric's match (exact by default).
 func (r *Recipe) Scorers() ([]score.Scorer, error) {
 	var out []score.Scorer
+	p := r.Settings.Params()
+	if len(r.Metrics) > 0 {
+		p.RobustBase = r.Metrics[0]
+	}
 	for _, m := range r.Metrics {
-		sc, err := score.New(m, r.Settings.Params())
+		sc, err := score.New(m, p)
 		if err != nil {
 			return nil, fmt.Errorf("recipe %s: %w", r.ID, err)
 		}
