@@ -222,3 +222,22 @@ func TestReadMessages(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadMessages: any bytes either read as messages that each carry a
+// known label and language and non-empty text, or are refused.
+func FuzzReadMessages(f *testing.F) {
+	f.Add([]byte(`{"text":"x","label":"scam","lang":"vi","group":"g"}` + "\n"))
+	f.Add([]byte(`{"text":"Chào","label":"legit","lang":"en","group":""}` + "\n\n" + `{"text":"y","label":"scam","lang":"en"}`))
+	f.Add([]byte(`{"text":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ms, err := ReadMessages(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for _, m := range ms {
+			if strings.TrimSpace(m.Text) == "" || (m.Label != Scam && m.Label != Legit) || (m.Lang != "vi" && m.Lang != "en") {
+				t.Fatalf("accepted %+v", m)
+			}
+		}
+	})
+}
