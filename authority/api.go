@@ -75,6 +75,7 @@ func (a *Authority) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, p)
 		return nil
 	})
+	a.readRoutes(manage)
 	manage("GET /api/v1/operators", "list_operators", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
 		writeJSON(w, http.StatusOK, a.Operators())
 		return nil

@@ -93,6 +93,11 @@ type AuthorityCmd struct {
 	Revoke       AuthorityRevokeCmd       `cmd:"" help:"Revoke a certificate at an authority."`
 	Certificates AuthorityCertificatesCmd `cmd:"" help:"List the certificates an authority has issued, with their status."`
 	Audit        AuthorityAuditCmd        `cmd:"" help:"Read an authority's audit log: who did what, when, refusals included."`
+	Members      AuthorityMembersCmd      `cmd:"" help:"List the members registered at an authority, or show one (--id)."`
+	Subsystems   AuthoritySubsystemsCmd   `cmd:"" help:"List the subsystems registered at an authority, or show one (--id)."`
+	Gateways     AuthorityGatewaysCmd     `cmd:"" help:"List the gateways registered at an authority, with their certificates, or show one (--id)."`
+	Groups       AuthorityGroupsCmd       `cmd:"" help:"List the global groups of an authority, or show one (--id)."`
+	Federation   AuthorityFederationCmd   `cmd:"" help:"List the instances an authority federates with, or show one (--id)."`
 }
 
 // AuthorityRunCmd runs an authority.
