@@ -190,7 +190,9 @@ func TestAuthorityReadCommands(t *testing.T) {
 		}
 		return out.String()
 	}
-	rr := func(id string, asJSON bool) registryRead { return registryRead{authorityAPI: flags, ID: id, JSON: asJSON} }
+	rr := func(id string, asJSON bool) registryRead {
+		return registryRead{authorityAPI: flags, ID: id, JSON: asJSON}
+	}
 	for _, tc := range []struct {
 		name string
 		p    printer
