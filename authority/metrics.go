@@ -19,6 +19,9 @@ type metrics struct {
 	calls        *prometheus.CounterVec // call, outcome
 	tsaTokens    *prometheus.CounterVec // outcome
 	certs        *prometheus.CounterVec // kind, outcome
+	// unauthenticated counts management calls without a valid token
+	// (reason), which the audit log does not hold.
+	unauthenticated *prometheus.CounterVec
 }
 
 // Outcomes of the metrics' outcome labels.
@@ -54,6 +57,10 @@ func newMetrics(a *Authority) *metrics {
 			Name: "sampan_authority_certs_issued_total",
 			Help: "Certificate requests by kind (auth, sign: gateways' and members'; tls: the authority's own) and outcome.",
 		}, []string{"kind", "outcome"}),
+		unauthenticated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sampan_authority_unauthenticated_calls_total",
+			Help: "Management API calls refused for want of a valid operator token, by reason (no_bearer_token, unknown_token, expired_token, revoked_token).",
+		}, []string{"reason"}),
 	}
 	current := func(f func(p *published) float64) func() float64 {
 		return func() float64 {
@@ -63,7 +70,7 @@ func newMetrics(a *Authority) *metrics {
 			return 0
 		}
 	}
-	m.reg.MustRegister(m.publications, m.calls, m.tsaTokens, m.certs, certExpiry{a},
+	m.reg.MustRegister(m.publications, m.calls, m.tsaTokens, m.certs, m.unauthenticated, certExpiry{a},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sampan_authority_conf_serial",
 			Help: "Serial of the shared configuration being published.",
@@ -79,6 +86,9 @@ func newMetrics(a *Authority) *metrics {
 	)
 	// Every label value the authority can give, at zero, so that a rate
 	// or an alert sees the series before the first event.
+	for _, r := range []string{"no_bearer_token", "unknown_token", "expired_token", "revoked_token"} {
+		m.unauthenticated.WithLabelValues(r)
+	}
 	for _, o := range []string{outcomeIssued, outcomeRefused} {
 		m.tsaTokens.WithLabelValues(o)
 		for _, k := range []string{"auth", "sign", "tls"} {

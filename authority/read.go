@@ -43,6 +43,9 @@ type AuditEntry struct {
 	Operator string `json:"operator"`
 	Action   string `json:"action"`
 	Detail   string `json:"detail"`
+	// Outcome is "ok" for a change that committed, "refused: <reason>"
+	// for a call refused to an operator.
+	Outcome string `json:"outcome"`
 }
 
 // pageParams reads ?after=N&limit=N: the last id of the previous page
@@ -101,14 +104,14 @@ func (a *Authority) Certificates(ctx context.Context, after int64, limit int) (P
 // Audit lists the audit log, oldest first, a page at a time.
 func (a *Authority) Audit(ctx context.Context, after int64, limit int) (Page[AuditEntry], error) {
 	out := Page[AuditEntry]{Items: []AuditEntry{}}
-	rows, err := a.db.QueryContext(ctx, `SELECT rowid, at, operator, action, detail FROM audit_log WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit+1)
+	rows, err := a.db.QueryContext(ctx, `SELECT rowid, at, operator, action, detail, outcome FROM audit_log WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit+1)
 	if err != nil {
 		return out, fmt.Errorf("read the audit log: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var e AuditEntry
-		if err := rows.Scan(&e.ID, &e.At, &e.Operator, &e.Action, &e.Detail); err != nil {
+		if err := rows.Scan(&e.ID, &e.At, &e.Operator, &e.Action, &e.Detail, &e.Outcome); err != nil {
 			return out, fmt.Errorf("read the audit log: %w", err)
 		}
 		if len(out.Items) == limit {

@@ -235,4 +235,15 @@ func TestAuthorityReadCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "VN/GOV/NOPE") {
 		t.Errorf("unknown member: %v, want a 404 naming it", err)
 	}
+
+	// A refused change is in the audit log, with its outcome.
+	if err := api.AddMember(ctx, authority.MemberInput{ID: mof, Name: "again"}); err == nil {
+		t.Fatal("a member registered twice")
+	}
+	out := run(&AuthorityAuditCmd{authorityAPI: flags})
+	for _, w := range []string{`"operator":"op","action":"add member","detail":"POST /api/v1/members from `, `"outcome":"refused: member VN/GOV/MOF is already registered"}`, `"outcome":"ok"`} {
+		if !strings.Contains(out, w) {
+			t.Errorf("sampan authority audit lacks %s:\n%s", w, out)
+		}
+	}
 }
