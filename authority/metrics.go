@@ -22,6 +22,7 @@ type metrics struct {
 	// unauthenticated counts management calls without a valid token
 	// (reason), which the audit log does not hold.
 	unauthenticated *prometheus.CounterVec
+	reloads         *prometheus.CounterVec // result
 }
 
 // Outcomes of the metrics' outcome labels.
@@ -61,6 +62,10 @@ func newMetrics(a *Authority) *metrics {
 			Name: "sampan_authority_unauthenticated_calls_total",
 			Help: "Management API calls refused for want of a valid operator token, by reason (no_bearer_token, unknown_token, expired_token, revoked_token).",
 		}, []string{"reason"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sampan_authority_config_reloads_total",
+			Help: "Reloads of the configuration file (SIGHUP, POST /config/reload) by result: ok (applied), refused (the running configuration stays).",
+		}, []string{"result"}),
 	}
 	current := func(f func(p *published) float64) func() float64 {
 		return func() float64 {
@@ -70,7 +75,7 @@ func newMetrics(a *Authority) *metrics {
 			return 0
 		}
 	}
-	m.reg.MustRegister(m.publications, m.calls, m.tsaTokens, m.certs, m.unauthenticated, certExpiry{a},
+	m.reg.MustRegister(m.publications, m.calls, m.tsaTokens, m.certs, m.unauthenticated, m.reloads, certExpiry{a},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sampan_authority_conf_serial",
 			Help: "Serial of the shared configuration being published.",
@@ -86,6 +91,8 @@ func newMetrics(a *Authority) *metrics {
 	)
 	// Every label value the authority can give, at zero, so that a rate
 	// or an alert sees the series before the first event.
+	m.reloads.WithLabelValues(outcomeOK)
+	m.reloads.WithLabelValues(outcomeRefused)
 	for _, r := range []string{"no_bearer_token", "unknown_token", "expired_token", "revoked_token"} {
 		m.unauthenticated.WithLabelValues(r)
 	}

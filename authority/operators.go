@@ -55,9 +55,10 @@ func (a *Authority) authenticate(r *http.Request) (o *Operator, why string) {
 		return nil, "no bearer token"
 	}
 	h := []byte(HashToken(tok))
-	for i := range a.cfg.Operators {
-		if subtle.ConstantTimeCompare(h, []byte(a.cfg.Operators[i].TokenSHA256)) == 1 {
-			o = &a.cfg.Operators[i]
+	ops := a.config().Operators
+	for i := range ops {
+		if subtle.ConstantTimeCompare(h, []byte(ops[i].TokenSHA256)) == 1 {
+			o = &ops[i]
 		}
 	}
 	switch {
@@ -127,8 +128,9 @@ type OperatorView struct {
 
 // Operators lists the operators, with their tokens' state.
 func (a *Authority) Operators() []OperatorView {
-	out := make([]OperatorView, len(a.cfg.Operators))
-	for i, o := range a.cfg.Operators {
+	ops := a.config().Operators
+	out := make([]OperatorView, len(ops))
+	for i, o := range ops {
 		out[i] = OperatorView{Name: o.Name, Role: o.Role, ExpiresAt: o.ExpiresAt, Revoked: a.isRevoked(o.TokenSHA256)}
 	}
 	return out
@@ -136,12 +138,13 @@ func (a *Authority) Operators() []OperatorView {
 
 // RevokeOperator revokes the current token of the named operator, at
 // once and for good: a new token needs a new token_sha256 in the
-// configuration file and a restart.
+// configuration file, and a reload.
 func (a *Authority) RevokeOperator(ctx context.Context, op, name string) error {
 	var o *Operator
-	for i := range a.cfg.Operators {
-		if a.cfg.Operators[i].Name == name {
-			o = &a.cfg.Operators[i]
+	ops := a.config().Operators
+	for i := range ops {
+		if ops[i].Name == name {
+			o = &ops[i]
 		}
 	}
 	if o == nil {

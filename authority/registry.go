@@ -156,8 +156,8 @@ func (a *Authority) checkMemberID(id ident.ClientID) error {
 	if id.Instance != a.cfg.Instance {
 		return fmt.Errorf("%w: id: instance %s is not this authority's (%s)", errInvalid, id.Instance, a.cfg.Instance)
 	}
-	if !slices.Contains(a.cfg.MemberClasses, id.Class) {
-		return fmt.Errorf("%w: id: member class %s is not one of %s", errInvalid, id.Class, strings.Join(a.cfg.MemberClasses, ", "))
+	if classes := a.config().MemberClasses; !slices.Contains(classes, id.Class) {
+		return fmt.Errorf("%w: id: member class %s is not one of %s", errInvalid, id.Class, strings.Join(classes, ", "))
 	}
 	return nil
 }

@@ -106,21 +106,48 @@ type AuthorityRunCmd struct {
 	Dir    string `help:"Data directory: CA, keys, registry, anchor." required:"" type:"path"`
 }
 
-// Run serves until a signal.
+// Run serves until a signal; SIGHUP reloads the configuration file.
 func (c *AuthorityRunCmd) Run(g *Globals) error {
+	// Taken before anything else: a reload asked for while the authority
+	// starts must not stop it (SIGHUP's default).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, stop := signalContext()
+	defer stop()
+	return c.run(ctx, g.logger(), hup)
+}
+
+// run serves until ctx ends, reloading the configuration file on each
+// value of hup.
+func (c *AuthorityRunCmd) run(ctx context.Context, log *slog.Logger, hup <-chan os.Signal) error {
 	cfg, err := authority.LoadConfig(c.Config)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext()
-	defer stop()
-	a, err := authority.New(ctx, cfg, c.Dir, g.logger())
+	a, err := authority.NewWithOptions(ctx, cfg, c.Dir, authority.Options{Log: log, LoadConfig: func() (*authority.Config, error) { return authority.LoadConfig(c.Config) }})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	fmt.Fprintf(os.Stderr, "anchor for gateways of %s: %s (with the authority's TLS CA, %s)\n", cfg.Instance, a.AnchorPath(), a.TLSCAPath())
-	return a.Run(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	reloads := make(chan struct{})
+	go func() {
+		defer close(reloads)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.Reload(ctx) // logs and counts its outcome
+			}
+		}
+	}()
+	err = a.Run(ctx)
+	cancel()
+	<-reloads
+	return err
 }
 
 // GatewayCmd groups the gateway's subcommands.
