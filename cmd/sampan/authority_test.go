@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -11,11 +12,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sampan-exchange/sampan/authority"
 	"github.com/sampan-exchange/sampan/ident"
@@ -245,5 +249,89 @@ func TestAuthorityReadCommands(t *testing.T) {
 		if !strings.Contains(out, w) {
 			t.Errorf("sampan authority audit lacks %s:\n%s", w, out)
 		}
+	}
+}
+
+// TestAuthorityRunReloadsOnSIGHUP: sampan authority run reloads its
+// configuration file when the process gets SIGHUP: an operator taken
+// out of the file is refused from then on, and the process keeps
+// serving.
+func TestAuthorityRunReloadsOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	addr := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	const admin, auditor = "admin-operator-token", "auditor-operator-token"
+	c := authority.Config{Instance: "VN", Listen: addr(), OpsListen: addr(), Operators: []authority.Operator{
+		{Name: "op", TokenSHA256: authority.HashToken(admin), Role: authority.RoleAdmin},
+		{Name: "aud", TokenSHA256: authority.HashToken(auditor), Role: authority.RoleAuditor},
+	}}
+	file := filepath.Join(dir, "authority.json")
+	write := func() {
+		b, _ := json.Marshal(&c)
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- (&AuthorityRunCmd{Config: file, Dir: filepath.Join(dir, "data")}).run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), hup)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("sampan authority run: %v", err)
+		}
+	}()
+
+	var api *authority.Client
+	status := func(token string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+c.Listen+"/api/v1/members", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := api.HTTP.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if ca, err := pki.ReadCert(filepath.Join(dir, "data", authority.TLSCAFile)); err == nil {
+			api = authority.NewClient("https://"+c.Listen, admin, ca)
+			if status(auditor) == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the authority did not come up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	c.Operators = c.Operators[:1]
+	write()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for status(auditor) != 401 {
+		if time.Now().After(deadline) {
+			t.Fatal("the auditor taken out of the file is still served ten seconds after SIGHUP")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := status(admin); s != 200 {
+		t.Errorf("the operator kept: %d after the reload", s)
 	}
 }
