@@ -19,7 +19,7 @@ type readKind struct {
 	path  string
 	key   string // the item's JSON field holding its id
 	seed  []string
-	add   func(t *testing.T, id string) error
+	add   func(id string) error
 	extra func(i int) string // the id of the i-th object added while paging
 }
 
@@ -27,6 +27,7 @@ func readKinds(t *testing.T, ta *testAuthority) []readKind {
 	api := ta.client(adminToken)
 	ctx := t.Context()
 	anchor := func(inst string) conf.Anchor { an := *ta.a.Anchor(); an.Instance = inst; return an }
+	registry := mustID(t, "VN/GOV/MOF/registry")
 	n := func(format string) []string {
 		var out []string
 		for i := range 7 {
@@ -35,28 +36,36 @@ func readKinds(t *testing.T, ta *testAuthority) []readKind {
 		return out
 	}
 	return []readKind{
-		{"members", "id", n("VN/GOV/M%d"), func(t *testing.T, id string) error {
-			return api.AddMember(ctx, MemberInput{ID: mustID(t, id), Name: "member " + id})
+		{"members", "id", n("VN/GOV/M%d"), func(id string) error {
+			mid, err := ident.ParseMember(id)
+			if err != nil {
+				return err
+			}
+			return api.AddMember(ctx, MemberInput{ID: mid, Name: "member " + id})
 		}, func(i int) string { return fmt.Sprintf("VN/GOV/A%02d", i) }},
-		{"subsystems", "id", n("VN/GOV/MOF/s%d"), func(t *testing.T, id string) error {
-			return api.AddSubsystem(ctx, SubsystemInput{ID: mustID(t, id)})
+		{"subsystems", "id", n("VN/GOV/MOF/s%d"), func(id string) error {
+			sid, err := ident.ParseSubsystem(id)
+			if err != nil {
+				return err
+			}
+			return api.AddSubsystem(ctx, SubsystemInput{ID: sid})
 		}, func(i int) string { return fmt.Sprintf("VN/GOV/MOF/a%02d", i) }},
-		{"gateways", "id", n("VN/GOV/MOF/gw%d"), func(t *testing.T, id string) error {
+		{"gateways", "id", n("VN/GOV/MOF/gw%d"), func(id string) error {
 			gid, err := ident.ParseGateway(id)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			return api.PutGateway(ctx, GatewayInput{ID: gid, Address: "127.0.0.1:8443"})
 		}, func(i int) string { return fmt.Sprintf("VN/GOV/MOF/a%02d", i) }},
-		{"groups", "id", n("VN/g%d"), func(t *testing.T, id string) error {
+		{"groups", "id", n("VN/g%d"), func(id string) error {
 			gid, err := ident.ParseGroup(id)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
-			return api.PutGroup(ctx, GroupInput{ID: gid, Description: "group " + id, Members: []ident.ClientID{mustID(t, "VN/GOV/MOF/registry")}})
+			return api.PutGroup(ctx, GroupInput{ID: gid, Description: "group " + id, Members: []ident.ClientID{registry}})
 		}, func(i int) string { return fmt.Sprintf("VN/a%02d", i) }},
-		{"federation", "instance", n("SG-x%d"), func(t *testing.T, id string) error {
-			return api.PutFederation(ctx, FederationInput{Anchor: anchor(id), InboundClients: []ident.ClientID{mustID(t, id+"/GOV/ACRA")}})
+		{"federation", "instance", n("SG-x%d"), func(id string) error {
+			return api.PutFederation(ctx, FederationInput{Anchor: anchor(id), InboundClients: []ident.ClientID{{Instance: id, Class: "GOV", Code: "ACRA"}}})
 		}, func(i int) string { return fmt.Sprintf("SG-a%02d", i) }},
 	}
 }
@@ -83,7 +92,7 @@ func TestRegistryPagingUnderInserts(t *testing.T) {
 	for _, k := range readKinds(t, ta) {
 		t.Run(k.path, func(t *testing.T) {
 			for _, id := range k.seed {
-				if err := k.add(t, id); err != nil {
+				if err := k.add(id); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -91,7 +100,7 @@ func TestRegistryPagingUnderInserts(t *testing.T) {
 			bg := make(chan error, 1)
 			go func() {
 				for i := range 10 {
-					if err := k.add(t, k.extra(200+i)); err != nil {
+					if err := k.add(k.extra(200+i)); err != nil {
 						bg <- err
 						return
 					}
@@ -120,7 +129,7 @@ func TestRegistryPagingUnderInserts(t *testing.T) {
 					t.Fatalf("next %d after %d", p.Next, after)
 				}
 				after = p.Next
-				if err := k.add(t, k.extra(added)); err != nil {
+				if err := k.add(k.extra(added)); err != nil {
 					t.Fatal(err)
 				}
 				added++
