@@ -100,7 +100,7 @@ func TestRegistryPagingUnderInserts(t *testing.T) {
 			bg := make(chan error, 1)
 			go func() {
 				for i := range 10 {
-					if err := k.add(k.extra(200+i)); err != nil {
+					if err := k.add(k.extra(200 + i)); err != nil {
 						bg <- err
 						return
 					}
