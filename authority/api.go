@@ -27,7 +27,7 @@ func (a *Authority) Handler() http.Handler {
 	calls := map[string]string{}
 	manage := func(pattern, call, role string, h func(http.ResponseWriter, *http.Request, string) error) {
 		calls[pattern] = call
-		mux.HandleFunc(pattern, a.op(role, h))
+		mux.HandleFunc(pattern, a.op(role, call, h))
 	}
 	mux.HandleFunc("GET /conf", a.serveConf)
 	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
@@ -75,6 +75,7 @@ func (a *Authority) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, p)
 		return nil
 	})
+	a.readRoutes(manage)
 	manage("GET /api/v1/operators", "list_operators", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
 		writeJSON(w, http.StatusOK, a.Operators())
 		return nil
@@ -226,8 +227,11 @@ type apiError struct {
 }
 
 // op wraps a management handler with operator authentication and error
-// rendering. An auditor may only read; an admin may do everything.
-func (a *Authority) op(need string, h func(http.ResponseWriter, *http.Request, string) error) http.HandlerFunc {
+// rendering. An auditor may only read; an admin may do everything. A
+// call an operator is refused (the role, or a change that fails) is
+// written to the audit log; an unauthenticated one only to the process
+// log and the metrics.
+func (a *Authority) op(need, call string, h func(http.ResponseWriter, *http.Request, string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key, now := clientKey(r), time.Now()
 		if d := a.authThrottle.blocked(key, now); d > 0 {
@@ -243,15 +247,16 @@ func (a *Authority) op(need string, h func(http.ResponseWriter, *http.Request, s
 			if o != nil {
 				name = o.Name
 			}
-			a.refused(r, name, http.StatusUnauthorized, why)
+			a.unauthenticated(r, name, why)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sampan-authority"`)
 			writeJSON(w, http.StatusUnauthorized, apiError{"missing, unknown, expired or revoked operator token"})
 			return
 		}
 		name := o.Name
 		if need == RoleAdmin && o.Role != RoleAdmin {
-			a.refused(r, name, http.StatusForbidden, "role "+o.Role)
-			writeJSON(w, http.StatusForbidden, apiError{fmt.Sprintf("operator %s (role %s) may not do this", name, o.Role)})
+			msg := fmt.Sprintf("operator %s (role %s) may not do this", name, o.Role)
+			a.refused(r, name, call, http.StatusForbidden, msg)
+			writeJSON(w, http.StatusForbidden, apiError{msg})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
@@ -269,6 +274,11 @@ func (a *Authority) op(need string, h func(http.ResponseWriter, *http.Request, s
 				status, msg = http.StatusNotFound, strings.TrimPrefix(err.Error(), errNotFound.Error()+": ")
 			default:
 				a.log.Error("management API", "path", r.URL.Path, "operator", name, "err", err)
+			}
+			// A read that fails changes nothing and refuses no right:
+			// the process log and the metrics have it.
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				a.refused(r, name, call, status, msg)
 			}
 			writeJSON(w, status, apiError{msg})
 		}

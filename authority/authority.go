@@ -47,6 +47,9 @@ const (
 
 // Authority is a running authority.
 type Authority struct {
+	// cfg is the configuration the authority started with: the fields
+	// only a restart applies. Read those a reload applies (see Reload)
+	// through config().
 	cfg    *Config
 	dir    string
 	log    *slog.Logger
@@ -69,6 +72,8 @@ type Authority struct {
 	revokedMu                 sync.RWMutex
 	revoked                   map[string]bool // operator token hashes
 
+	reloadable
+
 	metrics  *metrics
 	opsToken string                   // from Config.OpsTokenFile
 	opsAddr  atomic.Pointer[net.Addr] // set while the operations listener serves
@@ -84,10 +89,17 @@ type published struct {
 // New opens (initialising on first start) the authority in dir: CA,
 // configuration-signing key, TLS certificate, anchor file and registry.
 func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authority, error) {
+	return NewWithOptions(ctx, c, dir, Options{Log: log})
+}
+
+// NewWithOptions is New with the optional settings of o.
+func NewWithOptions(ctx context.Context, c *Config, dir string, o Options) (*Authority, error) {
+	log := o.Log
 	if log == nil {
 		log = slog.Default()
 	}
 	a := &Authority{cfg: c, dir: dir, log: log.With("component", "authority", "instance", c.Instance)}
+	a.initReload(c, o)
 	a.metrics = newMetrics(a)
 	var err error
 	if c.OpsTokenFile != "" {
@@ -283,7 +295,7 @@ func (a *Authority) publishCRL(ctx context.Context, number int64) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("publish CRL: %w", err)
 	}
-	der, err := a.ca.CRL(number, entries, a.cfg.ConfValidity.D())
+	der, err := a.ca.CRL(number, entries, a.config().ConfValidity.D())
 	if err != nil {
 		return err
 	}
@@ -331,7 +343,7 @@ func (a *Authority) issue(ctx context.Context, op string, in IssueInput) (*Issue
 	if err != nil {
 		return nil, fmt.Errorf("%w: csr: %w", errInvalid, err)
 	}
-	t := pki.Template{Validity: a.cfg.CertValidity.D()}
+	t := pki.Template{Validity: a.config().CertValidity.D()}
 	var p pki.Profile
 	var owner ident.ClientID
 	var gid ident.GatewayID
@@ -431,7 +443,8 @@ func (a *Authority) Revoke(ctx context.Context, op, serial string) error {
 
 // Run serves the public and management API on Config.Listen and the
 // operations listener (metrics, health, readiness) on Config.OpsListen
-// until ctx ends, re-publishing the configuration every ConfInterval.
+// until ctx ends, re-publishing the configuration every ConfInterval (as
+// a reload last set it).
 func (a *Authority) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
@@ -477,7 +490,7 @@ func (a *Authority) serve(ctx context.Context, ln, opsLn net.Listener) error {
 	var opsSrv *ops.Server
 	if opsLn != nil {
 		var err error
-		opsSrv, err = ops.NewServer(ops.Config{Listener: opsLn, Gatherer: a.metrics.reg, Ready: a.ready, Token: a.opsToken, Log: a.log})
+		opsSrv, err = ops.NewServer(ops.Config{Listener: opsLn, Gatherer: a.metrics.reg, Ready: a.ready, Token: a.opsToken, Log: a.log, Handlers: a.opsHandlers()})
 		if err != nil {
 			ln.Close()
 			opsLn.Close()
@@ -512,10 +525,12 @@ func (a *Authority) serve(ctx context.Context, ln, opsLn net.Listener) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(a.cfg.ConfInterval.D())
+		t := time.NewTicker(a.config().ConfInterval.D())
 		defer t.Stop()
 		for {
 			select {
+			case <-a.intervalChanged:
+				t.Reset(a.config().ConfInterval.D())
 			case <-ctx.Done():
 				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				srv.Shutdown(sctx)

@@ -78,7 +78,7 @@ func (a *Authority) prepare(ctx context.Context, tx *sql.Tx) (*published, int64,
 	crlNum++
 	c.Serial = serial
 	c.GeneratedAt = time.Now().UTC().Truncate(time.Millisecond)
-	c.ExpiresAt = c.GeneratedAt.Add(a.cfg.ConfValidity.D())
+	c.ExpiresAt = c.GeneratedAt.Add(a.config().ConfValidity.D())
 	c.CACerts = []string{string(pki.EncodeCert(a.ca.Cert.Raw))}
 	c.TSACerts = []string{string(pki.EncodeCert(a.tsa.cert.Raw))}
 	c.TSAURL = strings.TrimSuffix(a.cfg.PublicURL, "/") + "/tsa"

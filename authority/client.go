@@ -171,3 +171,77 @@ func (c *Client) Audit(ctx context.Context, after int64, limit int) (*Page[Audit
 	}
 	return &out, nil
 }
+
+// getPage reads a page of a read API at path, after the id after (0:
+// from the first).
+func getPage[T any](ctx context.Context, c *Client, path string, after int64, limit int) (*Page[T], error) {
+	var out Page[T]
+	if err := c.do(ctx, http.MethodGet, fmt.Sprintf("%s?after=%d&limit=%d", path, after, limit), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// getOne reads one object of a read API at path, by its id.
+func getOne[T any](ctx context.Context, c *Client, path, id string) (*T, error) {
+	var out T
+	if err := c.do(ctx, http.MethodGet, path+"/"+url.PathEscape(id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Members lists a page of the registered members.
+func (c *Client) Members(ctx context.Context, after int64, limit int) (*Page[MemberInfo], error) {
+	return getPage[MemberInfo](ctx, c, "/api/v1/members", after, limit)
+}
+
+// Member reads a registered member.
+func (c *Client) Member(ctx context.Context, id string) (*MemberInfo, error) {
+	return getOne[MemberInfo](ctx, c, "/api/v1/members", id)
+}
+
+// Subsystems lists a page of the registered subsystems.
+func (c *Client) Subsystems(ctx context.Context, after int64, limit int) (*Page[SubsystemInfo], error) {
+	return getPage[SubsystemInfo](ctx, c, "/api/v1/subsystems", after, limit)
+}
+
+// Subsystem reads a registered subsystem.
+func (c *Client) Subsystem(ctx context.Context, id string) (*SubsystemInfo, error) {
+	return getOne[SubsystemInfo](ctx, c, "/api/v1/subsystems", id)
+}
+
+// Gateways lists a page of the registered gateways.
+func (c *Client) Gateways(ctx context.Context, after int64, limit int) (*Page[GatewayInfo], error) {
+	return getPage[GatewayInfo](ctx, c, "/api/v1/gateways", after, limit)
+}
+
+// Gateway reads a registered gateway.
+func (c *Client) Gateway(ctx context.Context, id string) (*GatewayInfo, error) {
+	return getOne[GatewayInfo](ctx, c, "/api/v1/gateways", id)
+}
+
+// Groups lists a page of the global groups.
+func (c *Client) Groups(ctx context.Context, after int64, limit int) (*Page[GroupInfo], error) {
+	return getPage[GroupInfo](ctx, c, "/api/v1/groups", after, limit)
+}
+
+// Group reads a global group.
+func (c *Client) Group(ctx context.Context, id string) (*GroupInfo, error) {
+	return getOne[GroupInfo](ctx, c, "/api/v1/groups", id)
+}
+
+// Federations lists a page of the federated instances.
+func (c *Client) Federations(ctx context.Context, after int64, limit int) (*Page[FederationInfo], error) {
+	return getPage[FederationInfo](ctx, c, "/api/v1/federation", after, limit)
+}
+
+// Federation reads a federated instance.
+func (c *Client) Federation(ctx context.Context, instance string) (*FederationInfo, error) {
+	return getOne[FederationInfo](ctx, c, "/api/v1/federation", instance)
+}
+
+// Certificate reads an issued certificate, with its PEM, by hex serial.
+func (c *Client) Certificate(ctx context.Context, serial string) (*CertificateInfo, error) {
+	return getOne[CertificateInfo](ctx, c, "/api/v1/certificates", serial)
+}

@@ -67,6 +67,8 @@ type Config struct {
 	// maxConfSize, when set, lowers the size bound on the signed
 	// configuration below conf.MaxDocumentSize (tests).
 	maxConfSize int
+	// file is the file LoadConfig read, which a reload reads again.
+	file string
 }
 
 // Operator is a person or system allowed on the management API. The token
@@ -103,6 +105,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	c.file = path
 	return &c, nil
 }
 

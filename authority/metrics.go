@@ -19,6 +19,10 @@ type metrics struct {
 	calls        *prometheus.CounterVec // call, outcome
 	tsaTokens    *prometheus.CounterVec // outcome
 	certs        *prometheus.CounterVec // kind, outcome
+	// unauthenticated counts management calls without a valid token
+	// (reason), which the audit log does not hold.
+	unauthenticated *prometheus.CounterVec
+	reloads         *prometheus.CounterVec // result
 }
 
 // Outcomes of the metrics' outcome labels.
@@ -54,6 +58,14 @@ func newMetrics(a *Authority) *metrics {
 			Name: "sampan_authority_certs_issued_total",
 			Help: "Certificate requests by kind (auth, sign: gateways' and members'; tls: the authority's own) and outcome.",
 		}, []string{"kind", "outcome"}),
+		unauthenticated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sampan_authority_unauthenticated_calls_total",
+			Help: "Management API calls refused for want of a valid operator token, by reason (no_bearer_token, unknown_token, expired_token, revoked_token).",
+		}, []string{"reason"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sampan_authority_config_reloads_total",
+			Help: "Reloads of the configuration file (SIGHUP, POST /config/reload) by result: ok (applied), refused (the running configuration stays).",
+		}, []string{"result"}),
 	}
 	current := func(f func(p *published) float64) func() float64 {
 		return func() float64 {
@@ -63,7 +75,7 @@ func newMetrics(a *Authority) *metrics {
 			return 0
 		}
 	}
-	m.reg.MustRegister(m.publications, m.calls, m.tsaTokens, m.certs, certExpiry{a},
+	m.reg.MustRegister(m.publications, m.calls, m.tsaTokens, m.certs, m.unauthenticated, m.reloads, certExpiry{a},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sampan_authority_conf_serial",
 			Help: "Serial of the shared configuration being published.",
@@ -79,6 +91,11 @@ func newMetrics(a *Authority) *metrics {
 	)
 	// Every label value the authority can give, at zero, so that a rate
 	// or an alert sees the series before the first event.
+	m.reloads.WithLabelValues(outcomeOK)
+	m.reloads.WithLabelValues(outcomeRefused)
+	for _, r := range []string{"no_bearer_token", "unknown_token", "expired_token", "revoked_token"} {
+		m.unauthenticated.WithLabelValues(r)
+	}
 	for _, o := range []string{outcomeIssued, outcomeRefused} {
 		m.tsaTokens.WithLabelValues(o)
 		for _, k := range []string{"auth", "sign", "tls"} {

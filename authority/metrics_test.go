@@ -126,7 +126,7 @@ func TestMetrics(t *testing.T) {
 		{"POST", "/api/v1/members", auditorToken, member},
 		{"POST", "/api/v1/members", adminToken, `{"id":`},
 		{"GET", "/api/v1/nothing/here", adminToken, ""},
-		{"GET", "/api/v1/members", adminToken, ""},
+		{"DELETE", "/api/v1/members", adminToken, ""},
 	} {
 		if status, body := ta.raw(t, c.method, c.path, c.token, c.body); status < 400 || status >= 500 {
 			t.Fatalf("%s %s: %d %s, want a refusal", c.method, c.path, status, body)

@@ -124,13 +124,13 @@ func (a *Authority) serveOCSP(w http.ResponseWriter, r *http.Request) {
 	default:
 		status = pki.OCSPGood
 	}
-	resp, err := a.ca.OCSPResponse(req.SerialNumber, status, revokedAt, req.HashAlgorithm, a.cfg.ConfValidity.D())
+	resp, err := a.ca.OCSPResponse(req.SerialNumber, status, revokedAt, req.HashAlgorithm, a.config().ConfValidity.D())
 	if err != nil {
 		a.log.Error("OCSP response", "err", err)
 		write(http.StatusInternalServerError, ocsp.InternalErrorErrorResponse)
 		return
 	}
-	w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", int(a.cfg.ConfValidity.D().Seconds())))
+	w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", int(a.config().ConfValidity.D().Seconds())))
 	write(http.StatusOK, resp)
 }
 

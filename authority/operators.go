@@ -55,9 +55,10 @@ func (a *Authority) authenticate(r *http.Request) (o *Operator, why string) {
 		return nil, "no bearer token"
 	}
 	h := []byte(HashToken(tok))
-	for i := range a.cfg.Operators {
-		if subtle.ConstantTimeCompare(h, []byte(a.cfg.Operators[i].TokenSHA256)) == 1 {
-			o = &a.cfg.Operators[i]
+	ops := a.config().Operators
+	for i := range ops {
+		if subtle.ConstantTimeCompare(h, []byte(ops[i].TokenSHA256)) == 1 {
+			o = &ops[i]
 		}
 	}
 	switch {
@@ -77,25 +78,44 @@ func (a *Authority) isRevoked(tokenSHA256 string) bool {
 	return a.revoked[tokenSHA256]
 }
 
-// refused records a refused management call in the process log and the
-// audit log. Neither the token nor its hash is written.
-func (a *Authority) refused(r *http.Request, operator string, status int, why string) {
-	path := r.URL.Path
-	if len(path) > 200 {
-		path = path[:200] + "…"
-	}
-	a.log.Warn("management API call refused", "status", status, "why", why, "operator", operator,
+// unauthenticated records a management call without a valid token in
+// the process log and the metrics; never in the audit log, which a
+// caller without a token must not be able to fill. Neither the token nor
+// its hash is written.
+func (a *Authority) unauthenticated(r *http.Request, operator, why string) {
+	a.log.Warn("management API call refused", "status", http.StatusUnauthorized, "why", why, "operator", operator,
+		"client", r.RemoteAddr, "method", r.Method, "path", logPath(r))
+	a.metrics.unauthenticated.WithLabelValues(strings.ReplaceAll(why, " ", "_")).Inc()
+}
+
+// refused records a management call refused to an authenticated
+// operator in the process log and, in a transaction of its own once the
+// refused change rolled back, in the audit log with the outcome
+// "refused: <reason>" (a 5xx: "failed: <reason>").
+func (a *Authority) refused(r *http.Request, operator, call string, status int, reason string) {
+	path := logPath(r)
+	a.log.Warn("management API call refused", "status", status, "why", reason, "operator", operator,
 		"client", r.RemoteAddr, "method", r.Method, "path", path)
-	if operator == "" {
-		operator = "-"
+	outcome := "refused: " + reason
+	if status >= 500 {
+		outcome = "failed: " + reason
 	}
 	ctx := context.WithoutCancel(r.Context())
 	err := a.inTx(ctx, func(tx *sql.Tx) error {
-		return a.audit(ctx, tx, operator, fmt.Sprintf("refused %d", status), fmt.Sprintf("%s %s from %s: %s", r.Method, path, r.RemoteAddr, why))
+		return a.auditOutcome(ctx, tx, operator, strings.ReplaceAll(call, "_", " "), fmt.Sprintf("%s %s from %s", r.Method, path, r.RemoteAddr), outcome)
 	})
 	if err != nil {
 		a.log.Error("audit a refused call", "err", err)
 	}
+}
+
+// logPath is a request's path, cut to a length fit for a log.
+func logPath(r *http.Request) string {
+	path := r.URL.Path
+	if len(path) > 200 {
+		path = path[:200] + "…"
+	}
+	return path
 }
 
 // OperatorView is what GET /api/v1/operators shows of an operator.
@@ -108,8 +128,9 @@ type OperatorView struct {
 
 // Operators lists the operators, with their tokens' state.
 func (a *Authority) Operators() []OperatorView {
-	out := make([]OperatorView, len(a.cfg.Operators))
-	for i, o := range a.cfg.Operators {
+	ops := a.config().Operators
+	out := make([]OperatorView, len(ops))
+	for i, o := range ops {
 		out[i] = OperatorView{Name: o.Name, Role: o.Role, ExpiresAt: o.ExpiresAt, Revoked: a.isRevoked(o.TokenSHA256)}
 	}
 	return out
@@ -117,12 +138,13 @@ func (a *Authority) Operators() []OperatorView {
 
 // RevokeOperator revokes the current token of the named operator, at
 // once and for good: a new token needs a new token_sha256 in the
-// configuration file and a restart.
+// configuration file, and a reload.
 func (a *Authority) RevokeOperator(ctx context.Context, op, name string) error {
 	var o *Operator
-	for i := range a.cfg.Operators {
-		if a.cfg.Operators[i].Name == name {
-			o = &a.cfg.Operators[i]
+	ops := a.config().Operators
+	for i := range ops {
+		if ops[i].Name == name {
+			o = &ops[i]
 		}
 	}
 	if o == nil {

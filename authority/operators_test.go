@@ -27,19 +27,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// auditRows returns the audit log as lines "operator|action|detail".
+// auditRows returns the audit log as lines
+// "operator|action|detail|outcome".
 func (ta *testAuthority) auditRows(t *testing.T) []string {
 	t.Helper()
-	rows, err := ta.a.db.QueryContext(t.Context(), `SELECT operator, action, detail FROM audit_log ORDER BY rowid`)
+	rows, err := ta.a.db.QueryContext(t.Context(), `SELECT operator, action, detail, outcome FROM audit_log ORDER BY rowid`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var o, a, d string
-		rows.Scan(&o, &a, &d)
-		out = append(out, o+"|"+a+"|"+d)
+		var o, a, d, oc string
+		rows.Scan(&o, &a, &d, &oc)
+		out = append(out, o+"|"+a+"|"+d+"|"+oc)
 	}
 	return out
 }
@@ -68,8 +69,9 @@ func withExpiredOperator(c *Config) {
 }
 
 // TestOperatorTokens: an expired token and a revoked one are refused; a
-// revocation is a management call that holds across a restart; refused
-// calls land in the audit log and the process log, and no token (nor its
+// revocation is a management call that holds across a restart; calls
+// refused to an operator land in the audit log, those without a valid
+// token only in the process log and the metrics, and no token (nor its
 // hash) is written anywhere.
 func TestOperatorTokens(t *testing.T) {
 	dir := t.TempDir()
@@ -110,18 +112,28 @@ func TestOperatorTokens(t *testing.T) {
 
 	rows := ta.auditRows(t)
 	for _, want := range [][]string{
-		{"former|refused 401|GET /api/v1/configuration", "expired token"},
-		{"alice|revoke operator token|audit"},
-		{"audit|refused 401|", "revoked token"},
-		{"-|refused 401|", "unknown token"},
-		{"audit|refused 403|POST /api/v1/operators/alice/revoke", "role auditor"},
+		{"alice|revoke operator token|audit|ok"},
+		{"audit|revoke operator|POST /api/v1/operators/alice/revoke from ", "|refused: operator audit (role auditor) may not do this"},
+		{"alice|revoke operator|POST /api/v1/operators/nobody/revoke", `|refused: no operator "nobody"`},
+		{"alice|add member|POST /api/v1/members", "|refused: request body: "},
 	} {
 		if !containsRow(rows, want...) {
 			t.Errorf("audit log lacks %q:\n%s", want, strings.Join(rows, "\n"))
 		}
 	}
-	if !strings.Contains(logs.String(), "management API call refused") || !strings.Contains(logs.String(), "status=403") {
-		t.Errorf("process log lacks the refusals:\n%s", logs)
+	if len(rows) != 4 {
+		t.Errorf("audit log holds %d entries, want 4 (none for calls without a valid token):\n%s", len(rows), strings.Join(rows, "\n"))
+	}
+	for _, want := range []string{"status=403", "why=\"expired token\"", "why=\"revoked token\"", "why=\"unknown token\""} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("process log lacks the refusal %s:\n%s", want, logs)
+		}
+	}
+	s := ta.scrape(t)
+	for _, r := range []string{"expired_token", "revoked_token", "unknown_token"} {
+		if v := s.value("sampan_authority_unauthenticated_calls_total", "reason", r); v != 1 {
+			t.Errorf("unauthenticated calls, %s: %v, want 1", r, v)
+		}
 	}
 
 	// The revocation holds across a restart.

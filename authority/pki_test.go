@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -472,7 +473,7 @@ func TestUpgradeKeepsRegistry(t *testing.T) {
 	gwKey := newKey(t)
 	gwCert, _ := ca.Issue(gwKey.Public(), pki.ProfileAuth, pki.Template{CommonName: "VN/GOV/MOF/gw1"})
 	fp := pki.Fingerprint(gwCert.Raw)
-	db, err := store.Open(t.Context(), filepath.Join(dir, registryFile), migrations[:len(migrations)-1])
+	db, err := store.Open(t.Context(), filepath.Join(dir, registryFile), migrations[:slices.Index(migrations, pkiMigration)])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/store"
 )
 
 // TestReadAPIs: auditors list the certificates issued and read the audit
@@ -15,7 +19,7 @@ import (
 // token with 401.
 func TestReadAPIs(t *testing.T) {
 	ta := startAuthority(t, t.TempDir(), "")
-	ta.raw(t, http.MethodGet, "/api/v1/configuration", wrongToken, "") // refused: audited
+	ta.raw(t, http.MethodPost, "/api/v1/members", auditorToken, `{"id":"VN/GOV/MOF","name":"Ministry of Finance"}`) // refused: audited
 	if s, b := ta.raw(t, http.MethodPost, "/api/v1/members", adminToken, `{"id":"VN/GOV/MOF","name":"Ministry of Finance"}`); s != http.StatusCreated {
 		t.Fatalf("add member: %d %s", s, b)
 	}
@@ -67,12 +71,13 @@ func TestReadAPIs(t *testing.T) {
 		if i > 0 && e.ID <= got[i-1].ID {
 			t.Errorf("entry %d (id %d) after id %d", i, e.ID, got[i-1].ID)
 		}
-		switch e.Action {
-		case "refused 401":
+		switch e.Outcome {
+		case "refused: operator audit (role auditor) may not do this":
 			refusals++
-		}
-		if e.Operator == "alice" && e.Action != "" {
-			adds++
+		case "ok":
+			if e.Operator == "alice" && e.Action == "add member" {
+				adds++
+			}
 		}
 	}
 	if refusals == 0 || adds == 0 {
@@ -98,5 +103,85 @@ func TestCertExpiryMetric(t *testing.T) {
 		if v := s.value("sampan_authority_cert_expiry_seconds", "use", use); v < min {
 			t.Errorf("%s certificate: %v seconds left, want at least %v", use, v, min)
 		}
+	}
+}
+
+// TestAuditRefusals: a change refused to an operator — for the role, or
+// because it failed — is in the audit log with who, what, when and
+// "refused: <reason>", and the registry is unchanged; a failed read
+// writes nothing, nor does any number of calls without a valid token.
+func TestAuditRefusals(t *testing.T) {
+	ta := startAuthority(t, t.TempDir(), "", func(c *Config) { c.authFailures = 1000 })
+	api := ta.client(adminToken)
+	if err := api.AddMember(t.Context(), MemberInput{ID: mustID(t, "VN/GOV/MOF"), Name: "MOF"}); err != nil {
+		t.Fatal(err)
+	}
+	serial := ta.a.Current().Serial
+	read := func() []AuditEntry {
+		p, err := ta.client(auditorToken).Audit(t.Context(), 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Items
+	}
+	before := len(read())
+	for range 50 {
+		ta.raw(t, http.MethodPost, "/api/v1/members", "", `{"id":"VN/GOV/X","name":"x"}`)
+		ta.raw(t, http.MethodPost, "/api/v1/members", wrongToken, `{"id":"VN/GOV/X","name":"x"}`)
+	}
+	ta.raw(t, http.MethodGet, "/api/v1/members/VN%2FGOV%2FNOPE", auditorToken, "")
+	if n := len(read()); n != before {
+		t.Fatalf("calls without a valid token or failed reads wrote %d audit entries", n-before)
+	}
+	if s, b := ta.raw(t, http.MethodPost, "/api/v1/members", adminToken, `{"id":"VN/GOV/MOF","name":"again"}`); s != 409 {
+		t.Fatalf("duplicate member: %d %s", s, b)
+	}
+	if s, b := ta.raw(t, http.MethodPut, "/api/v1/gateways", auditorToken, `{"id":"VN/GOV/MOF/gw1","address":"127.0.0.1:1","clients":[]}`); s != 403 {
+		t.Fatalf("auditor registering a gateway: %d %s", s, b)
+	}
+	got := read()[before:]
+	want := []AuditEntry{
+		{Operator: "alice", Action: "add member", Detail: "POST /api/v1/members from ", Outcome: "refused: member VN/GOV/MOF is already registered"},
+		{Operator: "audit", Action: "put gateway", Detail: "PUT /api/v1/gateways from ", Outcome: "refused: operator audit (role auditor) may not do this"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("audit entries of the refusals: %+v", got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Operator != w.Operator || g.Action != w.Action || !strings.HasPrefix(g.Detail, w.Detail) || g.Outcome != w.Outcome || g.At == "" {
+			t.Errorf("entry %d = %+v, want %+v", i, g, w)
+		}
+	}
+	if ta.a.Current().Serial != serial {
+		t.Error("a refused change published a configuration")
+	}
+}
+
+// TestAuditOutcomeUpgrade: entries written before the audit log had an
+// outcome read "ok" for changes, and the status for refusals.
+func TestAuditOutcomeUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	i := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "ADD COLUMN outcome") })
+	db, err := store.Open(t.Context(), filepath.Join(dir, registryFile), migrations[:i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO audit_log VALUES ('2026-01-01T00:00:00Z', 'alice', 'add member', 'VN/GOV/MOF')`,
+		`INSERT INTO audit_log VALUES ('2026-01-01T00:00:01Z', '-', 'refused 401', 'GET /api/v1/configuration from 127.0.0.1:1: unknown token')`,
+	} {
+		if _, err := db.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	ta := startAuthority(t, dir, "")
+	p, err := ta.client(auditorToken).Audit(t.Context(), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Items) != 2 || p.Items[0].Outcome != "ok" || p.Items[1].Outcome != "refused: status 401" {
+		t.Errorf("upgraded entries: %+v", p.Items)
 	}
 }

@@ -86,6 +86,11 @@ var migrations = []string{
 		revoked_at TEXT NOT NULL
 	);`,
 	pkiMigration,
+	// Each audit entry says how the call ended: "ok" (a change that
+	// committed), "refused: <reason>". Entries written before were
+	// changes, or refusals whose action says so ("refused 403").
+	`ALTER TABLE audit_log ADD COLUMN outcome TEXT NOT NULL DEFAULT 'ok';
+	UPDATE audit_log SET outcome = 'refused: status ' || substr(action, 9) WHERE action LIKE 'refused ___';`,
 }
 
 // errConflict and errNotFound are mapped to HTTP statuses by the API.
@@ -132,8 +137,15 @@ type GroupInput struct {
 	Members     []ident.ClientID `json:"members"`
 }
 
+// audit writes to the audit log, in tx, a change that commits with it.
 func (a *Authority) audit(ctx context.Context, tx *sql.Tx, op, action, detail string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, operator, action, detail) VALUES (?, ?, ?, ?)`, now(), op, action, detail)
+	return a.auditOutcome(ctx, tx, op, action, detail, outcomeOK)
+}
+
+// auditOutcome writes an audit log entry with its outcome: "ok", or
+// "refused: <reason>".
+func (a *Authority) auditOutcome(ctx context.Context, tx *sql.Tx, op, action, detail, outcome string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, operator, action, detail, outcome) VALUES (?, ?, ?, ?, ?)`, now(), op, action, detail, outcome)
 	return err
 }
 
@@ -144,8 +156,8 @@ func (a *Authority) checkMemberID(id ident.ClientID) error {
 	if id.Instance != a.cfg.Instance {
 		return fmt.Errorf("%w: id: instance %s is not this authority's (%s)", errInvalid, id.Instance, a.cfg.Instance)
 	}
-	if !slices.Contains(a.cfg.MemberClasses, id.Class) {
-		return fmt.Errorf("%w: id: member class %s is not one of %s", errInvalid, id.Class, strings.Join(a.cfg.MemberClasses, ", "))
+	if classes := a.config().MemberClasses; !slices.Contains(classes, id.Class) {
+		return fmt.Errorf("%w: id: member class %s is not one of %s", errInvalid, id.Class, strings.Join(classes, ", "))
 	}
 	return nil
 }

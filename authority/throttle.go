@@ -33,6 +33,14 @@ func newThrottle(max int, window time.Duration) *throttle {
 	return &throttle{max: max, window: window, m: map[netip.Prefix]*throttleWindow{}}
 }
 
+// setMax changes how many events a window allows, from the next event
+// on.
+func (t *throttle) setMax(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.max = n
+}
+
 // clientKey returns the throttling key of a request's peer address.
 func clientKey(r *http.Request) netip.Prefix {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

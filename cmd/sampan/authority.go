@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/sampan-exchange/sampan/authority"
@@ -96,6 +97,7 @@ func (c *AuthorityRevokeCmd) Run(g *Globals) error {
 // AuthorityCertificatesCmd lists the certificates issued.
 type AuthorityCertificatesCmd struct {
 	authorityAPI
+	ID string `name:"id" help:"Show only the certificate with this serial (hex), with its PEM."`
 }
 
 // Run prints every certificate, one JSON object a line.
@@ -106,7 +108,16 @@ func (c *AuthorityCertificatesCmd) print(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return printPages(w, func(ctx context.Context, after int64) ([]authority.CertificateInfo, int64, error) {
+	if c.ID != "" {
+		ctx, cancel := apiContext()
+		defer cancel()
+		cert, err := api.Certificate(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(w).Encode(cert)
+	}
+	return printPages(w, 0, func(ctx context.Context, after int64) ([]authority.CertificateInfo, int64, error) {
 		p, err := api.Certificates(ctx, after, 1000)
 		if err != nil {
 			return nil, 0, err
@@ -129,11 +140,7 @@ func (c *AuthorityAuditCmd) print(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	first := true
-	return printPages(w, func(ctx context.Context, after int64) ([]authority.AuditEntry, int64, error) {
-		if first {
-			after, first = c.After, false
-		}
+	return printPages(w, c.After, func(ctx context.Context, after int64) ([]authority.AuditEntry, int64, error) {
 		p, err := api.Audit(ctx, after, 1000)
 		if err != nil {
 			return nil, 0, err
@@ -142,11 +149,17 @@ func (c *AuthorityAuditCmd) print(w io.Writer) error {
 	})
 }
 
-// printPages follows a read API's pages to the last, printing each item
-// as a line of JSON.
-func printPages[T any](w io.Writer, page func(ctx context.Context, after int64) ([]T, int64, error)) error {
+// printPages follows a read API's pages from the one after from to the
+// last, printing each item as a line of JSON.
+func printPages[T any](w io.Writer, from int64, page func(ctx context.Context, after int64) ([]T, int64, error)) error {
 	enc := json.NewEncoder(w)
-	after := int64(0)
+	return forPages(from, page, func(it T) error { return enc.Encode(it) })
+}
+
+// forPages follows a read API's pages from the one after from to the
+// last, calling each for every item.
+func forPages[T any](from int64, page func(ctx context.Context, after int64) ([]T, int64, error), each func(T) error) error {
+	after := from
 	for {
 		ctx, cancel := apiContext()
 		items, next, err := page(ctx, after)
@@ -155,7 +168,7 @@ func printPages[T any](w io.Writer, page func(ctx context.Context, after int64) 
 			return err
 		}
 		for _, it := range items {
-			if err := enc.Encode(it); err != nil {
+			if err := each(it); err != nil {
 				return err
 			}
 		}
@@ -164,4 +177,147 @@ func printPages[T any](w io.Writer, page func(ctx context.Context, after int64) 
 		}
 		after = next
 	}
+}
+
+// registryRead are the flags of the commands that read the registry.
+type registryRead struct {
+	authorityAPI
+	ID    string `name:"id" help:"Show only the one with this identifier."`
+	After int64  `help:"Start after this position: the next of a page of the API (0: from the first)."`
+	JSON  bool   `name:"json" help:"Print one JSON object a line instead of a table."`
+}
+
+// readRegistry prints one object (--id) or every one from --after on,
+// as a table (header, then row of each) or as lines of JSON.
+func readRegistry[T any](w io.Writer, f *registryRead,
+	one func(context.Context, string) (*T, error),
+	list func(context.Context, int64, int) (*authority.Page[T], error),
+	header string, row func(T) []string) error {
+	page := func(ctx context.Context, after int64) ([]T, int64, error) {
+		if f.ID != "" {
+			it, err := one(ctx, f.ID)
+			if err != nil {
+				return nil, 0, err
+			}
+			return []T{*it}, 0, nil
+		}
+		p, err := list(ctx, after, 1000)
+		if err != nil {
+			return nil, 0, err
+		}
+		return p.Items, p.Next, nil
+	}
+	if f.JSON {
+		return printPages(w, f.After, page)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	err := forPages(f.After, page, func(it T) error {
+		_, err := fmt.Fprintln(tw, strings.Join(row(it), "\t"))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+// list is a table cell of a list: its items, or "-".
+func list(items []string) string {
+	if len(items) == 0 {
+		return "-"
+	}
+	return strings.Join(items, ",")
+}
+
+// AuthorityMembersCmd lists the registered members.
+type AuthorityMembersCmd struct{ registryRead }
+
+// Run prints the members.
+func (c *AuthorityMembersCmd) Run(g *Globals) error { return c.print(os.Stdout) }
+
+func (c *AuthorityMembersCmd) print(w io.Writer) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	return readRegistry(w, &c.registryRead, api.Member, api.Members, "ID\tNAME\tSUBSYSTEMS\tCREATED",
+		func(m authority.MemberInfo) []string {
+			return []string{m.ID, m.Name, fmt.Sprint(m.Subsystems), m.CreatedAt}
+		})
+}
+
+// AuthoritySubsystemsCmd lists the registered subsystems.
+type AuthoritySubsystemsCmd struct{ registryRead }
+
+// Run prints the subsystems.
+func (c *AuthoritySubsystemsCmd) Run(g *Globals) error { return c.print(os.Stdout) }
+
+func (c *AuthoritySubsystemsCmd) print(w io.Writer) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	return readRegistry(w, &c.registryRead, api.Subsystem, api.Subsystems, "ID\tMEMBER\tOTHER GATEWAYS ALLOWED\tSERVED BY\tCREATED",
+		func(s authority.SubsystemInfo) []string {
+			return []string{s.ID, s.Member, list(s.Gateways), list(s.ServedBy), s.CreatedAt}
+		})
+}
+
+// AuthorityGatewaysCmd lists the registered gateways.
+type AuthorityGatewaysCmd struct{ registryRead }
+
+// Run prints the gateways.
+func (c *AuthorityGatewaysCmd) Run(g *Globals) error { return c.print(os.Stdout) }
+
+func (c *AuthorityGatewaysCmd) print(w io.Writer) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	return readRegistry(w, &c.registryRead, api.Gateway, api.Gateways, "ID\tADDRESS\tAUTH CERTIFICATE\tCLIENTS\tUPDATED",
+		func(g authority.GatewayInfo) []string {
+			cert := "none"
+			switch {
+			case g.AuthCert != nil:
+				cert = fmt.Sprintf("serial %s, %s until %s", g.AuthCert.Serial, g.AuthCert.Status, g.AuthCert.NotAfter)
+			case g.AuthFP != "":
+				cert = "sha256 " + g.AuthFP
+			}
+			return []string{g.ID, g.Address, cert, list(g.Clients), g.UpdatedAt}
+		})
+}
+
+// AuthorityGroupsCmd lists the global groups.
+type AuthorityGroupsCmd struct{ registryRead }
+
+// Run prints the global groups.
+func (c *AuthorityGroupsCmd) Run(g *Globals) error { return c.print(os.Stdout) }
+
+func (c *AuthorityGroupsCmd) print(w io.Writer) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	return readRegistry(w, &c.registryRead, api.Group, api.Groups, "ID\tMEMBERS\tDESCRIPTION",
+		func(g authority.GroupInfo) []string {
+			return []string{g.ID, list(g.Members), g.Description}
+		})
+}
+
+// AuthorityFederationCmd lists the federated instances.
+type AuthorityFederationCmd struct{ registryRead }
+
+// Run prints the federated instances.
+func (c *AuthorityFederationCmd) Run(g *Globals) error { return c.print(os.Stdout) }
+
+func (c *AuthorityFederationCmd) print(w io.Writer) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	return readRegistry(w, &c.registryRead, api.Federation, api.Federations, "INSTANCE\tANCHOR URL\tKEY IDS\tINBOUND CLIENTS\tUPDATED",
+		func(f authority.FederationInfo) []string {
+			return []string{f.Instance, f.AnchorURL, list(f.KeyIDs), list(f.InboundClients), f.UpdatedAt}
+		})
 }

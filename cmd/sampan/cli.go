@@ -93,6 +93,11 @@ type AuthorityCmd struct {
 	Revoke       AuthorityRevokeCmd       `cmd:"" help:"Revoke a certificate at an authority."`
 	Certificates AuthorityCertificatesCmd `cmd:"" help:"List the certificates an authority has issued, with their status."`
 	Audit        AuthorityAuditCmd        `cmd:"" help:"Read an authority's audit log: who did what, when, refusals included."`
+	Members      AuthorityMembersCmd      `cmd:"" help:"List the members registered at an authority, or show one (--id)."`
+	Subsystems   AuthoritySubsystemsCmd   `cmd:"" help:"List the subsystems registered at an authority, or show one (--id)."`
+	Gateways     AuthorityGatewaysCmd     `cmd:"" help:"List the gateways registered at an authority, with their certificates, or show one (--id)."`
+	Groups       AuthorityGroupsCmd       `cmd:"" help:"List the global groups of an authority, or show one (--id)."`
+	Federation   AuthorityFederationCmd   `cmd:"" help:"List the instances an authority federates with, or show one (--id)."`
 }
 
 // AuthorityRunCmd runs an authority.
@@ -101,21 +106,48 @@ type AuthorityRunCmd struct {
 	Dir    string `help:"Data directory: CA, keys, registry, anchor." required:"" type:"path"`
 }
 
-// Run serves until a signal.
+// Run serves until a signal; SIGHUP reloads the configuration file.
 func (c *AuthorityRunCmd) Run(g *Globals) error {
+	// Taken before anything else: a reload asked for while the authority
+	// starts must not stop it (SIGHUP's default).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, stop := signalContext()
+	defer stop()
+	return c.run(ctx, g.logger(), hup)
+}
+
+// run serves until ctx ends, reloading the configuration file on each
+// value of hup.
+func (c *AuthorityRunCmd) run(ctx context.Context, log *slog.Logger, hup <-chan os.Signal) error {
 	cfg, err := authority.LoadConfig(c.Config)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext()
-	defer stop()
-	a, err := authority.New(ctx, cfg, c.Dir, g.logger())
+	a, err := authority.NewWithOptions(ctx, cfg, c.Dir, authority.Options{Log: log, LoadConfig: func() (*authority.Config, error) { return authority.LoadConfig(c.Config) }})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	fmt.Fprintf(os.Stderr, "anchor for gateways of %s: %s (with the authority's TLS CA, %s)\n", cfg.Instance, a.AnchorPath(), a.TLSCAPath())
-	return a.Run(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	reloads := make(chan struct{})
+	go func() {
+		defer close(reloads)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.Reload(ctx) // logs and counts its outcome
+			}
+		}
+	}()
+	err = a.Run(ctx)
+	cancel()
+	<-reloads
+	return err
 }
 
 // GatewayCmd groups the gateway's subcommands.
