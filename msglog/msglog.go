@@ -296,6 +296,9 @@ type Log struct {
 	bgCancel context.CancelFunc
 	done     chan struct{}
 	wg       sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens (creating on first use) the log in dir. name identifies the
@@ -550,8 +553,16 @@ func (l *Log) Sync(ctx context.Context) error {
 // reach the index and the tree.
 const closeSyncMax = 5 * time.Second
 
-// Close publishes what is pending and stops the log.
+// Close publishes what is pending and stops the log. Closing again
+// returns the first Close's result: an owner that fails after closing
+// (a restart that cannot bind its port, say) and closes again in its
+// clean-up does no harm.
 func (l *Log) Close(ctx context.Context) error {
+	l.closeOnce.Do(func() { l.closeErr = l.close(ctx) })
+	return l.closeErr
+}
+
+func (l *Log) close(ctx context.Context) error {
 	// Every record acknowledged so far goes into the index and the tree
 	// first, so that a log closed in time has nothing pending. This takes
 	// at most half of what ctx leaves (closeSyncMax at most), and the tree
