@@ -342,7 +342,7 @@ func (c *consumerCall) send() *r1.Error {
 	}
 	c.resp = resp
 	c.o.responseIn = time.Now()
-	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 || pki.CachedFingerprint(resp.TLS.PeerCertificates[0].Raw) != c.peer.AuthFP {
+	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 || !c.peer.HasAuthFP(pki.CachedFingerprint(resp.TLS.PeerCertificates[0].Raw)) {
 		return r1.New(r1.TypeSSLAuthFailed, "the answer did not come from gateway %s", c.peer.ID)
 	}
 	if t := resp.Header.Get(r1.HeaderError); t == "" || resp.Header.Get(hdrSignerCert) != "" {
