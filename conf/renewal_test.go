@@ -47,7 +47,7 @@ func TestNextAuthFingerprint(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.GatewayByFingerprint(cur) != nil || c.Serves(cur, client) || c.Gateways[0].HasAuthFP(cur) {
+	if c.GatewayByFingerprint(cur) != nil || c.Serves(cur, client) || c.Gateways[0].HasAuthFP(cur) || c.Gateways[0].HasAuthFP("") {
 		t.Error("the old fingerprint is still accepted after the renewal completed")
 	}
 

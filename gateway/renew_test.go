@@ -2,8 +2,10 @@ package gateway_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -153,7 +155,23 @@ func TestRenewUnderTraffic(t *testing.T) {
 	w.refresh(t)
 	traffic(20)
 
-	// HCMC switches through its operations listener, MOF in-process.
+	// MOF switches in-process: HCMC's new connections meet MOF's new
+	// certificate while both are listed, and MOF still accepts HCMC's
+	// old one.
+	if ks, err := w.gw[mof].SwitchKeys(); err != nil || ks.AuthFP != rm.out.Auth.SHA256 {
+		t.Fatalf("switch MOF: %+v, %v", ks, err)
+	}
+	if _, err := w.gw[mof].SwitchKeys(); !errors.Is(err, gateway.ErrNoRenewal) {
+		t.Errorf("a second switch: %v, want ErrNoRenewal", err)
+	}
+	traffic(20)
+	if served, ok := peerHello(t, mofAddr, rh.oldAuth); served != rm.out.Auth.SHA256 || !ok {
+		t.Errorf("during the overlap MOF presents %.16s… (want its new %.16s…) and accepts HCMC's old certificate: %v", served, rm.out.Auth.SHA256, ok)
+	}
+
+	// HCMC switches through its operations listener; at once its old
+	// certificate is revoked while still listed: its calls go on, as it
+	// no longer uses it.
 	resp, err := http.Post(w.manifestGateway(hcmc).OpsURL+"/keys/switch", "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -164,18 +182,19 @@ func TestRenewUnderTraffic(t *testing.T) {
 	if resp.StatusCode != 200 || ks.AuthFP != rh.out.Auth.SHA256 || ks.PreviousAuthFP != rh.oldFP || len(ks.Sign) != 1 {
 		t.Fatalf("POST /keys/switch: %d %+v", resp.StatusCode, ks)
 	}
-	if ks, err := w.gw[mof].SwitchKeys(); err != nil || ks.AuthFP != rm.out.Auth.SHA256 {
-		t.Fatalf("switch MOF: %+v, %v", ks, err)
+	api := w.adminAPI(t)
+	oldLeaf, err := x509.ParseCertificate(rh.oldAuth.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := w.gw[mof].SwitchKeys(); !errors.Is(err, gateway.ErrNoRenewal) {
-		t.Errorf("a second switch: %v, want ErrNoRenewal", err)
+	if err := api.Revoke(t.Context(), fmt.Sprintf("%x", oldLeaf.SerialNumber)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.gw[mof].RefreshConf(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 	traffic(50)
-	if served, ok := peerHello(t, mofAddr, rh.oldAuth); served != rm.out.Auth.SHA256 || !ok {
-		t.Errorf("during the overlap MOF presents %.16s… (want its new %.16s…) and accepts HCMC's old certificate: %v", served, rm.out.Auth.SHA256, ok)
-	}
-
-	api := w.adminAPI(t)
+	w.refresh(t)
 	for _, id := range []string{hcmc, mof} {
 		gid, _ := ident.ParseGateway(id)
 		if _, err := api.CompleteRenewal(t.Context(), gid, authority.CompleteInput{RevokeOld: true}); err != nil {
