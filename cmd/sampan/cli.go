@@ -120,8 +120,9 @@ func (c *AuthorityRunCmd) Run(g *Globals) error {
 
 // GatewayCmd groups the gateway's subcommands.
 type GatewayCmd struct {
-	Run  GatewayRunCmd  `cmd:"" default:"withargs" help:"Run the gateway."`
-	Init GatewayInitCmd `cmd:"" help:"Create the gateway's keys and certificate requests."`
+	Run   GatewayRunCmd   `cmd:"" default:"withargs" help:"Run the gateway."`
+	Init  GatewayInitCmd  `cmd:"" help:"Create the gateway's keys and certificate requests."`
+	Renew GatewayRenewCmd `cmd:"" help:"Renew the gateway's certificates in place, with new keys, without a restart."`
 }
 
 // GatewayRunCmd runs a gateway.
