@@ -36,35 +36,38 @@ import (
 
 // Gateway is a running gateway.
 type Gateway struct {
-	cfg         *Config
-	dir         string
-	log         *slog.Logger
-	peerLog     *slog.Logger // the peer side's, quiet under floods
-	db          *sql.DB
-	keys        atomic.Pointer[keyring] // swapped by a renewal (SwitchKeys)
-	keysMu      sync.Mutex              // one key switch at a time
-	batchBusy   func() bool             // Options.BatchBusy, for keys loaded later
-	batchWindow time.Duration           // Options.BatchWindow
-	sigs        *pki.VerifyCache        // batch roots already verified
-	mlog        *msglog.Log
-	replay      *replayGuard
-	stamp       stamper
-	anchor      *conf.Anchor
-	sync        *confSync
-	conf        atomic.Pointer[confState]  // the gateway's own instance
-	fed         federation                 // federated instances
-	live        atomic.Pointer[liveConfig] // the settings a reload may change
-	reloadMu    sync.Mutex
-	loadConfig  func() (*Config, error)
-	refreshMu   sync.Mutex // one forced refresh at a time
-	lastForced  time.Time
+	cfg        *Config
+	dir        string
+	log        *slog.Logger
+	peerLog    *slog.Logger // the peer side's, quiet under floods
+	db         *sql.DB
+	sigs       *pki.VerifyCache // batch roots already verified
+	mlog       *msglog.Log
+	replay     *replayGuard
+	stamp      stamper
+	anchor     *conf.Anchor
+	sync       *confSync
+	conf       atomic.Pointer[confState]  // the gateway's own instance
+	fed        federation                 // federated instances
+	live       atomic.Pointer[liveConfig] // the settings a reload may change
+	reloadMu   sync.Mutex
+	loadConfig func() (*Config, error)
+	refreshMu  sync.Mutex // one forced refresh at a time
+	lastForced time.Time
 
-	peers     atomic.Pointer[http.Transport] // to provider gateways; a key switch replaces it
-	retired   []*http.Transport              // replaced ones, closed once idle (keysMu)
-	peersConf atomic.Pointer[confState]      // the domestic configuration peers was last checked against
-	peerRT    http.RoundTripper              // peers, possibly wrapped
-	backends  *http.Transport                // to services
-	clock     func() time.Time
+	peerRT   http.RoundTripper // peers, possibly wrapped
+	backends *http.Transport   // to services
+	clock    func() time.Time
+
+	// The keys and the transport to providers a renewal switches
+	// (renew.go).
+	keys        atomic.Pointer[keyring]
+	keysMu      sync.Mutex                     // one switch at a time; guards retired
+	batchBusy   func() bool                    // Options.BatchBusy, for keys loaded later
+	batchWindow time.Duration                  // Options.BatchWindow
+	peers       atomic.Pointer[http.Transport] // to provider gateways
+	retired     []*http.Transport              // replaced ones, closed once idle
+	peersConf   atomic.Pointer[confState]      // the domestic configuration peers follows
 
 	// Run's goroutines (bg) are joined before Run returns, and Close
 	// ends Run (life) and waits for it (running) before closing the log.
