@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -66,5 +67,91 @@ func TestFollowConfRetiresConnections(t *testing.T) {
 	}
 	if !slices.Contains(g.retired, t0) {
 		t.Error("the replaced transport is not kept for closing")
+	}
+}
+
+// TestInstallRenewal: renewed certificates are installed only beside
+// the next key they certify and only when they name this gateway or
+// the member; a switch cut short between moving a key and its
+// certificate is finished at the next load.
+func TestInstallRenewal(t *testing.T) {
+	ca, err := pki.NewCA("VN test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := ident.GatewayID{Instance: "VN", Class: "GOV", Code: "MOF", Name: "gw1"}
+	mof := gid.Owner()
+	issue := func(keyPath string, p pki.Profile, subject, uri string) []byte {
+		t.Helper()
+		k, err := pki.ReadKey(keyPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ca.Issue(k.Public(), p, pki.Template{CommonName: subject, URIs: []string{uri}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pki.EncodeCert(c.Raw)
+	}
+	dir := t.TempDir()
+	p, err := Init(dir, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PrepareRenewal(dir, gid); err == nil {
+		t.Fatal("a renewal prepared for a gateway without a certificate")
+	}
+	if err := os.WriteFile(p.AuthCert, issue(p.AuthKey, pki.ProfileAuth, gid.String(), pki.GatewayURI(gid.String())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.Sign[mof][2], issue(p.Sign[mof][0], pki.ProfileSign, mof.String(), pki.MemberURI(mof.String())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next, err := PrepareRenewal(dir, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(next.Sign) != 1 || next.Sign[mof][0] == p.Sign[mof][0] || next.AuthKey == p.AuthKey {
+		t.Fatalf("next keys: %+v", next)
+	}
+	other := ident.GatewayID{Instance: "VN", Class: "GOV", Code: "MPS", Name: "gw1"}
+	for _, tc := range []struct {
+		name string
+		auth []byte
+		sign map[ident.ClientID][]byte
+		want string
+	}{
+		{"auth certificate of the current key", issue(p.AuthKey, pki.ProfileAuth, gid.String(), pki.GatewayURI(gid.String())), nil, "not of the next key"},
+		{"auth certificate of another gateway", issue(next.AuthKey, pki.ProfileAuth, other.String(), pki.GatewayURI(other.String())), nil, `names "VN/GOV/MPS/gw1"`},
+		{"signing certificate of another member", nil, map[ident.ClientID][]byte{mof: issue(next.Sign[mof][0], pki.ProfileSign, "VN/GOV/MPS", pki.MemberURI("VN/GOV/MPS"))}, "not VN/GOV/MOF"},
+		{"not a certificate", []byte("junk"), nil, "install renewed authentication certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := InstallRenewal(dir, gid, tc.auth, tc.sign); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+			if _, err := os.Stat(next.AuthCert); err == nil {
+				t.Error("a refused certificate was installed")
+			}
+		})
+	}
+	auth := issue(next.AuthKey, pki.ProfileAuth, gid.String(), pki.GatewayURI(gid.String()))
+	if err := InstallRenewal(dir, gid, auth, map[ident.ClientID][]byte{mof: issue(next.Sign[mof][0], pki.ProfileSign, mof.String(), pki.MemberURI(mof.String()))}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A switch stopped after moving the keys, before their certificates.
+	if err := os.Rename(next.AuthKey, p.AuthKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next.Sign[mof][0], p.Sign[mof][0]); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := loadKeys(dir, gid, func() bool { return false }, time.Millisecond)
+	if err != nil {
+		t.Fatalf("load after a switch cut short: %v", err)
+	}
+	if c, _ := pki.ParseCertPEM(auth); kr.authFP != pki.Fingerprint(c.Raw) || kr.sign[mof] == nil {
+		t.Errorf("after a switch cut short the gateway holds %s, want the renewed certificate", kr.authFP)
 	}
 }
