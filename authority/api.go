@@ -206,6 +206,7 @@ func (a *Authority) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"revoked": r.PathValue("serial")})
 		return nil
 	})
+	a.renewRoutes(manage)
 	return a.metrics.countCalls(calls, ocspGET(mux, a.serveOCSP))
 }
 

@@ -91,6 +91,7 @@ var migrations = []string{
 	// changes, or refusals whose action says so ("refused 403").
 	`ALTER TABLE audit_log ADD COLUMN outcome TEXT NOT NULL DEFAULT 'ok';
 	UPDATE audit_log SET outcome = 'refused: status ' || substr(action, 9) WHERE action LIKE 'refused ___';`,
+	renewMigration,
 }
 
 // errConflict and errNotFound are mapped to HTTP statuses by the API.
@@ -298,7 +299,9 @@ func (a *Authority) writeSubsystem(ctx context.Context, tx *sql.Tx, in Subsystem
 // PutGateway registers a gateway or replaces its address, certificate
 // fingerprint and clients. A gateway serves the subsystems of its own
 // member, and a subsystem of another member only when that subsystem's
-// registration names the gateway (SubsystemInput.Gateways).
+// registration names the gateway (SubsystemInput.Gateways). Registering
+// the next certificate of a renewal under way completes the renewal
+// (see Renew).
 func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) error {
 	if err := in.ID.ValidateCanonical(); err != nil {
 		return fmt.Errorf("%w: id: %w", errInvalid, err)
@@ -336,7 +339,8 @@ func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) 
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO gateways (id, owner_id, address, auth_fp, updated_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET address = excluded.address, auth_fp = excluded.auth_fp, updated_at = excluded.updated_at`,
+			ON CONFLICT (id) DO UPDATE SET address = excluded.address, auth_fp = excluded.auth_fp, updated_at = excluded.updated_at,
+				next_auth_fp = CASE WHEN gateways.next_auth_fp = excluded.auth_fp THEN NULL ELSE gateways.next_auth_fp END`,
 			in.ID.String(), in.ID.Owner().String(), in.Address, sql.NullString{String: in.AuthFP, Valid: in.AuthFP != ""}, now()); err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("%w: auth_cert_sha256: the certificate belongs to another gateway", errConflict)
@@ -455,14 +459,15 @@ func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, err
 	}
 	rows.Close()
 	// A gateway registered without a certificate yet is not published.
-	rows, err = tx.QueryContext(ctx, `SELECT id, address, auth_fp FROM gateways WHERE auth_fp IS NOT NULL ORDER BY id`)
+	rows, err = tx.QueryContext(ctx, `SELECT id, address, auth_fp, next_auth_fp FROM gateways WHERE auth_fp IS NOT NULL ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
 	gidx := map[string]int{}
 	for rows.Next() {
 		var id, addr, fp string
-		if err := rows.Scan(&id, &addr, &fp); err != nil {
+		var next sql.NullString
+		if err := rows.Scan(&id, &addr, &fp, &next); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -472,7 +477,7 @@ func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, err
 			return nil, fmt.Errorf("registry gateway %q: %w", id, err)
 		}
 		gidx[id] = len(c.Gateways)
-		c.Gateways = append(c.Gateways, conf.Gateway{ID: gid, Address: addr, AuthFP: fp, Clients: []ident.ClientID{}})
+		c.Gateways = append(c.Gateways, conf.Gateway{ID: gid, Address: addr, AuthFP: fp, NextAuthFP: next.String, Clients: []ident.ClientID{}})
 	}
 	rows.Close()
 	rows, err = tx.QueryContext(ctx, `SELECT c.gateway_id, c.subsystem_id FROM gateway_clients c JOIN gateways g ON g.id = c.gateway_id WHERE g.auth_fp IS NOT NULL ORDER BY c.gateway_id, c.subsystem_id`)

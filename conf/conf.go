@@ -70,6 +70,17 @@ type Gateway struct {
 	Address string           `json:"address"`
 	AuthFP  string           `json:"auth_cert_sha256"`
 	Clients []ident.ClientID `json:"clients"`
+	// NextAuthFP, while the gateway's certificates are renewed, is the
+	// fingerprint of its next authentication certificate: peers accept
+	// either until the renewal completes and AuthFP becomes this one.
+	NextAuthFP string `json:"next_auth_cert_sha256,omitempty"`
+}
+
+// HasAuthFP reports whether fp is the fingerprint of one of the
+// gateway's authentication certificates: the current one, or the next
+// one while a renewal is under way.
+func (g *Gateway) HasAuthFP(fp string) bool {
+	return fp == g.AuthFP || g.NextAuthFP != "" && fp == g.NextAuthFP
 }
 
 // Federation is a foreign instance this instance trusts: the anchor its
@@ -205,8 +216,20 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("gateways[%d].auth_cert_sha256 duplicates gateways[%d].auth_cert_sha256", i, k)
 		}
 		fpAt[g.AuthFP] = i
+		if g.NextAuthFP != "" {
+			if len(g.NextAuthFP) != 64 {
+				return fmt.Errorf("gateways[%d].next_auth_cert_sha256: want 64 hex digits", i)
+			}
+			if k, dup := fpAt[g.NextAuthFP]; dup {
+				return fmt.Errorf("gateways[%d].next_auth_cert_sha256 duplicates the certificate of gateways[%d]", i, k)
+			}
+			fpAt[g.NextAuthFP] = i
+		}
 		ix.gateways[g.ID] = g
 		ix.byFP[g.AuthFP] = g
+		if g.NextAuthFP != "" {
+			ix.byFP[g.NextAuthFP] = g
+		}
 		serves := map[ident.ClientID]bool{}
 		clientAt := map[ident.ClientID]int{}
 		for j, cl := range g.Clients {
@@ -221,6 +244,9 @@ func (c *Config) Validate() error {
 			ix.hostedBy[cl] = append(ix.hostedBy[cl], g)
 		}
 		ix.fpServes[g.AuthFP] = serves
+		if g.NextAuthFP != "" {
+			ix.fpServes[g.NextAuthFP] = serves
+		}
 	}
 	for i := range c.GlobalGroups {
 		gr := &c.GlobalGroups[i]
@@ -294,7 +320,8 @@ func (c *Config) HostedBy(id ident.ClientID) []*Gateway { return c.index.hostedB
 func (c *Config) Gateway(id ident.GatewayID) *Gateway { return c.index.gateways[id] }
 
 // GatewayByFingerprint returns the gateway whose authentication
-// certificate has the fingerprint, or nil.
+// certificate (the current one, or the next one while it is renewed)
+// has the fingerprint, or nil.
 func (c *Config) GatewayByFingerprint(fp string) *Gateway { return c.index.byFP[fp] }
 
 // Serves reports whether the gateway with authentication fingerprint fp

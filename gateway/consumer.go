@@ -145,7 +145,7 @@ func (c *consumerCall) identify() *r1.Error {
 		return r1.New(r1.TypeUnknownClient, "client %s is not a registered subsystem", req.Client)
 	}
 	o.knownClient = true
-	if !c.st.cfg.Serves(g.keys.authFP, req.Client) {
+	if !c.st.cfg.Serves(g.keys.Load().authFP, req.Client) {
 		if p := g.registrationProblem(c.st); p != "" {
 			return r1.New(r1.TypeClientInternal, "gateway %s cannot serve: %s", g.cfg.ID, p)
 		}
@@ -224,7 +224,7 @@ var clientSetHeaders = []string{r1.HeaderClient, r1.HeaderService, r1.HeaderID, 
 // it streams (the signature then travels in a trailer).
 func (c *consumerCall) sign() *r1.Error {
 	g, o, r, req, svc := c.g, c.o, c.r, c.req, c.req.Service
-	if c.mk = g.keys.sign[req.Client.Member()]; c.mk == nil {
+	if c.mk = g.keys.Load().sign[req.Client.Member()]; c.mk == nil {
 		return r1.New(r1.TypeSigningFailed, "gateway holds no signing certificate for member %s", req.Client.Member())
 	}
 	c.ctx, c.cancel = context.WithCancel(r.Context())
@@ -342,7 +342,7 @@ func (c *consumerCall) send() *r1.Error {
 	}
 	c.resp = resp
 	c.o.responseIn = time.Now()
-	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 || pki.CachedFingerprint(resp.TLS.PeerCertificates[0].Raw) != c.peer.AuthFP {
+	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 || !c.peer.HasAuthFP(pki.CachedFingerprint(resp.TLS.PeerCertificates[0].Raw)) {
 		return r1.New(r1.TypeSSLAuthFailed, "the answer did not come from gateway %s", c.peer.ID)
 	}
 	if t := resp.Header.Get(r1.HeaderError); t == "" || resp.Header.Get(hdrSignerCert) != "" {

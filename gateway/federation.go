@@ -260,7 +260,16 @@ func (g *Gateway) identState(instance string) *confState {
 	return nil
 }
 
-func (g *Gateway) closeIdlePeers() { g.peers.CloseIdleConnections() }
+// closeIdlePeers closes the idle connections to provider gateways,
+// those of transports a key switch replaced included.
+func (g *Gateway) closeIdlePeers() {
+	g.peers.Load().CloseIdleConnections()
+	g.keysMu.Lock()
+	for _, t := range g.retired {
+		t.CloseIdleConnections()
+	}
+	g.keysMu.Unlock()
+}
 
 // ConfStatus describes one configuration a gateway holds.
 type ConfStatus struct {

@@ -41,7 +41,6 @@ type Gateway struct {
 	log        *slog.Logger
 	peerLog    *slog.Logger // the peer side's, quiet under floods
 	db         *sql.DB
-	keys       *keyring
 	sigs       *pki.VerifyCache // batch roots already verified
 	mlog       *msglog.Log
 	replay     *replayGuard
@@ -56,10 +55,19 @@ type Gateway struct {
 	refreshMu  sync.Mutex // one forced refresh at a time
 	lastForced time.Time
 
-	peers    *http.Transport   // to provider gateways
 	peerRT   http.RoundTripper // peers, possibly wrapped
 	backends *http.Transport   // to services
 	clock    func() time.Time
+
+	// The keys and the transport to providers a renewal switches
+	// (renew.go).
+	keys        atomic.Pointer[keyring]
+	keysMu      sync.Mutex                     // one switch at a time; guards retired
+	batchBusy   func() bool                    // Options.BatchBusy, for keys loaded later
+	batchWindow time.Duration                  // Options.BatchWindow
+	peers       atomic.Pointer[http.Transport] // to provider gateways
+	retired     []*http.Transport              // replaced ones, closed once idle
+	peersConf   atomic.Pointer[confState]      // the domestic configuration peers follows
 
 	// Run's goroutines (bg) are joined before Run returns, and Close
 	// ends Run (life) and waits for it (running) before closing the log.
@@ -149,23 +157,18 @@ func New(ctx context.Context, c *Config, dir string, o Options) (*Gateway, error
 		return nil, fmt.Errorf("anchor is for instance %s, gateway %s is of %s", g.anchor.Instance, c.ID, c.ID.Instance)
 	}
 	g.sigs = pki.NewVerifyCache()
-	if g.keys, err = loadKeys(dir, c.ID, o.BatchBusy, o.BatchWindow); err != nil {
+	g.batchBusy, g.batchWindow = o.BatchBusy, o.BatchWindow
+	kr, err := loadKeys(dir, c.ID, o.BatchBusy, o.BatchWindow)
+	if err != nil {
 		return nil, err
 	}
+	g.keys.Store(kr)
 	if g.db, err = store.Open(ctx, filepath.Join(dir, stateFile), stateMigrations); err != nil {
 		return nil, err
 	}
 	g.sync = newConfSync(g, g.anchor, &g.conf, g.onConfChange)
-	g.peers = &http.Transport{
-		DialTLSContext:        g.dialPeer,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConnsPerHost:   maxIdlePeerConns,
-		MaxConnsPerHost:       maxPeerConns,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: c.PeerTimeout.D(),
-		DisableCompression:    true,
-	}
-	g.peerRT = attemptLimit{g.peers}
+	g.peers.Store(g.newPeerTransport())
+	g.peerRT = attemptLimit{peerTransport{g}}
 	if o.PeerTransport != nil {
 		g.peerRT = o.PeerTransport(g.peerRT)
 	}
@@ -217,6 +220,33 @@ func New(ctx context.Context, c *Config, dir string, o Options) (*Gateway, error
 	return g, nil
 }
 
+// newPeerTransport returns a transport to provider gateways, whose
+// connections present the authentication certificate in use when each
+// opens.
+func (g *Gateway) newPeerTransport() *http.Transport {
+	return &http.Transport{
+		DialTLSContext:        g.dialPeer,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   maxIdlePeerConns,
+		MaxConnsPerHost:       maxPeerConns,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: g.cfg.PeerTimeout.D(),
+		DisableCompression:    true,
+	}
+}
+
+// peerTransport sends each request on the gateway's current transport
+// to provider gateways, after following the domestic configuration
+// (followConf).
+type peerTransport struct{ g *Gateway }
+
+func (t peerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if st := t.g.conf.Load(); st != nil && st != t.g.peersConf.Load() {
+		t.g.followConf(st)
+	}
+	return t.g.peers.Load().RoundTrip(r)
+}
+
 // maxIdlePeerConns bounds the idle connections kept to one provider
 // gateway. Over HTTP/1.1 each carries one exchange at a time: the pool
 // must hold a burst's worth, or each burst pays full mutual-TLS
@@ -261,7 +291,7 @@ func (g *Gateway) ID() ident.GatewayID { return g.cfg.ID }
 
 // AuthFingerprint returns the SHA-256 of the authentication certificate,
 // as registered at the authority.
-func (g *Gateway) AuthFingerprint() string { return g.keys.authFP }
+func (g *Gateway) AuthFingerprint() string { return g.keys.Load().authFP }
 
 // Close stops Run if it is still running and waits for it, then releases
 // the log, the state database and idle connections.
@@ -269,7 +299,7 @@ func (g *Gateway) Close() error {
 	g.end()
 	g.running.Wait()
 	g.warm.Close()
-	g.peers.CloseIdleConnections()
+	g.closeIdlePeers()
 	g.backends.CloseIdleConnections()
 	// The evidence log first, with its own time: the monitoring records
 	// must not eat into it.
@@ -290,7 +320,7 @@ func (g *Gateway) LogDir() string { return filepath.Join(g.dir, logDir) }
 // onConfChange follows a new domestic configuration: connections made
 // under the old one are dropped once idle, and federations follow.
 func (g *Gateway) onConfChange() {
-	g.peers.CloseIdleConnections()
+	g.closeIdlePeers()
 	g.reconcileFederation(context.Background())
 	if st := g.conf.Load(); st != nil {
 		if p := g.registrationProblem(st); p != "" {
@@ -303,12 +333,13 @@ func (g *Gateway) onConfChange() {
 // this gateway's authentication certificate as this gateway's, what is
 // wrong; "" when it does. Other gateways refuse an unregistered one.
 func (g *Gateway) registrationProblem(st *confState) string {
-	gw := st.cfg.GatewayByFingerprint(g.keys.authFP)
+	fp := g.keys.Load().authFP
+	gw := st.cfg.GatewayByFingerprint(fp)
 	switch {
 	case gw == nil:
-		return fmt.Sprintf("its authentication certificate (sha256 %s) is not registered in the shared configuration of %s: register it for %s at the authority", g.keys.authFP, st.cfg.Instance, g.cfg.ID)
+		return fmt.Sprintf("its authentication certificate (sha256 %s) is not registered in the shared configuration of %s: register it for %s at the authority", fp, st.cfg.Instance, g.cfg.ID)
 	case gw.ID != g.cfg.ID:
-		return fmt.Sprintf("its authentication certificate (sha256 %s) is registered to gateway %s, not to %s", g.keys.authFP, gw.ID, g.cfg.ID)
+		return fmt.Sprintf("its authentication certificate (sha256 %s) is registered to gateway %s, not to %s", fp, gw.ID, g.cfg.ID)
 	}
 	return ""
 }
@@ -404,6 +435,7 @@ func (g *Gateway) opsServer() (*ops.Server, error) {
 		},
 	}
 	c.Handlers = map[string]http.Handler{"POST /conf/refresh": ops.Mutating(http.HandlerFunc(g.serveRefresh))}
+	c.Handlers["POST /keys/switch"] = ops.Mutating(http.HandlerFunc(g.serveSwitchKeys))
 	if g.loadConfig != nil {
 		c.Handlers["POST /config/reload"] = ops.Mutating(http.HandlerFunc(g.serveReload))
 	}
@@ -520,10 +552,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 // the instance CA and is registered to a gateway in the configuration.
 func (g *Gateway) peerServerTLS() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{g.keys.auth},
-		ClientAuth:   tls.RequireAnyClientCert,
-		NextProtos:   []string{"h2", "http/1.1"},
+		MinVersion: tls.VersionTLS13,
+		// The certificate in use when the connection opens: a renewal
+		// switches it (SwitchKeys).
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &g.keys.Load().auth, nil },
+		ClientAuth:     tls.RequireAnyClientCert,
+		NextProtos:     []string{"h2", "http/1.1"},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			_, err := g.checkPeer(cs, "")
 			return err

@@ -110,8 +110,12 @@ type keyring struct {
 }
 
 // loadKeys reads the authentication key and certificate and every signing
-// key with a certificate from dir.
+// key with a certificate from dir, after finishing a key switch a stop
+// cut short.
 func loadKeys(dir string, id ident.GatewayID, batchBusy func() bool, batchWindow time.Duration) (*keyring, error) {
+	if err := finishSwitch(dir); err != nil {
+		return nil, err
+	}
 	key, err := pki.ReadKey(filepath.Join(dir, authKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("authentication key (run 'sampan gateway init' first): %w", err)
@@ -196,7 +200,7 @@ func (g *Gateway) watchCerts(ctx context.Context) {
 	warned := map[heldCert]int{} // how many thresholds have been passed
 	for {
 		now := g.now()
-		for _, c := range g.keys.held() {
+		for _, c := range g.keys.Load().held() {
 			left := c.notAfter.Sub(now)
 			n := 0
 			for _, w := range certWarnings {

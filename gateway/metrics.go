@@ -192,7 +192,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
 	ch <- prometheus.MustNewConstMetric(descPeerConns, prometheus.GaugeValue, float64(g.peerConnCount()))
 	ch <- prometheus.MustNewConstMetric(descWarmIdle, prometheus.GaugeValue, float64(g.warm.Idle()))
-	for _, c := range g.keys.held() {
+	for _, c := range g.keys.Load().held() {
 		ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, c.notAfter.Sub(now).Seconds(), c.use, c.member)
 	}
 }

@@ -85,8 +85,10 @@ func (g *Gateway) dialPeer(ctx context.Context, network, addr string) (net.Conn,
 	d := &tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
 		Config: &tls.Config{
-			MinVersion:         tls.VersionTLS13,
-			Certificates:       []tls.Certificate{g.keys.auth},
+			MinVersion: tls.VersionTLS13,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				return &g.keys.Load().auth, nil
+			},
 			InsecureSkipVerify: true, // replaced by VerifyConnection: pinned to the registry
 			NextProtos:         []string{proto},
 			VerifyConnection: func(cs tls.ConnectionState) error {

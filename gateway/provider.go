@@ -207,7 +207,7 @@ func (c *providerCall) identify() *r1.Error {
 	} else if !c.live.providesFor(c.svc.Provider) {
 		return r1.New(r1.TypeServerUnknownSvc, "subsystem %s offers no services at this gateway", c.svc.Provider)
 	}
-	if c.provKey = g.keys.sign[c.svc.Provider.Member()]; c.provKey == nil {
+	if c.provKey = g.keys.Load().sign[c.svc.Provider.Member()]; c.provKey == nil {
 		return r1.New(r1.TypeServerInternal, "gateway holds no signing certificate for member %s", c.svc.Provider.Member())
 	}
 	return nil

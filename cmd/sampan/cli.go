@@ -152,8 +152,9 @@ func (c *AuthorityRunCmd) run(ctx context.Context, log *slog.Logger, hup <-chan 
 
 // GatewayCmd groups the gateway's subcommands.
 type GatewayCmd struct {
-	Run  GatewayRunCmd  `cmd:"" default:"withargs" help:"Run the gateway."`
-	Init GatewayInitCmd `cmd:"" help:"Create the gateway's keys and certificate requests."`
+	Run   GatewayRunCmd   `cmd:"" default:"withargs" help:"Run the gateway."`
+	Init  GatewayInitCmd  `cmd:"" help:"Create the gateway's keys and certificate requests."`
+	Renew GatewayRenewCmd `cmd:"" help:"Renew the gateway's certificates in place, with new keys, without a restart."`
 }
 
 // GatewayRunCmd runs a gateway.
