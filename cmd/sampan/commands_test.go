@@ -313,8 +313,8 @@ func TestLogBodyAndTransfersCommands(t *testing.T) {
 	if req, err := sampan(t, "log", "body", "--dir", dataDir, "--id", "scam-0", "--part", "request"); err != nil || req != "" {
 		t.Errorf("the request body of a GET: %q, %v; want it empty", req, err)
 	}
-	if _, err := sampan(t, "log", "body", "--dir", dataDir, "--id", "no-such-exchange"); err == nil || !strings.Contains(err.Error(), "not found") {
-		t.Errorf("an unknown id: %v; want not found", err)
+	if _, err := sampan(t, "log", "body", "--dir", dataDir, "--id", "no-such-exchange"); err == nil || !strings.Contains(err.Error(), "no record with this X-Road-Id") {
+		t.Errorf("an unknown id: %v; want no record", err)
 	}
 	if _, err := sampan(t, "log", "body", "--dir", dataDir, "--id", "scam-0", "--part", "headers"); err == nil || !strings.Contains(err.Error(), "--part") {
 		t.Errorf("a bad part: %v; want --part named", err)
@@ -333,19 +333,22 @@ func TestLogBodyAndTransfersCommands(t *testing.T) {
 	for i, h := range rows[0] {
 		row[h] = rows[1][i]
 	}
+	// The personal data flows from Singapore's provider to Vietnam's
+	// client: the provider is the sender, the responses the bytes sent.
 	want := map[string]string{
-		"sender": client, "sender_country": "VN", "recipient": "SG/GOV/SPF/anti-scam", "recipient_country": "SG",
+		"gateway": "VN/GOV/MPS/gw1", "side": "consumer",
+		"sender": "SG/GOV/SPF/anti-scam", "sender_country": "SG", "recipient": client, "recipient_country": "VN",
 		"cross_border": "true", "service": service, "data_class": "confidential", "purpose": "scam-investigation",
 		"agreement": "SG-VN-SCAM-2026", "retention_days": "90", "calls": "2", "refused": "0",
-		"bytes_to_sender": fmt.Sprint(len(bodies[0]) + len(bodies[1])),
+		"bytes_to_recipient": fmt.Sprint(len(bodies[0]) + len(bodies[1])), "bytes_to_sender": "0",
 	}
 	for k, v := range want {
 		if row[k] != v {
 			t.Errorf("%s = %q; want %q (row %v)", k, row[k], v, row)
 		}
 	}
-	if !strings.Contains(row["data_categories"], "personal") || row["first_transfer"] == "" {
-		t.Errorf("row %v lacks the data categories or the period", row)
+	if !strings.Contains(row["data_categories"], "personal") || !strings.Contains(row["references"], "comparable-protection") || row["first_transfer"] == "" {
+		t.Errorf("row %v lacks the data categories, the transfer instrument or the period", row)
 	}
 
 	js, err := sampan(t, append([]string{"report", "transfers", "--format", "json"}, period...)...)
