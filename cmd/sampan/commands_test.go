@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -166,6 +167,37 @@ func TestAuthorityRunCommand(t *testing.T) {
 		if st, err := os.Stat(k); err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("%s: mode %v, %v; want 0600", k, st.Mode().Perm(), err)
 		}
+	}
+
+	// A registry a newer sampan migrated is refused, naming the database
+	// and the release to run, and is left as it was.
+	reg := filepath.Join(data, "registry.db")
+	db, err := sql.Open("sqlite", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if err := db.QueryRow(`SELECT version FROM schema_version`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO schema_history (version, sampan_version, applied_at) VALUES (%d, 'v9.1.0', '2030-01-01T00:00:00Z')`, v+1),
+		fmt.Sprintf(`UPDATE schema_version SET version = %d`, v+1),
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	_, err = sampan(t, "authority", "--config", cfgFile, "--dir", data)
+	for _, want := range []string{reg, fmt.Sprintf("schema version %d", v+1), fmt.Sprintf("knows, %d", v), "use sampan v9.1.0 or later"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("starting on a newer registry: %v; want it to say %q", err, want)
+		}
+	}
+	if c, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
+		c.Close()
+		t.Error("the authority serves on a registry it refused")
 	}
 
 	// A configuration error names the field; nothing starts.
