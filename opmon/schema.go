@@ -1,6 +1,10 @@
 package opmon
 
-import "github.com/sampan-exchange/sampan/store"
+import (
+	"slices"
+
+	"github.com/sampan-exchange/sampan/store"
+)
 
 // The records' table. The columns a query filters on are columns;
 // everything else is one packed value, detail (see detail.go): a record
@@ -59,3 +63,16 @@ const columns = `request_in_at, side, client, service, status, succeeded, error_
 
 // nColumns is the number of columns.
 const nColumns = 8
+
+// SchemaName is the name the monitoring records' schema version is kept
+// under (store.OpenDSNNamed): opmon_schema_version.
+const SchemaName = "opmon"
+
+// Migrations returns the monitoring records' schema migrations for
+// PostgreSQL or SQLite, each with its rollback, for `sampan migrate`.
+func Migrations(postgres bool) []store.Migration {
+	if postgres {
+		return slices.Clone(pgSchema)
+	}
+	return slices.Clone(sqliteSchema)
+}

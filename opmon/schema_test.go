@@ -11,6 +11,6 @@ import (
 // SQLite and on PostgreSQL, has a rollback that returns the schema to the
 // version before it.
 func TestSchemaRollbacks(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) { storetest.CheckRollbacks(t, "", "opmon", sqliteSchema) })
-	t.Run("postgres", func(t *testing.T) { storetest.CheckRollbacks(t, pgtest.Start(t), "opmon", pgSchema) })
+	t.Run("sqlite", func(t *testing.T) { storetest.CheckRollbacks(t, "", SchemaName, sqliteSchema) })
+	t.Run("postgres", func(t *testing.T) { storetest.CheckRollbacks(t, pgtest.Start(t), SchemaName, pgSchema) })
 }

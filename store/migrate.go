@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -313,4 +315,62 @@ func History(ctx context.Context, db *DB, name string) ([]Applied, error) {
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// OpenExisting opens a database without migrating it, for inspecting its
+// schema or rolling it back: PostgreSQL when dsn is a postgres:// URL,
+// otherwise the SQLite database at sqlitePath, which must exist.
+func OpenExisting(ctx context.Context, dsn, sqlitePath string) (*DB, error) {
+	if dsn != "" {
+		if !IsPostgres(dsn) {
+			return nil, fmt.Errorf("database DSN must be a postgres:// or postgresql:// URL")
+		}
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open PostgreSQL %s: %w", redact(dsn), err)
+		}
+		return &DB{DB: db, Postgres: true}, nil
+	}
+	st, err := os.Stat(sqlitePath)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("open database: %s is not a file", sqlitePath)
+	}
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+sqlitePath+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", sqlitePath, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", sqlitePath, err)
+	}
+	return &DB{DB: db}, nil
+}
+
+// Version returns the schema version of db without changing anything;
+// name is as for Rollback. A database without the version table is not a
+// schema of that name.
+func Version(ctx context.Context, db *DB, name string) (int, error) {
+	table := versionTable
+	if name != "" {
+		if !validName(name) {
+			return 0, fmt.Errorf("read schema version: schema name %q is not a lowercase word", name)
+		}
+		table = name + "_" + versionTable
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, `SELECT version FROM `+table).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version from %s: %w", table, err)
+	}
+	return v, nil
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/authority"
 	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/sandbox"
 )
 
@@ -400,6 +401,66 @@ func TestLogBodyAndTransfersCommands(t *testing.T) {
 	if _, err := sampan(t, "report", "transfers", "--dir", dataDir, "--from", "yesterday", "--to", end.Format(time.RFC3339)); err == nil ||
 		!strings.Contains(err.Error(), "--from") {
 		t.Errorf("a bad time: %v; want --from named", err)
+	}
+
+	// The record index rolled back to its second schema (the first keys)
+	// and migrated forward again by the next command keeps every record.
+	index := filepath.Join(dataDir, "log", msglog.IndexFile)
+	if out, err := sampan(t, "migrate", "down", "--schema", "index", "--db", index, "--to", "2"); err != nil || !strings.Contains(out, "from version 6 to 2") {
+		t.Fatalf("migrate down: %q, %v", out, err)
+	}
+	if got, err := sampan(t, "log", "body", "--dir", dataDir, "--id", "scam-1"); err != nil || got != string(bodies[1]) {
+		t.Errorf("log body after a rollback and a migration: %q, %v", got, err)
+	}
+	if out, err := sampan(t, "migrate", "status", "--schema", "index", "--db", index); err != nil || !strings.Contains(out, "version 6;") {
+		t.Errorf("status after migrating forward again: %q, %v", out, err)
+	}
+}
+
+// TestMigrateCommand: `sampan migrate status` shows a schema's version,
+// what this sampan knows and who applied each migration; `migrate down`
+// rolls back to the version asked, refuses one above the schema's, and
+// refuses a database that is not there without creating it.
+func TestMigrateCommand(t *testing.T) {
+	dir := t.TempDir()
+	db, err := msglog.OpenIndex(t.Context(), dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	index := filepath.Join(dir, msglog.IndexFile)
+	n := len(msglog.IndexMigrations(false))
+	out, err := sampan(t, "migrate", "status", "--schema", "index", "--db", index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("schema index: version %d; this sampan knows up to %d\n", n, n); !strings.HasPrefix(out, want) {
+		t.Errorf("status %q; want it to start %q", out, want)
+	}
+	if strings.Count(out, "applied by sampan ") != n {
+		t.Errorf("status %q; want the %d migrations with the sampan that applied them", out, n)
+	}
+	if _, err := sampan(t, "migrate", "down", "--schema", "index", "--db", index, "--to", fmt.Sprint(n+1)); err == nil || !strings.Contains(err.Error(), "--to") {
+		t.Errorf("rolling back up: %v; want --to named", err)
+	}
+	if out, err := sampan(t, "migrate", "down", "--schema", "index", "--db", index, "--to", fmt.Sprint(n-1)); err != nil || !strings.Contains(out, fmt.Sprintf("from version %d to %d", n, n-1)) {
+		t.Fatalf("migrate down: %q, %v", out, err)
+	}
+	if out, _ := sampan(t, "migrate", "status", "--schema", "index", "--db", index); !strings.Contains(out, fmt.Sprintf("version %d;", n-1)) || strings.Count(out, "applied by") != n-1 {
+		t.Errorf("status after the rollback: %q", out)
+	}
+	missing := filepath.Join(dir, "none.db")
+	if _, err := sampan(t, "migrate", "status", "--schema", "state", "--db", missing); err == nil || !strings.Contains(err.Error(), "--db") {
+		t.Errorf("a missing database: %v; want --db named", err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("status created the missing database")
+	}
+	if _, err := sampan(t, "migrate", "status", "--schema", "registry", "--db", "postgres://sampan@/x?host=/nonexistent"); err == nil || !strings.Contains(err.Error(), "SQLite only") {
+		t.Errorf("a registry in PostgreSQL: %v", err)
+	}
+	if _, err := sampan(t, "migrate", "status", "--schema", "ledger", "--db", index); err == nil || !strings.Contains(err.Error(), "--schema") {
+		t.Errorf("an unknown schema: %v; want --schema named", err)
 	}
 }
 
