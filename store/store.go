@@ -1,7 +1,9 @@
 // Package store opens the embedded SQLite databases of the authority and the
 // gateway and applies their schema migrations. Each component owns its
-// schema and passes its migrations in; the store only runs them, in order,
-// each in its own transaction, and records how far it got.
+// schema and passes its migrations in, each with its written rollback; the
+// store only runs them, in order, each in its own transaction, records how
+// far it got and which sampan version applied each one, refuses a schema
+// newer than the migrations it is given, and rolls back on request.
 package store
 
 import (
