@@ -27,7 +27,9 @@ import (
 
 	"github.com/sampan-exchange/sampan/authority"
 	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/msglog"
+	"github.com/sampan-exchange/sampan/opmon"
 	"github.com/sampan-exchange/sampan/sandbox"
 )
 
@@ -549,5 +551,43 @@ func TestReleaseStampsVersion(t *testing.T) {
 	sums, _ := os.ReadFile(filepath.Join(dist, "SHA256SUMS"))
 	if want := hex.EncodeToString(sum[:]) + "  " + filepath.Base(bin) + "\n"; string(sums) != want {
 		t.Errorf("SHA256SUMS = %q; want %q", sums, want)
+	}
+}
+
+// TestUpgradingDocListsSchemaVersions: the last row of the schema table
+// in docs/upgrading.md is the versions this code migrates to, so that a
+// new migration comes with its line for the release that carries it.
+func TestUpgradingDocListsSchemaVersions(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "upgrading.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last []string
+	inTable := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "| release | registry | gateway state | record index | monitoring records |"):
+			inTable = true
+		case inTable && strings.HasPrefix(line, "|---"):
+		case inTable && strings.HasPrefix(line, "|"):
+			last = strings.Split(strings.Trim(line, "| "), "|")
+		case inTable:
+			inTable = false
+		}
+	}
+	if len(last) != 5 {
+		t.Fatalf("no schema table with a release row in docs/upgrading.md (last row %q)", last)
+	}
+	if n, m := len(msglog.IndexMigrations(false)), len(msglog.IndexMigrations(true)); n != m {
+		t.Errorf("the record index has %d SQLite and %d PostgreSQL migrations", n, m)
+	}
+	if n, m := len(opmon.Migrations(false)), len(opmon.Migrations(true)); n != m {
+		t.Errorf("the monitoring records have %d SQLite and %d PostgreSQL migrations", n, m)
+	}
+	want := []int{len(authority.Migrations()), len(gateway.StateMigrations()), len(msglog.IndexMigrations(false)), len(opmon.Migrations(false))}
+	for i, w := range want {
+		if got := strings.TrimSpace(last[i+1]); got != fmt.Sprint(w) {
+			t.Errorf("docs/upgrading.md, release %q, column %d: %s; the code migrates to %d", strings.TrimSpace(last[0]), i+2, got, w)
+		}
 	}
 }
