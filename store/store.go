@@ -25,9 +25,9 @@ import (
 // journaling, foreign keys and a busy timeout, then applies migrations.
 // migrations[i] moves the schema from version i to i+1. A database whose
 // schema is newer than the migrations is refused with a *NewerSchemaError.
-// pragmas are
-// further PRAGMA settings for every connection, e.g. "cache_size(-65536)";
-// a "page_size(N)" among them applies to a database created now.
+// pragmas are further PRAGMA settings for every connection, e.g.
+// "cache_size(-65536)"; a "page_size(N)" among them applies to a database
+// created now.
 func Open(ctx context.Context, path string, migrations []Migration, pragmas ...string) (*sql.DB, error) {
 	return open(ctx, path, versionTable, migrations, pragmas...)
 }
