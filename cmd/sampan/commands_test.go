@@ -417,6 +417,13 @@ func TestLogBodyAndTransfersCommands(t *testing.T) {
 	if out, err := sampan(t, "migrate", "status", "--schema", "index", "--db", index); err != nil || !strings.Contains(out, "version 6;") {
 		t.Errorf("status after migrating forward again: %q, %v", out, err)
 	}
+	// The other schemas of the gateway, by their names.
+	for schema, file := range map[string]string{"state": "state.db", "opmon": "opmon.db"} {
+		out, err := sampan(t, "migrate", "status", "--schema", schema, "--db", filepath.Join(dataDir, file))
+		if err != nil || !strings.HasPrefix(out, "schema "+schema+": version 1; this sampan knows up to 1\n") || !strings.Contains(out, "migration 1 applied by sampan") {
+			t.Errorf("status of %s: %q, %v", file, out, err)
+		}
+	}
 }
 
 // TestMigrateCommand: `sampan migrate status` shows a schema's version,
