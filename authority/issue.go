@@ -185,3 +185,27 @@ const pkiMigration = `CREATE TABLE gateways_v2 (
 	ALTER TABLE gateway_clients_v2 RENAME TO gateway_clients;
 	ALTER TABLE certificates ADD COLUMN key_fp TEXT;
 	CREATE INDEX certificates_key_fp ON certificates (key_fp);`
+
+// pkiRollback undoes pkiMigration. A gateway registered without an
+// authentication certificate cannot go back to a table that requires one:
+// the rollback then fails on the NOT NULL and changes nothing.
+const pkiRollback = `DROP INDEX certificates_key_fp;
+	ALTER TABLE certificates DROP COLUMN key_fp;
+	CREATE TABLE gateways_v1 (
+		id TEXT PRIMARY KEY,
+		owner_id TEXT NOT NULL REFERENCES members(id),
+		address TEXT NOT NULL,
+		auth_fp TEXT NOT NULL UNIQUE,
+		updated_at TEXT NOT NULL
+	);
+	INSERT INTO gateways_v1 (id, owner_id, address, auth_fp, updated_at) SELECT id, owner_id, address, auth_fp, updated_at FROM gateways;
+	CREATE TABLE gateway_clients_v1 (
+		gateway_id TEXT NOT NULL REFERENCES gateways_v1(id) ON DELETE CASCADE,
+		subsystem_id TEXT NOT NULL REFERENCES subsystems(id),
+		PRIMARY KEY (gateway_id, subsystem_id)
+	);
+	INSERT INTO gateway_clients_v1 (gateway_id, subsystem_id) SELECT gateway_id, subsystem_id FROM gateway_clients;
+	DROP TABLE gateway_clients;
+	DROP TABLE gateways;
+	ALTER TABLE gateways_v1 RENAME TO gateways;
+	ALTER TABLE gateway_clients_v1 RENAME TO gateway_clients;`

@@ -473,7 +473,7 @@ func TestUpgradeKeepsRegistry(t *testing.T) {
 	gwKey := newKey(t)
 	gwCert, _ := ca.Issue(gwKey.Public(), pki.ProfileAuth, pki.Template{CommonName: "VN/GOV/MOF/gw1"})
 	fp := pki.Fingerprint(gwCert.Raw)
-	db, err := store.Open(t.Context(), filepath.Join(dir, registryFile), migrations[:slices.Index(migrations, pkiMigration)])
+	db, err := store.Open(t.Context(), filepath.Join(dir, registryFile), migrations[:slices.IndexFunc(migrations, func(m store.Migration) bool { return m.Up == pkiMigration })])
 	if err != nil {
 		t.Fatal(err)
 	}

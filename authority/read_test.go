@@ -162,7 +162,7 @@ func TestAuditRefusals(t *testing.T) {
 // outcome read "ok" for changes, and the status for refusals.
 func TestAuditOutcomeUpgrade(t *testing.T) {
 	dir := t.TempDir()
-	i := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "ADD COLUMN outcome") })
+	i := slices.IndexFunc(migrations, func(m store.Migration) bool { return strings.Contains(m.Up, "ADD COLUMN outcome") })
 	db, err := store.Open(t.Context(), filepath.Join(dir, registryFile), migrations[:i])
 	if err != nil {
 		t.Fatal(err)

@@ -12,10 +12,13 @@ import (
 
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/store"
 )
 
-var migrations = []string{
-	`CREATE TABLE members (
+// migrations are the registry's schema changes, each with its written
+// rollback (docs/upgrading.md). Append only.
+var migrations = []store.Migration{
+	{Up: `CREATE TABLE members (
 		id TEXT PRIMARY KEY,
 		name TEXT NOT NULL,
 		created_at TEXT NOT NULL
@@ -67,15 +70,23 @@ var migrations = []string{
 		operator TEXT NOT NULL,
 		action TEXT NOT NULL,
 		detail TEXT NOT NULL
-	);`,
-	`CREATE TABLE federation (
+	);`, Down: `DROP TABLE audit_log;
+	DROP TABLE conf_state;
+	DROP TABLE certificates;
+	DROP TABLE group_members;
+	DROP TABLE global_groups;
+	DROP TABLE gateway_clients;
+	DROP TABLE gateways;
+	DROP TABLE subsystems;
+	DROP TABLE members;`},
+	{Up: `CREATE TABLE federation (
 		instance TEXT PRIMARY KEY,
 		anchor TEXT NOT NULL,
 		inbound_clients TEXT NOT NULL,
 		updated_at TEXT NOT NULL
-	);`,
-	policyMigration,
-	`CREATE TABLE subsystem_gateways (
+	);`, Down: `DROP TABLE federation;`},
+	{Up: policyMigration, Down: `DROP TABLE policy_items;`},
+	{Up: `CREATE TABLE subsystem_gateways (
 		subsystem_id TEXT NOT NULL REFERENCES subsystems(id),
 		gateway_id TEXT NOT NULL,
 		PRIMARY KEY (subsystem_id, gateway_id)
@@ -84,14 +95,22 @@ var migrations = []string{
 		token_sha256 TEXT PRIMARY KEY,
 		operator TEXT NOT NULL,
 		revoked_at TEXT NOT NULL
-	);`,
-	pkiMigration,
+	);`, Down: `DROP TABLE revoked_tokens;
+	DROP TABLE subsystem_gateways;`},
+	{Up: pkiMigration, Down: pkiRollback},
 	// Each audit entry says how the call ended: "ok" (a change that
 	// committed), "refused: <reason>". Entries written before were
-	// changes, or refusals whose action says so ("refused 403").
-	`ALTER TABLE audit_log ADD COLUMN outcome TEXT NOT NULL DEFAULT 'ok';
+	// changes, or refusals whose action says so ("refused 403"). The
+	// rollback folds a refusal's outcome into its action, so that no
+	// refused call reads as a change to the version before.
+	{Up: `ALTER TABLE audit_log ADD COLUMN outcome TEXT NOT NULL DEFAULT 'ok';
 	UPDATE audit_log SET outcome = 'refused: status ' || substr(action, 9) WHERE action LIKE 'refused ___';`,
-	renewMigration,
+		Down: `UPDATE audit_log SET action = outcome || ' — ' || action WHERE outcome <> 'ok' AND action NOT LIKE 'refused ___';
+	ALTER TABLE audit_log DROP COLUMN outcome;`},
+	// A renewal under way (a next authentication certificate issued, not
+	// yet completed) is forgotten by the rollback: renew again after it.
+	{Up: renewMigration, Down: `DROP INDEX gateways_next_auth_fp;
+	ALTER TABLE gateways DROP COLUMN next_auth_fp;`},
 }
 
 // errConflict and errNotFound are mapped to HTTP statuses by the API.

@@ -15,16 +15,19 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/store"
 )
 
-var stateMigrations = []string{
-	`CREATE TABLE global_conf (
+// stateMigrations are the schema changes of state.db, each with its
+// written rollback (docs/upgrading.md). Append only.
+var stateMigrations = []store.Migration{
+	{Up: `CREATE TABLE global_conf (
 		instance TEXT PRIMARY KEY,
 		serial INTEGER NOT NULL,
 		doc BLOB NOT NULL,
 		etag TEXT NOT NULL,
 		fetched_at TEXT NOT NULL
-	);`,
+	);`, Down: `DROP TABLE global_conf;`},
 }
 
 // confState is one verified configuration and what is derived from it.

@@ -44,8 +44,12 @@ const IndexFile = "index.db"
 // Migration 3 moves indexes of schema 1 to these keys (the first schema
 // made the digest the primary key and did not index leaf positions);
 // migration 4 adds the index purges read (records_live, below).
+//
+// Each migration has its written rollback beside it (docs/upgrading.md).
+// Rolling back migration 3 rebuilds the first schema's table, the digest
+// its key.
 var (
-	indexSQLite = []string{`
+	indexSQLite = []store.Migration{{Up: `
 CREATE TABLE records (
 	log TEXT NOT NULL,
 	digest BLOB NOT NULL PRIMARY KEY,
@@ -60,8 +64,11 @@ CREATE TABLE records (
 );
 CREATE INDEX records_xrid ON records (x_road_id);
 CREATE INDEX records_at ON records (request_at);
-CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled INTEGER NOT NULL);`,
-		quotaTable, `
+CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled INTEGER NOT NULL);`, Down: `
+DROP TABLE log_state;
+DROP TABLE records;`},
+		{Up: quotaTable, Down: `DROP TABLE quota_usage;`},
+		{Up: `
 CREATE TABLE records_v3 (
 	log TEXT NOT NULL,
 	digest BLOB NOT NULL,
@@ -80,10 +87,33 @@ DROP TABLE records;
 ALTER TABLE records_v3 RENAME TO records;
 CREATE UNIQUE INDEX records_key ON records (request_at, digest);
 CREATE INDEX records_xrid ON records (x_road_id);
-CREATE INDEX records_leaf ON records (leaf_index);`, `
-CREATE INDEX records_live ON records (request_at) WHERE record IS NOT NULL AND kind <> 'purge';`, `
-ALTER TABLE log_state ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;`, nonceTable}
-	indexPG = []string{`
+CREATE INDEX records_leaf ON records (leaf_index);`, Down: `
+CREATE TABLE records_v1 (
+	log TEXT NOT NULL,
+	digest BLOB NOT NULL PRIMARY KEY,
+	leaf_index INTEGER,
+	x_road_id TEXT NOT NULL,
+	side TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	request_at INTEGER NOT NULL,
+	record BLOB,
+	bodies TEXT NOT NULL DEFAULT '',
+	purged_by BLOB
+);
+INSERT INTO records_v1 (log, digest, leaf_index, x_road_id, side, kind, request_at, record, bodies, purged_by)
+	SELECT log, digest, leaf_index, x_road_id, side, kind, request_at, record, bodies, purged_by FROM records ORDER BY rowid;
+DROP TABLE records;
+ALTER TABLE records_v1 RENAME TO records;
+CREATE INDEX records_xrid ON records (x_road_id);
+CREATE INDEX records_at ON records (request_at);`},
+		{Up: `
+CREATE INDEX records_live ON records (request_at) WHERE record IS NOT NULL AND kind <> 'purge';`, Down: `
+DROP INDEX records_live;`},
+		{Up: `
+ALTER TABLE log_state ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;`, Down: `
+ALTER TABLE log_state DROP COLUMN predicted;`},
+		{Up: nonceTable, Down: `DROP TABLE replay_nonces;`}}
+	indexPG = []store.Migration{{Up: `
 CREATE TABLE records (
 	log TEXT NOT NULL,
 	digest BYTEA NOT NULL,
@@ -99,15 +129,27 @@ CREATE TABLE records (
 );
 CREATE INDEX records_xrid ON records (log, x_road_id);
 CREATE INDEX records_at ON records (log, request_at);
-CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled BIGINT NOT NULL);`,
-		quotaTable, `
+CREATE TABLE log_state (log TEXT PRIMARY KEY, reconciled BIGINT NOT NULL);`, Down: `
+DROP TABLE log_state;
+DROP TABLE records;`},
+		{Up: quotaTable, Down: `DROP TABLE quota_usage;`},
+		{Up: `
 ALTER TABLE records DROP CONSTRAINT records_pkey;
 DROP INDEX records_at;
 CREATE UNIQUE INDEX records_key ON records (log, request_at, digest);
 ALTER TABLE records ADD CONSTRAINT records_pkey PRIMARY KEY USING INDEX records_key;
-CREATE INDEX records_leaf ON records (log, leaf_index);`, `
-CREATE INDEX records_live ON records (log, request_at) WHERE record IS NOT NULL AND kind <> 'purge';`, `
-ALTER TABLE log_state ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;`, nonceTable}
+CREATE INDEX records_leaf ON records (log, leaf_index);`, Down: `
+DROP INDEX records_leaf;
+ALTER TABLE records DROP CONSTRAINT records_pkey;
+ALTER TABLE records ADD CONSTRAINT records_pkey PRIMARY KEY (log, digest);
+CREATE INDEX records_at ON records (log, request_at);`},
+		{Up: `
+CREATE INDEX records_live ON records (log, request_at) WHERE record IS NOT NULL AND kind <> 'purge';`, Down: `
+DROP INDEX records_live;`},
+		{Up: `
+ALTER TABLE log_state ADD COLUMN predicted INTEGER NOT NULL DEFAULT 0;`, Down: `
+ALTER TABLE log_state DROP COLUMN predicted;`},
+		{Up: nonceTable, Down: `DROP TABLE replay_nonces;`}}
 )
 
 // Migration 5 marks, in log_state.predicted, a log whose positions this

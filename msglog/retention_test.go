@@ -353,7 +353,7 @@ func TestPurgeReadsLiveRowsOnly(t *testing.T) {
 // the one migration 4 gave the index; were they to part, the query would
 // silently fall back to reading the whole index.
 func TestLiveRowsMatchTheMigration(t *testing.T) {
-	for _, m := range []string{indexSQLite[3], indexPG[3]} { // migration 4 (the fourth)
+	for _, m := range []string{indexSQLite[3].Up, indexPG[3].Up} { // migration 4 (the fourth)
 		if !strings.Contains(m, "records_live") || !strings.Contains(m, " WHERE "+liveRows+";") {
 			t.Errorf("migration %q does not index the rows %q", m, liveRows)
 		}

@@ -167,7 +167,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	db, err := store.OpenDSNNamed(ctx, "opmon", opts.DSN, filepath.Clean(opts.SQLitePath), sqliteSchema, pgSchema,
+	db, err := store.OpenDSNNamed(ctx, SchemaName, opts.DSN, filepath.Clean(opts.SQLitePath), sqliteSchema, pgSchema,
 		// Not evidence: a crash may lose the last commits, never
 		// corrupt the database, and commits need not wait for the disk.
 		// 16 KiB pages: a commit writes a quarter of the pages, each a

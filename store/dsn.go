@@ -26,7 +26,7 @@ func IsPostgres(dsn string) bool {
 // OpenDSN opens PostgreSQL when dsn is a postgres:// URL, otherwise the
 // SQLite database at sqlitePath, and applies the migrations of that
 // dialect. Queries passed through Q may use ? placeholders for both.
-func OpenDSN(ctx context.Context, dsn, sqlitePath string, sqliteMigrations, pgMigrations []string, sqlitePragmas ...string) (*DB, error) {
+func OpenDSN(ctx context.Context, dsn, sqlitePath string, sqliteMigrations, pgMigrations []Migration, sqlitePragmas ...string) (*DB, error) {
 	return openDSN(ctx, versionTable, dsn, sqlitePath, sqliteMigrations, pgMigrations, sqlitePragmas...)
 }
 
@@ -34,7 +34,7 @@ func OpenDSN(ctx context.Context, dsn, sqlitePath string, sqliteMigrations, pgMi
 // PostgreSQL database with another's: its schema version is kept in the
 // table name_schema_version, so that each component migrates its own
 // tables. name is a lowercase word of the program, never input.
-func OpenDSNNamed(ctx context.Context, name, dsn, sqlitePath string, sqliteMigrations, pgMigrations []string, sqlitePragmas ...string) (*DB, error) {
+func OpenDSNNamed(ctx context.Context, name, dsn, sqlitePath string, sqliteMigrations, pgMigrations []Migration, sqlitePragmas ...string) (*DB, error) {
 	if !validName(name) {
 		return nil, fmt.Errorf("open database: schema name %q is not a lowercase word", name)
 	}
@@ -53,7 +53,7 @@ func validName(name string) bool {
 	return true
 }
 
-func openDSN(ctx context.Context, versionTable, dsn, sqlitePath string, sqliteMigrations, pgMigrations []string, sqlitePragmas ...string) (*DB, error) {
+func openDSN(ctx context.Context, versionTable, dsn, sqlitePath string, sqliteMigrations, pgMigrations []Migration, sqlitePragmas ...string) (*DB, error) {
 	if dsn == "" {
 		db, err := open(ctx, sqlitePath, versionTable, sqliteMigrations, sqlitePragmas...)
 		if err != nil {
@@ -72,9 +72,9 @@ func openDSN(ctx context.Context, versionTable, dsn, sqlitePath string, sqliteMi
 		db.Close()
 		return nil, fmt.Errorf("open PostgreSQL %s: %w", redact(dsn), err)
 	}
-	if err := migratePG(ctx, db, versionTable, pgMigrations); err != nil {
+	if err := migratePG(ctx, db, pgWhere(dsn, versionTable), versionTable, pgMigrations); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("migrate PostgreSQL %s: %w", redact(dsn), err)
+		return nil, fmt.Errorf("open database: %w", err)
 	}
 	return &DB{DB: db, Postgres: true}, nil
 }
@@ -97,32 +97,6 @@ func (d *DB) Q(q string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// migratePG applies migrations under an advisory lock, so that several
-// nodes starting together migrate once.
-func migratePG(ctx context.Context, db *sql.DB, table string, migrations []string) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7360521)`); err != nil {
-		return err
-	}
-	v, err := schemaVersion(ctx, tx, table, len(migrations))
-	if err != nil {
-		return err
-	}
-	for i := v; i < len(migrations); i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET version = $1`, len(migrations)); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 // redact hides the password of a DSN for messages.

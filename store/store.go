@@ -1,7 +1,9 @@
 // Package store opens the embedded SQLite databases of the authority and the
 // gateway and applies their schema migrations. Each component owns its
-// schema and passes its migrations in; the store only runs them, in order,
-// each in its own transaction, and records how far it got.
+// schema and passes its migrations in, each with its written rollback; the
+// store only runs them, in order, each in its own transaction, records how
+// far it got and which sampan version applied each one, refuses a schema
+// newer than the migrations it is given, and rolls back on request.
 package store
 
 import (
@@ -21,14 +23,16 @@ import (
 
 // Open opens (creating when needed) the SQLite database at path with WAL
 // journaling, foreign keys and a busy timeout, then applies migrations.
-// migrations[i] moves the schema from version i to i+1. pragmas are
-// further PRAGMA settings for every connection, e.g. "cache_size(-65536)";
-// a "page_size(N)" among them applies to a database created now.
-func Open(ctx context.Context, path string, migrations []string, pragmas ...string) (*sql.DB, error) {
+// migrations[i] moves the schema from version i to i+1. A database whose
+// schema is newer than the migrations is refused with a *NewerSchemaError.
+// pragmas are further PRAGMA settings for every connection, e.g.
+// "cache_size(-65536)"; a "page_size(N)" among them applies to a database
+// created now.
+func Open(ctx context.Context, path string, migrations []Migration, pragmas ...string) (*sql.DB, error) {
 	return open(ctx, path, versionTable, migrations, pragmas...)
 }
 
-func open(ctx context.Context, path, versionTable string, migrations []string, pragmas ...string) (*sql.DB, error) {
+func open(ctx context.Context, path, versionTable string, migrations []Migration, pragmas ...string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -61,15 +65,19 @@ func open(ctx context.Context, path, versionTable string, migrations []string, p
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	if err := migrate(ctx, db, versionTable, migrations); err != nil {
+	if err := migrate(ctx, db, path, versionTable, migrations); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("migrate database %s: %w", path, err)
+		return nil, fmt.Errorf("open database: %w", err)
 	}
 	return db, nil
 }
 
-// versionTable is the table holding a database's schema version.
-const versionTable = "schema_version"
+// versionTable is the table holding a database's schema version (one
+// row); historyTable's rows say which sampan applied each migration.
+const (
+	versionTable = "schema_version"
+	historyTable = "schema_history"
+)
 
 // create makes a new, empty database at path (mode 0600, so that SQLite
 // gives its -wal and -shm files the same) in WAL mode with the given
@@ -122,56 +130,4 @@ func PageSize(path string) (int, error) {
 		ps = 65536
 	}
 	return ps, nil
-}
-
-func migrate(ctx context.Context, db *sql.DB, table string, migrations []string) error {
-	v, err := schemaVersion(ctx, db, table, len(migrations))
-	if err != nil {
-		return err
-	}
-	for i := v; i < len(migrations); i++ {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET version = ?`, i+1); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// execQuerier is a database or a transaction.
-type execQuerier interface {
-	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
-	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
-}
-
-// schemaVersion creates the version table when needed and returns the
-// schema's version, refusing one newer than the known migrations.
-func schemaVersion(ctx context.Context, db execQuerier, table string, known int) (int, error) {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (version INTEGER NOT NULL)`); err != nil {
-		return 0, err
-	}
-	var v int
-	switch err := db.QueryRowContext(ctx, `SELECT version FROM `+table).Scan(&v); {
-	case err == sql.ErrNoRows:
-		if _, err := db.ExecContext(ctx, `INSERT INTO `+table+` (version) VALUES (0)`); err != nil {
-			return 0, err
-		}
-	case err != nil:
-		return 0, err
-	}
-	if v > known {
-		return 0, fmt.Errorf("schema version %d is newer than this program knows (%d)", v, known)
-	}
-	return v, nil
 }

@@ -3,16 +3,19 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sampan-exchange/sampan/store/pgtest"
 )
 
-var testMigrations = []string{
-	`CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`,
-	`ALTER TABLE t ADD COLUMN w TEXT`,
+var testMigrations = []Migration{
+	{Up: `CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`, Down: `DROP TABLE t`},
+	{Up: `ALTER TABLE t ADD COLUMN w TEXT`, Down: `ALTER TABLE t DROP COLUMN w`},
 }
 
 // Both dialects run the same queries through Q, and reopening does not
@@ -70,7 +73,7 @@ func TestRedact(t *testing.T) {
 
 // TestPragmas: extra settings apply to every connection of the pool.
 func TestPragmas(t *testing.T) {
-	db, err := Open(t.Context(), filepath.Join(t.TempDir(), "p.db"), []string{`CREATE TABLE t (x INTEGER)`}, "cache_size(-12345)")
+	db, err := Open(t.Context(), filepath.Join(t.TempDir(), "p.db"), []Migration{{Up: `CREATE TABLE t (x INTEGER)`, Down: `DROP TABLE t`}}, "cache_size(-12345)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +112,7 @@ func TestPageSize(t *testing.T) {
 		}
 		return n, mode
 	}
-	schema := []string{`CREATE TABLE t (x INTEGER)`}
+	schema := []Migration{{Up: `CREATE TABLE t (x INTEGER)`, Down: `DROP TABLE t`}}
 	fresh, err := Open(t.Context(), filepath.Join(dir, "new.db"), schema, "page_size(16384)", "cache_size(-100)")
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +183,7 @@ func TestNamedSchemasShareADatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	other := []string{`CREATE TABLE other_t (k TEXT PRIMARY KEY)`}
+	other := []Migration{{Up: `CREATE TABLE other_t (k TEXT PRIMARY KEY)`, Down: `DROP TABLE other_t`}}
 	for range 2 { // the second open migrates nothing
 		db, err = OpenDSNNamed(ctx, "other", dsn, "", nil, other)
 		if err != nil {
@@ -196,5 +199,119 @@ func TestNamedSchemasShareADatabase(t *testing.T) {
 	}
 	if _, err := OpenDSNNamed(ctx, "Bad-Name", dsn, "", nil, other); err == nil {
 		t.Fatal("a schema name that is not a lowercase word was taken")
+	}
+}
+
+// TestNewerSchemaRefused: a database that a newer sampan migrated is
+// refused, naming the database, its version, the highest this binary
+// knows and the version that wrote it, and is left as it was; one at
+// exactly the known version opens.
+func TestNewerSchemaRefused(t *testing.T) {
+	third := append(slices.Clone(testMigrations), Migration{Up: `CREATE TABLE u (x INTEGER)`, Down: `DROP TABLE u`})
+	for _, tc := range []struct{ name, dsn string }{
+		{"sqlite", ""},
+		{"postgres", "pg"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			dsn := tc.dsn
+			if dsn == "pg" {
+				dsn = pgtest.Start(t)
+			}
+			path := filepath.Join(t.TempDir(), "registry.db")
+			db, err := OpenDSN(ctx, dsn, path, third, third)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := History(ctx, db, "")
+			if err != nil || len(h) != 3 {
+				t.Fatalf("history %v, %v; want 3 migrations", h, err)
+			}
+			for i, a := range h {
+				if a.Version != i+1 || a.SampanVersion != running() || a.AppliedAt == "" {
+					t.Errorf("history[%d] = %+v; want version %d by %q", i, a, i+1, running())
+				}
+			}
+			// As if sampan v0.9.0 had applied the third migration.
+			if _, err := db.ExecContext(ctx, db.Q(`UPDATE schema_history SET sampan_version = ? WHERE version = 3`), "v0.9.0"); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+
+			_, err = OpenDSN(ctx, dsn, path, testMigrations, testMigrations)
+			var newer *NewerSchemaError
+			if !errors.As(err, &newer) {
+				t.Fatalf("opening a newer schema: %v; want a NewerSchemaError", err)
+			}
+			if newer.Version != 3 || newer.Known != 2 || newer.WrittenBy != "v0.9.0" {
+				t.Errorf("refusal %+v; want version 3, known 2, written by v0.9.0", newer)
+			}
+			where := path
+			if dsn != "" {
+				where = "schema_version"
+			}
+			for _, want := range []string{where, "schema version 3", "written by sampan v0.9.0", "knows, 2", "use sampan v0.9.0 or later"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("refusal %q does not say %q", err, want)
+				}
+			}
+			if dsn != "" && strings.Contains(err.Error(), "password") {
+				t.Errorf("refusal shows the DSN's password: %q", err)
+			}
+			// Nothing changed: the newer binary opens it as it left it.
+			db, err = OpenDSN(ctx, dsn, path, third, third)
+			if err != nil {
+				t.Fatalf("the newer binary reopening: %v", err)
+			}
+			defer db.Close()
+			if _, err := db.ExecContext(ctx, `INSERT INTO u (x) VALUES (1)`); err != nil {
+				t.Fatalf("the newer table is gone: %v", err)
+			}
+		})
+	}
+}
+
+// TestRollback: Rollback runs the Downs newest first and forgets their
+// history; it refuses a target above the schema, and a failing Down
+// leaves the schema at the version before it.
+func TestRollback(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "x.db")
+	broken := append(slices.Clone(testMigrations), Migration{Up: `CREATE TABLE u (x INTEGER)`, Down: `DROP TABLE no_such_table`})
+	db, err := OpenDSN(ctx, "", path, broken, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := Rollback(ctx, db, "", broken, 4); err == nil {
+		t.Error("rolling back up to version 4 was accepted")
+	}
+	if err := Rollback(ctx, db, "", testMigrations, 1); err == nil {
+		t.Error("rolling back a schema newer than the migrations given was accepted")
+	}
+	err = Rollback(ctx, db, "", broken, 1)
+	if err == nil || !strings.Contains(err.Error(), "rollback of migration 3") {
+		t.Fatalf("a failing rollback: %v; want it to name migration 3", err)
+	}
+	if h, _ := History(ctx, db, ""); len(h) != 3 {
+		t.Fatalf("after a failed rollback the history holds %d migrations; want 3", len(h))
+	}
+	if err := Rollback(ctx, db, "", testMigrations, 0); err == nil {
+		t.Fatal("rolled back past a migration not given")
+	}
+	fixed := slices.Clone(broken)
+	fixed[2].Down = `DROP TABLE u`
+	if err := Rollback(ctx, db, "", fixed, 1); err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if err := db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); err != nil || v != 1 {
+		t.Fatalf("version %d, %v; want 1", v, err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO t (k, v, w) VALUES ('a', 1, 'x')`); err == nil {
+		t.Fatal("column w survived the rollback of migration 2")
+	}
+	if h, _ := History(ctx, db, ""); len(h) != 1 {
+		t.Fatalf("history holds %d migrations; want 1", len(h))
 	}
 }

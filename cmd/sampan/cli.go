@@ -36,6 +36,7 @@ type CLI struct {
 	Report    ReportCmd    `cmd:"" help:"Reports for regulators, built from a gateway's message log."`
 	Ops       OpsCmd       `cmd:"" help:"Read a daemon's operations API: monitoring records."`
 	Version   VersionCmd   `cmd:"" help:"Print the build: version, source commit, Go version."`
+	Migrate   MigrateCmd   `cmd:"" help:"Show or roll back a database's schema (docs/upgrading.md)."`
 }
 
 // Globals are flags every command takes.
