@@ -93,6 +93,8 @@ type AuthorityCmd struct {
 	Revoke       AuthorityRevokeCmd       `cmd:"" help:"Revoke a certificate at an authority."`
 	Certificates AuthorityCertificatesCmd `cmd:"" help:"List the certificates an authority has issued, with their status."`
 	Audit        AuthorityAuditCmd        `cmd:"" help:"Read an authority's audit log: who did what, when, refusals included."`
+	Backup       AuthorityBackupCmd       `cmd:"" help:"Write a signed (optionally encrypted) archive of an authority's data directory, while it runs."`
+	Restore      AuthorityRestoreCmd      `cmd:"" help:"Restore an authority's data directory from an archive, never undoing later revocations or suspensions."`
 }
 
 // AuthorityRunCmd runs an authority.
