@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -79,7 +77,7 @@ func Backup(ctx context.Context, dir string, w io.Writer, o BackupOptions) (*arc
 	if err != nil {
 		return nil, fmt.Errorf("back up authority: %w", err)
 	}
-	srcs, err := DirSources(dir, isRegistryFile)
+	srcs, err := archive.DirSources(dir, isRegistryFile)
 	if err != nil {
 		return nil, fmt.Errorf("back up authority: %w", err)
 	}
@@ -119,45 +117,6 @@ func VacuumInto(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("copy database %s: %w", src, err)
 	}
 	return nil
-}
-
-// DirSources lists the regular files under dir as archive sources, in
-// lexical order, leaving out those skip names (by slash-separated path
-// relative to dir) and temporary files. A symlink or other special file
-// fails the listing: an archive holds plain files only.
-func DirSources(dir string, skip func(rel string) bool) ([]archive.Source, error) {
-	var out []archive.Source
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == dir {
-			return nil
-		}
-		rel := filepath.ToSlash(strings.TrimPrefix(p, dir+string(filepath.Separator)))
-		if skip != nil && skip(rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		switch {
-		case d.IsDir():
-			return nil
-		case d.Type()&fs.ModeSymlink != 0:
-			return fmt.Errorf("%s is a symlink: an archive holds plain files only", p)
-		case !d.Type().IsRegular():
-			return fmt.Errorf("%s is not a regular file", p)
-		case strings.HasSuffix(rel, ".tmp"):
-			return nil
-		}
-		if err := archive.CheckPath(rel); err != nil {
-			return err
-		}
-		out = append(out, archive.Source{Path: rel, Disk: p})
-		return nil
-	})
-	return out, err
 }
 
 // RestoreOptions says how to restore an authority.
@@ -290,7 +249,9 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 			return nil, fmt.Errorf("restore authority: archive: %w", err)
 		}
 	}
-	if err := diffFiles(dir, m, plan); err != nil {
+	if plan.Replaced, plan.Added, plan.Removed, err = archive.Diff(dir, m, func(rel string) bool {
+		return strings.HasPrefix(rel, registryFile+"-") || strings.HasPrefix(rel, "config/")
+	}); err != nil {
 		return nil, fmt.Errorf("restore authority: %w", err)
 	}
 
@@ -379,7 +340,7 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 	if err := os.RemoveAll(filepath.Join(tmp, "config")); err != nil {
 		return nil, fmt.Errorf("restore authority: %w", err)
 	}
-	if err := swapDir(dir, tmp, now(), plan); err != nil {
+	if plan.Previous, err = archive.Replace(dir, tmp, now()); err != nil {
 		return nil, fmt.Errorf("restore authority: %w", err)
 	}
 	tmp = ""
@@ -432,43 +393,6 @@ func trustedKey(keys []crypto.PublicKey, pub crypto.PublicKey) bool {
 		}
 	}
 	return false
-}
-
-// diffFiles fills the plan's lists of files replaced, added and removed.
-func diffFiles(dir string, m *archive.Manifest, plan *RestorePlan) error {
-	plan.Replaced, plan.Added, plan.Removed = []string{}, []string{}, []string{}
-	in := map[string]bool{}
-	for _, f := range m.Files {
-		if strings.HasPrefix(f.Path, "config/") {
-			continue
-		}
-		in[f.Path] = true
-		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			plan.Added = append(plan.Added, f.Path)
-		case err != nil:
-			return err
-		default:
-			sum := sha256.Sum256(b)
-			if hex.EncodeToString(sum[:]) != f.SHA256 {
-				plan.Replaced = append(plan.Replaced, f.Path)
-			}
-		}
-	}
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	cur, err := DirSources(dir, nil)
-	if err != nil {
-		return err
-	}
-	for _, s := range cur {
-		if !in[s.Path] && !isRegistryFile(s.Path) {
-			plan.Removed = append(plan.Removed, s.Path)
-		}
-	}
-	return nil
 }
 
 // migrateCopy brings a registry copy to this binary's schema.
@@ -793,37 +717,4 @@ func reapply(ctx context.Context, tx *sql.Tx, c TrustChange, latest []*trustStat
 		return err
 	}
 	return fmt.Errorf("unknown kind %q", c.Kind)
-}
-
-// swapDir replaces dir with tmp: dir moves aside (kept, for the
-// operator to delete), tmp takes its place; if that fails, dir returns.
-func swapDir(dir, tmp string, at time.Time, plan *RestorePlan) error {
-	if err := syncDir(tmp); err != nil {
-		return err
-	}
-	if _, err := os.Stat(dir); err == nil {
-		prev := fmt.Sprintf("%s.before-restore-%s", dir, at.UTC().Format("20060102T150405.000Z"))
-		if err := os.Rename(dir, prev); err != nil {
-			return fmt.Errorf("move the current directory aside: %w", err)
-		}
-		if err := os.Rename(tmp, dir); err != nil {
-			if err2 := os.Rename(prev, dir); err2 != nil {
-				return fmt.Errorf("put the restored directory in place: %w (and the old one back: %v; it is at %s)", err, err2, prev)
-			}
-			return fmt.Errorf("put the restored directory in place: %w", err)
-		}
-		plan.Previous = prev
-	} else if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("put the restored directory in place: %w", err)
-	}
-	return syncDir(filepath.Dir(dir))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
