@@ -8,14 +8,20 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sampan-exchange/sampan/archive"
 	"github.com/sampan-exchange/sampan/authority"
+	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/ops"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/policy"
@@ -205,4 +211,166 @@ func TestAuthorityRestoreUnderPollingGateways(t *testing.T) {
 	if len(rec.docs) < 3 {
 		t.Errorf("recorded only %d serials", len(rec.docs))
 	}
+}
+
+// TestGatewayBackupRestore: a gateway backed up under traffic restores
+// to a log that verifies and holds every record acknowledged before the
+// backup began; an archive of an older log is refused over a newer one
+// (saying so), a newer one restores over an older, and an archive made
+// by another gateway's key is refused.
+func TestGatewayBackupRestore(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	ctx := t.Context()
+	const hcmc = "VN/GOV/HCMC/gw1"
+	mg := w.manifestGateway(hcmc)
+	var ok atomic.Int64
+	call1 := func() {
+		resp, _ := w.do(t, call{path: companies + "/0100109106"})
+		if resp.StatusCode == 200 {
+			ok.Add(1)
+		}
+	}
+	for range 10 {
+		call1()
+	}
+	live := filepath.Join(mg.DataDir, "log")
+	head := func(dir string) uint64 {
+		h, err := msglog.ReadHead(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Size
+	}
+	for deadline := time.Now().Add(10 * time.Second); head(live) < 10; {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint covers the first records")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Traffic while the backup runs.
+	trafficCtx, stopTraffic := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for trafficCtx.Err() == nil {
+				call1()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	acked := ok.Load() // answered before the backup began: logged first
+	var older bytes.Buffer
+	m, err := gateway.Backup(ctx, mg.DataDir, &older, gateway.BackupOptions{ConfigFile: mg.Config, Passphrase: []byte("pw")})
+	if err != nil {
+		t.Fatalf("backup under traffic: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stopTraffic()
+	wg.Wait()
+	if m.NodeID != hcmc {
+		t.Errorf("archive of %q", m.NodeID)
+	}
+	cert, err := pki.ReadCert(filepath.Join(mg.DataDir, "auth.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Restored where the directory was lost, with the gateway's
+	// certificate to check the archive against.
+	lost := filepath.Join(t.TempDir(), "gw")
+	if _, err := gateway.Restore(ctx, lost, bytes.NewReader(older.Bytes()), gateway.RestoreOptions{Passphrase: []byte("wrong"), AuthCert: cert}); !errors.Is(err, archive.ErrPassphrase) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+	if _, err := gateway.Restore(ctx, lost, bytes.NewReader(older.Bytes()), gateway.RestoreOptions{Passphrase: []byte("pw")}); !errors.Is(err, archive.ErrUntrusted) {
+		t.Fatalf("no key to check against: %v", err)
+	}
+	cfgOut := filepath.Join(t.TempDir(), "gateway.json")
+	if _, err := gateway.Restore(ctx, lost, bytes.NewReader(older.Bytes()), gateway.RestoreOptions{Passphrase: []byte("pw"), AuthCert: cert, ConfigOut: cfgOut}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if b, _ := os.ReadFile(cfgOut); len(b) == 0 {
+		t.Error("gateway.json not restored")
+	}
+	rep, err := msglog.Verify(ctx, filepath.Join(lost, "log"), "", nil)
+	if err != nil {
+		t.Fatalf("the restored log does not verify: %v", err)
+	}
+	if held := rep.Records + rep.Pending + rep.Unindexed; held < uint64(acked) {
+		t.Errorf("restored log holds %d records (%+v), %d were acknowledged before the backup", held, rep, acked)
+	}
+
+	// The log in place has grown: the older archive is refused over it.
+	for range 10 {
+		call1()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	restoredSize := head(filepath.Join(lost, "log"))
+	for head(live) <= restoredSize {
+		if time.Now().After(deadline) {
+			t.Fatal("the live log does not grow")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var newer bytes.Buffer
+	if _, err := gateway.Backup(ctx, mg.DataDir, &newer, gateway.BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	newDir := filepath.Join(t.TempDir(), "gw2")
+	if _, err := gateway.Restore(ctx, newDir, bytes.NewReader(newer.Bytes()), gateway.RestoreOptions{AuthCert: cert}); err != nil {
+		t.Fatal(err)
+	}
+	before := hashTree(t, newDir)
+	plan, err := gateway.Restore(ctx, newDir, bytes.NewReader(older.Bytes()), gateway.RestoreOptions{Passphrase: []byte("pw")})
+	if !errors.Is(err, gateway.ErrOlderLog) || plan.LogInPlace <= plan.LogRestored {
+		t.Fatalf("older log over a newer one: %v (plan %+v)", err, plan)
+	}
+	if hashTree(t, newDir) != before {
+		t.Fatal("a refused restore changed the directory")
+	}
+	dry, err := gateway.Restore(ctx, newDir, bytes.NewReader(older.Bytes()), gateway.RestoreOptions{Passphrase: []byte("pw"), DryRun: true})
+	if err != nil || dry.LogProblem == "" || hashTree(t, newDir) != before {
+		t.Fatalf("dry run: %v, log problem %q", err, dry.LogProblem)
+	}
+	// The newer archive over the older restore extends it.
+	if _, err := gateway.Restore(ctx, lost, bytes.NewReader(newer.Bytes()), gateway.RestoreOptions{}); err != nil {
+		t.Fatalf("newer over older: %v", err)
+	}
+	if _, err := msglog.Verify(ctx, filepath.Join(lost, "log"), "", nil); err != nil {
+		t.Fatalf("log after the second restore: %v", err)
+	}
+	// Another gateway's directory refuses HCMC's archive.
+	mof := w.manifestGateway("VN/GOV/MOF/gw1")
+	if _, err := gateway.Restore(ctx, mof.DataDir, bytes.NewReader(newer.Bytes()), gateway.RestoreOptions{DryRun: true}); !errors.Is(err, archive.ErrUntrusted) {
+		t.Fatalf("another gateway's archive: %v", err)
+	}
+}
+
+// hashTree hashes every path, mode and content under dir.
+func hashTree(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %v\n", p, fi.Mode())
+		if d.Type().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			h.Write(b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

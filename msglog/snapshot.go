@@ -79,7 +79,7 @@ func Snapshot(ctx context.Context, dir, dst string) error {
 	}
 	// 4. The record index.
 	if _, err := os.Stat(filepath.Join(dir, IndexFile)); err == nil {
-		if err := vacuumInto(ctx, filepath.Join(dir, IndexFile), filepath.Join(dst, IndexFile)); err != nil {
+		if err := VacuumInto(ctx, filepath.Join(dir, IndexFile), filepath.Join(dst, IndexFile)); err != nil {
 			return fmt.Errorf("snapshot log: %w", err)
 		}
 	}
@@ -94,7 +94,9 @@ func Snapshot(ctx context.Context, dir, dst string) error {
 	return nil
 }
 
-func vacuumInto(ctx context.Context, src, dst string) error {
+// VacuumInto writes a consistent copy of the SQLite database at src to
+// dst (which must not exist), while other connections write.
+func VacuumInto(ctx context.Context, src, dst string) error {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	db, err := sql.Open("sqlite", "file:"+src+"?"+q.Encode())
