@@ -124,6 +124,9 @@ func (c *AuthorityRunCmd) Run(g *Globals) error {
 type GatewayCmd struct {
 	Run  GatewayRunCmd  `cmd:"" default:"withargs" help:"Run the gateway."`
 	Init GatewayInitCmd `cmd:"" help:"Create the gateway's keys and certificate requests."`
+
+	Backup  GatewayBackupCmd  `cmd:"" help:"Write a signed (optionally encrypted) archive of a gateway's data directory, message log included, while it runs."`
+	Restore GatewayRestoreCmd `cmd:"" help:"Restore a gateway's data directory from an archive, never losing message-log evidence."`
 }
 
 // GatewayRunCmd runs a gateway.
