@@ -13,10 +13,15 @@ import (
 	"time"
 )
 
+// StagePrefix begins the name of the directory a backup stages its
+// database copies in, inside the data directory (where the node's user
+// may write, on the same file system); DirSources and Diff leave it out.
+const StagePrefix = ".sampan-backup-"
+
 // DirSources lists the regular files under dir as sources, in lexical
 // order, leaving out those skip names (by slash-separated path relative
-// to dir; a skipped directory is skipped whole) and temporary files
-// (*.tmp). A symlink or other special file fails the listing: an archive
+// to dir; a skipped directory is skipped whole), temporary files (*.tmp)
+// and backup staging directories. A symlink or other special file fails the listing: an archive
 // holds plain files only.
 func DirSources(dir string, skip func(rel string) bool) ([]Source, error) {
 	dir = filepath.Clean(dir)
@@ -29,7 +34,7 @@ func DirSources(dir string, skip func(rel string) bool) ([]Source, error) {
 			return nil
 		}
 		rel := filepath.ToSlash(strings.TrimPrefix(p, dir+string(filepath.Separator)))
-		if skip != nil && skip(rel) {
+		if (skip != nil && skip(rel)) || strings.HasPrefix(rel, StagePrefix) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}

@@ -64,7 +64,7 @@ func Backup(ctx context.Context, dir string, w io.Writer, o BackupOptions) (*arc
 	if err != nil {
 		return nil, fmt.Errorf("back up authority: %w", err)
 	}
-	stage, err := os.MkdirTemp(filepath.Dir(dir), ".sampan-backup-")
+	stage, err := os.MkdirTemp(dir, archive.StagePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("back up authority: %w", err)
 	}

@@ -55,7 +55,7 @@ func Backup(ctx context.Context, dir string, w io.Writer, o BackupOptions) (*arc
 	if c, err := pki.ReadCert(filepath.Join(dir, authCertFile)); err == nil {
 		id, _ = pki.GatewayOf(c)
 	}
-	stage, err := os.MkdirTemp(filepath.Dir(dir), ".sampan-backup-")
+	stage, err := os.MkdirTemp(dir, archive.StagePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("back up gateway: %w", err)
 	}
