@@ -13,14 +13,19 @@ import (
 	"github.com/sampan-exchange/sampan/pki"
 )
 
-func init() { scryptN = 1 << 10 } // fast tests; readers accept any bounded N
+func init() { scryptN, maxScryptN = 1<<10, 1<<10 } // fast tests and fuzzing
 
 // sample writes a small archive of three files and returns it with the
 // signing key.
 func sample(t testing.TB, pass []byte) ([]byte, crypto.Signer) {
+	return sampleSized(t, pass, 200_000)
+}
+
+// sampleSized is sample with sub/b.db of size bytes.
+func sampleSized(t testing.TB, pass []byte, size int) ([]byte, crypto.Signer) {
 	t.Helper()
 	dir := t.TempDir()
-	files := map[string]string{"a.key": "secret", "sub/b.db": strings.Repeat("x", 200_000), "empty": ""}
+	files := map[string]string{"a.key": "secret", "sub/b.db": strings.Repeat("x", size), "empty": ""}
 	var src []Source
 	for _, p := range []string{"a.key", "sub/b.db", "empty"} {
 		d := filepath.Join(dir, filepath.FromSlash(p))

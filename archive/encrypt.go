@@ -32,10 +32,10 @@ const (
 	chunkSize    = 64 << 10
 	maxHeaderLen = 1 << 10
 	// KDF parameters a reader accepts at most: a hostile archive must
-	// not make the reader spend unbounded memory or time.
-	maxScryptN = 1 << 20
-	maxScryptR = 16
-	maxScryptP = 4
+	// not make the reader spend unbounded memory or time (scrypt takes
+	// 128·N·r bytes: 256 MiB at most; archives are written with 32 MiB).
+	maxScryptR = 8
+	maxScryptP = 2
 )
 
 type encHeader struct {
@@ -47,8 +47,9 @@ type encHeader struct {
 	Chunk int    `json:"chunk"`
 }
 
-// scryptN is the cost archives are written with; tests lower it.
-var scryptN = 1 << 15
+// scryptN is the cost archives are written with, maxScryptN the most a
+// reader accepts; tests lower both.
+var scryptN, maxScryptN = 1 << 15, 1 << 18
 
 func (h *encHeader) check() error {
 	if h.KDF != "scrypt" {

@@ -8,8 +8,8 @@ import (
 // FuzzRead: any bytes either read as an archive whose files match its
 // manifest or are refused; never a panic, never unbounded work.
 func FuzzRead(f *testing.F) {
-	plain, _ := sample(f, nil)
-	enc, _ := sample(f, []byte("pass"))
+	plain, _ := sampleSized(f, nil, 3000)
+	enc, _ := sampleSized(f, []byte("pass"), 3000)
 	f.Add(plain)
 	f.Add(enc)
 	f.Add(plain[:1024])
