@@ -670,6 +670,14 @@ func finishRegistry(ctx context.Context, path string, backup, old *trustState, l
 func reapply(ctx context.Context, tx *sql.Tx, c TrustChange, latest []*trustState, at string) error {
 	switch c.Kind {
 	case "revocation":
+		// At the time it was first revoked, when a registry knows it: the
+		// CRL keeps saying since when.
+		for _, l := range latest {
+			if r, ok := l.certs[c.ID]; ok && r.revokedAt.Valid {
+				at = r.revokedAt.String
+				break
+			}
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL`, at, c.ID)
 		if err != nil {
 			return err

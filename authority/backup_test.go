@@ -127,6 +127,10 @@ func TestRestoreNeverRewindsTrust(t *testing.T) {
 	arch := backupTo(t, dir, nil)
 	reduceTrust(t, api, f)
 	published := ta.a.Current().Serial
+	var revokedFirst string
+	if err := ta.a.db.QueryRowContext(t.Context(), `SELECT revoked_at FROM certificates WHERE serial = ?`, f.serial).Scan(&revokedFirst); err != nil {
+		t.Fatal(err)
+	}
 	ta.stop()
 
 	before := hashDir(t, dir)
@@ -182,6 +186,10 @@ func TestRestoreNeverRewindsTrust(t *testing.T) {
 		t.Errorf("restored authority publishes serial %d, not above %d", c.Serial, published)
 	}
 	assertInForce(t, c, f.serial)
+	var revokedAt string
+	if err := ta2.a.db.QueryRowContext(ctx, `SELECT revoked_at FROM certificates WHERE serial = ?`, f.serial).Scan(&revokedAt); err != nil || revokedAt != revokedFirst {
+		t.Errorf("re-applied revocation dated %q (%v), first revoked at %q", revokedAt, err, revokedFirst)
+	}
 	rows := strings.Join(ta2.auditRows(t), "\n")
 	for _, w := range []string{"restore: reapplied revocation", "restore: reapplied suspension", "restore: reapplied agreement"} {
 		if !strings.Contains(rows, w) {
