@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -167,5 +168,41 @@ func TestWriteRefusesSymlink(t *testing.T) {
 	_, err := Write(&bytes.Buffer{}, []Source{{Path: "link", Disk: filepath.Join(dir, "link")}}, WriteOptions{NodeKind: "gateway", Key: key})
 	if err == nil {
 		t.Fatal("archived a symlink")
+	}
+}
+
+func TestManifestChecks(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	good := func() *Manifest {
+		return &Manifest{Format: Format, NodeKind: "gateway", Files: []File{{Path: "a", Size: 1, Mode: 0o600, SHA256: sum}}}
+	}
+	if err := good().check(); err != nil {
+		t.Fatalf("good manifest: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(m *Manifest)
+	}{
+		{"format", func(m *Manifest) { m.Format = "sampan-archive/2" }},
+		{"node kind", func(m *Manifest) { m.NodeKind = "printer" }},
+		{"twice", func(m *Manifest) { m.Files = append(m.Files, m.Files[0]) }},
+		{"file and directory", func(m *Manifest) { m.Files = append(m.Files, File{Path: "a/b", Mode: 0o600, SHA256: sum}) }},
+		{"setuid", func(m *Manifest) { m.Files[0].Mode = 0o4755 }},
+		{"negative size", func(m *Manifest) { m.Files[0].Size = -1 }},
+		{"bad digest", func(m *Manifest) { m.Files[0].SHA256 = "abc" }},
+		{"absolute", func(m *Manifest) { m.Files[0].Path = "/etc/passwd" }},
+		{"too many files", func(m *Manifest) {
+			for i := range MaxFiles {
+				m.Files = append(m.Files, File{Path: "f" + strconv.Itoa(i), SHA256: sum})
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := good()
+			tc.edit(m)
+			if m.check() == nil {
+				t.Error("accepted")
+			}
+		})
 	}
 }

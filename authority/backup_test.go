@@ -3,12 +3,14 @@ package authority
 import (
 	"bytes"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -334,5 +336,54 @@ func TestRestoreRefusesForeignOrDamagedArchive(t *testing.T) {
 	plan, err := Restore(t.Context(), dir, bytes.NewReader(foreign), RestoreOptions{DryRun: true, Force: true})
 	if err != nil || plan.Signed != "untrusted" {
 		t.Fatalf("forced dry run: %v, %+v", err, plan)
+	}
+}
+
+// TestBackupUnderWrites: a backup taken while members are being added
+// holds a registry that is whole (SQLite's integrity check passes) and
+// a state between the one before and the one after.
+func TestBackupUnderWrites(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authority")
+	ta := startAuthority(t, dir, "")
+	api := ta.client(adminToken)
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			if api.AddMember(t.Context(), MemberInput{ID: ident.ClientID{Instance: "VN", Class: "GOV", Code: "M" + strconv.Itoa(n)}, Name: "m"}) == nil {
+				n++
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	arch := backupTo(t, dir, nil)
+	close(stop)
+	added := <-done
+	out := filepath.Join(t.TempDir(), "x")
+	if _, err := archive.Extract(bytes.NewReader(arch), out, archive.ReadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := readTrustState(t.Context(), filepath.Join(out, registryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.counts["members"]; n == 0 || n > added {
+		t.Errorf("backup holds %d members; %d were added, some before the backup", n, added)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(out, registryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var check string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity check: %q %v", check, err)
 	}
 }
