@@ -74,10 +74,11 @@ func (a *Authority) prepare(ctx context.Context, tx *sql.Tx) (*published, int64,
 	if err != nil {
 		return nil, 0, err
 	}
-	serial++
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	serial = nextSerial(serial, at)
 	crlNum++
 	c.Serial = serial
-	c.GeneratedAt = time.Now().UTC().Truncate(time.Millisecond)
+	c.GeneratedAt = at
 	c.ExpiresAt = c.GeneratedAt.Add(a.config().ConfValidity.D())
 	c.CACerts = []string{string(pki.EncodeCert(a.ca.Cert.Raw))}
 	c.TSACerts = []string{string(pki.EncodeCert(a.tsa.cert.Raw))}
@@ -96,6 +97,19 @@ func (a *Authority) prepare(ctx context.Context, tx *sql.Tx) (*published, int64,
 		return nil, 0, err
 	}
 	return &published{doc: doc, serial: serial, etag: fmt.Sprintf(`"%d"`, serial), cfg: c}, crlNum, nil
+}
+
+// nextSerial is the serial of a configuration generated at t after one
+// with serial prev: the time in milliseconds since 1970, or prev+1 when
+// that is not above prev. Serials so follow the clock, and an authority
+// restored from a backup continues above every serial it published while
+// its clock was sane, even though the backup holds an older serial
+// (docs/design/backup.md).
+func nextSerial(prev uint64, t time.Time) uint64 {
+	if ms := t.UnixMilli(); ms > 0 && uint64(ms) > prev {
+		return uint64(ms)
+	}
+	return prev + 1
 }
 
 // maxConfSize is the largest signed configuration the authority

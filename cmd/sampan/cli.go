@@ -99,6 +99,8 @@ type AuthorityCmd struct {
 	Gateways     AuthorityGatewaysCmd     `cmd:"" help:"List the gateways registered at an authority, with their certificates, or show one (--id)."`
 	Groups       AuthorityGroupsCmd       `cmd:"" help:"List the global groups of an authority, or show one (--id)."`
 	Federation   AuthorityFederationCmd   `cmd:"" help:"List the instances an authority federates with, or show one (--id)."`
+	Backup       AuthorityBackupCmd       `cmd:"" help:"Write a signed (optionally encrypted) archive of an authority's data directory, while it runs."`
+	Restore      AuthorityRestoreCmd      `cmd:"" help:"Restore an authority's data directory from an archive, never undoing later revocations or suspensions."`
 }
 
 // AuthorityRunCmd runs an authority.
@@ -156,6 +158,9 @@ type GatewayCmd struct {
 	Run   GatewayRunCmd   `cmd:"" default:"withargs" help:"Run the gateway."`
 	Init  GatewayInitCmd  `cmd:"" help:"Create the gateway's keys and certificate requests."`
 	Renew GatewayRenewCmd `cmd:"" help:"Renew the gateway's certificates in place, with new keys, without a restart."`
+
+	Backup  GatewayBackupCmd  `cmd:"" help:"Write a signed (optionally encrypted) archive of a gateway's data directory, message log included, while it runs."`
+	Restore GatewayRestoreCmd `cmd:"" help:"Restore a gateway's data directory from an archive, never losing message-log evidence."`
 }
 
 // GatewayRunCmd runs a gateway.

@@ -1,0 +1,195 @@
+package msglog
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/client"
+)
+
+// Snapshot copies the log in dir into dst (which must not exist) while a
+// gateway may be appending to it, so that the copy verifies and loses
+// no record acknowledged before the copy began. The order makes it
+// consistent: first the write-ahead segments (every acknowledged record
+// not yet indexed; a segment is removed only after its records are in the
+// index, and a torn entry at the end of the newest is recovered as at a
+// restart), then the checkpoint, then the tiles it needs (immutable once
+// written, and a copy may hold more), then the record index with VACUUM
+// INTO (every row the checkpoint's leaves name was committed before the
+// leaf), then the rest (keys, certificates, time-stamps, bodies). A
+// record both in a copied segment and in the index is committed once at
+// the restored gateway's start. A PostgreSQL index is not copied: it is
+// backed up with PostgreSQL's own tools.
+func Snapshot(ctx context.Context, dir, dst string) error {
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		return fmt.Errorf("snapshot log: %w", err)
+	}
+	copyTree := func(sub string, skip func(rel string) bool) error {
+		root := filepath.Join(dir, sub)
+		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if os.IsNotExist(err) {
+					return nil // a segment removed while listed, or no such directory
+				}
+				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			if skip != nil && skip(filepath.ToSlash(rel)) {
+				if d.IsDir() && p != root {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() {
+				return os.MkdirAll(filepath.Join(dst, rel), 0o700)
+			}
+			if !d.Type().IsRegular() {
+				return fmt.Errorf("%s is not a regular file", p)
+			}
+			if err := copyFile(p, filepath.Join(dst, rel)); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+			return nil
+		})
+	}
+	// 1. Write-ahead segments.
+	if err := copyTree(WALDir, func(rel string) bool { return strings.HasSuffix(rel, walTemp) }); err != nil {
+		return fmt.Errorf("snapshot log: segments: %w", err)
+	}
+	// 2. The checkpoint, then 3. the tiles.
+	cp, err := os.ReadFile(filepath.Join(dir, TilesDir, "checkpoint"))
+	if err != nil {
+		return fmt.Errorf("snapshot log: checkpoint: %w", err)
+	}
+	if err := copyTree(TilesDir, func(rel string) bool { return rel == TilesDir+"/checkpoint" || strings.Contains(rel, ".tmp") }); err != nil {
+		return fmt.Errorf("snapshot log: tiles: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, TilesDir, "checkpoint"), cp, 0o644); err != nil {
+		return fmt.Errorf("snapshot log: checkpoint: %w", err)
+	}
+	// 4. The record index.
+	if _, err := os.Stat(filepath.Join(dir, IndexFile)); err == nil {
+		if err := VacuumInto(ctx, filepath.Join(dir, IndexFile), filepath.Join(dst, IndexFile)); err != nil {
+			return fmt.Errorf("snapshot log: %w", err)
+		}
+	}
+	// 5. The rest.
+	err = copyTree(".", func(rel string) bool {
+		top, _, _ := strings.Cut(rel, "/")
+		return top == WALDir || top == TilesDir || top == IndexFile || strings.HasPrefix(top, IndexFile+"-") || strings.HasSuffix(rel, ".tmp")
+	})
+	if err != nil {
+		return fmt.Errorf("snapshot log: %w", err)
+	}
+	return nil
+}
+
+// VacuumInto writes a consistent copy of the SQLite database at src to
+// dst (which must not exist), while other connections write.
+func VacuumInto(ctx context.Context, src, dst string) error {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	db, err := sql.Open("sqlite", "file:"+src+"?"+q.Encode())
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fi.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// Head is a log's latest checkpoint, verified with the log's key.
+type Head struct {
+	Origin string
+	Size   uint64
+	Root   []byte
+}
+
+// ReadHead reads and verifies the checkpoint of the log in dir.
+func ReadHead(ctx context.Context, dir string) (*Head, error) {
+	_, v, err := readVerifier(dir)
+	if err != nil {
+		return nil, err
+	}
+	f := client.FileFetcher{Root: filepath.Join(dir, TilesDir)}
+	cp, _, _, err := client.FetchCheckpoint(ctx, f.ReadCheckpoint, v, v.Name())
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	return &Head{Origin: cp.Origin, Size: cp.Size, Root: cp.Hash}, nil
+}
+
+// CheckExtends returns nil when the log in newer holds all of old: the
+// same origin, and a tree no smaller whose first old.Size leaves have
+// old's root (a consistency proof built from newer's tiles). Otherwise it
+// says how newer falls short: fewer records, or another history.
+func CheckExtends(ctx context.Context, old *Head, newer string) error {
+	h, err := ReadHead(ctx, newer)
+	if err != nil {
+		return err
+	}
+	if h.Origin != old.Origin {
+		return fmt.Errorf("the log is %q, not %q", h.Origin, old.Origin)
+	}
+	if h.Size < old.Size {
+		return fmt.Errorf("the log holds %d records, fewer than the %d in place", h.Size, old.Size)
+	}
+	if h.Size == old.Size {
+		if !bytes.Equal(h.Root, old.Root) {
+			return fmt.Errorf("the log of %d records has another head than the one in place", h.Size)
+		}
+		return nil
+	}
+	if old.Size == 0 {
+		return nil
+	}
+	f := client.FileFetcher{Root: filepath.Join(newer, TilesDir)}
+	pb, err := client.NewProofBuilder(ctx, h.Size, f.ReadTile)
+	if err != nil {
+		return fmt.Errorf("consistency proof: %w", err)
+	}
+	cons, err := pb.ConsistencyProof(ctx, old.Size, h.Size)
+	if err != nil {
+		return fmt.Errorf("consistency proof: %w", err)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, h.Size, cons, old.Root, h.Root); err != nil {
+		return fmt.Errorf("the log does not extend the one in place (another history): %w", err)
+	}
+	return nil
+}
