@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,7 +69,7 @@ func Backup(ctx context.Context, dir string, w io.Writer, o BackupOptions) (*arc
 	}
 	defer os.RemoveAll(stage)
 	regCopy := filepath.Join(stage, registryFile)
-	if err := VacuumInto(ctx, filepath.Join(dir, registryFile), regCopy); err != nil {
+	if err := store.VacuumInto(ctx, filepath.Join(dir, registryFile), regCopy); err != nil {
 		return nil, fmt.Errorf("back up authority: %w", err)
 	}
 	st, err := readTrustState(ctx, regCopy)
@@ -97,26 +96,6 @@ func Backup(ctx context.Context, dir string, w io.Writer, o BackupOptions) (*arc
 
 func isRegistryFile(rel string) bool {
 	return rel == registryFile || strings.HasPrefix(rel, registryFile+"-")
-}
-
-// VacuumInto writes a consistent copy of the SQLite database at src to
-// dst (which must not exist) with VACUUM INTO: a snapshot taken while
-// other processes write.
-func VacuumInto(ctx context.Context, src, dst string) error {
-	if _, err := os.Stat(src); err != nil {
-		return fmt.Errorf("copy database: %w", err)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	db, err := sql.Open("sqlite", "file:"+src+"?"+q.Encode())
-	if err != nil {
-		return fmt.Errorf("copy database %s: %w", src, err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
-		return fmt.Errorf("copy database %s: %w", src, err)
-	}
-	return nil
 }
 
 // RestoreOptions says how to restore an authority.
@@ -270,7 +249,7 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		// Read from a snapshot: the directory's registry is not opened
 		// for writing, and a dry run leaves it byte for byte.
 		snap := filepath.Join(tmp, ".current-registry.db")
-		if err := VacuumInto(ctx, filepath.Join(dir, registryFile), snap); err != nil {
+		if err := store.VacuumInto(ctx, filepath.Join(dir, registryFile), snap); err != nil {
 			return nil, fmt.Errorf("restore authority: current registry: %w", err)
 		}
 		if err := migrateCopy(ctx, snap); err != nil {
@@ -479,7 +458,19 @@ func readTrustState(ctx context.Context, path string) (*trustState, error) {
 		s.agreements[id] = ag
 	}
 	rows.Close()
-	rows, err = db.QueryContext(ctx, `SELECT at, operator, action, detail FROM audit_log ORDER BY rowid`)
+	// Changes made, not calls refused: a refused call shares its action's
+	// name ("revoke certificate") and must not be taken for who made the
+	// change. A registry from before the outcome column marks refusals in
+	// the action alone ("refused 403").
+	var hasOutcome int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('audit_log') WHERE name = 'outcome'`).Scan(&hasOutcome); err != nil {
+		return nil, fmt.Errorf("read registry: %w", err)
+	}
+	q := `SELECT at, operator, action, detail FROM audit_log WHERE action NOT LIKE 'refused %' ORDER BY rowid`
+	if hasOutcome > 0 {
+		q = `SELECT at, operator, action, detail FROM audit_log WHERE outcome = 'ok' ORDER BY rowid`
+	}
+	rows, err = db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read registry: %w", err)
 	}

@@ -133,6 +133,10 @@ func TestRestoreNeverRewindsTrust(t *testing.T) {
 	if err := ta.a.db.QueryRowContext(t.Context(), `SELECT revoked_at FROM certificates WHERE serial = ?`, f.serial).Scan(&revokedFirst); err != nil {
 		t.Fatal(err)
 	}
+	// A later refused attempt at the same change is not who made it.
+	if _, err := ta.a.db.ExecContext(t.Context(), `INSERT INTO audit_log (at, operator, action, detail, outcome) VALUES (?, 'mallory', 'revoke certificate', ?, 'refused: role auditor')`, now(), f.serial); err != nil {
+		t.Fatal(err)
+	}
 	ta.stop()
 
 	before := hashDir(t, dir)

@@ -19,6 +19,7 @@ import (
 	"github.com/sampan-exchange/sampan/archive"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/store"
 )
 
 // Backups and restores of a gateway's data directory
@@ -81,7 +82,7 @@ func Backup(ctx context.Context, dir string, w io.Writer, o BackupOptions) (*arc
 		if _, err := os.Stat(filepath.Join(dir, db)); err != nil {
 			continue
 		}
-		if err := msglog.VacuumInto(ctx, filepath.Join(dir, db), filepath.Join(stage, db)); err != nil {
+		if err := store.VacuumInto(ctx, filepath.Join(dir, db), filepath.Join(stage, db)); err != nil {
 			return nil, fmt.Errorf("back up gateway: %w", err)
 		}
 		srcs = append(srcs, archive.Source{Path: db, Disk: filepath.Join(stage, db)})

@@ -3,15 +3,14 @@ package msglog
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/sampan-exchange/sampan/store"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/client"
@@ -79,7 +78,7 @@ func Snapshot(ctx context.Context, dir, dst string) error {
 	}
 	// 4. The record index.
 	if _, err := os.Stat(filepath.Join(dir, IndexFile)); err == nil {
-		if err := VacuumInto(ctx, filepath.Join(dir, IndexFile), filepath.Join(dst, IndexFile)); err != nil {
+		if err := store.VacuumInto(ctx, filepath.Join(dir, IndexFile), filepath.Join(dst, IndexFile)); err != nil {
 			return fmt.Errorf("snapshot log: %w", err)
 		}
 	}
@@ -90,22 +89,6 @@ func Snapshot(ctx context.Context, dir, dst string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("snapshot log: %w", err)
-	}
-	return nil
-}
-
-// VacuumInto writes a consistent copy of the SQLite database at src to
-// dst (which must not exist), while other connections write.
-func VacuumInto(ctx context.Context, src, dst string) error {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	db, err := sql.Open("sqlite", "file:"+src+"?"+q.Encode())
-	if err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	return nil
 }

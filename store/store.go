@@ -131,3 +131,24 @@ func PageSize(path string) (int, error) {
 	}
 	return ps, nil
 }
+
+// VacuumInto copies the SQLite database at src into a new file dst with
+// SQLite's VACUUM INTO: a consistent copy of a database that other
+// connections keep writing (it reads one snapshot), without stopping
+// them. src must exist.
+func VacuumInto(ctx context.Context, src, dst string) error {
+	if _, err := os.Stat(src); err != nil {
+		return fmt.Errorf("copy database: %w", err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	db, err := sql.Open("sqlite", "file:"+src+"?"+q.Encode())
+	if err != nil {
+		return fmt.Errorf("copy database %s: %w", src, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+		return fmt.Errorf("copy database %s: %w", src, err)
+	}
+	return nil
+}
