@@ -205,6 +205,32 @@ func (a *Authority) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"revoked": r.PathValue("serial")})
 		return nil
 	})
+	manage("GET /api/v1/rotation", "get_rotation", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+		writeJSON(w, http.StatusOK, a.Rotation())
+		return nil
+	})
+	rotationStep := func(path, call string, step func(r *http.Request, op string, in RotateInput) error) {
+		manage("POST /api/v1/rotation/"+path, call, RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+			var in RotateInput
+			if err := decodeOptional(r, &in); err != nil {
+				return err
+			}
+			if err := step(r, op, in); err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, a.Rotation())
+			return nil
+		})
+	}
+	rotationStep("conf-key/prepare", "prepare_conf_key", func(r *http.Request, op string, in RotateInput) error {
+		return a.PrepareConfKey(r.Context(), op)
+	})
+	rotationStep("conf-key/activate", "activate_conf_key", func(r *http.Request, op string, in RotateInput) error {
+		return a.ActivateConfKey(r.Context(), op, in)
+	})
+	rotationStep("conf-key/retire", "retire_conf_key", func(r *http.Request, op string, in RotateInput) error {
+		return a.RetireConfKey(r.Context(), op, in)
+	})
 	return a.metrics.countCalls(calls, ocspGET(mux, a.serveOCSP))
 }
 
@@ -279,6 +305,21 @@ func decode(r *http.Request, v any) error {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		return fmt.Errorf("%w: request body: %w", errInvalid, err)
+	}
+	if err := cfg.Decode(b, v); err != nil {
+		return fmt.Errorf("%w: request body: %w", errInvalid, err)
+	}
+	return nil
+}
+
+// decodeOptional is decode for a body that may be left out.
+func decodeOptional(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return fmt.Errorf("%w: request body: %w", errInvalid, err)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil
 	}
 	if err := cfg.Decode(b, v); err != nil {
 		return fmt.Errorf("%w: request body: %w", errInvalid, err)

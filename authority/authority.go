@@ -6,7 +6,6 @@ package authority
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
@@ -52,11 +51,17 @@ type Authority struct {
 	log    *slog.Logger
 	db     *sql.DB
 	ca     *pki.CA
-	tlsCA  *pki.CA // issues the authority's own TLS certificate only
-	signer *pki.Signer
+	tlsCA  *pki.CA     // issues the authority's own TLS certificate only
+	signer *pki.Signer // signs configurations with curConfKey
 	kid    string
 	tls    tls.Certificate
-	anchor *conf.Anchor
+	anchor atomic.Pointer[conf.Anchor]
+
+	// A configuration-signing key rotation (rotation.go), under pubMu;
+	// rotMu serialises its steps.
+	rotMu                                sync.Mutex
+	curConfKey, nextConfKey, prevConfKey *confKey
+	rotation                             rotationState
 
 	pubMu   sync.Mutex // serialises every write and publication
 	current atomic.Pointer[published]
@@ -109,16 +114,7 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 	if a.tlsCA, err = pki.LoadOrCreateCAFiles(filepath.Join(dir, tlsCAKeyFile), filepath.Join(dir, TLSCAFile), c.Instance+" Sampan authority TLS CA"); err != nil {
 		return nil, err
 	}
-	key, err := pki.LoadOrCreateKey(filepath.Join(dir, confSignKey), pki.Ed25519)
-	if err != nil {
-		return nil, err
-	}
-	ak, err := conf.NewAnchorKey("", key.Public())
-	if err != nil {
-		return nil, err
-	}
-	a.kid = c.Instance + "-" + pki.Fingerprint([]byte(ak.PublicKey))[:16]
-	if a.signer, err = pki.NewSigner(key, a.kid); err != nil {
+	if err := a.loadConfKeys(); err != nil {
 		return nil, err
 	}
 	if err := a.loadTLS(); err != nil {
@@ -127,7 +123,7 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 	if err := a.loadTSA(); err != nil {
 		return nil, err
 	}
-	if err := a.writeAnchor(key.Public()); err != nil {
+	if err := a.writeAnchor(); err != nil {
 		return nil, err
 	}
 	if a.db, err = store.Open(ctx, filepath.Join(dir, registryFile), migrations); err != nil {
@@ -202,22 +198,19 @@ func sameHosts(c *x509.Certificate, hosts []string) bool {
 	return true
 }
 
-func (a *Authority) writeAnchor(pub crypto.PublicKey) error {
-	k, err := conf.NewAnchorKey(a.kid, pub)
-	if err != nil {
-		return err
-	}
+// writeAnchor writes the anchor file: the keys of anchorKeys.
+func (a *Authority) writeAnchor() error {
 	an := &conf.Anchor{
 		FormatVersion: conf.FormatVersion,
 		Instance:      a.cfg.Instance,
 		URL:           strings.TrimSuffix(a.cfg.PublicURL, "/") + "/conf",
-		Keys:          []conf.AnchorKey{k},
+		Keys:          a.anchorKeys(),
 		TLSCA:         string(pki.EncodeCert(a.tlsCA.Cert.Raw)),
 	}
 	if err := an.Validate(); err != nil {
 		return fmt.Errorf("anchor: %w", err)
 	}
-	a.anchor = an
+	a.anchor.Store(an)
 	path := filepath.Join(a.dir, AnchorFile)
 	tmp := path + ".tmp"
 	if err := cfg.Write(tmp, an, 0o644); err != nil {
@@ -231,7 +224,7 @@ func (a *Authority) writeAnchor(pub crypto.PublicKey) error {
 func (a *Authority) AnchorPath() string { return filepath.Join(a.dir, AnchorFile) }
 
 // Anchor returns the anchor of this authority's configuration.
-func (a *Authority) Anchor() *conf.Anchor { return a.anchor }
+func (a *Authority) Anchor() *conf.Anchor { return a.anchor.Load() }
 
 // CACert returns the instance CA's certificate: gateways' and members'
 // certificates chain to it.

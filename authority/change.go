@@ -82,6 +82,7 @@ func (a *Authority) prepare(ctx context.Context, tx *sql.Tx) (*published, int64,
 	c.CACerts = []string{string(pki.EncodeCert(a.ca.Cert.Raw))}
 	c.TSACerts = []string{string(pki.EncodeCert(a.tsa.cert.Raw))}
 	c.TSAURL = strings.TrimSuffix(a.cfg.PublicURL, "/") + "/tsa"
+	c.NextKeys = a.announcedConfKeys()
 	if err := c.Validate(); err != nil {
 		return nil, 0, fmt.Errorf("%w: the configuration would not be valid: %w", errInvalid, err)
 	}

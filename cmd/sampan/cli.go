@@ -93,6 +93,7 @@ type AuthorityCmd struct {
 	Revoke       AuthorityRevokeCmd       `cmd:"" help:"Revoke a certificate at an authority."`
 	Certificates AuthorityCertificatesCmd `cmd:"" help:"List the certificates an authority has issued, with their status."`
 	Audit        AuthorityAuditCmd        `cmd:"" help:"Read an authority's audit log: who did what, when, refusals included."`
+	Rotate       AuthorityRotateCmd       `cmd:"" help:"Rotate the configuration-signing key or the instance CA, with overlap (docs/operating.md)."`
 }
 
 // AuthorityRunCmd runs an authority.

@@ -1,0 +1,357 @@
+package authority
+
+import (
+	"context"
+	"crypto"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/pki"
+)
+
+// Rotation of the configuration-signing key (docs/design/rotation.md):
+// prepare creates the next key, which the configuration then announces
+// (conf.Config.NextKeys) and the anchor file lists; activate signs with
+// it and announces the old one as still accepted; retire drops the old
+// one from the configuration and the anchor.
+
+// Files of a rotation in the data directory.
+const (
+	confSignNextKey = "conf-sign-next.key"
+	confSignPrevKey = "conf-sign-prev.key"
+	rotationFile    = "rotation.json"
+)
+
+// rotationState is when each step of a rotation in progress was taken,
+// kept in rotationFile beside the keys it is about.
+type rotationState struct {
+	ConfKeyPreparedAt  time.Time `json:"conf_key_prepared_at,omitzero"`
+	ConfKeyActivatedAt time.Time `json:"conf_key_activated_at,omitzero"`
+}
+
+// confKey is one configuration-signing key and its anchor entry.
+type confKey struct {
+	key   crypto.Signer
+	entry conf.AnchorKey
+}
+
+func (a *Authority) newConfKey(key crypto.Signer) (*confKey, error) {
+	ak, err := conf.NewAnchorKey("", key.Public())
+	if err != nil {
+		return nil, err
+	}
+	ak.KeyID = a.cfg.Instance + "-" + pki.Fingerprint([]byte(ak.PublicKey))[:16]
+	return &confKey{key: key, entry: ak}, nil
+}
+
+// loadConfKeys reads the configuration-signing key (creating it on first
+// start) and those of a rotation in progress. A previous key equal to
+// the current one is what an activation interrupted between its two
+// file steps leaves; it is removed.
+func (a *Authority) loadConfKeys() error {
+	key, err := pki.LoadOrCreateKey(filepath.Join(a.dir, confSignKey), pki.Ed25519)
+	if err != nil {
+		return err
+	}
+	if err := a.useConfKey(key); err != nil {
+		return err
+	}
+	read := func(name string) (*confKey, error) {
+		k, err := pki.ReadKey(filepath.Join(a.dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return a.newConfKey(k)
+	}
+	if a.nextConfKey, err = read(confSignNextKey); err != nil {
+		return err
+	}
+	if a.prevConfKey, err = read(confSignPrevKey); err != nil {
+		return err
+	}
+	if a.prevConfKey != nil && a.prevConfKey.entry.KeyID == a.kid {
+		a.prevConfKey = nil
+		if err := os.Remove(filepath.Join(a.dir, confSignPrevKey)); err != nil {
+			return fmt.Errorf("finish key activation: %w", err)
+		}
+	}
+	err = cfg.Load(filepath.Join(a.dir, rotationFile), &a.rotation)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read rotation state: %w", err)
+	}
+	return nil
+}
+
+// useConfKey makes key the one configurations are signed with.
+func (a *Authority) useConfKey(key crypto.Signer) error {
+	k, err := a.newConfKey(key)
+	if err != nil {
+		return err
+	}
+	s, err := pki.NewSigner(key, k.entry.KeyID)
+	if err != nil {
+		return err
+	}
+	a.curConfKey, a.signer, a.kid = k, s, k.entry.KeyID
+	return nil
+}
+
+// anchorKeys are the keys the anchor file lists: the signing key, then
+// the one being introduced or retired.
+func (a *Authority) anchorKeys() []conf.AnchorKey {
+	return append([]conf.AnchorKey{a.curConfKey.entry}, a.announcedConfKeys()...)
+}
+
+// announcedConfKeys are the keys the configuration announces besides
+// the one that signs it (conf.Config.NextKeys).
+func (a *Authority) announcedConfKeys() []conf.AnchorKey {
+	var out []conf.AnchorKey
+	for _, k := range []*confKey{a.nextConfKey, a.prevConfKey} {
+		if k != nil {
+			out = append(out, k.entry)
+		}
+	}
+	return out
+}
+
+func (a *Authority) saveRotation() error {
+	path := filepath.Join(a.dir, rotationFile)
+	if a.rotation == (rotationState{}) {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("write rotation state: %w", err)
+		}
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := cfg.Write(tmp, a.rotation, 0o600); err != nil {
+		return fmt.Errorf("write rotation state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write rotation state: %w", err)
+	}
+	return nil
+}
+
+// RotateInput are the options of a rotation step.
+type RotateInput struct {
+	// Force takes the step before its waiting time has passed, or (CA
+	// retirement) while certificates still chain to the old CA.
+	Force bool `json:"force,omitempty"`
+}
+
+// ConfKeyStatus is where a configuration-signing key rotation stands.
+type ConfKeyStatus struct {
+	// Current signs the configuration; Next is prepared and announced;
+	// Previous signed before the last activation and is still
+	// announced as accepted.
+	Current  string `json:"current"`
+	Next     string `json:"next,omitempty"`
+	Previous string `json:"previous,omitempty"`
+	// PreparedAt and ActivatedAt are when the steps were taken;
+	// ActivateAfter and RetireAfter when the next step is allowed
+	// without force.
+	PreparedAt    *time.Time `json:"prepared_at,omitempty"`
+	ActivateAfter *time.Time `json:"activate_after,omitempty"`
+	ActivatedAt   *time.Time `json:"activated_at,omitempty"`
+	RetireAfter   *time.Time `json:"retire_after,omitempty"`
+}
+
+// RotationStatus is where the rotations stand.
+type RotationStatus struct {
+	ConfKey ConfKeyStatus `json:"conf_key"`
+}
+
+// activateWait is how long a next key must have been announced before it
+// signs: one configuration validity, after which every gateway that
+// still serves holds a configuration announcing it.
+func (a *Authority) activateWait() time.Duration { return a.cfg.ConfValidity.D() }
+
+// retireWait is how long the old key stays announced after activation:
+// twice the configuration validity (docs/design/rotation.md).
+func (a *Authority) retireWait() time.Duration { return 2 * a.cfg.ConfValidity.D() }
+
+// Rotation reports where the rotations stand.
+func (a *Authority) Rotation() RotationStatus {
+	a.pubMu.Lock()
+	defer a.pubMu.Unlock()
+	ck := ConfKeyStatus{Current: a.kid}
+	at := func(t time.Time) *time.Time { return &t }
+	if a.nextConfKey != nil {
+		ck.Next = a.nextConfKey.entry.KeyID
+		if !a.rotation.ConfKeyPreparedAt.IsZero() {
+			ck.PreparedAt = at(a.rotation.ConfKeyPreparedAt)
+			ck.ActivateAfter = at(a.rotation.ConfKeyPreparedAt.Add(a.activateWait()))
+		}
+	}
+	if a.prevConfKey != nil {
+		ck.Previous = a.prevConfKey.entry.KeyID
+		if !a.rotation.ConfKeyActivatedAt.IsZero() {
+			ck.ActivatedAt = at(a.rotation.ConfKeyActivatedAt)
+			ck.RetireAfter = at(a.rotation.ConfKeyActivatedAt.Add(a.retireWait()))
+		}
+	}
+	return RotationStatus{ConfKey: ck}
+}
+
+// rotate runs one rotation step: step changes the keys held in memory
+// and on disk (under the write lock) and returns how to undo it; the
+// configuration is then published and the step audited, all or nothing
+// as far as gateways see. A failed publication undoes the step.
+func (a *Authority) rotate(ctx context.Context, op, action string, step func() (detail string, undo func(), err error)) error {
+	a.rotMu.Lock()
+	defer a.rotMu.Unlock()
+	var undo func()
+	var detail string
+	_, err := a.commit(ctx, "", "", "", func(tx *sql.Tx) error {
+		var err error
+		if detail, undo, err = step(); err != nil {
+			return err
+		}
+		if err := a.writeAnchor(); err != nil {
+			return err
+		}
+		return a.audit(ctx, tx, op, action, detail)
+	})
+	if err != nil && undo != nil {
+		a.pubMu.Lock()
+		undo()
+		if werr := a.writeAnchor(); werr != nil {
+			a.log.Error("restore anchor file after a failed rotation step", "err", werr)
+		}
+		a.pubMu.Unlock()
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	a.log.Info(action, "operator", op, "detail", detail)
+	return nil
+}
+
+// PrepareConfKey creates the next configuration-signing key (mode 0600,
+// in the data directory); from now on the configuration announces it and
+// the anchor file lists it.
+func (a *Authority) PrepareConfKey(ctx context.Context, op string) error {
+	return a.rotate(ctx, op, "prepare configuration-signing key", func() (string, func(), error) {
+		if a.nextConfKey != nil {
+			return "", nil, fmt.Errorf("%w: key %s is already prepared; activate it first", errConflict, a.nextConfKey.entry.KeyID)
+		}
+		if a.prevConfKey != nil {
+			return "", nil, fmt.Errorf("%w: key %s is still being retired; retire it first", errConflict, a.prevConfKey.entry.KeyID)
+		}
+		key, err := pki.GenerateKey(pki.Ed25519)
+		if err != nil {
+			return "", nil, err
+		}
+		k, err := a.newConfKey(key)
+		if err != nil {
+			return "", nil, err
+		}
+		path := filepath.Join(a.dir, confSignNextKey)
+		if err := pki.WriteKey(path, key); err != nil {
+			return "", nil, err
+		}
+		was := a.rotation
+		a.nextConfKey = k
+		a.rotation = rotationState{ConfKeyPreparedAt: time.Now().UTC()}
+		undo := func() {
+			a.nextConfKey, a.rotation = nil, was
+			os.Remove(path)
+			a.saveRotation()
+		}
+		if err := a.saveRotation(); err != nil {
+			undo()
+			return "", nil, err
+		}
+		return k.entry.KeyID, undo, nil
+	})
+}
+
+// ActivateConfKey signs the configuration with the prepared key from now
+// on; the old key stays announced as accepted until RetireConfKey. It
+// refuses before the prepared key has been announced for one
+// configuration validity, unless forced.
+func (a *Authority) ActivateConfKey(ctx context.Context, op string, in RotateInput) error {
+	return a.rotate(ctx, op, "activate configuration-signing key", func() (string, func(), error) {
+		next := a.nextConfKey
+		if next == nil {
+			return "", nil, fmt.Errorf("%w: no configuration-signing key is prepared; prepare one first", errConflict)
+		}
+		if ready := a.rotation.ConfKeyPreparedAt.Add(a.activateWait()); !in.Force && time.Now().Before(ready) {
+			return "", nil, fmt.Errorf("%w: key %s has been announced since %s; a gateway may still hold a configuration from before that, which does not announce it, until %s (one configuration validity); activating now would make such gateways refuse every new configuration (force to do it anyway)",
+				errConflict, next.entry.KeyID, a.rotation.ConfKeyPreparedAt.Format(time.RFC3339), ready.Format(time.RFC3339))
+		}
+		cur := a.curConfKey
+		curPath, nextPath, prevPath := filepath.Join(a.dir, confSignKey), filepath.Join(a.dir, confSignNextKey), filepath.Join(a.dir, confSignPrevKey)
+		// Two steps, each atomic, a restart finishing or ignoring an
+		// interrupted one (loadConfKeys): the current key also becomes
+		// the previous, then the next replaces the current.
+		os.Remove(prevPath)
+		if err := os.Link(curPath, prevPath); err != nil {
+			return "", nil, fmt.Errorf("keep the old key: %w", err)
+		}
+		if err := os.Rename(nextPath, curPath); err != nil {
+			os.Remove(prevPath)
+			return "", nil, fmt.Errorf("install the new key: %w", err)
+		}
+		was := a.rotation
+		if err := a.useConfKey(next.key); err != nil {
+			return "", nil, err
+		}
+		a.nextConfKey, a.prevConfKey = nil, cur
+		a.rotation.ConfKeyActivatedAt = time.Now().UTC()
+		undo := func() {
+			os.Rename(curPath, nextPath)
+			os.Rename(prevPath, curPath)
+			a.useConfKey(cur.key)
+			a.nextConfKey, a.prevConfKey, a.rotation = next, nil, was
+			a.saveRotation()
+		}
+		if err := a.saveRotation(); err != nil {
+			undo()
+			return "", nil, err
+		}
+		return next.entry.KeyID + " signs; " + cur.entry.KeyID + " still accepted", undo, nil
+	})
+}
+
+// RetireConfKey stops announcing the key used before the last
+// activation: gateways stop trusting it with the configuration that no
+// longer lists it, and the anchor file drops it. It refuses before twice
+// the configuration validity has passed since activation, unless forced.
+func (a *Authority) RetireConfKey(ctx context.Context, op string, in RotateInput) error {
+	var retired *confKey
+	err := a.rotate(ctx, op, "retire configuration-signing key", func() (string, func(), error) {
+		prev := a.prevConfKey
+		if prev == nil {
+			return "", nil, fmt.Errorf("%w: no configuration-signing key is being retired; prepare and activate a new one first", errConflict)
+		}
+		if ready := a.rotation.ConfKeyActivatedAt.Add(a.retireWait()); !in.Force && time.Now().Before(ready) {
+			return "", nil, fmt.Errorf("%w: key %s stopped signing at %s; it stays accepted until %s (twice the configuration validity), so that every gateway, here and at federated instances, has moved to configurations signed by %s before it goes (force to retire it anyway)",
+				errConflict, prev.entry.KeyID, a.rotation.ConfKeyActivatedAt.Format(time.RFC3339), ready.Format(time.RFC3339), a.kid)
+		}
+		was := a.rotation
+		a.prevConfKey = nil
+		a.rotation.ConfKeyActivatedAt = time.Time{}
+		retired = prev
+		return prev.entry.KeyID, func() { a.prevConfKey, a.rotation, retired = prev, was, nil }, nil
+	})
+	if err != nil {
+		return err
+	}
+	// Published without it: its private key goes.
+	a.pubMu.Lock()
+	defer a.pubMu.Unlock()
+	if err := os.Remove(filepath.Join(a.dir, confSignPrevKey)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the retired key %s: %w", retired.entry.KeyID, err)
+	}
+	return a.saveRotation()
+}
