@@ -240,11 +240,16 @@ func (a *Anchor) KeyIDs() []string {
 	return out
 }
 
-// Fingerprint identifies the anchor as installed: the SHA-256 of its
-// canonical JSON. Keys a gateway learned are bound to it, so that
-// installing another anchor starts again from that anchor's keys.
+// Fingerprint identifies the trust an anchor was installed with: the
+// SHA-256 of its instance and keys (not its URL or TLS CA, which may
+// move without a change of trust). Keys a gateway learned are bound to
+// it, so that installing an anchor with other keys starts again from
+// that anchor's keys.
 func (a *Anchor) Fingerprint() string {
-	b, _ := json.Marshal(a)
+	b, _ := json.Marshal(struct {
+		Instance string      `json:"instance"`
+		Keys     []AnchorKey `json:"keys"`
+	}{a.Instance, a.Keys})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

@@ -131,8 +131,17 @@ func (s *confSync) loadTrust(ctx context.Context) error {
 }
 
 // TrustedConfKeys returns the ids of the configuration-signing keys the
-// gateway trusts now for its own instance.
-func (g *Gateway) TrustedConfKeys() []string { return g.sync.trust.Load().KeyIDs() }
+// gateway trusts now for an instance, its own or a federated one; nil
+// for an instance it does not follow.
+func (g *Gateway) TrustedConfKeys(instance string) []string {
+	if instance == g.anchor.Instance {
+		return g.sync.trust.Load().KeyIDs()
+	}
+	if fo := g.fed.get(instance); fo != nil && !fo.removed.Load() {
+		return fo.sync.trust.Load().KeyIDs()
+	}
+	return nil
+}
 
 // loadCached verifies and installs the configuration kept in the state
 // database, if any.

@@ -1,0 +1,349 @@
+package gateway_test
+
+import (
+	"crypto"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sampan-exchange/sampan/authority"
+	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/sandbox"
+)
+
+// traffic runs four loops of real calls through two gateways — HCMC
+// calling MOF at home, MOF calling ACRA in Singapore — until stop, and
+// counts the calls and the refusals.
+type traffic struct {
+	stop           atomic.Bool
+	calls, refused atomic.Int64
+	wg             sync.WaitGroup
+}
+
+func startTraffic(t *testing.T, w *world) *traffic {
+	tr := &traffic{}
+	hcmc, mof := w.manifestGateway("VN/GOV/HCMC/gw1").ClientURL, w.manifestGateway("VN/GOV/MOF/gw1").ClientURL
+	flows := []func() bool{
+		func() bool { return get(hcmc, hcmcClient, companies+"/0100109106") },
+		func() bool { return get(hcmc, hcmcClient, companies+"/0300588569") },
+		func() bool { return get(mof, mofClient, entities+"/199201624D") },
+		func() bool { return get(mof, mofClient, entities+"/199201624D") },
+	}
+	for _, flow := range flows {
+		tr.wg.Add(1)
+		go func() {
+			defer tr.wg.Done()
+			for !tr.stop.Load() {
+				tr.calls.Add(1)
+				if !flow() {
+					tr.refused.Add(1)
+				}
+			}
+		}()
+	}
+	return tr
+}
+
+// end stops the loops and fails the test if any call was refused.
+func (tr *traffic) end(t *testing.T) {
+	t.Helper()
+	tr.stop.Store(true)
+	tr.wg.Wait()
+	t.Logf("%d calls during the rotation", tr.calls.Load())
+	if tr.calls.Load() == 0 || tr.refused.Load() != 0 {
+		t.Errorf("%d calls during the rotation, %d refused", tr.calls.Load(), tr.refused.Load())
+	}
+}
+
+func (w *world) gateway(id string) *gateway.Gateway {
+	for _, g := range w.sb.Gateways {
+		if g.ID().String() == id {
+			return g
+		}
+	}
+	panic("no gateway " + id)
+}
+
+// wantTrust checks the configuration-signing keys gateways trust for
+// VN: its own gateways and Singapore's, which follow VN's configuration
+// as a federated one.
+func (w *world) wantTrust(t *testing.T, step string, want ...string) {
+	t.Helper()
+	for _, id := range []string{"VN/GOV/HCMC/gw1", "VN/GOV/MOF/gw1", "VN/GOV/MPS/gw1", "SG/GOV/ACRA/gw1"} {
+		if got := w.gateway(id).TrustedConfKeys("VN"); !slices.Equal(got, want) {
+			t.Errorf("%s: %s trusts %v for VN, want %v", step, id, got, want)
+		}
+	}
+}
+
+func anchorKeys(t *testing.T, path string) []string {
+	t.Helper()
+	an, err := conf.ReadAnchor(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return an.KeyIDs()
+}
+
+// TestRotateConfKeyUnderTraffic rotates VN's configuration-signing key
+// — prepare, activate, retire — while four loops call through two
+// gateways, at home and across the border: no call is refused; each
+// gateway (Singapore's included) trusts the announced key before it
+// signs and forgets the old one once retired; a gateway restarted
+// mid-rotation keeps what it learned; afterwards a configuration signed
+// by the retired key, and one signed by a key it announced, are refused.
+func TestRotateConfKeyUnderTraffic(t *testing.T) {
+	w := startWorld(t, sandbox.Options{ConfRefresh: time.Second})
+	api := w.adminAPI(t)
+	ctx := t.Context()
+	vn := w.authority("VN")
+	dataDir := filepath.Dir(vn.AnchorPath())
+	st, err := api.Rotation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1 := st.ConfKey.Current
+	w.wantTrust(t, "before", k1)
+	// The gateways that restart or reopen below were installed with
+	// the anchor of now, which lists k1 alone.
+	pinAnchor(t, w.manifestGateway("VN/GOV/MPS/gw1"), vn.AnchorPath())
+	origAnchor := filepath.Join(t.TempDir(), "anchor.json")
+	if b, err := os.ReadFile(vn.AnchorPath()); err != nil || os.WriteFile(origAnchor, b, 0o644) != nil {
+		t.Fatal(err)
+	}
+
+	tr := startTraffic(t, w)
+
+	// Prepare: the next key is announced and listed in the anchor file.
+	st, err = api.Rotate(ctx, "conf-key", "prepare", authority.RotateInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2 := st.ConfKey.Next
+	if k2 == "" || k2 == k1 || st.ConfKey.Current != k1 {
+		t.Fatalf("after prepare: %+v", st.ConfKey)
+	}
+	if fi, err := os.Stat(filepath.Join(dataDir, "conf-sign-next.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("next key file: %v, %v", fi, err)
+	}
+	if got := anchorKeys(t, vn.AnchorPath()); !slices.Equal(got, []string{k1, k2}) {
+		t.Errorf("anchor file after prepare lists %v", got)
+	}
+	if _, err := api.Rotate(ctx, "conf-key", "prepare", authority.RotateInput{}); err == nil || !strings.Contains(err.Error(), "already prepared") {
+		t.Errorf("second prepare: %v", err)
+	}
+	w.refresh(t)
+	w.wantTrust(t, "after prepare", k1, k2)
+
+	// A gateway restarted now keeps the key it learned.
+	if err := w.sb.RestartGateway("VN/GOV/MPS/gw1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.gateway("VN/GOV/MPS/gw1").TrustedConfKeys("VN"); !slices.Equal(got, []string{k1, k2}) {
+		t.Errorf("restarted gateway trusts %v", got)
+	}
+
+	// Activate: refused before the key has been announced for one
+	// validity, then forced.
+	if _, err := api.Rotate(ctx, "conf-key", "activate", authority.RotateInput{}); err == nil || !strings.Contains(err.Error(), "one configuration validity") {
+		t.Errorf("early activation: %v, want a refusal naming the validity", err)
+	}
+	backup, err := os.ReadFile(filepath.Join(dataDir, "conf-sign.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey, err := pki.ParseKey(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = api.Rotate(ctx, "conf-key", "activate", authority.RotateInput{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st.ConfKey.Current != k2 || st.ConfKey.Previous != k1 || st.ConfKey.Next != "" {
+		t.Fatalf("after activate: %+v", st.ConfKey)
+	}
+	if kid := signedBy(t, fetchConf(t, w, "VN")); kid != k2 {
+		t.Errorf("configuration signed by %s after activation, want %s", kid, k2)
+	}
+	w.refresh(t)
+	w.wantTrust(t, "after activate", k2, k1)
+	if s := w.gateway("VN/GOV/MPS/gw1"); confSerial(s) != vn.Current().Serial {
+		t.Errorf("restarted gateway holds serial %d, authority publishes %d", confSerial(s), vn.Current().Serial)
+	}
+
+	// Retire: refused within the window, then forced.
+	if _, err := api.Rotate(ctx, "conf-key", "retire", authority.RotateInput{}); err == nil || !strings.Contains(err.Error(), "twice the configuration validity") {
+		t.Errorf("early retirement: %v", err)
+	}
+	if st, err = api.Rotate(ctx, "conf-key", "retire", authority.RotateInput{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st.ConfKey.Current != k2 || st.ConfKey.Previous != "" {
+		t.Fatalf("after retire: %+v", st.ConfKey)
+	}
+	if got := anchorKeys(t, vn.AnchorPath()); !slices.Equal(got, []string{k2}) {
+		t.Errorf("anchor file after retire lists %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "conf-sign-prev.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("retired private key still on disk: %v", err)
+	}
+	w.refresh(t)
+	w.wantTrust(t, "after retire", k2)
+	tr.end(t)
+
+	audit, err := api.Audit(ctx, 0, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, e := range audit.Items {
+		if strings.Contains(e.Action, "configuration-signing key") {
+			steps = append(steps, e.Action)
+		}
+	}
+	if len(steps) != 3 {
+		t.Errorf("audit log has %v, want prepare, activate and retire", steps)
+	}
+
+	// The retired key is no longer trusted, and a key it announces is
+	// not learned: HCMC's gateway, opened again on its own with its
+	// anchor pointing at an impostor that holds the retired key.
+	genuine := fetchConf(t, w, "VN")
+	cur, err := conf.Verify(genuine, vn.Anchor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mg := w.manifestGateway("VN/GOV/HCMC/gw1")
+	gc, err := gateway.LoadConfig(mg.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostorCert := w.authorityTLSCert(t, "VN")
+	if err := w.sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rogue, _ := pki.GenerateKey(pki.Ed25519)
+	rogueEntry, _ := conf.NewAnchorKey("VN-rogue", rogue.Public())
+	forged := *cur
+	forged.Serial = cur.Serial + 10
+	forged.GeneratedAt = time.Now().UTC().Truncate(time.Millisecond)
+	forged.ExpiresAt = forged.GeneratedAt.Add(10 * time.Minute)
+	forged.NextKeys = []conf.AnchorKey{rogueEntry}
+	byOld := signConf(t, &forged, oldKey, k1)
+	forged.Serial++
+	forged.NextKeys = nil
+	byRogue := signConf(t, &forged, rogue, "VN-rogue")
+
+	for _, tc := range []struct {
+		name string
+		doc  []byte
+	}{
+		{"signed by the retired key, announcing another", byOld},
+		{"signed by the key the retired one announced", byRogue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			im := newImpostor(t, impostorCert, tc.doc)
+			g := openWithAnchorURL(t, gc, mg.DataDir, origAnchor, im.srv.URL+"/conf")
+			defer g.Close()
+			if err := g.RefreshConf(ctx); !errors.Is(err, conf.ErrUntrusted) {
+				t.Errorf("refresh: %v, want %v", err, conf.ErrUntrusted)
+			}
+			if im.hits.Load() == 0 {
+				t.Error("the impostor was not asked")
+			}
+			if got := confSerial(g); got != cur.Serial {
+				t.Errorf("gateway holds serial %d, want %d", got, cur.Serial)
+			}
+			if got := g.TrustedConfKeys("VN"); !slices.Equal(got, []string{k2}) {
+				t.Errorf("gateway trusts %v, want [%s]", got, k2)
+			}
+		})
+	}
+}
+
+// signedBy returns the key id a configuration document names.
+func signedBy(t *testing.T, doc []byte) string {
+	t.Helper()
+	kid, _, err := pki.ParseCompact(strings.TrimSpace(string(doc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kid
+}
+
+func signConf(t *testing.T, c *conf.Config, key crypto.Signer, kid string) []byte {
+	t.Helper()
+	s, err := pki.NewSigner(key, kid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := conf.Sign(c, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// openWithAnchorURL opens a gateway on its data directory with a copy of
+// its anchor that downloads from url instead: same instance and keys, so
+// the keys it learned still apply.
+func openWithAnchorURL(t *testing.T, c *gateway.Config, dataDir, anchorPath, url string) *gateway.Gateway {
+	t.Helper()
+	an, err := conf.ReadAnchor(anchorPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	an.URL = url
+	path := filepath.Join(t.TempDir(), "anchor.json")
+	if err := cfg.Write(path, an, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cc := *c
+	cc.AnchorFile = path
+	cc.ClientListen, cc.PeerListen, cc.OpsListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	g, err := gateway.New(t.Context(), &cc, dataDir, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func confSerial(g *gateway.Gateway) uint64 { return g.ConfStatus()[0].Serial }
+
+// pinAnchor makes a sandbox gateway read its anchor from a copy of the
+// file as it is now, not from the authority's live one, as a gateway
+// installed out of band would.
+func pinAnchor(t *testing.T, mg sandbox.ManifestGateway, anchorPath string) {
+	t.Helper()
+	b, err := os.ReadFile(anchorPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := filepath.Join(t.TempDir(), "anchor.json")
+	if err := os.WriteFile(pinned, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	raw, err := os.ReadFile(mg.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	c["anchor_file"] = pinned
+	raw, _ = json.MarshalIndent(c, "", "  ")
+	if err := os.WriteFile(mg.Config, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
