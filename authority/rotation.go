@@ -229,6 +229,9 @@ func (a *Authority) rotate(ctx context.Context, op, action string, step func() (
 		}
 		a.pubMu.Unlock()
 	}
+	if errors.Is(err, errConflict) {
+		return err // the API renders it as the operator's answer
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", action, err)
 	}
