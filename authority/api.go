@@ -38,6 +38,15 @@ func (a *Authority) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/pkix-crl")
 		w.Write(*a.crl.Load())
 	})
+	mux.HandleFunc("GET /crl/{ca}", func(w http.ResponseWriter, r *http.Request) {
+		der, ok := (*a.crls.Load())[r.PathValue("ca")]
+		if !ok {
+			http.Error(w, "no CA "+r.PathValue("ca")+" is listed", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(der)
+	})
 	mux.HandleFunc("POST /ocsp", a.serveOCSP)
 	mux.HandleFunc("POST /tsa", a.serveTSA)
 	mux.HandleFunc("GET /tsa.pem", func(w http.ResponseWriter, r *http.Request) {
@@ -227,6 +236,15 @@ func (a *Authority) Handler() http.Handler {
 	})
 	rotationStep("conf-key/activate", "activate_conf_key", func(r *http.Request, op string, in RotateInput) error {
 		return a.ActivateConfKey(r.Context(), op, in)
+	})
+	rotationStep("ca/prepare", "prepare_ca", func(r *http.Request, op string, in RotateInput) error {
+		return a.PrepareCA(r.Context(), op)
+	})
+	rotationStep("ca/activate", "activate_ca", func(r *http.Request, op string, in RotateInput) error {
+		return a.ActivateCA(r.Context(), op, in)
+	})
+	rotationStep("ca/retire", "retire_ca", func(r *http.Request, op string, in RotateInput) error {
+		return a.RetireCA(r.Context(), op, in)
 	})
 	rotationStep("conf-key/retire", "retire_conf_key", func(r *http.Request, op string, in RotateInput) error {
 		return a.RetireConfKey(r.Context(), op, in)

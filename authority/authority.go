@@ -50,7 +50,7 @@ type Authority struct {
 	dir    string
 	log    *slog.Logger
 	db     *sql.DB
-	ca     *pki.CA
+	cas    atomic.Pointer[caSet] // the instance CAs (rotation.go)
 	tlsCA  *pki.CA     // issues the authority's own TLS certificate only
 	signer *pki.Signer // signs configurations with curConfKey
 	kid    string
@@ -65,7 +65,8 @@ type Authority struct {
 
 	pubMu   sync.Mutex // serialises every write and publication
 	current atomic.Pointer[published]
-	crl     atomic.Pointer[[]byte]
+	crl     atomic.Pointer[[]byte]            // the oldest listed CA's, at /crl
+	crls    atomic.Pointer[map[string][]byte] // every listed CA's, by caID
 
 	tsa       *tsa
 	tsaPolicy asn1.ObjectIdentifier
@@ -103,11 +104,9 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	if a.ca, err = pki.LoadOrCreateCA(dir, c.Instance+" Sampan CA"); err != nil {
+	if err := a.loadCAs(); err != nil {
 		return nil, err
 	}
-	base := strings.TrimSuffix(c.PublicURL, "/")
-	a.ca.CRLURL, a.ca.OCSPURL = base+"/crl", base+"/ocsp"
 	// The authority's TLS has a CA of its own: a certificate of the
 	// instance CA, which every gateway holds, must never pass for the
 	// authority (docs/design/pki.md).
@@ -228,7 +227,7 @@ func (a *Authority) Anchor() *conf.Anchor { return a.anchor.Load() }
 
 // CACert returns the instance CA's certificate: gateways' and members'
 // certificates chain to it.
-func (a *Authority) CACert() *x509.Certificate { return a.ca.Cert }
+func (a *Authority) CACert() *x509.Certificate { return a.issuingCA().Cert }
 
 // TLSCACert returns the certificate of the CA of the authority's own TLS,
 // the only one clients of the authority trust for it.
@@ -276,10 +275,25 @@ func (a *Authority) publishCRL(ctx context.Context, number int64) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("publish CRL: %w", err)
 	}
-	der, err := a.ca.CRL(number, entries, a.cfg.ConfValidity.D())
-	if err != nil {
-		return err
+	// Each listed CA signs its own CRL; /crl serves the oldest's, for
+	// certificates issued before CRLs had a path per CA.
+	crls := map[string][]byte{}
+	listed := a.cas.Load().listed()
+	for _, ca := range listed {
+		der, err := ca.CRL(number, entries, a.cfg.ConfValidity.D())
+		if err != nil {
+			return err
+		}
+		crls[caID(ca)] = der
 	}
+	oldest := listed[0]
+	for _, ca := range listed[1:] {
+		if ca.Cert.NotBefore.Before(oldest.Cert.NotBefore) {
+			oldest = ca
+		}
+	}
+	der := crls[caID(oldest)]
+	a.crls.Store(&crls)
 	a.crl.Store(&der)
 	return nil
 }
@@ -384,7 +398,7 @@ func (a *Authority) issue(ctx context.Context, op string, in IssueInput) (*Issue
 		if err := checkKeyUnused(ctx, tx, keyFP, in.Profile, t.CommonName); err != nil {
 			return err
 		}
-		cert, err := a.ca.Issue(csr.PublicKey, p, t)
+		cert, err := a.issuingCA().Issue(csr.PublicKey, p, t)
 		if err != nil {
 			return err
 		}

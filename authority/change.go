@@ -79,7 +79,10 @@ func (a *Authority) prepare(ctx context.Context, tx *sql.Tx) (*published, int64,
 	c.Serial = serial
 	c.GeneratedAt = time.Now().UTC().Truncate(time.Millisecond)
 	c.ExpiresAt = c.GeneratedAt.Add(a.cfg.ConfValidity.D())
-	c.CACerts = []string{string(pki.EncodeCert(a.ca.Cert.Raw))}
+	c.CACerts = nil
+	for _, ca := range a.cas.Load().listed() {
+		c.CACerts = append(c.CACerts, string(pki.EncodeCert(ca.Cert.Raw)))
+	}
 	c.TSACerts = []string{string(pki.EncodeCert(a.tsa.cert.Raw))}
 	c.TSAURL = strings.TrimSuffix(a.cfg.PublicURL, "/") + "/tsa"
 	c.NextKeys = a.announcedConfKeys()

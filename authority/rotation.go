@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sampan-exchange/sampan/conf"
@@ -33,6 +34,8 @@ const (
 type rotationState struct {
 	ConfKeyPreparedAt  time.Time `json:"conf_key_prepared_at,omitzero"`
 	ConfKeyActivatedAt time.Time `json:"conf_key_activated_at,omitzero"`
+	CAPreparedAt       time.Time `json:"ca_prepared_at,omitzero"`
+	CAActivatedAt      time.Time `json:"ca_activated_at,omitzero"`
 }
 
 // confKey is one configuration-signing key and its anchor entry.
@@ -168,6 +171,7 @@ type ConfKeyStatus struct {
 // RotationStatus is where the rotations stand.
 type RotationStatus struct {
 	ConfKey ConfKeyStatus `json:"conf_key"`
+	CA      CAStatus      `json:"ca"`
 }
 
 // activateWait is how long a next key must have been announced before it
@@ -199,7 +203,7 @@ func (a *Authority) Rotation() RotationStatus {
 			ck.RetireAfter = at(a.rotation.ConfKeyActivatedAt.Add(a.retireWait()))
 		}
 	}
-	return RotationStatus{ConfKey: ck}
+	return RotationStatus{ConfKey: ck, CA: a.caStatus()}
 }
 
 // rotate runs one rotation step: step changes the keys held in memory
@@ -264,7 +268,7 @@ func (a *Authority) PrepareConfKey(ctx context.Context, op string) error {
 		}
 		was := a.rotation
 		a.nextConfKey = k
-		a.rotation = rotationState{ConfKeyPreparedAt: time.Now().UTC()}
+		a.rotation.ConfKeyPreparedAt, a.rotation.ConfKeyActivatedAt = time.Now().UTC(), time.Time{}
 		undo := func() {
 			a.nextConfKey, a.rotation = nil, was
 			os.Remove(path)
@@ -357,4 +361,299 @@ func (a *Authority) RetireConfKey(ctx context.Context, op string, in RotateInput
 		return fmt.Errorf("remove the retired key %s: %w", retired.entry.KeyID, err)
 	}
 	return a.saveRotation()
+}
+
+// Rotation of the instance CA: prepare creates the next CA, which
+// ca_certs then lists; activate makes it issue, the old one staying
+// listed; retire drops the old one once no certificate that matters
+// chains to it.
+
+// Files of the instance CA's rotation in the data directory (the current
+// CA is ca.key, ca.crt).
+const (
+	caNextKey, caNextCert = "ca-next.key", "ca-next.crt"
+	caPrevKey, caPrevCert = "ca-prev.key", "ca-prev.crt"
+	caKey, caCert         = "ca.key", "ca.crt"
+)
+
+// caSet is the instance CAs: cur issues; next is prepared; prev issued
+// before the last activation and is listed until retired.
+type caSet struct{ cur, next, prev *pki.CA }
+
+// listed returns the CAs the configuration lists, the issuing one first.
+func (s *caSet) listed() []*pki.CA {
+	out := []*pki.CA{s.cur}
+	for _, ca := range []*pki.CA{s.next, s.prev} {
+		if ca != nil {
+			out = append(out, ca)
+		}
+	}
+	return out
+}
+
+// caID names a CA in URLs: the first 16 hex digits of the SHA-256 of its
+// certificate.
+func caID(ca *pki.CA) string { return pki.Fingerprint(ca.Cert.Raw)[:16] }
+
+// issuingCA returns the CA that issues certificates now.
+func (a *Authority) issuingCA() *pki.CA { return a.cas.Load().cur }
+
+// loadCAs reads the instance CA (creating it on first start) and those of
+// a rotation in progress, finishing an activation a stop interrupted:
+// the certificate is renamed before the key, so a next key without its
+// certificate has its certificate in place already.
+func (a *Authority) loadCAs() error {
+	path := func(n string) string { return filepath.Join(a.dir, n) }
+	_, kerr := os.Stat(path(caNextKey))
+	_, cerr := os.Stat(path(caNextCert))
+	if kerr == nil && errors.Is(cerr, os.ErrNotExist) {
+		if err := os.Rename(path(caNextKey), path(caKey)); err != nil {
+			return fmt.Errorf("finish CA activation: %w", err)
+		}
+	}
+	cur, err := pki.LoadOrCreateCAFiles(path(caKey), path(caCert), a.cfg.Instance+" Sampan CA")
+	if err != nil {
+		return err
+	}
+	set := &caSet{cur: cur}
+	read := func(keyName, certName string) (*pki.CA, error) {
+		key, err := pki.ReadKey(path(keyName))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		cert, err := pki.ReadCert(path(certName))
+		if err != nil {
+			return nil, err
+		}
+		return &pki.CA{Cert: cert, Key: key}, nil
+	}
+	if set.next, err = read(caNextKey, caNextCert); err != nil {
+		return err
+	}
+	if set.prev, err = read(caPrevKey, caPrevCert); err != nil {
+		return err
+	}
+	if set.prev != nil && set.prev.Cert.Equal(cur.Cert) {
+		set.prev = nil
+		if err := errors.Join(os.Remove(path(caPrevKey)), os.Remove(path(caPrevCert))); err != nil {
+			return fmt.Errorf("finish CA activation: %w", err)
+		}
+	}
+	for _, ca := range set.listed() {
+		a.setCAURLs(ca)
+	}
+	a.cas.Store(set)
+	return nil
+}
+
+// setCAURLs puts the revocation URLs into what ca issues: its own CRL
+// and the OCSP responder.
+func (a *Authority) setCAURLs(ca *pki.CA) {
+	base := strings.TrimSuffix(a.cfg.PublicURL, "/")
+	ca.CRLURL, ca.OCSPURL = base+"/crl/"+caID(ca), base+"/ocsp"
+}
+
+// CAStatus is where an instance CA rotation stands; CAs are named by
+// caID and their subject.
+type CAStatus struct {
+	Current       string     `json:"current"`
+	Next          string     `json:"next,omitempty"`
+	Previous      string     `json:"previous,omitempty"`
+	PreparedAt    *time.Time `json:"prepared_at,omitempty"`
+	ActivateAfter *time.Time `json:"activate_after,omitempty"`
+	ActivatedAt   *time.Time `json:"activated_at,omitempty"`
+}
+
+func caName(ca *pki.CA) string { return caID(ca) + " (" + ca.Cert.Subject.CommonName + ")" }
+
+func (a *Authority) caStatus() CAStatus {
+	s := a.cas.Load()
+	st := CAStatus{Current: caName(s.cur)}
+	at := func(t time.Time) *time.Time { return &t }
+	if s.next != nil {
+		st.Next = caName(s.next)
+		if !a.rotation.CAPreparedAt.IsZero() {
+			st.PreparedAt = at(a.rotation.CAPreparedAt)
+			st.ActivateAfter = at(a.rotation.CAPreparedAt.Add(a.activateWait()))
+		}
+	}
+	if s.prev != nil {
+		st.Previous = caName(s.prev)
+		if !a.rotation.CAActivatedAt.IsZero() {
+			st.ActivatedAt = at(a.rotation.CAActivatedAt)
+		}
+	}
+	return st
+}
+
+// PrepareCA creates the next instance CA; from now on the configuration
+// lists it in ca_certs, so gateways accept its certificates before it
+// issues any.
+func (a *Authority) PrepareCA(ctx context.Context, op string) error {
+	return a.rotate(ctx, op, "prepare instance CA", func() (string, func(), error) {
+		s := a.cas.Load()
+		if s.next != nil {
+			return "", nil, fmt.Errorf("%w: CA %s is already prepared; activate it first", errConflict, caName(s.next))
+		}
+		if s.prev != nil {
+			return "", nil, fmt.Errorf("%w: CA %s is still being retired; retire it first", errConflict, caName(s.prev))
+		}
+		ca, err := pki.NewCA(a.cfg.Instance + " Sampan CA " + time.Now().UTC().Format("2006-01-02"))
+		if err != nil {
+			return "", nil, err
+		}
+		keyPath, certPath := filepath.Join(a.dir, caNextKey), filepath.Join(a.dir, caNextCert)
+		if err := pki.WriteKey(keyPath, ca.Key); err != nil {
+			return "", nil, err
+		}
+		if err := pki.WriteCert(certPath, ca.Cert.Raw); err != nil {
+			os.Remove(keyPath)
+			return "", nil, err
+		}
+		a.setCAURLs(ca)
+		was := a.rotation
+		a.cas.Store(&caSet{cur: s.cur, next: ca})
+		a.rotation.CAPreparedAt, a.rotation.CAActivatedAt = time.Now().UTC(), time.Time{}
+		undo := func() {
+			a.cas.Store(s)
+			a.rotation = was
+			os.Remove(keyPath)
+			os.Remove(certPath)
+			a.saveRotation()
+		}
+		if err := a.saveRotation(); err != nil {
+			undo()
+			return "", nil, err
+		}
+		return caName(ca), undo, nil
+	})
+}
+
+// ActivateCA makes the prepared CA issue every new certificate; the old
+// one stays listed, its certificates valid, until RetireCA. It refuses
+// before the prepared CA has been listed for one configuration validity,
+// unless forced.
+func (a *Authority) ActivateCA(ctx context.Context, op string, in RotateInput) error {
+	return a.rotate(ctx, op, "activate instance CA", func() (string, func(), error) {
+		s := a.cas.Load()
+		if s.next == nil {
+			return "", nil, fmt.Errorf("%w: no CA is prepared; prepare one first", errConflict)
+		}
+		if ready := a.rotation.CAPreparedAt.Add(a.activateWait()); !in.Force && time.Now().Before(ready) {
+			return "", nil, fmt.Errorf("%w: CA %s has been listed since %s; a gateway may still hold a configuration from before that, which does not list it, and refuse its certificates until %s (one configuration validity) (force to activate it anyway)",
+				errConflict, caName(s.next), a.rotation.CAPreparedAt.Format(time.RFC3339), ready.Format(time.RFC3339))
+		}
+		path := func(n string) string { return filepath.Join(a.dir, n) }
+		for _, n := range [][2]string{{caKey, caPrevKey}, {caCert, caPrevCert}} {
+			os.Remove(path(n[1]))
+			if err := os.Link(path(n[0]), path(n[1])); err != nil {
+				os.Remove(path(caPrevKey))
+				return "", nil, fmt.Errorf("keep the old CA: %w", err)
+			}
+		}
+		// The certificate first: see loadCAs.
+		if err := os.Rename(path(caNextCert), path(caCert)); err != nil {
+			os.Remove(path(caPrevKey))
+			os.Remove(path(caPrevCert))
+			return "", nil, fmt.Errorf("install the new CA: %w", err)
+		}
+		if err := os.Rename(path(caNextKey), path(caKey)); err != nil {
+			return "", nil, fmt.Errorf("install the new CA (restart the authority to finish): %w", err)
+		}
+		was := a.rotation
+		a.cas.Store(&caSet{cur: s.next, prev: s.cur})
+		a.rotation.CAActivatedAt = time.Now().UTC()
+		undo := func() {
+			os.Rename(path(caKey), path(caNextKey))
+			os.Rename(path(caCert), path(caNextCert))
+			os.Rename(path(caPrevKey), path(caKey))
+			os.Rename(path(caPrevCert), path(caCert))
+			a.cas.Store(s)
+			a.rotation = was
+			a.saveRotation()
+		}
+		if err := a.saveRotation(); err != nil {
+			undo()
+			return "", nil, err
+		}
+		return caName(s.next) + " issues; " + caName(s.cur) + " still listed", undo, nil
+	})
+}
+
+// RetireCA stops listing the CA that issued before the last activation:
+// gateways refuse its certificates from the next configuration on. It
+// refuses, naming them, while unrevoked and unexpired certificates that
+// still matter chain to it — the authentication certificates of
+// registered gateways and member signing certificates — unless forced.
+func (a *Authority) RetireCA(ctx context.Context, op string, in RotateInput) error {
+	var retired *pki.CA
+	err := a.rotate(ctx, op, "retire instance CA", func() (string, func(), error) {
+		s := a.cas.Load()
+		if s.prev == nil {
+			return "", nil, fmt.Errorf("%w: no CA is being retired; prepare and activate a new one first", errConflict)
+		}
+		if !in.Force {
+			left, err := a.chainingTo(ctx, s.prev)
+			if err != nil {
+				return "", nil, err
+			}
+			if len(left) > 0 {
+				return "", nil, fmt.Errorf("%w: %d certificates in use still chain to CA %s; re-issue them under the new CA (or revoke them) first, or force: %s",
+					errConflict, len(left), caName(s.prev), strings.Join(left, "; "))
+			}
+		}
+		was := a.rotation
+		a.cas.Store(&caSet{cur: s.cur})
+		a.rotation.CAActivatedAt, a.rotation.CAPreparedAt = time.Time{}, time.Time{}
+		retired = s.prev
+		return caName(s.prev), func() { a.cas.Store(s); a.rotation, retired = was, nil }, nil
+	})
+	if err != nil {
+		return err
+	}
+	// Published without it: its key goes, its certificate is kept for
+	// checking old evidence.
+	a.pubMu.Lock()
+	defer a.pubMu.Unlock()
+	keep := filepath.Join(a.dir, "ca-retired-"+caID(retired)+".crt")
+	if err := os.Rename(filepath.Join(a.dir, caPrevCert), keep); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("keep the retired CA certificate: %w", err)
+	}
+	if err := os.Remove(filepath.Join(a.dir, caPrevKey)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the retired CA key: %w", err)
+	}
+	return a.saveRotation()
+}
+
+// chainingTo lists the unrevoked, unexpired certificates that still
+// matter and were issued by ca: authentication certificates registered
+// for a gateway, and signing certificates.
+func (a *Authority) chainingTo(ctx context.Context, ca *pki.CA) ([]string, error) {
+	rows, err := a.db.QueryContext(ctx, `SELECT c.serial, c.profile, c.subject, c.not_after, c.pem FROM certificates c
+		WHERE c.revoked_at IS NULL AND (c.profile = 'sign' OR c.fingerprint IN (SELECT auth_fp FROM gateways))
+		ORDER BY c.subject, c.serial`)
+	if err != nil {
+		return nil, fmt.Errorf("list certificates: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	now := time.Now()
+	for rows.Next() {
+		var serial, profile, subject, notAfter, pemText string
+		if err := rows.Scan(&serial, &profile, &subject, &notAfter, &pemText); err != nil {
+			return nil, fmt.Errorf("list certificates: %w", err)
+		}
+		cert, err := pki.ParseCertPEM([]byte(pemText))
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s: %w", serial, err)
+		}
+		if !now.Before(cert.NotAfter) || cert.CheckSignatureFrom(ca.Cert) != nil {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %s serial %s until %s", profile, subject, serial, notAfter))
+	}
+	return out, rows.Err()
 }
