@@ -51,8 +51,8 @@ type Authority struct {
 	log    *slog.Logger
 	db     *sql.DB
 	cas    atomic.Pointer[caSet] // the instance CAs (rotation.go)
-	tlsCA  *pki.CA     // issues the authority's own TLS certificate only
-	signer *pki.Signer // signs configurations with curConfKey
+	tlsCA  *pki.CA               // issues the authority's own TLS certificate only
+	signer *pki.Signer           // signs configurations with curConfKey
 	kid    string
 	tls    tls.Certificate
 	anchor atomic.Pointer[conf.Anchor]
