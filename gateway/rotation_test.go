@@ -3,8 +3,11 @@ package gateway_test
 import (
 	"crypto"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -376,5 +379,160 @@ func pinAnchor(t *testing.T, mg sandbox.ManifestGateway, anchorPath string) {
 	raw, _ = json.MarshalIndent(c, "", "  ")
 	if err := os.WriteFile(mg.Config, raw, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// rekey has the authority issue gateway id's authentication and signing
+// certificates anew, for the keys it holds, under the CA that issues now;
+// registers the new authentication certificate, restarts the gateway on
+// them and has every gateway refresh. It returns the serials of the
+// signing certificates replaced.
+func (w *world) rekey(t *testing.T, api *authority.Client, id string) []string {
+	t.Helper()
+	ctx := t.Context()
+	mg := w.manifestGateway(id)
+	var reg authority.GatewayInput
+	for _, g := range w.current(t, api).Gateways {
+		if g.ID.String() == id {
+			reg = g
+		}
+	}
+	csr, err := os.ReadFile(filepath.Join(mg.DataDir, "auth.csr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _, _ := net.SplitHostPort(reg.Address)
+	auth, err := api.Issue(ctx, authority.IssueInput{Profile: "auth", Subject: id, CSR: string(csr), Hosts: []string{host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteFileAtomic(filepath.Join(mg.DataDir, "auth.crt"), []byte(auth.Certificate), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var replaced []string
+	csrs, _ := filepath.Glob(filepath.Join(mg.DataDir, "sign", "*.csr"))
+	for _, p := range csrs {
+		certPath := strings.TrimSuffix(p, ".csr") + ".crt"
+		old, err := pki.ReadCert(certPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		member, _ := pki.MemberOf(old)
+		csr, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := api.Issue(ctx, authority.IssueInput{Profile: "sign", Subject: member, CSR: string(csr)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pki.WriteFileAtomic(certPath, []byte(sc.Certificate), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		replaced = append(replaced, fmt.Sprintf("%x", old.SerialNumber))
+	}
+	reg.AuthFP = auth.SHA256
+	if err := api.PutGateway(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.sb.RestartGateway(id); err != nil {
+		t.Fatal(err)
+	}
+	w.refresh(t)
+	return replaced
+}
+
+// chainsTo reports whether gateway id's authentication certificate was
+// issued by ca.
+func (w *world) chainsTo(t *testing.T, id string, ca *x509.Certificate) bool {
+	t.Helper()
+	c, err := pki.ReadCert(filepath.Join(w.manifestGateway(id).DataDir, "auth.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.CheckSignatureFrom(ca) == nil
+}
+
+// TestRotateCAUnderTraffic rotates VN's instance CA while four loops
+// call through two gateways. MPS's gateway re-keys under the new CA
+// (it carries no loop: until in-place renewal a gateway restarts to take
+// new certificates) and then exchanges with gateways that still hold
+// old-CA certificates, at home and across the border, both ways.
+// Retirement refuses while the others' certificates chain to the old CA;
+// once they are re-issued and the old signing certificates revoked it
+// succeeds, and traffic flows on the new CA alone. No call of the loops
+// is refused.
+func TestRotateCAUnderTraffic(t *testing.T) {
+	w := startWorld(t, sandbox.Options{ConfRefresh: time.Second})
+	api := w.adminAPI(t)
+	ctx := t.Context()
+	vn := w.authority("VN")
+	oldCA := vn.CACert()
+	tr := startTraffic(t, w)
+
+	tr.flowing(t, 40)
+	if _, err := api.Rotate(ctx, "ca", "prepare", authority.RotateInput{}); err != nil {
+		t.Fatal(err)
+	}
+	w.refresh(t)
+	tr.flowing(t, 40)
+	if _, err := api.Rotate(ctx, "ca", "activate", authority.RotateInput{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	newCA := vn.CACert()
+	w.refresh(t)
+	tr.flowing(t, 40)
+
+	replaced := w.rekey(t, api, mpsGW)
+	if !w.chainsTo(t, mpsGW, newCA) || !w.chainsTo(t, hcmcGW, oldCA) {
+		t.Fatal("MPS's gateway should hold a new-CA certificate and HCMC's an old-CA one")
+	}
+	tr.flowing(t, 40)
+	for _, c := range []struct {
+		name, gw, client, path, purpose string
+	}{
+		{"old-CA HCMC to new-CA MPS", hcmcGW, hcmcClient, persons + "/079200001234", "administrative-procedure"},
+		{"new-CA MPS to SG", mpsGW, mpsClient, sgScam + "/", "scam-investigation"},
+		{"SG to new-CA MPS", spfGW, spfClient, vnScam + "/", "scam-investigation"},
+	} {
+		if resp, body := w.callAs(t, c.gw, c.client, c.path, c.purpose); resp.StatusCode != 200 {
+			t.Errorf("%s: %d %s", c.name, resp.StatusCode, body)
+		}
+	}
+
+	_, err := api.Rotate(ctx, "ca", "retire", authority.RotateInput{})
+	for _, want := range []string{"auth VN/GOV/HCMC/gw1", "auth VN/GOV/MOF/gw1", "sign VN/GOV/MPS serial " + replaced[0]} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("retirement with old-CA certificates in use: %v, want it to name %s", err, want)
+		}
+	}
+	if err == nil || strings.Contains(err.Error(), "auth VN/GOV/MPS/gw1") {
+		t.Errorf("retirement names MPS's replaced authentication certificate: %v", err)
+	}
+	tr.flowing(t, 40)
+	tr.end(t)
+
+	// The others re-key (restarting), their old signing certificates
+	// are revoked, and the old CA can go.
+	for _, id := range []string{hcmcGW, mofGW} {
+		replaced = append(replaced, w.rekey(t, api, id)...)
+	}
+	for _, s := range replaced {
+		if err := api.Revoke(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := api.Rotate(ctx, "ca", "retire", authority.RotateInput{}); err != nil {
+		t.Fatalf("retirement once nothing in use chains to the old CA: %v", err)
+	}
+	w.refresh(t)
+	if got := vn.Current().CACerts; len(got) != 1 {
+		t.Errorf("%d CAs published after retirement", len(got))
+	}
+	tr = startTraffic(t, w)
+	tr.flowing(t, 40)
+	tr.end(t)
+	if resp, body := w.callAs(t, hcmcGW, hcmcClient, persons+"/079200001234", "administrative-procedure"); resp.StatusCode != 200 {
+		t.Errorf("HCMC to MPS on the new CA alone: %d %s", resp.StatusCode, body)
 	}
 }
