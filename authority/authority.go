@@ -116,6 +116,9 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 	if err := a.loadConfKeys(); err != nil {
 		return nil, err
 	}
+	if err := a.fillRotationTimes(); err != nil {
+		return nil, err
+	}
 	if err := a.loadTLS(); err != nil {
 		return nil, err
 	}

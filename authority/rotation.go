@@ -94,6 +94,33 @@ func (a *Authority) loadConfKeys() error {
 	return nil
 }
 
+// fillRotationTimes dates a step whose time was lost (rotation.json
+// missing beside its keys) to now: the waiting time then runs from this
+// start, never shorter than it should.
+func (a *Authority) fillRotationTimes() error {
+	now, r := time.Now().UTC(), &a.rotation
+	was := *r
+	s := a.cas.Load()
+	for _, f := range []struct {
+		inStep bool
+		at     *time.Time
+	}{
+		{a.nextConfKey != nil, &r.ConfKeyPreparedAt},
+		{a.prevConfKey != nil, &r.ConfKeyActivatedAt},
+		{s.next != nil, &r.CAPreparedAt},
+		{s.prev != nil, &r.CAActivatedAt},
+	} {
+		if f.inStep && f.at.IsZero() {
+			*f.at = now
+		}
+	}
+	if *r == was {
+		return nil
+	}
+	a.log.Warn("rotation step times missing; the waiting times run from now", "file", rotationFile)
+	return a.saveRotation()
+}
+
 // useConfKey makes key the one configurations are signed with.
 func (a *Authority) useConfKey(key crypto.Signer) error {
 	k, err := a.newConfKey(key)

@@ -223,8 +223,12 @@ func TestConfKeyRotationFiles(t *testing.T) {
 	}
 	// A stop between the two file steps of an activation: the old key
 	// already linked as the previous one.
+	// rotation.json lost too: the wait runs again from the restart.
 	ta.stop()
 	if err := os.Link(filepath.Join(dir, confSignKey), filepath.Join(dir, confSignPrevKey)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, rotationFile)); err != nil {
 		t.Fatal(err)
 	}
 	ta = startAuthority(t, dir, "")
@@ -241,5 +245,8 @@ func TestConfKeyRotationFiles(t *testing.T) {
 	}
 	if _, err := conf.Verify(ta.a.current.Load().doc, an); err != nil {
 		t.Errorf("published configuration does not verify under the anchor file: %v", err)
+	}
+	if _, err := ta.client(adminToken).Rotate(ctx, "conf-key", "activate", RotateInput{}); err == nil {
+		t.Error("activation allowed without waiting after the step times were lost")
 	}
 }
