@@ -106,6 +106,26 @@ func (w *world) wantTrust(t *testing.T, step string, want ...string) {
 	}
 }
 
+// reregisterAt has instance's authority take VN's anchor file as it is
+// now, as a partner's operator does during a rotation.
+func (w *world) reregisterAt(t *testing.T, instance string) {
+	t.Helper()
+	an, err := conf.ReadAnchor(w.authority("VN").AnchorPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := authority.FederationInput{Anchor: *an}
+	for _, f := range w.authority(instance).Current().Federation {
+		if f.Anchor.Instance == "VN" {
+			in.InboundClients = f.InboundClients
+		}
+	}
+	if err := w.adminAPIOf(t, instance).PutFederation(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	w.refresh(t)
+}
+
 func anchorKeys(t *testing.T, path string) []string {
 	t.Helper()
 	an, err := conf.ReadAnchor(path)
@@ -120,8 +140,11 @@ func anchorKeys(t *testing.T, path string) []string {
 // gateways, at home and across the border: no call is refused; each
 // gateway (Singapore's included) trusts the announced key before it
 // signs and forgets the old one once retired; a gateway restarted
-// mid-rotation keeps what it learned; afterwards a configuration signed
-// by the retired key, and one signed by a key it announced, are refused.
+// mid-rotation keeps what it learned; Singapore re-registering the
+// anchor at each stage changes nothing for traffic; afterwards a
+// configuration signed by the retired key, and one signed by a key it
+// announced, are refused, and an anchor with other keys, installed after
+// a compromise, makes a gateway forget what it learned.
 func TestRotateConfKeyUnderTraffic(t *testing.T) {
 	w := startWorld(t, sandbox.Options{ConfRefresh: time.Second})
 	api := w.adminAPI(t)
@@ -165,6 +188,9 @@ func TestRotateConfKeyUnderTraffic(t *testing.T) {
 	}
 	w.refresh(t)
 	w.wantTrust(t, "after prepare", k1, k2)
+	// Singapore re-registers the anchor listing both keys.
+	w.reregisterAt(t, "SG")
+	w.wantTrust(t, "after Singapore took the new anchor", k1, k2)
 
 	tr.flowing(t, 40)
 	// A gateway restarted now keeps the key it learned.
@@ -224,6 +250,10 @@ func TestRotateConfKeyUnderTraffic(t *testing.T) {
 	w.refresh(t)
 	w.wantTrust(t, "after retire", k2)
 	tr.flowing(t, 40)
+	w.reregisterAt(t, "SG")
+	w.wantTrust(t, "after Singapore took the final anchor", k2)
+	tr.flowing(t, 40)
+	tr.flowing(t, 40)
 	tr.end(t)
 
 	audit, err := api.Audit(ctx, 0, 500)
@@ -279,8 +309,12 @@ func TestRotateConfKeyUnderTraffic(t *testing.T) {
 	im.TLS = &tls.Config{Certificates: []tls.Certificate{impostorCert}}
 	im.StartTLS()
 	defer im.Close()
-	g := openWithAnchorURL(t, gc, mg.DataDir, origAnchor, im.URL+"/conf")
-	defer g.Close()
+	an, err := conf.ReadAnchor(origAnchor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	an.URL = im.URL + "/conf" // same instance and keys: what was learned applies
+	g := openWithAnchor(t, gc, mg.DataDir, an)
 	for _, tc := range []struct {
 		name string
 		doc  []byte
@@ -302,6 +336,22 @@ func TestRotateConfKeyUnderTraffic(t *testing.T) {
 		if got := g.TrustedConfKeys("VN"); !slices.Equal(got, []string{k2}) {
 			t.Errorf("%s: gateway trusts %v, want [%s]", tc.name, got, k2)
 		}
+	}
+	g.Close()
+
+	// After a compromise the operator installs an anchor with other
+	// keys: what the gateway learned is dropped, and the configuration
+	// it cached, which those keys do not sign, with it.
+	fresh, _ := pki.GenerateKey(pki.Ed25519)
+	freshEntry, _ := conf.NewAnchorKey("VN-fresh", fresh.Public())
+	an.Keys = []conf.AnchorKey{freshEntry}
+	g = openWithAnchor(t, gc, mg.DataDir, an)
+	defer g.Close()
+	if got := g.TrustedConfKeys("VN"); !slices.Equal(got, []string{"VN-fresh"}) {
+		t.Errorf("after a new anchor the gateway trusts %v", got)
+	}
+	if g.Ready() {
+		t.Error("ready on a configuration the new anchor does not sign")
 	}
 }
 
@@ -328,16 +378,10 @@ func signConf(t *testing.T, c *conf.Config, key crypto.Signer, kid string) []byt
 	return doc
 }
 
-// openWithAnchorURL opens a gateway on its data directory with a copy of
-// its anchor that downloads from url instead: same instance and keys, so
-// the keys it learned still apply.
-func openWithAnchorURL(t *testing.T, c *gateway.Config, dataDir, anchorPath, url string) *gateway.Gateway {
+// openWithAnchor opens a gateway on its data directory, installed with
+// the anchor an.
+func openWithAnchor(t *testing.T, c *gateway.Config, dataDir string, an *conf.Anchor) *gateway.Gateway {
 	t.Helper()
-	an, err := conf.ReadAnchor(anchorPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	an.URL = url
 	path := filepath.Join(t.TempDir(), "anchor.json")
 	if err := cfg.Write(path, an, 0o644); err != nil {
 		t.Fatal(err)
