@@ -78,9 +78,6 @@ func (a *Anchor) Validate() error {
 		if err != nil {
 			return fmt.Errorf("keys[%d].%w", i, err)
 		}
-		if _, dup := a.pubs[k.KeyID]; dup {
-			return fmt.Errorf("keys[%d].kid: %s appears twice", i, k.KeyID)
-		}
 		a.pubs[k.KeyID] = pub
 	}
 	ca, err := pki.ParseCertPEM([]byte(a.TLSCA))

@@ -126,6 +126,24 @@ func (w *world) reregisterAt(t *testing.T, instance string) {
 	w.refresh(t)
 }
 
+// readyKeys returns the configuration-signing keys a gateway's /readyz
+// lists for its own instance.
+func readyKeys(t *testing.T, opsURL string) []string {
+	t.Helper()
+	resp, err := http.Get(opsURL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Detail []gateway.ConfStatus `json:"detail"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || len(body.Detail) == 0 {
+		t.Fatalf("/readyz: %v %+v", err, body)
+	}
+	return body.Detail[0].Keys
+}
+
 func anchorKeys(t *testing.T, path string) []string {
 	t.Helper()
 	an, err := conf.ReadAnchor(path)
@@ -188,6 +206,9 @@ func TestRotateConfKeyUnderTraffic(t *testing.T) {
 	}
 	w.refresh(t)
 	w.wantTrust(t, "after prepare", k1, k2)
+	if got := readyKeys(t, w.manifestGateway("VN/GOV/HCMC/gw1").OpsURL); !slices.Equal(got, []string{k1, k2}) {
+		t.Errorf("/readyz lists keys %v", got)
+	}
 	// Singapore re-registers the anchor listing both keys.
 	w.reregisterAt(t, "SG")
 	w.wantTrust(t, "after Singapore took the new anchor", k1, k2)
