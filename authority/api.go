@@ -38,6 +38,15 @@ func (a *Authority) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/pkix-crl")
 		w.Write(*a.crl.Load())
 	})
+	mux.HandleFunc("GET /crl/{ca}", func(w http.ResponseWriter, r *http.Request) {
+		der, ok := (*a.crls.Load())[r.PathValue("ca")]
+		if !ok {
+			http.Error(w, "no CA "+r.PathValue("ca")+" is listed", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(der)
+	})
 	mux.HandleFunc("POST /ocsp", a.serveOCSP)
 	mux.HandleFunc("POST /tsa", a.serveTSA)
 	mux.HandleFunc("GET /tsa.pem", func(w http.ResponseWriter, r *http.Request) {
@@ -207,6 +216,41 @@ func (a *Authority) Handler() http.Handler {
 		return nil
 	})
 	a.renewRoutes(manage)
+	manage("GET /api/v1/rotation", "get_rotation", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+		writeJSON(w, http.StatusOK, a.Rotation())
+		return nil
+	})
+	rotationStep := func(path, call string, step func(r *http.Request, op string, in RotateInput) error) {
+		manage("POST /api/v1/rotation/"+path, call, RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+			var in RotateInput
+			if err := decodeOptional(r, &in); err != nil {
+				return err
+			}
+			if err := step(r, op, in); err != nil {
+				return err
+			}
+			writeJSON(w, http.StatusOK, a.Rotation())
+			return nil
+		})
+	}
+	rotationStep("conf-key/prepare", "prepare_conf_key", func(r *http.Request, op string, in RotateInput) error {
+		return a.PrepareConfKey(r.Context(), op)
+	})
+	rotationStep("conf-key/activate", "activate_conf_key", func(r *http.Request, op string, in RotateInput) error {
+		return a.ActivateConfKey(r.Context(), op, in)
+	})
+	rotationStep("ca/prepare", "prepare_ca", func(r *http.Request, op string, in RotateInput) error {
+		return a.PrepareCA(r.Context(), op)
+	})
+	rotationStep("ca/activate", "activate_ca", func(r *http.Request, op string, in RotateInput) error {
+		return a.ActivateCA(r.Context(), op, in)
+	})
+	rotationStep("ca/retire", "retire_ca", func(r *http.Request, op string, in RotateInput) error {
+		return a.RetireCA(r.Context(), op, in)
+	})
+	rotationStep("conf-key/retire", "retire_conf_key", func(r *http.Request, op string, in RotateInput) error {
+		return a.RetireConfKey(r.Context(), op, in)
+	})
 	return a.metrics.countCalls(calls, ocspGET(mux, a.serveOCSP))
 }
 
@@ -290,6 +334,21 @@ func decode(r *http.Request, v any) error {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		return fmt.Errorf("%w: request body: %w", errInvalid, err)
+	}
+	if err := cfg.Decode(b, v); err != nil {
+		return fmt.Errorf("%w: request body: %w", errInvalid, err)
+	}
+	return nil
+}
+
+// decodeOptional is decode for a body that may be left out.
+func decodeOptional(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return fmt.Errorf("%w: request body: %w", errInvalid, err)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil
 	}
 	if err := cfg.Decode(b, v); err != nil {
 		return fmt.Errorf("%w: request body: %w", errInvalid, err)

@@ -6,7 +6,6 @@ package authority
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
@@ -54,16 +53,23 @@ type Authority struct {
 	dir    string
 	log    *slog.Logger
 	db     *sql.DB
-	ca     *pki.CA
-	tlsCA  *pki.CA // issues the authority's own TLS certificate only
-	signer *pki.Signer
+	cas    atomic.Pointer[caSet] // the instance CAs (rotation.go)
+	tlsCA  *pki.CA               // issues the authority's own TLS certificate only
+	signer *pki.Signer           // signs configurations with curConfKey
 	kid    string
 	tls    tls.Certificate
-	anchor *conf.Anchor
+	anchor atomic.Pointer[conf.Anchor]
+
+	// A configuration-signing key rotation (rotation.go), under pubMu;
+	// rotMu serialises its steps.
+	rotMu                                sync.Mutex
+	curConfKey, nextConfKey, prevConfKey *confKey
+	rotation                             rotationState
 
 	pubMu   sync.Mutex // serialises every write and publication
 	current atomic.Pointer[published]
-	crl     atomic.Pointer[[]byte]
+	crl     atomic.Pointer[[]byte]            // the oldest listed CA's, at /crl
+	crls    atomic.Pointer[map[string][]byte] // every listed CA's, by caID
 
 	tsa       *tsa
 	tsaPolicy asn1.ObjectIdentifier
@@ -110,27 +116,19 @@ func NewWithOptions(ctx context.Context, c *Config, dir string, o Options) (*Aut
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	if a.ca, err = pki.LoadOrCreateCA(dir, c.Instance+" Sampan CA"); err != nil {
+	if err := a.loadCAs(); err != nil {
 		return nil, err
 	}
-	base := strings.TrimSuffix(c.PublicURL, "/")
-	a.ca.CRLURL, a.ca.OCSPURL = base+"/crl", base+"/ocsp"
 	// The authority's TLS has a CA of its own: a certificate of the
 	// instance CA, which every gateway holds, must never pass for the
 	// authority (docs/design/pki.md).
 	if a.tlsCA, err = pki.LoadOrCreateCAFiles(filepath.Join(dir, tlsCAKeyFile), filepath.Join(dir, TLSCAFile), c.Instance+" Sampan authority TLS CA"); err != nil {
 		return nil, err
 	}
-	key, err := pki.LoadOrCreateKey(filepath.Join(dir, confSignKey), pki.Ed25519)
-	if err != nil {
+	if err := a.loadConfKeys(); err != nil {
 		return nil, err
 	}
-	ak, err := conf.NewAnchorKey("", key.Public())
-	if err != nil {
-		return nil, err
-	}
-	a.kid = c.Instance + "-" + pki.Fingerprint([]byte(ak.PublicKey))[:16]
-	if a.signer, err = pki.NewSigner(key, a.kid); err != nil {
+	if err := a.fillRotationTimes(); err != nil {
 		return nil, err
 	}
 	if err := a.loadTLS(); err != nil {
@@ -139,7 +137,7 @@ func NewWithOptions(ctx context.Context, c *Config, dir string, o Options) (*Aut
 	if err := a.loadTSA(); err != nil {
 		return nil, err
 	}
-	if err := a.writeAnchor(key.Public()); err != nil {
+	if err := a.writeAnchor(); err != nil {
 		return nil, err
 	}
 	if a.db, err = store.Open(ctx, filepath.Join(dir, registryFile), migrations); err != nil {
@@ -214,22 +212,19 @@ func sameHosts(c *x509.Certificate, hosts []string) bool {
 	return true
 }
 
-func (a *Authority) writeAnchor(pub crypto.PublicKey) error {
-	k, err := conf.NewAnchorKey(a.kid, pub)
-	if err != nil {
-		return err
-	}
+// writeAnchor writes the anchor file: the keys of anchorKeys.
+func (a *Authority) writeAnchor() error {
 	an := &conf.Anchor{
 		FormatVersion: conf.FormatVersion,
 		Instance:      a.cfg.Instance,
 		URL:           strings.TrimSuffix(a.cfg.PublicURL, "/") + "/conf",
-		Keys:          []conf.AnchorKey{k},
+		Keys:          a.anchorKeys(),
 		TLSCA:         string(pki.EncodeCert(a.tlsCA.Cert.Raw)),
 	}
 	if err := an.Validate(); err != nil {
 		return fmt.Errorf("anchor: %w", err)
 	}
-	a.anchor = an
+	a.anchor.Store(an)
 	path := filepath.Join(a.dir, AnchorFile)
 	tmp := path + ".tmp"
 	if err := cfg.Write(tmp, an, 0o644); err != nil {
@@ -243,11 +238,11 @@ func (a *Authority) writeAnchor(pub crypto.PublicKey) error {
 func (a *Authority) AnchorPath() string { return filepath.Join(a.dir, AnchorFile) }
 
 // Anchor returns the anchor of this authority's configuration.
-func (a *Authority) Anchor() *conf.Anchor { return a.anchor }
+func (a *Authority) Anchor() *conf.Anchor { return a.anchor.Load() }
 
 // CACert returns the instance CA's certificate: gateways' and members'
 // certificates chain to it.
-func (a *Authority) CACert() *x509.Certificate { return a.ca.Cert }
+func (a *Authority) CACert() *x509.Certificate { return a.issuingCA().Cert }
 
 // TLSCACert returns the certificate of the CA of the authority's own TLS,
 // the only one clients of the authority trust for it.
@@ -295,10 +290,25 @@ func (a *Authority) publishCRL(ctx context.Context, number int64) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("publish CRL: %w", err)
 	}
-	der, err := a.ca.CRL(number, entries, a.config().ConfValidity.D())
-	if err != nil {
-		return err
+	// Each listed CA signs its own CRL; /crl serves the oldest's, for
+	// certificates issued before CRLs had a path per CA.
+	crls := map[string][]byte{}
+	listed := a.cas.Load().listed()
+	for _, ca := range listed {
+		der, err := ca.CRL(number, entries, a.config().ConfValidity.D())
+		if err != nil {
+			return err
+		}
+		crls[caID(ca)] = der
 	}
+	oldest := listed[0]
+	for _, ca := range listed[1:] {
+		if ca.Cert.NotBefore.Before(oldest.Cert.NotBefore) {
+			oldest = ca
+		}
+	}
+	der := crls[caID(oldest)]
+	a.crls.Store(&crls)
 	a.crl.Store(&der)
 	return nil
 }
@@ -403,7 +413,7 @@ func (a *Authority) issue(ctx context.Context, op string, in IssueInput) (*Issue
 		if err := checkKeyUnused(ctx, tx, keyFP, in.Profile, t.CommonName); err != nil {
 			return err
 		}
-		cert, err := a.ca.Issue(csr.PublicKey, p, t)
+		cert, err := a.issuingCA().Issue(csr.PublicKey, p, t)
 		if err != nil {
 			return err
 		}

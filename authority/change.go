@@ -80,9 +80,13 @@ func (a *Authority) prepare(ctx context.Context, tx *sql.Tx) (*published, int64,
 	c.Serial = serial
 	c.GeneratedAt = at
 	c.ExpiresAt = c.GeneratedAt.Add(a.config().ConfValidity.D())
-	c.CACerts = []string{string(pki.EncodeCert(a.ca.Cert.Raw))}
+	c.CACerts = nil
+	for _, ca := range a.cas.Load().listed() {
+		c.CACerts = append(c.CACerts, string(pki.EncodeCert(ca.Cert.Raw)))
+	}
 	c.TSACerts = []string{string(pki.EncodeCert(a.tsa.cert.Raw))}
 	c.TSAURL = strings.TrimSuffix(a.cfg.PublicURL, "/") + "/tsa"
+	c.NextKeys = a.announcedConfKeys()
 	if err := c.Validate(); err != nil {
 		return nil, 0, fmt.Errorf("%w: the configuration would not be valid: %w", errInvalid, err)
 	}

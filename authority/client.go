@@ -245,3 +245,22 @@ func (c *Client) Federation(ctx context.Context, instance string) (*FederationIn
 func (c *Client) Certificate(ctx context.Context, serial string) (*CertificateInfo, error) {
 	return getOne[CertificateInfo](ctx, c, "/api/v1/certificates", serial)
 }
+
+// Rotation reports where the key and CA rotations stand.
+func (c *Client) Rotation(ctx context.Context) (*RotationStatus, error) {
+	var out RotationStatus
+	if err := c.do(ctx, http.MethodGet, "/api/v1/rotation", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Rotate takes one rotation step: what is "conf-key" or "ca", step is
+// "prepare", "activate" or "retire".
+func (c *Client) Rotate(ctx context.Context, what, step string, in RotateInput) (*RotationStatus, error) {
+	var out RotationStatus
+	if err := c.do(ctx, http.MethodPost, "/api/v1/rotation/"+url.PathEscape(what)+"/"+url.PathEscape(step), in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

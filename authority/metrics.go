@@ -195,8 +195,8 @@ func (c certExpiry) Describe(ch chan<- *prometheus.Desc) { ch <- descCertExpiry 
 func (c certExpiry) Collect(ch chan<- prometheus.Metric) {
 	a := c.a
 	certs := map[string]*x509.Certificate{"tls": a.tls.Leaf}
-	if a.ca != nil {
-		certs["ca"] = a.ca.Cert
+	if s := a.cas.Load(); s != nil {
+		certs["ca"] = s.cur.Cert
 	}
 	if a.tlsCA != nil {
 		certs["tls_ca"] = a.tlsCA.Cert

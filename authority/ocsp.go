@@ -81,8 +81,8 @@ func readOCSPRequest(r *http.Request) ([]byte, error) {
 	return nil, fmt.Errorf("method %s", r.Method)
 }
 
-// serveOCSP answers an OCSP request about a certificate of the instance
-// CA: good, revoked (with its time) or unknown (never issued here). A
+// serveOCSP answers an OCSP request about a certificate of an instance
+// CA listed in the configuration: good, revoked (with its time) or unknown (never issued here). A
 // request that does not parse gets OCSP's malformedRequest, one about
 // another CA's certificate unauthorized, as RFC 6960 says.
 func (a *Authority) serveOCSP(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +103,16 @@ func (a *Authority) serveOCSP(w http.ResponseWriter, r *http.Request) {
 		write(http.StatusBadRequest, ocsp.MalformedRequestErrorResponse)
 		return
 	}
-	if !a.ca.Issued(req) {
+	// During a CA rotation two CAs are listed; the one that issued the
+	// certificate answers.
+	var ca *pki.CA
+	for _, c := range a.cas.Load().listed() {
+		if c.Issued(req) {
+			ca = c
+			break
+		}
+	}
+	if ca == nil {
 		write(http.StatusOK, ocsp.UnauthorizedErrorResponse)
 		return
 	}
@@ -124,7 +133,7 @@ func (a *Authority) serveOCSP(w http.ResponseWriter, r *http.Request) {
 	default:
 		status = pki.OCSPGood
 	}
-	resp, err := a.ca.OCSPResponse(req.SerialNumber, status, revokedAt, req.HashAlgorithm, a.config().ConfValidity.D())
+	resp, err := ca.OCSPResponse(req.SerialNumber, status, revokedAt, req.HashAlgorithm, a.config().ConfValidity.D())
 	if err != nil {
 		a.log.Error("OCSP response", "err", err)
 		write(http.StatusInternalServerError, ocsp.InternalErrorErrorResponse)

@@ -255,15 +255,16 @@ func TestRevocationWithOpenSSL(t *testing.T) {
 	ta := startAuthority(t, t.TempDir(), "")
 	api := registerMOF(t, ta)
 	f := issueGateway(t, ta, api)
-	if got := f.c.CRLDistributionPoints; len(got) != 1 || got[0] != ta.url+"/crl" {
-		t.Errorf("CRL distribution points %v, want %s/crl", got, ta.url)
+	// Each CA's CRL has a path of its own (docs/design/rotation.md).
+	if got := f.c.CRLDistributionPoints; len(got) != 1 || !strings.HasPrefix(got[0], ta.url+"/crl/") {
+		t.Fatalf("CRL distribution points %v, want %s/crl/{ca}", got, ta.url)
 	}
 	if got := f.c.OCSPServer; len(got) != 1 || got[0] != ta.url+"/ocsp" {
 		t.Errorf("OCSP responders %v, want %s/ocsp", got, ta.url)
 	}
 	verify := func() (string, error) {
 		crl := filepath.Join(f.dir, "crl.pem")
-		os.WriteFile(crl, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: ta.get(t, "/crl")}), 0o644)
+		os.WriteFile(crl, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: ta.get(t, strings.TrimPrefix(f.c.CRLDistributionPoints[0], ta.url))}), 0o644)
 		out, err := exec.CommandContext(t.Context(), "openssl", "verify", "-crl_check", "-CAfile", f.ca, "-CRLfile", crl, f.cert).CombinedOutput()
 		return string(out), err
 	}
@@ -340,7 +341,7 @@ func TestOCSP(t *testing.T) {
 		return r.Status
 	}
 	// A certificate of this CA that the registry never recorded.
-	stranger, err := ta.a.ca.Issue(newKey(t).Public(), pki.ProfileAuth, pki.Template{CommonName: "x"})
+	stranger, err := ta.a.issuingCA().Issue(newKey(t).Public(), pki.ProfileAuth, pki.Template{CommonName: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,12 +393,12 @@ func FuzzOCSPRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { a.Close() })
-	leaf, err := a.ca.Issue(mustKey(f).Public(), pki.ProfileAuth, pki.Template{CommonName: "x"})
+	leaf, err := a.issuingCA().Issue(mustKey(f).Public(), pki.ProfileAuth, pki.Template{CommonName: "x"})
 	if err != nil {
 		f.Fatal(err)
 	}
 	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
-		der, err := ocsp.CreateRequest(leaf, a.ca.Cert, &ocsp.RequestOptions{Hash: h})
+		der, err := ocsp.CreateRequest(leaf, a.issuingCA().Cert, &ocsp.RequestOptions{Hash: h})
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -431,7 +432,7 @@ func FuzzOCSPRequest(f *testing.F) {
 			t.Fatalf("answer %x (status %d) is not an OCSP response: %v", body, rec.Code, err)
 		}
 		if outer.Status == 0 {
-			r, err := ocsp.ParseResponse(body, a.ca.Cert)
+			r, err := ocsp.ParseResponse(body, a.issuingCA().Cert)
 			if err != nil {
 				t.Fatalf("successful answer does not parse or verify: %v", err)
 			}

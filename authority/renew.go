@@ -199,7 +199,7 @@ func (a *Authority) renew(ctx context.Context, op, gateway string, in RenewInput
 			if n > 0 {
 				return fmt.Errorf("%w: %s csr of %s: this key is already certified; a renewal needs a new key", errInvalid, r.profile, r.subject)
 			}
-			cert, err := a.ca.Issue(r.csr.PublicKey, r.p, r.t)
+			cert, err := a.issuingCA().Issue(r.csr.PublicKey, r.p, r.t)
 			if err != nil {
 				return err
 			}

@@ -52,7 +52,7 @@ func (a *Authority) loadTSA() error {
 		if !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		if cert, err = a.ca.Issue(key.Public(), pki.ProfileTSA, pki.Template{CommonName: a.cfg.Instance + " time-stamping authority", Validity: 5 * 365 * 24 * time.Hour}); err != nil {
+		if cert, err = a.issuingCA().Issue(key.Public(), pki.ProfileTSA, pki.Template{CommonName: a.cfg.Instance + " time-stamping authority", Validity: 5 * 365 * 24 * time.Hour}); err != nil {
 			return err
 		}
 		if err := pki.WriteCert(certPath, cert.Raw); err != nil {

@@ -3,13 +3,16 @@ package conf
 import (
 	"bytes"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/cfg"
@@ -37,6 +40,23 @@ type AnchorKey struct {
 	PublicKey string `json:"public_key"` // PEM, PKIX
 }
 
+// parse checks the key entry and returns its public key; errors name the
+// field.
+func (k AnchorKey) parse() (crypto.PublicKey, error) {
+	if k.KeyID == "" {
+		return nil, errors.New("kid: empty")
+	}
+	blk, _ := pem.Decode([]byte(k.PublicKey))
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return nil, errors.New("public_key: no PUBLIC KEY PEM block")
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("public_key: %w", err)
+	}
+	return pub, nil
+}
+
 // Validate checks the anchor and prepares its keys. Errors name the field.
 func (a *Anchor) Validate() error {
 	if a.FormatVersion != FormatVersion {
@@ -54,16 +74,9 @@ func (a *Anchor) Validate() error {
 	}
 	a.pubs = map[string]crypto.PublicKey{}
 	for i, k := range a.Keys {
-		if k.KeyID == "" {
-			return fmt.Errorf("keys[%d].kid: empty", i)
-		}
-		blk, _ := pem.Decode([]byte(k.PublicKey))
-		if blk == nil || blk.Type != "PUBLIC KEY" {
-			return fmt.Errorf("keys[%d].public_key: no PUBLIC KEY PEM block", i)
-		}
-		pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		pub, err := k.parse()
 		if err != nil {
-			return fmt.Errorf("keys[%d].public_key: %w", i, err)
+			return fmt.Errorf("keys[%d].%w", i, err)
 		}
 		a.pubs[k.KeyID] = pub
 	}
@@ -134,29 +147,108 @@ var ErrUntrusted = errors.New("configuration not signed by a trusted key")
 // validated configuration. It does not judge serial or expiry: see
 // Accept.
 func Verify(doc []byte, a *Anchor) (*Config, error) {
+	c, _, err := VerifyKey(doc, a)
+	return c, err
+}
+
+// VerifyKey is Verify that also returns the id of the key that signed the
+// document, for Anchor.Learn.
+func VerifyKey(doc []byte, a *Anchor) (*Config, string, error) {
 	if len(doc) > MaxDocumentSize {
-		return nil, fmt.Errorf("verify configuration: document of %d bytes exceeds %d", len(doc), MaxDocumentSize)
+		return nil, "", fmt.Errorf("verify configuration: document of %d bytes exceeds %d", len(doc), MaxDocumentSize)
 	}
 	kid, verify, err := pki.ParseCompact(string(bytes.TrimSpace(doc)))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrUntrusted, err)
 	}
 	pub, ok := a.pubs[kid]
 	if !ok {
-		return nil, fmt.Errorf("%w: key id %q is not in the anchor of %s", ErrUntrusted, kid, a.Instance)
+		return nil, "", fmt.Errorf("%w: key id %q is not trusted for %s", ErrUntrusted, kid, a.Instance)
 	}
 	payload, err := verify(pub)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrUntrusted, err)
 	}
 	c, err := Decode(payload)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if c.Instance != a.Instance {
-		return nil, fmt.Errorf("verify configuration: document is for instance %s, anchor for %s", c.Instance, a.Instance)
+		return nil, "", fmt.Errorf("verify configuration: document is for instance %s, anchor for %s", c.Instance, a.Instance)
 	}
-	return c, nil
+	return c, kid, nil
+}
+
+// WithKeys returns a copy of the anchor that trusts keys instead of its
+// own; instance, URL and TLS CA stay.
+func (a *Anchor) WithKeys(keys []AnchorKey) (*Anchor, error) {
+	b := &Anchor{FormatVersion: a.FormatVersion, Instance: a.Instance, URL: a.URL, Keys: slices.Clone(keys), TLSCA: a.TLSCA}
+	if err := b.Validate(); err != nil {
+		return nil, fmt.Errorf("trusted keys: %w", err)
+	}
+	return b, nil
+}
+
+// Learn returns the anchor a gateway trusts once it has accepted c,
+// which verified under a with the key kid: the key that signed c and the
+// keys c announces in NextKeys, nothing else. A key a trusts that c no
+// longer lists is forgotten, which is how a retired key stops being
+// trusted. c must have been verified under a (VerifyKey): an unverified
+// document must never teach a key. An announced key that reuses the id
+// of a key a trusts with another public key refuses the document.
+func (a *Anchor) Learn(c *Config, kid string) (*Anchor, error) {
+	var signer *AnchorKey
+	for i := range a.Keys {
+		if a.Keys[i].KeyID == kid {
+			signer = &a.Keys[i]
+		}
+	}
+	if signer == nil {
+		return nil, fmt.Errorf("%w: key id %q is not trusted for %s", ErrUntrusted, kid, a.Instance)
+	}
+	keys := []AnchorKey{*signer}
+	for i, k := range c.NextKeys {
+		pub, err := k.parse()
+		if err != nil {
+			return nil, fmt.Errorf("next_keys[%d].%w", i, err)
+		}
+		if old, ok := a.pubs[k.KeyID]; ok && !samePublicKey(old, pub) {
+			return nil, fmt.Errorf("next_keys[%d].kid: %s names another key than the one trusted under that id", i, k.KeyID)
+		}
+		if k.KeyID != kid {
+			keys = append(keys, k)
+		}
+	}
+	return a.WithKeys(keys)
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	x, err1 := x509.MarshalPKIXPublicKey(a)
+	y, err2 := x509.MarshalPKIXPublicKey(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// KeyIDs returns the ids of the anchor's keys, in order.
+func (a *Anchor) KeyIDs() []string {
+	out := make([]string, len(a.Keys))
+	for i, k := range a.Keys {
+		out[i] = k.KeyID
+	}
+	return out
+}
+
+// Fingerprint identifies the trust an anchor was installed with: the
+// SHA-256 of its instance and keys (not its URL or TLS CA, which may
+// move without a change of trust). Keys a gateway learned are bound to
+// it, so that installing an anchor with other keys starts again from
+// that anchor's keys.
+func (a *Anchor) Fingerprint() string {
+	b, _ := json.Marshal(struct {
+		Instance string      `json:"instance"`
+		Keys     []AnchorKey `json:"keys"`
+	}{a.Instance, a.Keys})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Accept decides whether next may replace cur (nil when none is held).

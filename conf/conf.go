@@ -25,6 +25,9 @@ const FormatVersion = 1
 // MaxDocumentSize bounds a signed configuration document in bytes.
 const MaxDocumentSize = 16 << 20
 
+// MaxNextKeys bounds Config.NextKeys.
+const MaxNextKeys = 4
+
 // Config is one instance's shared configuration.
 type Config struct {
 	FormatVersion int       `json:"format_version"`
@@ -51,6 +54,14 @@ type Config struct {
 	// document is validated; a document whose policy does not compile is
 	// refused as a whole.
 	Policy *policy.Document `json:"policy,omitempty"`
+	// NextKeys are configuration-signing keys of this instance, other
+	// than the one that signed the document, that gateways trust from
+	// this document on: the key being introduced before the authority
+	// signs with it, and the key being retired while it stays accepted.
+	// A gateway learns them only from a document that verifies, and
+	// forgets a key once the latest document no longer lists it
+	// (docs/design/rotation.md).
+	NextKeys []AnchorKey `json:"next_keys,omitempty"`
 
 	index *index
 }
@@ -292,6 +303,19 @@ func (c *Config) Validate() error {
 			}
 		}
 		ix.fed[f.Anchor.Instance] = f
+	}
+	if len(c.NextKeys) > MaxNextKeys {
+		return fmt.Errorf("next_keys: more than %d keys", MaxNextKeys)
+	}
+	nextAt := map[string]int{}
+	for i, k := range c.NextKeys {
+		if _, err := k.parse(); err != nil {
+			return fmt.Errorf("next_keys[%d].%w", i, err)
+		}
+		if j, dup := nextAt[k.KeyID]; dup {
+			return fmt.Errorf("next_keys[%d].kid duplicates next_keys[%d].kid (%s)", i, j, k.KeyID)
+		}
+		nextAt[k.KeyID] = i
 	}
 	var err error
 	if ix.policy, err = policy.Compile(c.Instance, strconv.FormatUint(c.Serial, 10), c.Policy); err != nil {

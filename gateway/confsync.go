@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,15 @@ var stateMigrations = []store.Migration{
 		etag TEXT NOT NULL,
 		fetched_at TEXT NOT NULL
 	);`, Down: `DROP TABLE global_conf;`},
+	// The configuration-signing keys an instance's latest verified
+	// configuration lists, bound to the anchor they were learned under
+	// (docs/design/rotation.md). Without it a gateway trusts its anchors'
+	// keys alone again.
+	{Up: `CREATE TABLE conf_trust (
+		instance TEXT PRIMARY KEY,
+		anchor_sha256 TEXT NOT NULL,
+		keys TEXT NOT NULL
+	);`, Down: `DROP TABLE conf_trust;`},
 }
 
 // confState is one verified configuration and what is derived from it.
@@ -51,8 +62,14 @@ type signer struct {
 // confSync keeps one instance's configuration current: the gateway's own
 // or a federated one's.
 type confSync struct {
-	g        *Gateway
-	anchor   *conf.Anchor
+	g *Gateway
+	// anchor is the one installed out of band: the instance, where its
+	// configuration is published and the TLS CA of that server.
+	anchor *conf.Anchor
+	// trust holds the configuration-signing keys trusted now: the
+	// anchor's until a configuration verified, then the keys the latest
+	// verified configuration lists (conf.Anchor.Learn).
+	trust    atomic.Pointer[conf.Anchor]
 	state    *atomic.Pointer[confState]
 	onChange func()
 	http     *http.Client
@@ -78,13 +95,56 @@ func (s *confSync) kickRefresh() {
 }
 
 func newConfSync(g *Gateway, a *conf.Anchor, state *atomic.Pointer[confState], onChange func()) *confSync {
-	return &confSync{g: g, anchor: a, state: state, onChange: onChange, kick: make(chan struct{}, 1), http: &http.Client{
+	s := &confSync{g: g, anchor: a, state: state, onChange: onChange, kick: make(chan struct{}, 1), http: &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: a.TLSRoots(), MinVersion: tls.VersionTLS12},
 			MaxIdleConnsPerHost: 1,
 		},
 	}}
+	s.trust.Store(a)
+	return s
+}
+
+// loadTrust restores the keys learned under the installed anchor, if
+// any; keys learned under another anchor are ignored, so that installing
+// a new anchor starts again from its keys.
+func (s *confSync) loadTrust(ctx context.Context) error {
+	var fp, keys string
+	err := s.g.db.QueryRowContext(ctx, `SELECT anchor_sha256, keys FROM conf_trust WHERE instance = ?`, s.anchor.Instance).Scan(&fp, &keys)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load trusted configuration keys: %w", err)
+	}
+	if fp != s.anchor.Fingerprint() {
+		s.g.log.Info("anchor changed; configuration-signing keys learned under the previous one are dropped", "instance", s.anchor.Instance)
+		return nil
+	}
+	var ks []conf.AnchorKey
+	if err := json.Unmarshal([]byte(keys), &ks); err != nil {
+		return fmt.Errorf("load trusted configuration keys: %w", err)
+	}
+	t, err := s.anchor.WithKeys(ks)
+	if err != nil {
+		return fmt.Errorf("load trusted configuration keys: %w", err)
+	}
+	s.trust.Store(t)
+	return nil
+}
+
+// TrustedConfKeys returns the ids of the configuration-signing keys the
+// gateway trusts now for an instance, its own or a federated one; nil
+// for an instance it does not follow.
+func (g *Gateway) TrustedConfKeys(instance string) []string {
+	if instance == g.anchor.Instance {
+		return g.sync.trust.Load().KeyIDs()
+	}
+	if fo := g.fed.get(instance); fo != nil && !fo.removed.Load() {
+		return fo.sync.trust.Load().KeyIDs()
+	}
+	return nil
 }
 
 // loadCached verifies and installs the configuration kept in the state
@@ -99,7 +159,10 @@ func (s *confSync) loadCached(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load cached configuration: %w", err)
 	}
-	c, err := conf.Verify(doc, s.anchor)
+	if err := s.loadTrust(ctx); err != nil {
+		return err
+	}
+	c, err := conf.Verify(doc, s.trust.Load())
 	if err != nil {
 		s.g.log.Warn("cached configuration does not verify; ignoring it", "err", err)
 		return nil
@@ -141,7 +204,8 @@ func (s *confSync) fetch(ctx context.Context) error {
 func (s *confSync) install(ctx context.Context, doc []byte, etag string) error {
 	s.installMu.Lock()
 	defer s.installMu.Unlock()
-	c, err := conf.Verify(doc, s.anchor)
+	trust := s.trust.Load()
+	c, kid, err := conf.VerifyKey(doc, trust)
 	if err != nil {
 		return err
 	}
@@ -160,16 +224,52 @@ func (s *confSync) install(ctx context.Context, doc []byte, etag string) error {
 	if cur != nil && c.Serial == cur.cfg.Serial {
 		return nil
 	}
-	if _, err := s.g.db.ExecContext(ctx, `INSERT INTO global_conf (instance, serial, doc, etag, fetched_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (instance) DO UPDATE SET serial = excluded.serial, doc = excluded.doc, etag = excluded.etag, fetched_at = excluded.fetched_at`,
-		c.Instance, c.Serial, doc, etag, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-		return fmt.Errorf("store configuration: %w", err)
+	// Only now, the document verified and accepted, may its announced
+	// keys be trusted.
+	learned, err := trust.Learn(c, kid)
+	if err != nil {
+		return fmt.Errorf("configuration serial %d: %w", c.Serial, err)
 	}
+	if err := s.store(ctx, c, doc, etag, learned); err != nil {
+		return err
+	}
+	s.trust.Store(learned)
 	s.state.Store(&confState{cfg: c, doc: doc, etag: etag})
+	if was, now := trust.KeyIDs(), learned.KeyIDs(); !slices.Equal(was, now) {
+		s.g.log.Info("configuration-signing keys changed", "instance", c.Instance, "serial", c.Serial, "trusted", now, "before", was)
+	}
 	if s.onChange != nil {
 		s.onChange()
 	}
 	s.g.log.Info("configuration applied", append([]any{"instance", c.Instance, "serial", c.Serial, "expires_at", c.ExpiresAt}, confCounts(curCfg, c)...)...)
+	return nil
+}
+
+// store keeps an accepted configuration and the keys it taught, in one
+// transaction, so that a restart verifies it with those keys.
+func (s *confSync) store(ctx context.Context, c *conf.Config, doc []byte, etag string, trust *conf.Anchor) error {
+	keys, err := json.Marshal(trust.Keys)
+	if err != nil {
+		return fmt.Errorf("store configuration: %w", err)
+	}
+	tx, err := s.g.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store configuration: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO global_conf (instance, serial, doc, etag, fetched_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (instance) DO UPDATE SET serial = excluded.serial, doc = excluded.doc, etag = excluded.etag, fetched_at = excluded.fetched_at`,
+		c.Instance, c.Serial, doc, etag, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("store configuration: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO conf_trust (instance, anchor_sha256, keys) VALUES (?, ?, ?)
+		ON CONFLICT (instance) DO UPDATE SET anchor_sha256 = excluded.anchor_sha256, keys = excluded.keys`,
+		c.Instance, s.anchor.Fingerprint(), string(keys)); err != nil {
+		return fmt.Errorf("store configuration: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store configuration: %w", err)
+	}
 	return nil
 }
 

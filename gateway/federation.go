@@ -280,6 +280,9 @@ type ConfStatus struct {
 	Expired     bool      `json:"expired"`
 	// Federated is false for the gateway's own instance.
 	Federated bool `json:"federated"`
+	// Keys are the ids of the configuration-signing keys trusted for
+	// the instance now (docs/design/rotation.md).
+	Keys []string `json:"keys,omitempty"`
 }
 
 // ConfStatus lists the configurations the gateway holds: its own first,
@@ -288,7 +291,7 @@ func (g *Gateway) ConfStatus() []ConfStatus {
 	var out []ConfStatus
 	now := g.now()
 	if dom := g.conf.Load(); dom != nil {
-		out = append(out, ConfStatus{Instance: dom.cfg.Instance, Serial: dom.cfg.Serial, GeneratedAt: dom.cfg.GeneratedAt, ExpiresAt: dom.cfg.ExpiresAt, Expired: dom.cfg.Expired(now)})
+		out = append(out, ConfStatus{Instance: dom.cfg.Instance, Serial: dom.cfg.Serial, GeneratedAt: dom.cfg.GeneratedAt, ExpiresAt: dom.cfg.ExpiresAt, Expired: dom.cfg.Expired(now), Keys: g.sync.trust.Load().KeyIDs()})
 	}
 	if v := g.fed.view.Load(); v != nil {
 		insts := make([]string, 0, len(*v))
@@ -301,7 +304,7 @@ func (g *Gateway) ConfStatus() []ConfStatus {
 			if fo.removed.Load() {
 				continue
 			}
-			cs := ConfStatus{Instance: inst, Federated: true}
+			cs := ConfStatus{Instance: inst, Federated: true, Keys: fo.sync.trust.Load().KeyIDs()}
 			if st := fo.state.Load(); st != nil {
 				cs.Serial, cs.GeneratedAt, cs.ExpiresAt, cs.Expired = st.cfg.Serial, st.cfg.GeneratedAt, st.cfg.ExpiresAt, st.cfg.Expired(now)
 			} else {

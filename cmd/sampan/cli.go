@@ -101,6 +101,7 @@ type AuthorityCmd struct {
 	Federation   AuthorityFederationCmd   `cmd:"" help:"List the instances an authority federates with, or show one (--id)."`
 	Backup       AuthorityBackupCmd       `cmd:"" help:"Write a signed (optionally encrypted) archive of an authority's data directory, while it runs."`
 	Restore      AuthorityRestoreCmd      `cmd:"" help:"Restore an authority's data directory from an archive, never undoing later revocations or suspensions."`
+	Rotate       AuthorityRotateCmd       `cmd:"" help:"Rotate the configuration-signing key or the instance CA, with overlap (docs/operating.md)."`
 }
 
 // AuthorityRunCmd runs an authority.
