@@ -35,7 +35,13 @@ func (ta *testAuthority) state(t *testing.T) registryState {
 		b, _ := json.Marshal(g)
 		gw += string(b)
 	}
-	return registryState{serial: ta.a.Current().Serial, certs: len(certs.Items), audit: len(audit.Items), gateway: gw}
+	changes := 0 // audit entries of changes made; refusals are audited too
+	for _, e := range audit.Items {
+		if e.Outcome == "ok" {
+			changes++
+		}
+	}
+	return registryState{serial: ta.a.Current().Serial, certs: len(certs.Items), audit: changes, gateway: gw}
 }
 
 // renewPath is the renewal call of gateway id.
@@ -87,9 +93,6 @@ func TestRenewRefusals(t *testing.T) {
 				t.Errorf("got %d %s, want %d with %q", status, b, tc.status, tc.want)
 			}
 			after := ta.state(t)
-			if tc.status == 403 || tc.status == 401 {
-				after.audit = before.audit // refused calls are audited as refusals
-			}
 			if after != before {
 				t.Errorf("a refused renewal changed the registry: %+v → %+v", before, after)
 			}
