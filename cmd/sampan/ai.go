@@ -68,13 +68,9 @@ func (c *AIEvaluateCmd) run(ctx context.Context, w io.Writer) error {
 	if !ok {
 		return errors.New("--sign-cert: names no member")
 	}
-	hc := &http.Client{Timeout: 60 * time.Second}
-	if c.TSACA != "" {
-		pool, err := certPool(c.TSACA)
-		if err != nil {
-			return fmt.Errorf("--tsa-ca: %w", err)
-		}
-		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	hc, err := tsaClient(c.TSACA)
+	if err != nil {
+		return fmt.Errorf("--tsa-ca: %w", err)
 	}
 	s, err := suite.Load(os.DirFS(c.Suite), c.SuiteFile)
 	if err != nil {
@@ -134,6 +130,20 @@ func printSummary(w io.Writer, rep *report.Report) {
 		verdict = "PASS"
 	}
 	fmt.Fprintf(w, "%s (%d samples with failed exchanges)\n", verdict, rep.Errors)
+}
+
+// tsaClient reaches the TSA, trusting caFile (the system's CAs when
+// empty).
+func tsaClient(caFile string) (*http.Client, error) {
+	hc := &http.Client{Timeout: 60 * time.Second}
+	if caFile != "" {
+		pool, err := certPool(caFile)
+		if err != nil {
+			return nil, err
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return hc, nil
 }
 
 func certPool(path string) (*x509.CertPool, error) {
