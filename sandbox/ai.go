@@ -59,8 +59,8 @@ func aiServiceDefs() []serviceDef {
 			backendPath: "/ai/scam-classifier/" + s.version, openAPIPath: "/", example: "/", exampleClient: EvaluatorClient,
 			examplePurpose: EvaluationPurpose,
 			dataClass:      "confidential", flags: []string{"personal"},
-			endpoints: []string{"POST /"},
-			access:    []gateway.AccessRight{{Subject: EvaluatorClient, Endpoint: "POST /"}},
+			endpoints: []string{"GET /", "POST /"},
+			access:    []gateway.AccessRight{{Subject: EvaluatorClient, Endpoint: "GET /"}, {Subject: EvaluatorClient, Endpoint: "POST /"}},
 		})
 	}
 	return out
@@ -178,8 +178,21 @@ func aiHandler(next http.Handler) (http.Handler, error) {
 		label, p := m.Classify(messageOf(in.Text))
 		sendJSON(w, http.StatusOK, classifierResponse{Label: label, Score: p, ModelVersion: m.Version})
 	}
+	describe := func(w http.ResponseWriter, r *http.Request) {
+		m, ok := models[r.PathValue("version")]
+		if !ok {
+			sendJSON(w, http.StatusNotFound, map[string]string{"error": "no model version " + r.PathValue("version")})
+			return
+		}
+		sendJSON(w, http.StatusOK, map[string]any{
+			"model_version": m.Version, "model_digest": m.Digest(), "labels": []string{scam.Scam, scam.Legit},
+			"usage": `POST {"text": "<message>"} → {"label": "scam"|"legit", "score": <P(scam)>, "model_version": "…"}`,
+		})
+	}
 	mux.HandleFunc("POST /ai/scam-classifier/{version}", classify)
 	mux.HandleFunc("POST /ai/scam-classifier/{version}/{$}", classify)
+	mux.HandleFunc("GET /ai/scam-classifier/{version}", describe)
+	mux.HandleFunc("GET /ai/scam-classifier/{version}/{$}", describe)
 	return mux, nil
 }
 

@@ -41,8 +41,8 @@ type Signing struct {
 }
 
 // Write signs rep, has the signature time-stamped and writes the report
-// directory: the report, its signature, the signer's certificate and
-// the token.
+// directory: the report, its signature, the signer's certificate, the
+// token and the views (Views).
 func Write(ctx context.Context, dir string, rep *Report, sg Signing) error {
 	b, err := rep.Marshal()
 	if err != nil {
@@ -69,12 +69,12 @@ func Write(ctx context.Context, dir string, rep *Report, sg Signing) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
-	for name, data := range map[string][]byte{
-		ReportFile:    b,
-		SignatureFile: sigBytes,
-		SignerFile:    pki.EncodeCert(sg.Cert.Raw),
-		TokenFile:     tok,
-	} {
+	files, err := rep.Views()
+	if err != nil {
+		return err
+	}
+	files[ReportFile], files[SignatureFile], files[SignerFile], files[TokenFile] = b, sigBytes, pki.EncodeCert(sg.Cert.Raw), tok
+	for name, data := range files {
 		if err := pki.WriteFileAtomic(filepath.Join(dir, name), data, 0o644); err != nil {
 			return fmt.Errorf("write report: %w", err)
 		}

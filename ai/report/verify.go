@@ -144,6 +144,9 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Verified, error)
 	if err := checkContent(rep, body); err != nil {
 		return nil, err
 	}
+	if err := checkViews(rep, dir); err != nil {
+		return nil, err
+	}
 	if o.Suite != nil {
 		if err := checkSuite(rep, o.Suite, o.SuiteFile); err != nil {
 			return nil, err
@@ -395,3 +398,25 @@ func checkLog(ctx context.Context, rep *Report, logDir, dsn string) (int, error)
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// checkViews regenerates each view present in dir from the verified
+// report and compares: a view edited to say something else fails.
+func checkViews(rep *Report, dir string) error {
+	views, err := rep.Views()
+	if err != nil {
+		return fmt.Errorf("verify report: %w", err)
+	}
+	for name, want := range views {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("verify report: %w", err)
+		}
+		if !bytes.Equal(got, want) {
+			return fmt.Errorf("verify report: %s is not the view of the signed %s (edited?)", name, ReportFile)
+		}
+	}
+	return nil
+}

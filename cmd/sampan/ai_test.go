@@ -113,6 +113,7 @@ func TestAIEvaluateThroughTheExchange(t *testing.T) {
 			}
 		}
 		verifyEventually(t, out)
+		checkViews(t, out, rep)
 	}
 
 	// The evaluator's key, to sign tampered reports with as a dishonest
@@ -223,6 +224,20 @@ func TestAIEvaluateThroughTheExchange(t *testing.T) {
 		{"removed sample", func(t *testing.T) string {
 			return tampered(t, func(r *report.Report) { r.Samples = r.Samples[1:] }, nil)
 		}, "", "signature report.jws does not verify"},
+		{"time-stamp of another report", func(t *testing.T) string {
+			dir := tampered(t, func(*report.Report) {}, nil)
+			b, _ := os.ReadFile(filepath.Join(dirs["scam-nb-v1"], report.TokenFile))
+			os.WriteFile(filepath.Join(dir, report.TokenFile), b, 0o644)
+			return dir
+		}, exampleSuite, "does not cover report.jws"},
+		{"edited HTML view", func(t *testing.T) string {
+			dir := tampered(t, func(*report.Report) {}, nil)
+			for _, f := range []string{report.HTMLFile} {
+				b, _ := os.ReadFile(filepath.Join(dirs["scam-nb-v2"], f))
+				os.WriteFile(filepath.Join(dir, f), bytes.Replace(b, []byte(">pass<"), []byte(">PASS (certified)<"), 1), 0o644)
+			}
+			return dir
+		}, exampleSuite, "report.html is not the view of the signed report.json"},
 		{"wrong signer", func(t *testing.T) string { return tampered(t, func(*report.Report) {}, &mps) }, exampleSuite,
 			"signed by VN/GOV/MPS, but the report names the evaluator VN/ORG/VNTESTLAB"},
 		{"wrong signer claiming to be the evaluator", func(t *testing.T) string {
@@ -253,5 +268,55 @@ func TestAIEvaluateThroughTheExchange(t *testing.T) {
 				t.Logf("%v", err)
 			}
 		})
+	}
+}
+
+// checkViews reads the Moonshot result and the inspect-style log back.
+func checkViews(t *testing.T, dir string, rep *report.Report) {
+	t.Helper()
+	var ms struct {
+		Metadata struct {
+			Endpoints    []string `json:"endpoints"`
+			NumOfPrompts int      `json:"num_of_prompts"`
+		} `json:"metadata"`
+		Results struct {
+			Recipes []struct {
+				ID      string `json:"id"`
+				Details []struct {
+					DatasetID string `json:"dataset_id"`
+					Data      []struct {
+						Prompt, PredictedResult string
+					} `json:"data"`
+				} `json:"details"`
+				EvaluationSummary []struct {
+					Grade string `json:"grade"`
+				} `json:"evaluation_summary"`
+			} `json:"recipes"`
+		} `json:"results"`
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, report.MoonshotFile))
+	if err := json.Unmarshal(b, &ms); err != nil {
+		t.Fatal(err)
+	}
+	r := ms.Results.Recipes
+	if ms.Metadata.NumOfPrompts != len(rep.Samples) || len(r) != 1 || r[0].ID != "scam-sms-vi-en" || len(r[0].Details) != 1 ||
+		len(r[0].Details[0].Data) != len(rep.Samples) || r[0].EvaluationSummary[0].Grade != rep.Recipes[0].Grade {
+		t.Errorf("moonshot result: %+v", ms)
+	}
+	var in struct {
+		Status  string `json:"status"`
+		Results struct {
+			TotalSamples int `json:"total_samples"`
+		} `json:"results"`
+		Samples []struct {
+			Scores map[string]struct{ Value float64 } `json:"scores"`
+		} `json:"samples"`
+	}
+	b, _ = os.ReadFile(filepath.Join(dir, report.InspectFile))
+	if err := json.Unmarshal(b, &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.Status != "success" || in.Results.TotalSamples != len(rep.Samples) || len(in.Samples) != len(rep.Samples) || len(in.Samples[0].Scores) != 2 {
+		t.Errorf("inspect log: %+v", in)
 	}
 }
