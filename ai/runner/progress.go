@@ -61,8 +61,9 @@ func openProgress(path string, h header) (*progress, map[string]Sample, error) {
 		}
 		good += len(line) + 1
 	}
-	if good > len(b) {
-		good = len(b)
+	newline := false
+	if good > len(b) { // the last line is whole but lost its newline
+		good, newline = len(b), true
 	}
 	if err := os.Truncate(path, int64(good)); err != nil {
 		return nil, nil, fmt.Errorf("progress file: %w", err)
@@ -70,6 +71,12 @@ func openProgress(path string, h header) (*progress, map[string]Sample, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("progress file: %w", err)
+	}
+	if newline {
+		if _, err := f.Write([]byte{'\n'}); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("progress file: %w", err)
+		}
 	}
 	return &progress{f: f, started: got.Started}, done, nil
 }
