@@ -104,6 +104,12 @@ type ManifestAIService struct {
 	// LogDir is the evaluator gateway's message log, where every sample's
 	// exchange is recorded.
 	LogDir string `json:"log_dir"`
+	// TSAURL is the authority's time-stamping endpoint, reached over TLS
+	// of TSATLSCAFile; CAFile is the instance CA a report's signer and
+	// time-stamp chain to.
+	TSAURL       string `json:"tsa_url"`
+	TSATLSCAFile string `json:"tsa_tls_ca_file"`
+	CAFile       string `json:"ca_file"`
 }
 
 // aiManifest lists the AI services once the gateways are up.
@@ -114,6 +120,12 @@ func (s *Sandbox) aiManifest() []ManifestAIService {
 			gw = g
 		}
 	}
+	var vn ManifestAuthority
+	for _, a := range s.Manifest.Authorities {
+		if a.Instance == "VN" {
+			vn = a
+		}
+	}
 	key, crt := memberSignPaths(gw.DataDir, aiMember.id)
 	var out []ManifestAIService
 	for _, a := range aiServices {
@@ -121,6 +133,7 @@ func (s *Sandbox) aiManifest() []ManifestAIService {
 			ID: a.id, Tier: TierUnclassified, ModelVersion: a.version, Suites: a.suites,
 			EvaluatorClient: EvaluatorClient, EvaluatorGateway: EvaluatorGateway, EvaluatorClientURL: gw.ClientURL,
 			Purpose: EvaluationPurpose, SignKeyFile: key, SignCertFile: crt, LogDir: filepath.Join(gw.DataDir, "log"),
+			TSAURL: strings.TrimSuffix(vn.URL, "/") + "/tsa", TSATLSCAFile: vn.TLSCAFile, CAFile: vn.CAFile,
 		})
 	}
 	return out
@@ -206,4 +219,21 @@ func messageOf(text string) string {
 		return text[i+2:]
 	}
 	return text
+}
+
+// printAIWelcome says how to evaluate the AI services.
+func (s *Sandbox) printAIWelcome(w io.Writer) {
+	if len(s.Manifest.AIServices) == 0 {
+		return
+	}
+	a := s.Manifest.AIServices[0]
+	fmt.Fprintf(w, "The scam-message classifier (%s) is served by MPS; the Vietnam AI Testing Centre evaluates it through its gateway,\nas %s (from the source tree, with the example suite):\n\n", a.ModelVersion, a.EvaluatorClient)
+	for _, a := range s.Manifest.AIServices {
+		out := "report-" + a.ModelVersion
+		fmt.Fprintf(w, "  sampan ai evaluate --suite ai/suite/testdata/vi-en --recipe scam-sms-vi-en --service %s \\\n", a.ID)
+		fmt.Fprintf(w, "    --client %s --purpose %s --gateway %s \\\n", a.EvaluatorClient, a.Purpose, a.EvaluatorClientURL)
+		fmt.Fprintf(w, "    --sign-key %s --sign-cert %s \\\n", a.SignKeyFile, a.SignCertFile)
+		fmt.Fprintf(w, "    --tsa %s --tsa-ca %s --out %s\n", a.TSAURL, a.TSATLSCAFile, out)
+		fmt.Fprintf(w, "  sampan ai verify-report %s --ca %s --suite ai/suite/testdata/vi-en --log-dir %s\n\n", out, a.CAFile, a.LogDir)
+	}
 }

@@ -45,7 +45,7 @@ func TestAIEvaluateThroughTheExchange(t *testing.T) {
 			Service: svc.ID, Client: svc.EvaluatorClient, Gateway: svc.EvaluatorClientURL, Purpose: svc.Purpose,
 			Path: "/", Input: "text", Answer: "label", Version: "model_version",
 			SignKey: svc.SignKeyFile, SignCert: svc.SignCertFile,
-			TSA: strings.TrimSuffix(vn.URL, "/") + "/tsa", TSACA: vn.TLSCAFile,
+			TSA: svc.TSAURL, TSACA: svc.TSATLSCAFile,
 			Conc: 4, Out: out,
 		}
 		if err := c.run(t.Context(), &log); err != nil {
@@ -63,7 +63,7 @@ func TestAIEvaluateThroughTheExchange(t *testing.T) {
 		return &rep
 	}
 	verify := func(dir, suiteDir string) error {
-		return (&AIVerifyReportCmd{Dir: dir, CA: vn.CAFile, Suite: suiteDir, SuiteFile: "suite.json", LogDir: m.AIServices[0].LogDir}).run(t.Context(), &bytes.Buffer{})
+		return (&AIVerifyReportCmd{Dir: dir, CA: m.AIServices[0].CAFile, Suite: suiteDir, SuiteFile: "suite.json", LogDir: m.AIServices[0].LogDir}).run(t.Context(), &bytes.Buffer{})
 	}
 	// verifyEventually waits for the log's checkpoint to cover the
 	// run's exchanges.
