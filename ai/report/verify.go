@@ -40,6 +40,9 @@ type VerifyOptions struct {
 	// with the client, service, status and body digests the report
 	// implies.
 	LogDir, LogDSN string
+	// Bundles, instead of LogDir, is a directory of the exchanges'
+	// evidence bundles as ExportEvidence writes them.
+	Bundles string
 }
 
 // Verified is what Verify established.
@@ -153,8 +156,8 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Verified, error)
 		}
 		v.SuiteChecked = true
 	}
-	if o.LogDir != "" {
-		n, err := checkLog(ctx, rep, o.LogDir, o.LogDSN)
+	if o.LogDir != "" || o.Bundles != "" {
+		n, err := checkLog(ctx, rep, o.LogDir, o.LogDSN, o.Bundles, o.Roots)
 		if err != nil {
 			return nil, err
 		}
@@ -342,34 +345,65 @@ func equal(a, b []string) bool {
 	return true
 }
 
+// BundleName is the name of the evidence bundle of a sample's call in
+// a directory of bundles (ExportEvidence): sample and call index.
+func BundleName(sample, call int) string { return fmt.Sprintf("%05d-%d", sample, call) }
+
+// ExportEvidence writes the evidence bundle of every exchange of the
+// report from the evaluator gateway's log into out/BundleName(i, j), so
+// that a report can be checked without the log (VerifyOptions.Bundles).
+func ExportEvidence(ctx context.Context, rep *Report, logDir, dsn, out string) (int, error) {
+	n := 0
+	for i, smp := range rep.Samples {
+		for j, c := range smp.Calls {
+			sel := msglog.Selection{XRoadID: c.XRoadID, RequestHash: c.RequestHash, Side: "consumer"}
+			if err := msglog.Export(ctx, logDir, dsn, sel, filepath.Join(out, BundleName(i, j))); err != nil {
+				return n, fmt.Errorf("export evidence of sample %s, %s (X-Road-Id %s): %w", smp.ID, c.Role, c.XRoadID, err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // checkLog finds every exchange of the report in the evaluator
 // gateway's log, with an evidence bundle as `sampan log export` writes
-// it, checks the bundle (inclusion in the signed checkpoint, both
-// message signatures) and compares the record with the report.
-func checkLog(ctx context.Context, rep *Report, logDir, dsn string) (int, error) {
+// it (or, when bundles is set, takes the bundle from there), checks the
+// bundle (inclusion in the signed checkpoint, both message signatures,
+// the signers) and compares the record with the report.
+func checkLog(ctx context.Context, rep *Report, logDir, dsn, bundles string, roots *x509.CertPool) (int, error) {
 	tmp, err := os.MkdirTemp("", "sampan-verify-report-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(tmp)
 	n := 0
-	for _, smp := range rep.Samples {
+	for i, smp := range rep.Samples {
 		it := suite.Item{InputDigest: smp.InputDigest}
-		for _, c := range smp.Calls {
+		for j, c := range smp.Calls {
 			where := fmt.Sprintf("sample %s, %s (X-Road-Id %s)", smp.ID, c.Role, c.XRoadID)
 			if c.RequestHash == "" {
 				return n, fmt.Errorf("verify report: %s: no request hash: the exchange did not complete", where)
 			}
-			out := filepath.Join(tmp, fmt.Sprint(n))
-			err := msglog.Export(ctx, logDir, dsn, msglog.Selection{XRoadID: c.XRoadID, RequestHash: c.RequestHash, Side: "consumer"}, out)
-			if err != nil {
-				return n, fmt.Errorf("verify report: %s: the exchange is not in the evaluator gateway's log: %w", where, err)
+			out := filepath.Join(bundles, BundleName(i, j))
+			if bundles == "" {
+				out = filepath.Join(tmp, fmt.Sprint(n))
+				err := msglog.Export(ctx, logDir, dsn, msglog.Selection{XRoadID: c.XRoadID, RequestHash: c.RequestHash, Side: "consumer"}, out)
+				if err != nil {
+					return n, fmt.Errorf("verify report: %s: the exchange is not in the evaluator gateway's log: %w", where, err)
+				}
 			}
 			b, err := msglog.VerifyBundle(out)
 			if err != nil {
 				return n, fmt.Errorf("verify report: %s: its evidence does not verify: %w", where, err)
 			}
+			if b.Record.XRoadID != c.XRoadID || b.Record.RequestHash != c.RequestHash || b.Record.Side != "consumer" {
+				return n, fmt.Errorf("verify report: %s: the evidence is of another exchange", where)
+			}
 			rec := b.Record
+			if err := checkSigners(out, rec, rep, roots); err != nil {
+				return n, fmt.Errorf("verify report: %s: %w", where, err)
+			}
 			prompt := smp.Input
 			if name, ok := strings.CutPrefix(c.Role, "variant/"); ok {
 				for _, p := range score.Perturbations {
@@ -390,7 +424,9 @@ func checkLog(ctx context.Context, rep *Report, logDir, dsn string) (int, error)
 			case rec.ResponseBodySHA256 != digest(c.ResponseBody):
 				return n, fmt.Errorf("verify report: %s: the response the log holds is not the one the report records", where)
 			}
-			os.RemoveAll(out)
+			if bundles == "" {
+				os.RemoveAll(out)
+			}
 			n++
 		}
 	}
@@ -416,6 +452,40 @@ func checkViews(rep *Report, dir string) error {
 		}
 		if !bytes.Equal(got, want) {
 			return fmt.Errorf("verify report: %s is not the view of the signed %s (edited?)", name, ReportFile)
+		}
+	}
+	return nil
+}
+
+// checkSigners checks who signed an exchange, from the certificates in
+// its evidence bundle: the request by the evaluator's member and the
+// response by the service provider's member, both with signing
+// certificates of the instance CA valid when the exchange happened. The
+// provider's signature over the response digest is what the testing
+// body cannot make itself.
+func checkSigners(bundle string, rec *msglog.Record, rep *Report, roots *x509.CertPool) error {
+	sid, err := ident.ParseService(rep.Service)
+	if err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	for _, s := range []struct{ file, want, what string }{
+		{"request-signer.pem", rep.Evaluator.Member, "request"},
+		{"response-signer.pem", sid.Provider.Member().String(), "response"},
+	} {
+		b, err := os.ReadFile(filepath.Join(bundle, s.file))
+		if err != nil {
+			return fmt.Errorf("the %s signer's certificate is not in the log: %w", s.what, err)
+		}
+		c, err := pki.ParseCertPEM(b)
+		if err != nil {
+			return fmt.Errorf("the %s signer's certificate: %w", s.what, err)
+		}
+		m, err := pki.VerifySigningCert(c, roots, rec.RequestAt)
+		if err != nil {
+			return fmt.Errorf("the %s signer: %w", s.what, err)
+		}
+		if m != s.want {
+			return fmt.Errorf("the %s was signed by %s, not %s", s.what, m, s.want)
 		}
 	}
 	return nil

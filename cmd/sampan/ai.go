@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,40 @@ import (
 type AICmd struct {
 	Evaluate     AIEvaluateCmd     `cmd:"" help:"Run an evaluation suite against an AI service through the exchange; write a signed, time-stamped report."`
 	VerifyReport AIVerifyReportCmd `cmd:"" name:"verify-report" help:"Check an evaluation report offline; exit 0 when all holds."`
+	Evidence     AIEvidenceCmd     `cmd:"" name:"export-evidence" help:"Write the evidence bundle of every exchange of a report from the evaluator gateway's log."`
+}
+
+// AIEvidenceCmd exports the evidence of a report's exchanges.
+type AIEvidenceCmd struct {
+	Dir    string `arg:"" help:"The report directory." type:"existingdir"`
+	LogDir string `name:"log-dir" help:"The evaluator gateway's data directory (or its log directory)." required:"" type:"existingdir"`
+	Out    string `help:"Directory for the bundles (created; must be empty)." required:"" type:"path"`
+	indexFlag
+}
+
+// Run writes the bundles.
+func (c *AIEvidenceCmd) Run(g *Globals) error {
+	return c.run(context.Background(), os.Stdout)
+}
+
+func (c *AIEvidenceCmd) run(ctx context.Context, w io.Writer) error {
+	if entries, err := os.ReadDir(c.Out); err == nil && len(entries) > 0 {
+		return fmt.Errorf("--out: %s is not empty", c.Out)
+	}
+	b, err := os.ReadFile(filepath.Join(c.Dir, report.ReportFile))
+	if err != nil {
+		return err
+	}
+	var rep report.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", report.ReportFile, err)
+	}
+	n, err := report.ExportEvidence(ctx, &rep, logDirOf(c.LogDir), c.IndexDSN, c.Out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "evidence of %d exchanges written to %s; check with: sampan ai verify-report %s --bundles %s --ca …\n", n, c.Out, c.Dir, c.Out)
+	return nil
 }
 
 // AIEvaluateCmd runs a suite against a service as an evaluator client.
@@ -206,7 +241,8 @@ type AIVerifyReportCmd struct {
 	CA        string `help:"The instance CA (PEM) the signer's and the TSA's certificates chain to." required:"" type:"existingfile"`
 	Suite     string `help:"The suite directory: its lock must be the report's and its items the report's samples." type:"existingdir"`
 	SuiteFile string `name:"suite-file" help:"Sampan's suite file in the suite directory." default:"suite.json"`
-	LogDir    string `name:"log-dir" help:"The evaluator gateway's data directory (or its log directory): every exchange must be in its log." type:"existingdir"`
+	LogDir    string `name:"log-dir" help:"The evaluator gateway's data directory (or its log directory): every exchange must be in its log." type:"existingdir" xor:"evidence"`
+	Bundles   string `help:"Instead of --log-dir: the exchanges' evidence bundles (sampan ai export-evidence)." type:"existingdir" xor:"evidence"`
 	indexFlag
 }
 
@@ -227,6 +263,7 @@ func (c *AIVerifyReportCmd) run(ctx context.Context, w io.Writer) error {
 	if c.LogDir != "" {
 		o.LogDir = logDirOf(c.LogDir)
 	}
+	o.Bundles = c.Bundles
 	v, err := report.Verify(ctx, c.Dir, o)
 	if err != nil {
 		return fmt.Errorf("report %s: %w", c.Dir, err)
@@ -240,7 +277,7 @@ func (c *AIVerifyReportCmd) run(ctx context.Context, w io.Writer) error {
 	if v.LogChecked {
 		fmt.Fprintf(w, "; %d exchanges in the evaluator gateway's log", v.Exchanges)
 	} else {
-		fmt.Fprint(w, "; log not checked (no --log-dir)")
+		fmt.Fprint(w, "; log not checked (no --log-dir or --bundles)")
 	}
 	fmt.Fprintln(w)
 	printSummary(w, v.Report)

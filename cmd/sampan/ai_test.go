@@ -253,6 +253,29 @@ func TestAIEvaluateThroughTheExchange(t *testing.T) {
 		}, exampleSuite, "the request the log holds is not the sample's input"},
 		{"v1's report verifies", func(t *testing.T) string { return dirs["scam-nb-v1"] }, exampleSuite, ""},
 	}
+	// The evidence exported as bundles checks without the log; a bundle
+	// of another exchange does not.
+	bundles := filepath.Join(t.TempDir(), "evidence")
+	if err := (&AIEvidenceCmd{Dir: dirs["scam-nb-v2"], LogDir: m.AIServices[0].LogDir, Out: bundles}).run(t.Context(), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	withBundles := func(dir string) error {
+		return (&AIVerifyReportCmd{Dir: dir, CA: m.AIServices[0].CAFile, Suite: exampleSuite, SuiteFile: "suite.json", Bundles: bundles}).run(t.Context(), &bytes.Buffer{})
+	}
+	if err := withBundles(dirs["scam-nb-v2"]); err != nil {
+		t.Fatalf("verify with bundles: %v", err)
+	}
+	a, b2 := filepath.Join(bundles, report.BundleName(0, 0)), filepath.Join(bundles, report.BundleName(1, 0))
+	os.Rename(a, a+".x")
+	os.Rename(b2, a)
+	if err := withBundles(dirs["scam-nb-v2"]); err == nil || !strings.Contains(err.Error(), "the evidence is of another exchange") {
+		t.Errorf("swapped bundles: %v", err)
+	}
+	os.RemoveAll(a)
+	if err := withBundles(dirs["scam-nb-v2"]); err == nil || !strings.Contains(err.Error(), "its evidence does not verify") {
+		t.Errorf("missing bundle: %v", err)
+	}
+
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := verify(tc.dir(t), tc.suite)
