@@ -157,7 +157,7 @@ func (rep *Report) moonshot() any {
 	}
 	return map[string]any{
 		"metadata": map[string]any{
-			"id":             "sampan-" + rep.Suite.Lock.Suite[:16],
+			"id":             "sampan-" + prefix(rep.Suite.Lock.Suite, 16),
 			"start_time":     rep.StartedAt.Format("2006-01-02 15:04:05"),
 			"end_time":       rep.FinishedAt.Format("2006-01-02 15:04:05"),
 			"duration":       int(rep.FinishedAt.Sub(rep.StartedAt).Seconds()),
@@ -251,7 +251,7 @@ func (rep *Report) inspect() any {
 		"version": 2,
 		"status":  status,
 		"eval": map[string]any{
-			"run_id":  rep.Suite.Lock.Suite[:22],
+			"run_id":  prefix(rep.Suite.Lock.Suite, 22),
 			"created": rep.StartedAt,
 			"task":    rep.Suite.Name,
 			"task_id": rep.Suite.Lock.Suite,
@@ -340,3 +340,10 @@ var page = template.Must(template.New("report").Parse(`<!doctype html>
 {{end}}</table>
 </body></html>
 `))
+
+func prefix(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
