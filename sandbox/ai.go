@@ -227,13 +227,11 @@ func (s *Sandbox) printAIWelcome(w io.Writer) {
 		return
 	}
 	a := s.Manifest.AIServices[0]
-	fmt.Fprintf(w, "The scam-message classifier (%s) is served by MPS; the Vietnam AI Testing Centre evaluates it through its gateway,\nas %s (from the source tree, with the example suite):\n\n", a.ModelVersion, a.EvaluatorClient)
+	fmt.Fprintf(w, "The scam-message classifier (%s) is served by MPS; the Vietnam AI Testing Centre evaluates it through its gateway,\nas %s (from the source tree, with the example suite; --sandbox takes the client,\nits gateway, the signing key and the TSA from sandbox.json):\n\n", a.ModelVersion, a.EvaluatorClient)
 	for _, a := range s.Manifest.AIServices {
 		out := "report-" + a.ModelVersion
-		fmt.Fprintf(w, "  sampan ai evaluate --suite ai/suite/testdata/vi-en --recipe scam-sms-vi-en --service %s \\\n", a.ID)
-		fmt.Fprintf(w, "    --client %s --purpose %s --gateway %s \\\n", a.EvaluatorClient, a.Purpose, a.EvaluatorClientURL)
-		fmt.Fprintf(w, "    --sign-key %s --sign-cert %s \\\n", a.SignKeyFile, a.SignCertFile)
-		fmt.Fprintf(w, "    --tsa %s --tsa-ca %s --out %s\n", a.TSAURL, a.TSATLSCAFile, out)
+		fmt.Fprintf(w, "  sampan ai evaluate --sandbox %s --service %s \\\n", s.Dir, a.ID)
+		fmt.Fprintf(w, "    --suite ai/suite/testdata/vi-en --recipe scam-sms-vi-en --out %s\n", out)
 		fmt.Fprintf(w, "  sampan ai verify-report %s --ca %s --suite ai/suite/testdata/vi-en --log-dir %s\n\n", out, a.CAFile, a.LogDir)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sampan-exchange/sampan/ai/runner"
 	"github.com/sampan-exchange/sampan/ai/suite"
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/sandbox"
 )
 
 // AICmd groups the AI evaluation commands.
@@ -66,17 +67,18 @@ type AIEvaluateCmd struct {
 	SuiteFile string   `name:"suite-file" help:"Sampan's suite file in the directory." default:"suite.json"`
 	Recipe    []string `help:"Run only these recipes (repeatable; default all)."`
 	Service   string   `help:"The AI service, INSTANCE/CLASS/CODE/SUBSYSTEM/SERVICE." required:""`
-	Client    string   `help:"The evaluator's client subsystem (X-Road-Client)." required:""`
-	Gateway   string   `help:"The client side of the evaluator's gateway (http://host:port)." required:""`
+	Sandbox   string   `help:"A sandbox directory: take the client, gateway, purpose, signing key and certificate, TSA and its CA from its sandbox.json's ai_services entry for --service." type:"existingdir"`
+	Client    string   `help:"The evaluator's client subsystem (X-Road-Client)."`
+	Gateway   string   `help:"The client side of the evaluator's gateway (http://host:port)."`
 	Purpose   string   `help:"The purpose to declare (X-Road-Purpose)."`
 	Path      string   `help:"Path under the service to POST to." default:"/"`
 	Input     string   `name:"input-field" help:"JSON field of the request carrying the prompt." default:"text"`
 	Answer    string   `name:"answer-field" help:"JSON field of the response carrying the answer." default:"label"`
 	Version   string   `name:"version-field" help:"JSON field of the response naming the model version." default:"model_version"`
-	SignKey   string   `name:"sign-key" help:"The testing body's member signing key (PEM), e.g. its gateway's sign/<member>.key." required:"" type:"existingfile"`
-	SignCert  string   `name:"sign-cert" help:"Its signing certificate (PEM)." required:"" type:"existingfile"`
-	TSA       string   `help:"The authority's time-stamping URL (https://…/tsa)." required:""`
-	TSACA     string   `name:"tsa-ca" help:"The CA of the authority's TLS, to trust when reaching the TSA (default: the system's)." type:"existingfile"`
+	SignKey   string   `name:"sign-key" help:"The testing body's member signing key (PEM), e.g. its gateway's sign/<member>.key." type:"path"`
+	SignCert  string   `name:"sign-cert" help:"Its signing certificate (PEM)." type:"path"`
+	TSA       string   `help:"The authority's time-stamping URL (https://…/tsa)."`
+	TSACA     string   `name:"tsa-ca" help:"The CA of the authority's TLS, to trust when reaching the TSA (default: the system's)." type:"path"`
 	Rate      float64  `help:"Samples started per second (0: no limit)." default:"0"`
 	Conc      int      `name:"concurrency" help:"Samples in flight at once." default:"4"`
 	Progress  string   `help:"Progress file; a rerun with it skips the samples done (default OUT/progress.jsonl)." type:"path"`
@@ -90,7 +92,49 @@ func (c *AIEvaluateCmd) Run(g *Globals) error {
 	return c.run(ctx, os.Stderr)
 }
 
+// fromSandbox fills in what the flags leave empty from the sandbox's
+// manifest entry for the service.
+func (c *AIEvaluateCmd) fromSandbox() error {
+	if c.Sandbox == "" {
+		return nil
+	}
+	var m sandbox.Manifest
+	b, err := os.ReadFile(filepath.Join(c.Sandbox, "sandbox.json"))
+	if err != nil {
+		return fmt.Errorf("--sandbox: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("--sandbox: sandbox.json: %w", err)
+	}
+	for _, a := range m.AIServices {
+		if a.ID != c.Service {
+			continue
+		}
+		for _, f := range []struct {
+			dst *string
+			v   string
+		}{
+			{&c.Client, a.EvaluatorClient}, {&c.Gateway, a.EvaluatorClientURL}, {&c.Purpose, a.Purpose},
+			{&c.SignKey, a.SignKeyFile}, {&c.SignCert, a.SignCertFile}, {&c.TSA, a.TSAURL}, {&c.TSACA, a.TSATLSCAFile},
+		} {
+			if *f.dst == "" {
+				*f.dst = f.v
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("--sandbox: %s lists no AI service %s", c.Sandbox, c.Service)
+}
+
 func (c *AIEvaluateCmd) run(ctx context.Context, w io.Writer) error {
+	if err := c.fromSandbox(); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, v string }{{"--client", c.Client}, {"--gateway", c.Gateway}, {"--sign-key", c.SignKey}, {"--sign-cert", c.SignCert}, {"--tsa", c.TSA}} {
+		if f.v == "" {
+			return fmt.Errorf("%s is required (or --sandbox)", f.name)
+		}
+	}
 	key, err := pki.ReadKey(c.SignKey)
 	if err != nil {
 		return fmt.Errorf("--sign-key: %w", err)

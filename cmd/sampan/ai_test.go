@@ -48,6 +48,11 @@ func TestAIEvaluateThroughTheExchange(t *testing.T) {
 			TSA: svc.TSAURL, TSACA: svc.TSATLSCAFile,
 			Conc: 4, Out: out,
 		}
+		if svc.ModelVersion == "scam-nb-v1" {
+			// The same from the sandbox's manifest.
+			c = &AIEvaluateCmd{Suite: exampleSuite, SuiteFile: "suite.json", Recipe: []string{"scam-sms-vi-en"},
+				Service: svc.ID, Sandbox: sb.Dir, Path: "/", Input: "text", Answer: "label", Version: "model_version", Conc: 4, Out: out}
+		}
 		if err := c.run(t.Context(), &log); err != nil {
 			t.Fatalf("evaluate %s: %v\n%s", svc.ID, err, log.String())
 		}
