@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -183,10 +184,6 @@ func decode(b []byte) (*Report, error) {
 // digest, inputs and their perturbations, answers read from the
 // responses, and the aggregates recomputed from the samples.
 func checkContent(rep *Report, body []byte) error {
-	files := make([]string, 0, len(rep.Suite.Lock.Files))
-	for n := range rep.Suite.Lock.Files {
-		files = append(files, n)
-	}
 	if got := lockDigest(rep.Suite.Lock.Files); got != rep.Suite.Lock.Suite {
 		return fmt.Errorf("verify report: the suite lock's digest %s is not that of its files (%s)", rep.Suite.Lock.Suite, got)
 	}
@@ -267,15 +264,14 @@ func digest(s string) string {
 // lockDigest is suite.Lock's digest: SHA-256 of "<hex>  <path>\n" lines
 // sorted by path.
 func lockDigest(files map[string]string) string {
-	l := suite.Lock{Files: files}
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
 	}
-	sortStrings(names)
+	sort.Strings(names)
 	var b strings.Builder
 	for _, n := range names {
-		b.WriteString(l.Files[n] + "  " + n + "\n")
+		b.WriteString(files[n] + "  " + n + "\n")
 	}
 	return digest(b.String())
 }
@@ -318,7 +314,7 @@ func checkSuite(rep *Report, fsys fs.FS, name string) error {
 			if !ok {
 				return fmt.Errorf("verify report: sample %s of the suite is missing from the report", it.ID)
 			}
-			if smp.InputDigest != it.InputDigest || !equal(smp.Targets, it.Targets) {
+			if smp.InputDigest != it.InputDigest || !slices.Equal(smp.Targets, it.Targets) {
 				return fmt.Errorf("verify report: sample %s: input or targets differ from the suite's", it.ID)
 			}
 			delete(samples, it.ID)
@@ -331,18 +327,6 @@ func checkSuite(rep *Report, fsys fs.FS, name string) error {
 		return fmt.Errorf("verify report: sample %s is not an item of the suite", id)
 	}
 	return nil
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // BundleName is the name of the evidence bundle of a sample's call in
@@ -432,8 +416,6 @@ func checkLog(ctx context.Context, rep *Report, logDir, dsn, bundles string, roo
 	}
 	return n, nil
 }
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 // checkViews regenerates each view present in dir from the verified
 // report and compares: a view edited to say something else fails.

@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -168,7 +169,7 @@ func Run(ctx context.Context, s *suite.Suite, o Options) (*Result, error) {
 	}
 	var jobs []job
 	for _, r := range s.Recipes {
-		if len(o.Recipes) > 0 && !contains(o.Recipes, r.ID) {
+		if len(o.Recipes) > 0 && !slices.Contains(o.Recipes, r.ID) {
 			continue
 		}
 		sc, err := r.Scorers()
@@ -181,7 +182,7 @@ func Run(ctx context.Context, s *suite.Suite, o Options) (*Result, error) {
 		}
 	}
 	for _, want := range o.Recipes {
-		if !slicesContainsFunc(s.Recipes, want) {
+		if !slices.ContainsFunc(s.Recipes, func(r *suite.Recipe) bool { return r.ID == want }) {
 			return nil, fmt.Errorf("run: the suite has no recipe %q", want)
 		}
 	}
@@ -272,24 +273,6 @@ feed:
 	}
 	res.Finished = time.Now().UTC()
 	return res, nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
-}
-
-func slicesContainsFunc(rs []*suite.Recipe, id string) bool {
-	for _, r := range rs {
-		if r.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 func (o *Options) defaults() error {
