@@ -59,6 +59,10 @@ type Verified struct {
 	Exchanges                int
 }
 
+// clockSkew is how far the evaluator's and its gateway's clocks may run
+// ahead of the TSA's (whose tokens are also to the second).
+const clockSkew = time.Minute
+
 // MaxReportSize bounds the report file.
 const MaxReportSize = 256 << 20
 
@@ -145,6 +149,9 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Verified, error)
 	if c, err := ident.ParseSubsystem(rep.Evaluator.Client); err != nil || c.Member().String() != member {
 		return nil, fmt.Errorf("verify report: the evaluator client %q is not a subsystem of the signer %s", rep.Evaluator.Client, member)
 	}
+	if rep.FinishedAt.Before(rep.StartedAt) || rep.FinishedAt.After(v.StampedAt.Add(clockSkew)) {
+		return nil, fmt.Errorf("verify report: the run (%s to %s) did not end before its time-stamp (%s)", rep.StartedAt.Format(time.RFC3339), rep.FinishedAt.Format(time.RFC3339), v.StampedAt.Format(time.RFC3339))
+	}
 	if err := checkContent(rep, body); err != nil {
 		return nil, err
 	}
@@ -158,7 +165,7 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Verified, error)
 		v.SuiteChecked = true
 	}
 	if o.LogDir != "" || o.Bundles != "" {
-		n, err := checkLog(ctx, rep, o.LogDir, o.LogDSN, o.Bundles, o.Roots)
+		n, err := checkLog(ctx, rep, o.LogDir, o.LogDSN, o.Bundles, o.Roots, v.StampedAt)
 		if err != nil {
 			return nil, err
 		}
@@ -355,7 +362,7 @@ func ExportEvidence(ctx context.Context, rep *Report, logDir, dsn, out string) (
 // it (or, when bundles is set, takes the bundle from there), checks the
 // bundle (inclusion in the signed checkpoint, both message signatures,
 // the signers) and compares the record with the report.
-func checkLog(ctx context.Context, rep *Report, logDir, dsn, bundles string, roots *x509.CertPool) (int, error) {
+func checkLog(ctx context.Context, rep *Report, logDir, dsn, bundles string, roots *x509.CertPool, stampedAt time.Time) (int, error) {
 	tmp, err := os.MkdirTemp("", "sampan-verify-report-")
 	if err != nil {
 		return 0, err
@@ -383,6 +390,9 @@ func checkLog(ctx context.Context, rep *Report, logDir, dsn, bundles string, roo
 			}
 			if b.Record.XRoadID != c.XRoadID || b.Record.RequestHash != c.RequestHash || b.Record.Side != "consumer" {
 				return n, fmt.Errorf("verify report: %s: the evidence is of another exchange", where)
+			}
+			if b.Record.ResponseAt.After(stampedAt.Add(clockSkew)) {
+				return n, fmt.Errorf("verify report: %s: the exchange ended at %s, after the report's time-stamp", where, b.Record.ResponseAt.Format(time.RFC3339Nano))
 			}
 			rec := b.Record
 			if err := checkSigners(out, rec, rep, roots); err != nil {

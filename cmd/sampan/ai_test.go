@@ -243,6 +243,9 @@ func TestAIEvaluateThroughTheExchange(t *testing.T) {
 			}
 			return dir
 		}, exampleSuite, "report.html is not the view of the signed report.json"},
+		{"run claimed to end after its time-stamp", func(t *testing.T) string {
+			return tampered(t, func(r *report.Report) { r.FinishedAt = r.FinishedAt.Add(time.Hour) }, &evaluator)
+		}, exampleSuite, "did not end before its time-stamp"},
 		{"wrong signer", func(t *testing.T) string { return tampered(t, func(*report.Report) {}, &mps) }, exampleSuite,
 			"signed by VN/GOV/MPS, but the report names the evaluator VN/ORG/VNTESTLAB"},
 		{"wrong signer claiming to be the evaluator", func(t *testing.T) string {
