@@ -163,7 +163,6 @@ func Run(ctx context.Context, s *suite.Suite, o Options) (*Result, error) {
 	}
 	type job struct {
 		i    int
-		r    *suite.Recipe
 		plan suite.Plan
 		it   suite.Item
 	}
@@ -178,7 +177,7 @@ func Run(ctx context.Context, s *suite.Suite, o Options) (*Result, error) {
 		}
 		plan := r.Plan(sc)
 		for _, it := range s.Items(r) {
-			jobs = append(jobs, job{i: len(jobs), r: r, plan: plan, it: it})
+			jobs = append(jobs, job{i: len(jobs), plan: plan, it: it})
 		}
 	}
 	for _, want := range o.Recipes {
