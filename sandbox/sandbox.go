@@ -90,6 +90,8 @@ type Manifest struct {
 	Authorities []ManifestAuthority `json:"authorities"`
 	Gateways    []ManifestGateway   `json:"gateways"`
 	Services    []ManifestService   `json:"services"`
+	// AIServices are the AI services and how to evaluate them (ai.go).
+	AIServices []ManifestAIService `json:"ai_services"`
 }
 
 // ManifestAuthority describes an instance's authority.
@@ -166,7 +168,7 @@ type state struct {
 }
 
 // stateVersion changes whenever the sandbox world does.
-const stateVersion = 4
+const stateVersion = 5
 
 type gatewayAddresses struct {
 	Client string `json:"client_listen"`
@@ -355,7 +357,10 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 	if err != nil {
 		return err
 	}
-	bh := newBackends().handler()
+	bh, err := aiHandler(newBackends().handler())
+	if err != nil {
+		return err
+	}
 	if o.WrapBackends != nil {
 		bh = o.WrapBackends(bh)
 	}
@@ -457,6 +462,7 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 		}
 		s.goRun("gateway "+g.ID().String(), g.Run)
 	}
+	s.Manifest.AIServices = s.aiManifest()
 	if err := cfg.Write(filepath.Join(dir, manifestFile), &s.Manifest, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", manifestFile, err)
 	}

@@ -85,6 +85,7 @@ var world = []instanceDef{
 			{"VN/GOV/MOF", "Ministry of Finance", []string{"business-registry"}},
 			{"VN/GOV/MPS", "Ministry of Public Security", []string{"residents", "cybercrime"}},
 			{"VN/GOV/HCMC", "Ho Chi Minh City People's Committee", []string{"one-stop"}},
+			aiMember,
 		},
 		groups: []groupDef{
 			{"VN/provincial-one-stops", "One-stop shops of the provinces and cities", []string{"VN/GOV/HCMC/one-stop"}},
@@ -123,7 +124,7 @@ var world = []instanceDef{
 				storeBodies: []string{"VN/GOV/MPS/cybercrime"},
 				retention:   90 * 24 * time.Hour,
 				clients:     []string{"VN/GOV/MPS/residents", "VN/GOV/MPS/cybercrime"},
-				services: []serviceDef{
+				services: append([]serviceDef{
 					{
 						id: "VN/GOV/MPS/residents/persons", title: "Resident records",
 						backendPath: "/persons", openAPIPath: "/{id}", example: "/079200001234", exampleClient: "VN/GOV/HCMC/one-stop",
@@ -145,12 +146,13 @@ var world = []instanceDef{
 						// Singapore's police exchange them with MPS.
 						access: []gateway.AccessRight{{Subject: "VN/provincial-one-stops"}, {Subject: "SG/GOV/SPF/anti-scam"}},
 					},
-				},
+				}, aiServiceDefs()...),
 			},
 			{
 				id:      "VN/GOV/HCMC/gw1",
 				clients: []string{"VN/GOV/HCMC/one-stop"},
 			},
+			aiGateway,
 		},
 		agreements: []policy.Agreement{
 			{
@@ -177,6 +179,7 @@ var world = []instanceDef{
 				Responsible: []string{"MPS Department of Cybersecurity and High-Tech Crime Prevention"},
 				Status:      policy.StatusActive,
 			},
+			aiAgreement,
 		},
 	},
 	{
@@ -278,6 +281,7 @@ func (s *Sandbox) PrintWelcome(w io.Writer) {
 	fmt.Fprintf(w, "  %sVN/GOV/MPS/cybercrime/scam-reports\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
 	fmt.Fprintf(w, "  # refused by Vietnam's core rule: resident records never leave Vietnam\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
 	fmt.Fprintf(w, "  # refused by Singapore's rule: the same request without a purpose\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam"))
+	s.printAIWelcome(w)
 	fmt.Fprintf(w, "The authorities answer over TLS of their own CA (tls_ca_file in %s), never the CA of the gateways:\n\n", manifestFile)
 	for _, a := range m.Authorities {
 		fmt.Fprintf(w, "  # %s: the registry as published (management API), and the CRL\n", a.Instance)

@@ -35,6 +35,7 @@ type CLI struct {
 	Log       LogCmd       `cmd:"" help:"Check a gateway's message log."`
 	Report    ReportCmd    `cmd:"" help:"Reports for regulators, built from a gateway's message log."`
 	Ops       OpsCmd       `cmd:"" help:"Read a daemon's operations API: monitoring records."`
+	AI        AICmd        `cmd:"" name:"ai" help:"Evaluate AI services through the exchange; check evaluation reports."`
 	Version   VersionCmd   `cmd:"" help:"Print the build: version, source commit, Go version."`
 	Migrate   MigrateCmd   `cmd:"" help:"Show or roll back a database's schema (docs/upgrading.md)."`
 }

@@ -1,0 +1,237 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/sampan-exchange/sampan/ai/scam"
+	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/policy"
+)
+
+// The sandbox's AI services: the scam-message classifier of ai/scam,
+// served by MPS's cybercrime department, and a testing body (the
+// Vietnam AI testing centre) whose evaluator subsystem calls it through
+// its own gateway, as any information system calls a service.
+
+// Identifiers of the AI part of the world.
+const (
+	// EvaluatorClient is the testing body's evaluator subsystem.
+	EvaluatorClient = "VN/ORG/VNTESTLAB/evaluator"
+	// EvaluatorGateway is the testing body's gateway.
+	EvaluatorGateway = "VN/ORG/VNTESTLAB/gw1"
+	// EvaluationPurpose is the purpose the evaluator declares.
+	EvaluationPurpose = "ai-evaluation"
+	// TierUnclassified stands for a risk tier not yet declared: the
+	// registry of AI services and their tiers comes later.
+	TierUnclassified = "unclassified"
+)
+
+// aiServiceDef is a classifier service and the model version it serves.
+type aiServiceDef struct {
+	id      string
+	version string
+	// suites are the suites (name#recipe) that apply to it.
+	suites []string
+}
+
+var aiServices = []aiServiceDef{
+	{id: "VN/GOV/MPS/cybercrime/scam-classifier", version: scam.V2, suites: []string{"sampan-vi-en#scam-sms-vi-en"}},
+	{id: "VN/GOV/MPS/cybercrime/scam-classifier-v1", version: scam.V1, suites: []string{"sampan-vi-en#scam-sms-vi-en"}},
+}
+
+var aiMember = memberDef{"VN/ORG/VNTESTLAB", "Vietnam AI Testing Centre", []string{"evaluator"}}
+
+var aiGateway = gatewayDef{id: EvaluatorGateway, clients: []string{EvaluatorClient}}
+
+// aiServiceDefs are the classifiers as services of MPS's gateway: the
+// messages they classify may hold personal data, so the evaluator calls
+// under an agreement and declares its purpose.
+func aiServiceDefs() []serviceDef {
+	var out []serviceDef
+	for _, s := range aiServices {
+		out = append(out, serviceDef{
+			id: s.id, title: "Scam-message classifier (" + s.version + ")",
+			backendPath: "/ai/scam-classifier/" + s.version, openAPIPath: "/", example: "/", exampleClient: EvaluatorClient,
+			examplePurpose: EvaluationPurpose,
+			dataClass:      "confidential", flags: []string{"personal"},
+			endpoints: []string{"GET /", "POST /"},
+			access:    []gateway.AccessRight{{Subject: EvaluatorClient, Endpoint: "GET /"}, {Subject: EvaluatorClient, Endpoint: "POST /"}},
+		})
+	}
+	return out
+}
+
+var aiAgreement = policy.Agreement{
+	ID: "VN-TESTLAB-AI-2026", Consumers: []string{EvaluatorClient},
+	Services:  services(aiServiceIDs()...),
+	Purposes:  []string{EvaluationPurpose},
+	ValidFrom: agreementsFrom, Status: policy.StatusActive,
+	Responsible: []string{"MPS Department of Cybersecurity and High-Tech Crime Prevention"},
+}
+
+func aiServiceIDs() []string {
+	var out []string
+	for _, s := range aiServices {
+		out = append(out, s.id)
+	}
+	return out
+}
+
+// ManifestAIService describes an AI service for `sampan ai evaluate`.
+type ManifestAIService struct {
+	ID string `json:"id"`
+	// Tier is the risk tier; TierUnclassified until the registry of AI
+	// services declares one.
+	Tier         string `json:"tier"`
+	ModelVersion string `json:"model_version"`
+	// Suites are the suites that apply, as "suite#recipe".
+	Suites []string `json:"suites"`
+	// EvaluatorClient calls the service through EvaluatorGateway, whose
+	// client side is at EvaluatorClientURL, declaring Purpose.
+	EvaluatorClient    string `json:"evaluator_client"`
+	EvaluatorGateway   string `json:"evaluator_gateway"`
+	EvaluatorClientURL string `json:"evaluator_client_url"`
+	Purpose            string `json:"purpose"`
+	// SignKeyFile and SignCertFile are the testing body's member signing
+	// key and certificate, at its gateway; a report is signed with them.
+	SignKeyFile  string `json:"sign_key_file"`
+	SignCertFile string `json:"sign_cert_file"`
+	// LogDir is the evaluator gateway's message log, where every sample's
+	// exchange is recorded.
+	LogDir string `json:"log_dir"`
+	// TSAURL is the authority's time-stamping endpoint, reached over TLS
+	// of TSATLSCAFile; CAFile is the instance CA a report's signer and
+	// time-stamp chain to.
+	TSAURL       string `json:"tsa_url"`
+	TSATLSCAFile string `json:"tsa_tls_ca_file"`
+	CAFile       string `json:"ca_file"`
+}
+
+// aiManifest lists the AI services once the gateways are up.
+func (s *Sandbox) aiManifest() []ManifestAIService {
+	var gw ManifestGateway
+	for _, g := range s.Manifest.Gateways {
+		if g.ID == EvaluatorGateway {
+			gw = g
+		}
+	}
+	var vn ManifestAuthority
+	for _, a := range s.Manifest.Authorities {
+		if a.Instance == "VN" {
+			vn = a
+		}
+	}
+	key, crt := memberSignPaths(gw.DataDir, aiMember.id)
+	var out []ManifestAIService
+	for _, a := range aiServices {
+		out = append(out, ManifestAIService{
+			ID: a.id, Tier: TierUnclassified, ModelVersion: a.version, Suites: a.suites,
+			EvaluatorClient: EvaluatorClient, EvaluatorGateway: EvaluatorGateway, EvaluatorClientURL: gw.ClientURL,
+			Purpose: EvaluationPurpose, SignKeyFile: key, SignCertFile: crt, LogDir: filepath.Join(gw.DataDir, "log"),
+			TSAURL: strings.TrimSuffix(vn.URL, "/") + "/tsa", TSATLSCAFile: vn.TLSCAFile, CAFile: vn.CAFile,
+		})
+	}
+	return out
+}
+
+// memberSignPaths are where a gateway keeps a member's signing key and
+// certificate (gateway.Init).
+func memberSignPaths(gdir, member string) (key, cert string) {
+	base := filepath.Join(gdir, "sign", strings.ReplaceAll(member, "/", "_"))
+	return base + ".key", base + ".crt"
+}
+
+// classifierRequest and classifierResponse are the classifier's API.
+type classifierRequest struct {
+	Text string `json:"text"`
+}
+
+type classifierResponse struct {
+	Label        string  `json:"label"`
+	Score        float64 `json:"score"`
+	ModelVersion string  `json:"model_version"`
+}
+
+// aiHandler trains both classifier versions on the shipped dataset and
+// serves them under /ai/scam-classifier/{version}; other paths go to
+// next. Training both takes about 0.1 s.
+func aiHandler(next http.Handler) (http.Handler, error) {
+	msgs, err := scam.Dataset()
+	if err != nil {
+		return nil, err
+	}
+	models := map[string]*scam.Model{}
+	for _, v := range []string{scam.V1, scam.V2} {
+		m, err := scam.Train(v, msgs)
+		if err != nil {
+			return nil, fmt.Errorf("train the scam classifier %s: %w", v, err)
+		}
+		models[v] = m
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", next)
+	classify := func(w http.ResponseWriter, r *http.Request) {
+		m, ok := models[r.PathValue("version")]
+		if !ok {
+			sendJSON(w, http.StatusNotFound, map[string]string{"error": "no model version " + r.PathValue("version")})
+			return
+		}
+		var in classifierRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, scam.MaxMessageSize+1024))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil || strings.TrimSpace(in.Text) == "" {
+			sendJSON(w, http.StatusBadRequest, map[string]string{"error": `want a JSON object {"text": "…"} with a non-empty text`})
+			return
+		}
+		label, p := m.Classify(messageOf(in.Text))
+		sendJSON(w, http.StatusOK, classifierResponse{Label: label, Score: p, ModelVersion: m.Version})
+	}
+	describe := func(w http.ResponseWriter, r *http.Request) {
+		m, ok := models[r.PathValue("version")]
+		if !ok {
+			sendJSON(w, http.StatusNotFound, map[string]string{"error": "no model version " + r.PathValue("version")})
+			return
+		}
+		sendJSON(w, http.StatusOK, map[string]any{
+			"model_version": m.Version, "model_digest": m.Digest(), "labels": []string{scam.Scam, scam.Legit},
+			"usage": `POST {"text": "<message>"} → {"label": "scam"|"legit", "score": <P(scam)>, "model_version": "…"}`,
+		})
+	}
+	mux.HandleFunc("POST /ai/scam-classifier/{version}", classify)
+	mux.HandleFunc("POST /ai/scam-classifier/{version}/{$}", classify)
+	mux.HandleFunc("GET /ai/scam-classifier/{version}", describe)
+	mux.HandleFunc("GET /ai/scam-classifier/{version}/{$}", describe)
+	return mux, nil
+}
+
+// messageOf is the message a text asks about: a text that holds an
+// instruction and a message, separated by a blank line ("Is the
+// following message a scam? …\n\n<message>"), is classified on its last
+// paragraph, so that an instruction's own words do not count as
+// evidence.
+func messageOf(text string) string {
+	if i := strings.LastIndex(text, "\n\n"); i >= 0 && strings.TrimSpace(text[i:]) != "" {
+		return text[i+2:]
+	}
+	return text
+}
+
+// printAIWelcome says how to evaluate the AI services.
+func (s *Sandbox) printAIWelcome(w io.Writer) {
+	if len(s.Manifest.AIServices) == 0 {
+		return
+	}
+	a := s.Manifest.AIServices[0]
+	fmt.Fprintf(w, "The scam-message classifier (%s) is served by MPS; the Vietnam AI Testing Centre evaluates it through its gateway,\nas %s (from the source tree, with the example suite; --sandbox takes the client,\nits gateway, the signing key and the TSA from sandbox.json):\n\n", a.ModelVersion, a.EvaluatorClient)
+	for _, a := range s.Manifest.AIServices {
+		out := "report-" + a.ModelVersion
+		fmt.Fprintf(w, "  sampan ai evaluate --sandbox %s --service %s \\\n", s.Dir, a.ID)
+		fmt.Fprintf(w, "    --suite ai/suite/testdata/vi-en --recipe scam-sms-vi-en --out %s\n", out)
+		fmt.Fprintf(w, "  sampan ai verify-report %s --ca %s --suite ai/suite/testdata/vi-en --log-dir %s\n\n", out, a.CAFile, a.LogDir)
+	}
+}
