@@ -227,6 +227,8 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		if anchor, err = conf.ReadAnchor(filepath.Join(tmp, AnchorFile)); err != nil {
 			return nil, fmt.Errorf("restore authority: archive: %w", err)
 		}
+	} else if err := sameKeys(anchor, filepath.Join(tmp, AnchorFile)); err != nil && !o.Force {
+		return nil, fmt.Errorf("restore authority: %w; restore an archive made after the last step of the rotation, or force", err)
 	}
 	if plan.Replaced, plan.Added, plan.Removed, err = archive.Diff(dir, m, func(rel string) bool {
 		return strings.HasPrefix(rel, registryFile+"-") || strings.HasPrefix(rel, "config/")
@@ -716,4 +718,26 @@ func reapply(ctx context.Context, tx *sql.Tx, c TrustChange, latest []*trustStat
 		return err
 	}
 	return fmt.Errorf("unknown kind %q", c.Kind)
+}
+
+// sameKeys checks that the archive's anchor (at path) holds every
+// configuration-signing key of the anchor in force: a key rotated in
+// after the backup is one gateways may already trust alone (they follow
+// the keys of the latest configuration they verified), and an authority
+// restored without it would publish configurations they refuse.
+func sameKeys(current *conf.Anchor, path string) error {
+	archived, err := conf.ReadAnchor(path)
+	if err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	have := map[string]bool{}
+	for _, k := range archived.Keys {
+		have[k.PublicKey] = true
+	}
+	for _, k := range current.Keys {
+		if !have[k.PublicKey] {
+			return fmt.Errorf("the configuration-signing key %s was rotated in after this backup: the archive's anchor does not hold it", k.KeyID)
+		}
+	}
+	return nil
 }

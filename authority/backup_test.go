@@ -391,3 +391,27 @@ func TestBackupUnderWrites(t *testing.T) {
 		t.Errorf("integrity check: %q %v", check, err)
 	}
 }
+
+// TestRestoreRefusesBeforeKeyRotation: an archive made before a
+// configuration-signing key was rotated in is refused, naming the key:
+// gateways may already trust that key alone.
+func TestRestoreRefusesBeforeKeyRotation(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authority")
+	ta, _, _ := backupWorld(t, dir)
+	arch := backupTo(t, dir, nil)
+	if err := ta.a.PrepareConfKey(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	ta.stop()
+	before := hashDir(t, dir)
+	_, err := Restore(t.Context(), dir, bytes.NewReader(arch), RestoreOptions{DryRun: true})
+	if err == nil || !strings.Contains(err.Error(), "was rotated in after this backup") {
+		t.Fatalf("restore from before a key rotation: %v", err)
+	}
+	if h := hashDir(t, dir); h != before {
+		t.Fatal("a refused restore changed the data directory")
+	}
+	if _, err := Restore(t.Context(), dir, bytes.NewReader(arch), RestoreOptions{DryRun: true, Force: true}); err != nil {
+		t.Fatalf("forced: %v", err)
+	}
+}
