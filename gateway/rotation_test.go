@@ -579,8 +579,10 @@ func TestRotateCAUnderTraffic(t *testing.T) {
 
 	// The others re-key (restarting), their old signing certificates
 	// are revoked, and the old CA can go.
-	for _, id := range []string{hcmcGW, mofGW} {
-		replaced = append(replaced, w.rekey(t, api, id)...)
+	for _, g := range w.sb.Manifest.Gateways {
+		if strings.HasPrefix(g.ID, "VN/") && g.ID != mpsGW {
+			replaced = append(replaced, w.rekey(t, api, g.ID)...)
+		}
 	}
 	for _, s := range replaced {
 		if err := api.Revoke(ctx, s); err != nil {
