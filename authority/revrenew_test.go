@@ -1,0 +1,78 @@
+package authority
+
+import (
+	"crypto/x509/pkix"
+	"net/http"
+	"testing"
+
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/pki"
+)
+
+// TestReplacedCertificateEndsRenewal: registering a gateway with an
+// authentication certificate other than its current or next one (the
+// way a compromised gateway's certificate is replaced) ends a renewal
+// under way: the next certificate of that renewal is no longer
+// published, so it no longer identifies the gateway to peers.
+func TestReplacedCertificateEndsRenewal(t *testing.T) {
+	ta := startAuthority(t, t.TempDir(), "")
+	api := registerMOF(t, ta)
+	old := issueGateway(t, ta, api)
+	gid, _ := ident.ParseGateway("VN/GOV/MOF/gw1")
+	sub := ident.ClientID{Instance: "VN", Class: "GOV", Code: "MOF", Subsystem: "registry"}
+	put := func(fp string) {
+		t.Helper()
+		if err := api.PutGateway(t.Context(), GatewayInput{ID: gid, Address: "127.0.0.1:8443", AuthFP: fp, Clients: []ident.ClientID{sub}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(pki.Fingerprint(old.c.Raw))
+	out, err := api.RenewGateway(t.Context(), gid, RenewInput{AuthCSR: csrPEM(t, newKey(t), pkix.Name{}, nil, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A re-registration that keeps the certificate keeps the renewal.
+	put(pki.Fingerprint(old.c.Raw))
+	if g := ta.a.Current().Gateway(gid); g.NextAuthFP != out.Auth.SHA256 {
+		t.Fatalf("re-registered with the same certificate: next %q, want %s", g.NextAuthFP, out.Auth.SHA256)
+	}
+	fresh, err := api.Issue(t.Context(), IssueInput{Profile: "auth", Subject: gid.String(), CSR: csrPEM(t, newKey(t), pkix.Name{}, nil, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(fresh.SHA256)
+	c := ta.a.Current()
+	if g := c.Gateway(gid); g.AuthFP != fresh.SHA256 || g.NextAuthFP != "" {
+		t.Errorf("after replacing the certificate: auth %s next %q, want %s and none", g.AuthFP, g.NextAuthFP, fresh.SHA256)
+	}
+	if c.GatewayByFingerprint(out.Auth.SHA256) != nil {
+		t.Error("the abandoned renewal's certificate still identifies the gateway")
+	}
+	// Nor does taking the certificate off and registering one again
+	// bring it back.
+	if _, err := api.RenewGateway(t.Context(), gid, RenewInput{AuthCSR: csrPEM(t, newKey(t), pkix.Name{}, nil, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	put("")
+	put(fresh.SHA256)
+	if g := ta.a.Current().Gateway(gid); g.NextAuthFP != "" {
+		t.Errorf("after unregistering and registering the certificate again: next %q survives", g.NextAuthFP)
+	}
+}
+
+// TestAuditorRefusalsBounded: an auditor calling admin-only routes in a
+// loop cannot grow the audit log without bound: past the failed-call
+// threshold the address is answered 429, which writes nothing.
+func TestAuditorRefusalsBounded(t *testing.T) {
+	ta := startAuthority(t, t.TempDir(), "", func(c *Config) { c.authFailures = 5 })
+	before := len(ta.auditRows(t))
+	for i := range 50 {
+		s, b := ta.raw(t, http.MethodPost, "/api/v1/members", auditorToken, `{"id":"VN/GOV/X`+string(rune('A'+i%26))+`","name":"x"}`)
+		if s != http.StatusForbidden && s != http.StatusTooManyRequests {
+			t.Fatalf("call %d: %d %s", i, s, b)
+		}
+	}
+	if n := len(ta.auditRows(t)) - before; n > 5 {
+		t.Errorf("an auditor's 50 refused calls wrote %d audit rows; want at most the failed-call threshold (5)", n)
+	}
+}
