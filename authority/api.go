@@ -255,6 +255,9 @@ func (a *Authority) op(need, call string, h func(http.ResponseWriter, *http.Requ
 		}
 		name := o.Name
 		if need == RoleAdmin && o.Role != RoleAdmin {
+			// Counted as a failed call: an auditor cannot fill the
+			// audit log faster than the throttle lets failures in.
+			a.authThrottle.add(key, now)
 			msg := fmt.Sprintf("operator %s (role %s) may not do this", name, o.Role)
 			a.refused(r, name, call, http.StatusForbidden, msg)
 			writeJSON(w, http.StatusForbidden, apiError{msg})
