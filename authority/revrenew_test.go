@@ -3,6 +3,7 @@ package authority
 import (
 	"crypto/x509/pkix"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/sampan-exchange/sampan/ident"
@@ -74,5 +75,48 @@ func TestAuditorRefusalsBounded(t *testing.T) {
 	}
 	if n := len(ta.auditRows(t)) - before; n > 5 {
 		t.Errorf("an auditor's 50 refused calls wrote %d audit rows; want at most the failed-call threshold (5)", n)
+	}
+}
+
+// TestReadAPIProbes: the read APIs answer nothing without a token, keep
+// pages within bounds, and answer an odd or huge id with a JSON error
+// rather than a scan, a 5xx or another object.
+func TestReadAPIProbes(t *testing.T) {
+	ta := startAuthority(t, t.TempDir(), "", func(c *Config) { c.authFailures = 1000 })
+	api := registerMOF(t, ta)
+	f := issueGateway(t, ta, api)
+	for _, p := range []string{"/api/v1/certificates/" + f.serial, "/api/v1/members", "/api/v1/gateways/VN/GOV/MOF/gw1", "/api/v1/audit", "/api/v1/operators"} {
+		if s, b := ta.raw(t, http.MethodGet, p, "", ""); s != http.StatusUnauthorized || strings.Contains(b, "BEGIN") || strings.Contains(b, "VN/GOV") {
+			t.Errorf("GET %s without a token: %d %s", p, s, b)
+		}
+	}
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/api/v1/members?limit=1001", 400},
+		{"/api/v1/members?limit=0", 400},
+		{"/api/v1/members?limit=-1", 400},
+		{"/api/v1/members?after=-1", 400},
+		{"/api/v1/members?after=99999999999999999999", 400},
+		{"/api/v1/members?limit=1e3", 400},
+		{"/api/v1/members/VN%2F..%2F..%2Fapi", 404},
+		{"/api/v1/members/VN/GOV/MOF%00", 404},
+		{"/api/v1/members/VN%2FGOV%2F%25", 404},
+		{"/api/v1/members/" + strings.Repeat("A", 60000), 404},
+		{"/api/v1/certificates/" + f.serial + "%20OR%201=1", 404},
+		{"/api/v1/certificates/%25", 404},
+		{"/api/v1/gateways/VN/GOV/MOF/gw1/renew", 404},
+	} {
+		s, b := ta.raw(t, http.MethodGet, tc.path, auditorToken, "")
+		if s != tc.status || !strings.Contains(b, `"error":`) {
+			t.Errorf("GET %.80s: %d %.200s, want %d with a JSON error", tc.path, s, b, tc.status)
+		}
+	}
+	if s, b := ta.raw(t, http.MethodGet, "/api/v1/members/VN%2FGOV%2FMOF", auditorToken, ""); s != 200 || !strings.Contains(b, `"VN/GOV/MOF"`) {
+		t.Errorf("GET a member by its encoded id: %d %s", s, b)
+	}
+	if s, b := ta.raw(t, http.MethodGet, "/api/v1/certificates/"+strings.ToUpper(f.serial), auditorToken, ""); s != 200 || strings.Contains(b, "PRIVATE") {
+		t.Errorf("GET a certificate: %d %s", s, b)
 	}
 }
