@@ -120,3 +120,32 @@ func TestReadAPIProbes(t *testing.T) {
 		t.Errorf("GET a certificate: %d %s", s, b)
 	}
 }
+
+// TestReloadKeepsRevocations: a token revoked through the API stays
+// refused whatever a reload names it: another name, the admin role, the
+// hash in capitals.
+func TestReloadKeepsRevocations(t *testing.T) {
+	ta, c, path := startFromFile(t, withOpsToken(t))
+	c.Operators = append(c.Operators, Operator{Name: "carol", TokenSHA256: HashToken(carolToken), Role: RoleAuditor})
+	writeConfig(t, path, c)
+	if s, b := ta.reloadCall(t, opsToken); s != 200 {
+		t.Fatalf("reload: %d %s", s, b)
+	}
+	if s, b := ta.raw(t, http.MethodPost, "/api/v1/operators/carol/revoke", adminToken, ""); s != 200 {
+		t.Fatalf("revoke carol: %d %s", s, b)
+	}
+	for _, o := range []Operator{
+		{Name: "carol", TokenSHA256: HashToken(carolToken), Role: RoleAdmin},
+		{Name: "dave", TokenSHA256: HashToken(carolToken), Role: RoleAdmin},
+		{Name: "erin", TokenSHA256: strings.ToUpper(HashToken(carolToken)), Role: RoleAdmin},
+	} {
+		c.Operators = append(c.Operators[:2:2], o)
+		writeConfig(t, path, c)
+		if s, b := ta.reloadCall(t, opsToken); s != 200 {
+			t.Fatalf("reload naming %s: %d %s", o.Name, s, b)
+		}
+		if s, b := ta.raw(t, http.MethodPost, "/api/v1/members", carolToken, `{"id":"VN/GOV/X","name":"x"}`); s != http.StatusUnauthorized {
+			t.Errorf("the revoked token, named %s (admin) by a reload: %d %s", o.Name, s, b)
+		}
+	}
+}
