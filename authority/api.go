@@ -300,7 +300,14 @@ func (a *Authority) op(need, call string, h func(http.ResponseWriter, *http.Requ
 		name := o.Name
 		if need == RoleAdmin && o.Role != RoleAdmin {
 			msg := fmt.Sprintf("operator %s (role %s) may not do this", name, o.Role)
-			a.refused(r, name, call, http.StatusForbidden, msg)
+			// An auditor cannot fill the audit log: past the failed-call
+			// threshold an address's refusals go to the process log only.
+			if a.refuseThrottle.take(key, now) > 0 {
+				a.log.Debug("management API call refused, not audited (too many refusals from this address)", "status", http.StatusForbidden,
+					"operator", name, "client", r.RemoteAddr, "method", r.Method, "path", logPath(r))
+			} else {
+				a.refused(r, name, call, http.StatusForbidden, msg)
+			}
 			writeJSON(w, http.StatusForbidden, apiError{msg})
 			return
 		}

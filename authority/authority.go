@@ -75,6 +75,7 @@ type Authority struct {
 	tsaPolicy asn1.ObjectIdentifier
 
 	authThrottle, tsaThrottle *throttle
+	refuseThrottle            *throttle // role refusals audited per address
 	revokedMu                 sync.RWMutex
 	revoked                   map[string]bool // operator token hashes
 

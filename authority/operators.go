@@ -28,6 +28,7 @@ func (a *Authority) loadOperators(ctx context.Context) error {
 		w = defaultAuthWindow
 	}
 	a.authThrottle = newThrottle(n, w)
+	a.refuseThrottle = newThrottle(n, w)
 	a.tsaThrottle = newThrottle(a.cfg.TSARate, time.Minute)
 	a.revoked = map[string]bool{}
 	rows, err := a.db.QueryContext(ctx, `SELECT token_sha256 FROM revoked_tokens`)

@@ -320,7 +320,8 @@ func (a *Authority) writeSubsystem(ctx context.Context, tx *sql.Tx, in Subsystem
 // member, and a subsystem of another member only when that subsystem's
 // registration names the gateway (SubsystemInput.Gateways). Registering
 // the next certificate of a renewal under way completes the renewal
-// (see Renew).
+// (see Renew); registering any other certificate than the current one,
+// or none, ends it: its next certificate is no longer published.
 func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) error {
 	if err := in.ID.ValidateCanonical(); err != nil {
 		return fmt.Errorf("%w: id: %w", errInvalid, err)
@@ -359,7 +360,7 @@ func (a *Authority) PutGateway(ctx context.Context, op string, in GatewayInput) 
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO gateways (id, owner_id, address, auth_fp, updated_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET address = excluded.address, auth_fp = excluded.auth_fp, updated_at = excluded.updated_at,
-				next_auth_fp = CASE WHEN gateways.next_auth_fp = excluded.auth_fp THEN NULL ELSE gateways.next_auth_fp END`,
+				next_auth_fp = CASE WHEN gateways.auth_fp IS excluded.auth_fp THEN gateways.next_auth_fp ELSE NULL END`,
 			in.ID.String(), in.ID.Owner().String(), in.Address, sql.NullString{String: in.AuthFP, Valid: in.AuthFP != ""}, now()); err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("%w: auth_cert_sha256: the certificate belongs to another gateway", errConflict)

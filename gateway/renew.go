@@ -239,6 +239,9 @@ func (g *Gateway) SwitchKeys() (KeySwitch, error) {
 		return res, fmt.Errorf("switch keys: %w (%s, %s/)", ErrNoRenewal, authNextCertFile, signNextDir)
 	}
 	st := g.conf.Load()
+	if st == nil {
+		return res, fmt.Errorf("switch keys: %w: the gateway holds no configuration", ErrNotListed)
+	}
 	for _, cp := range signs {
 		c, err := pki.ReadCert(cp)
 		if err != nil {
@@ -248,17 +251,18 @@ func (g *Gateway) SwitchKeys() (KeySwitch, error) {
 		if err := checkCertKey(c, strings.TrimSuffix(cp, ".crt")+".key", m, false); err != nil {
 			return res, fmt.Errorf("switch keys: %s: %w", cp, err)
 		}
-		if st != nil {
-			if _, err := c.Verify(x509.VerifyOptions{Roots: st.cfg.Roots(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-				return res, fmt.Errorf("switch keys: %s does not chain to the instance CA: %w", cp, err)
-			}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: st.cfg.Roots(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return res, fmt.Errorf("switch keys: %s does not chain to the instance CA: %w", cp, err)
+		}
+		if st.cfg.IsRevoked(c) {
+			return res, fmt.Errorf("switch keys: %s is revoked (serial %x): renew again", cp, c.SerialNumber)
 		}
 		res.Sign = append(res.Sign, m)
 	}
 	if auth != nil {
 		fp := pki.Fingerprint(auth.Raw)
-		if st == nil {
-			return res, fmt.Errorf("switch keys: %w: the gateway holds no configuration", ErrNotListed)
+		if st.cfg.IsRevoked(auth) {
+			return res, fmt.Errorf("switch keys: %s is revoked (serial %x): renew again", authNextCertFile, auth.SerialNumber)
 		}
 		if gw := st.cfg.GatewayByFingerprint(fp); gw == nil || gw.ID != g.cfg.ID {
 			return res, fmt.Errorf("switch keys: %w (serial %d has no %s… for %s); refresh the configuration and switch again", ErrNotListed, st.cfg.Serial, fp[:16], g.cfg.ID)
