@@ -166,9 +166,13 @@ type GatewayInfo struct {
 	AuthFP string `json:"auth_cert_sha256,omitempty"`
 	// AuthCert is that certificate as the CA issued it, when this
 	// authority issued it.
-	AuthCert  *CertificateInfo `json:"auth_cert,omitempty"`
-	Clients   []string         `json:"clients"`
-	UpdatedAt string           `json:"updated_at"`
+	AuthCert *CertificateInfo `json:"auth_cert,omitempty"`
+	// NextAuthFP is the SHA-256 of the authentication certificate of a
+	// renewal under way (accepted beside AuthFP until the renewal
+	// completes); empty when none is.
+	NextAuthFP string   `json:"next_auth_cert_sha256,omitempty"`
+	Clients    []string `json:"clients"`
+	UpdatedAt  string   `json:"updated_at"`
 }
 
 // GroupInfo is a global group as the read API shows it.
@@ -333,10 +337,10 @@ var subsystems = reader[SubsystemInfo]{
 
 var gateways = reader[GatewayInfo]{
 	kind:  "gateway",
-	from:  `SELECT g.rowid, g.id, g.owner_id, g.address, COALESCE(g.auth_fp, ''), g.updated_at FROM gateways g`,
+	from:  `SELECT g.rowid, g.id, g.owner_id, g.address, COALESCE(g.auth_fp, ''), COALESCE(g.next_auth_fp, ''), g.updated_at FROM gateways g`,
 	rowid: "g.rowid", key: "g.id",
 	scan: func(r *sql.Rows) (id int64, g GatewayInfo, err error) {
-		err = r.Scan(&id, &g.ID, &g.Owner, &g.Address, &g.AuthFP, &g.UpdatedAt)
+		err = r.Scan(&id, &g.ID, &g.Owner, &g.Address, &g.AuthFP, &g.NextAuthFP, &g.UpdatedAt)
 		return id, g, err
 	},
 	detail: func(ctx context.Context, tx *sql.Tx, g *GatewayInfo) (err error) {

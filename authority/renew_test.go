@@ -150,6 +150,10 @@ func TestRenewOverlap(t *testing.T) {
 	if c := ta.a.Current(); c.GatewayByFingerprint(oldFP) != g || c.GatewayByFingerprint(out.Auth.SHA256) != g {
 		t.Error("during the renewal the configuration does not identify the gateway by both certificates")
 	}
+	// The read API shows the renewal under way.
+	if info, err := api.Gateway(t.Context(), gid.String()); err != nil || info.NextAuthFP != out.Auth.SHA256 {
+		t.Errorf("GET the gateway during the renewal: next %q (%v), want %s", info.NextAuthFP, err, out.Auth.SHA256)
+	}
 	if _, err := api.RenewGateway(t.Context(), gid, RenewInput{AuthCSR: csrPEM(t, newKey(t), pkix.Name{}, nil, nil)}); err == nil || !strings.Contains(err.Error(), "a renewal of VN/GOV/MOF/gw1 is under way") {
 		t.Errorf("a second renewal while one is under way: %v", err)
 	}
@@ -165,6 +169,9 @@ func TestRenewOverlap(t *testing.T) {
 	g = c.Gateway(gid)
 	if g.AuthFP != out.Auth.SHA256 || g.NextAuthFP != "" || c.GatewayByFingerprint(oldFP) != nil {
 		t.Errorf("after completion: auth %s next %q; old accepted: %v", g.AuthFP, g.NextAuthFP, c.GatewayByFingerprint(oldFP) != nil)
+	}
+	if info, err := api.Gateway(t.Context(), gid.String()); err != nil || info.NextAuthFP != "" || info.AuthFP != out.Auth.SHA256 {
+		t.Errorf("GET the gateway after completion: %+v (%v)", info, err)
 	}
 	if !slices.Contains(c.Revoked, old.serial) || !c.IsRevoked(old.c) {
 		t.Errorf("the old certificate %s is not revoked: %v", old.serial, c.Revoked)
