@@ -154,6 +154,13 @@ func TestAIPublicationGate(t *testing.T) {
 	if err := submit(reports["scam-nb-v1"]); err == nil || !strings.Contains(err.Error(), "did not pass") {
 		t.Fatalf("v1's failing report: %v", err)
 	}
+	// A new version deployed since the evaluation: the report is for
+	// another model version than the one registered.
+	register(t, registration(v2.ID, "scam-nb-v2.1", "high", "scam-nb-v2.1"))
+	if err := submit(reports["scam-nb-v2"]); err == nil || !strings.Contains(err.Error(), `the report is for model version "scam-nb-v2" of `+v2.ID+`, but "scam-nb-v2.1" is registered`) {
+		t.Fatalf("a report for another model version: %v", err)
+	}
+	register(t, registration(v2.ID, "scam-nb-v2", "high", "scam-nb-v2"))
 	if err := submit(reports["scam-nb-v2"]); err != nil {
 		t.Fatalf("v2's passing report: %v", err)
 	}
@@ -172,7 +179,7 @@ func TestAIPublicationGate(t *testing.T) {
 	accredit(t)
 	eventually(t, v2, "", "")
 	eventually(t, v1, r1.TypeServerAINotEvaluated, "no accepted passing evaluation for model version scam-nb-v1")
-	if err := submit(reports["scam-nb-v2"]); err == nil || !strings.Contains(err.Error(), "signed by VN/ORG/VNTESTLAB, which is not an accredited AI testing body") {
+	if err := submit(reports["scam-nb-v1"]); err == nil || !strings.Contains(err.Error(), "signed by VN/ORG/VNTESTLAB, which is not an accredited AI testing body") {
 		t.Fatalf("report by a body not accredited: %v", err)
 	}
 
