@@ -173,6 +173,18 @@ func TestAIPublicationGate(t *testing.T) {
 			t.Errorf("%s: tier %s, evaluated %q", s.ID, s.Tier, s.Evaluated)
 		}
 	}
+	var list bytes.Buffer
+	if err := (&AIServicesCmd{authorityAPI: api}).run(ctx, &list); err != nil {
+		t.Fatal(err)
+	}
+	listed := false
+	for _, l := range strings.Split(list.String(), "\n") {
+		f := strings.Fields(l)
+		listed = listed || len(f) > 3 && f[0] == v2.ID && f[1] == "scam-nb-v2" && f[2] == "high" && f[len(f)-1] != "no"
+	}
+	if !listed || !strings.Contains(list.String(), "[VN/ORG/VNTESTLAB]") {
+		t.Errorf("sampan ai services:\n%s", list.String())
+	}
 
 	// No longer accredited: v2 is served on its evaluation, v1 refused,
 	// and the body's reports are no longer accepted.
