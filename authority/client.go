@@ -293,3 +293,12 @@ func (c *Client) AIServices(ctx context.Context) (*AIRegistry, error) {
 	}
 	return &out, nil
 }
+
+// AIService reads one registered AI service.
+func (c *Client) AIService(ctx context.Context, id string) (*AIServiceInfo, error) {
+	var out AIServiceInfo
+	if err := c.do(ctx, http.MethodGet, "/api/v1/ai/services/"+id, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

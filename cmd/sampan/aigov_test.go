@@ -215,6 +215,14 @@ func TestAIPublicationGate(t *testing.T) {
 		}
 	}
 
+	one, err := admin.AIService(ctx, v2.ID)
+	if err != nil || one.Tier != "unclassified" || one.ModelCard.ModelVersion != "scam-nb-v4" || len(one.Reports) != 1 || one.Reports[0].ModelVersion != "scam-nb-v2" {
+		t.Errorf("GET %s: %+v, %v", v2.ID, one, err)
+	}
+	if _, err := admin.AIService(ctx, "VN/GOV/MPS/cybercrime/nothing"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("GET an unregistered service: %v", err)
+	}
+
 	// Medium risk: served, with the notice on the answer.
 	med := registration(v1.ID, "scam-nb-v1", "medium", "scam-nb-v1")
 	register(t, med)
