@@ -255,6 +255,12 @@ func (c *providerCall) decide() *r1.Error {
 	return c.aiGate()
 }
 
+// RuleAIEvaluationCall is added to the rules of the provider's logged
+// decision for a call the AI gate lets through only because its client
+// belongs to an accredited testing body: the message log shows it as an
+// evaluation call.
+const RuleAIEvaluationCall = "ai-evaluation-call"
+
 // HeaderAINotice carries a registered AI service's transparency notice
 // on its answers; the consumer's gateway passes it on to the client.
 const HeaderAINotice = "Ai-Notice"
@@ -282,6 +288,9 @@ func (c *providerCall) aiGate() *r1.Error {
 		return nil
 	}
 	if cfg.IsAITestingBody(c.client.Member()) {
+		if d := c.o.decision; d != nil {
+			d.Rules = append(d.Rules, RuleAIEvaluationCall)
+		}
 		c.o.log.Info("AI evaluation call", "service", c.svc.String(), "model_version", ai.ModelVersion, "tier", ai.Tier, "testing_body", c.client.Member().String())
 		return nil
 	}

@@ -7,12 +7,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sampan-exchange/sampan/ai/report"
 	"github.com/sampan-exchange/sampan/authority"
+	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/r1"
 	"github.com/sampan-exchange/sampan/sandbox"
 )
@@ -150,6 +154,35 @@ func TestAIPublicationGate(t *testing.T) {
 		}
 		reports[svc.ModelVersion] = out
 	}
+	// The provider's log shows the evaluator's calls as evaluation calls.
+	var mpsDir string
+	for _, g := range m.Gateways {
+		if g.ID == "VN/GOV/MPS/gw1" {
+			mpsDir = g.DataDir
+		}
+	}
+	rep := readReport(t, reports["scam-nb-v2"])
+	first := rep.Samples[0].Calls[0]
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out := filepath.Join(t.TempDir(), "bundle")
+		err := msglog.Export(ctx, filepath.Join(mpsDir, "log"), "", msglog.Selection{XRoadID: first.XRoadID, RequestHash: first.RequestHash, Side: "provider"}, out)
+		if err == nil {
+			b, err := msglog.VerifyBundle(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := b.Record.Decision; d == nil || !slices.Contains(d.Rules, gateway.RuleAIEvaluationCall) {
+				t.Errorf("provider's record of an evaluation call: decision %+v", d)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("provider's record of %s: %v", first.XRoadID, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	// v1 fails its suite: its report is refused.
 	if err := submit(reports["scam-nb-v1"]); err == nil || !strings.Contains(err.Error(), "did not pass") {
 		t.Fatalf("v1's failing report: %v", err)
@@ -248,4 +281,17 @@ func TestAIPublicationGate(t *testing.T) {
 			t.Errorf("%s: %v", c.want, err)
 		}
 	}
+}
+
+func readReport(t *testing.T, dir string) *report.Report {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, report.ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return &rep
 }
