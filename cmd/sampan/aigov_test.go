@@ -256,6 +256,26 @@ func TestAIPublicationGate(t *testing.T) {
 		t.Errorf("GET an unregistered service: %v", err)
 	}
 
+	// Acceptances and refusals are audited.
+	var accepted, refusedFailing bool
+	for after := int64(0); ; {
+		page, err := admin.Audit(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Items {
+			accepted = accepted || e.Action == "accept AI report" && e.Outcome == "ok" && strings.Contains(e.Detail, "scam-nb-v2 report ")
+			refusedFailing = refusedFailing || e.Action == "submit ai report" && strings.Contains(e.Outcome, "did not pass")
+		}
+		if page.Next == 0 {
+			break
+		}
+		after = page.Next
+	}
+	if !accepted || !refusedFailing {
+		t.Errorf("audit: accepted %v, refused failing report %v", accepted, refusedFailing)
+	}
+
 	// Medium risk: served, with the notice on the answer.
 	med := registration(v1.ID, "scam-nb-v1", "medium", "scam-nb-v1")
 	register(t, med)
