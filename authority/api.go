@@ -145,6 +145,49 @@ func (a *Authority) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"removed": r.PathValue("instance")})
 		return nil
 	})
+	manage("PUT /api/v1/ai/services", "put_ai_service", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in AIServiceInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutAIService(r.Context(), op, in), map[string]string{"registered": in.ID, "model_version": in.ModelCard.ModelVersion})
+	})
+	manage("GET /api/v1/ai/services", "list_ai_services", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+		svcs, bodies, err := a.AIServices(r.Context())
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, AIRegistry{Services: svcs, TestingBodies: bodies})
+		return nil
+	})
+	manage("GET /api/v1/ai/services/{id...}", "get_ai_service", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
+		svcs, _, err := a.AIServices(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, s := range svcs {
+			if s.ID == r.PathValue("id") {
+				writeJSON(w, http.StatusOK, s)
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: AI service %q is not registered", errNotFound, r.PathValue("id"))
+	})
+	manage("PUT /api/v1/ai/testing-bodies", "put_ai_testing_bodies", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in TestingBodiesInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		return created(w, a.PutAITestingBodies(r.Context(), op, in), in)
+	})
+	manage("POST /api/v1/ai/reports", "submit_ai_report", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in ReportSubmission
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		acc, err := a.SubmitAIReport(r.Context(), op, in)
+		return created(w, err, acc)
+	})
 	manage("GET /api/v1/policy", "get_policy", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
 		c := a.current.Load().cfg
 		writeJSON(w, http.StatusOK, PolicyView{Document: c.Policy, Cedar: c.PolicyEngine().Text(), Version: c.PolicyEngine().Version()})
@@ -311,7 +354,11 @@ func (a *Authority) op(need, call string, h func(http.ResponseWriter, *http.Requ
 			writeJSON(w, http.StatusForbidden, apiError{msg})
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
+		limit := int64(maxAPIBody)
+		if call == "submit_ai_report" {
+			limit = maxAIReportBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if err := h(w, r, name); err != nil {
 			status := http.StatusInternalServerError
 			msg := "internal error"

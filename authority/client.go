@@ -264,3 +264,41 @@ func (c *Client) Rotate(ctx context.Context, what, step string, in RotateInput) 
 	}
 	return &out, nil
 }
+
+// PutAIService registers an AI service's model card and risk
+// classification.
+func (c *Client) PutAIService(ctx context.Context, in AIServiceInput) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/ai/services", in, nil)
+}
+
+// PutAITestingBodies replaces the accredited AI testing bodies.
+func (c *Client) PutAITestingBodies(ctx context.Context, in TestingBodiesInput) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/ai/testing-bodies", in, nil)
+}
+
+// SubmitAIReport submits a signed evaluation report.
+func (c *Client) SubmitAIReport(ctx context.Context, in ReportSubmission) (*AIReport, error) {
+	var out AIReport
+	if err := c.do(ctx, http.MethodPost, "/api/v1/ai/reports", in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AIServices reads the registry of AI services.
+func (c *Client) AIServices(ctx context.Context) (*AIRegistry, error) {
+	var out AIRegistry
+	if err := c.do(ctx, http.MethodGet, "/api/v1/ai/services", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AIService reads one registered AI service.
+func (c *Client) AIService(ctx context.Context, id string) (*AIServiceInfo, error) {
+	var out AIServiceInfo
+	if err := c.do(ctx, http.MethodGet, "/api/v1/ai/services/"+id, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

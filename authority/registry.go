@@ -111,6 +111,8 @@ var migrations = []store.Migration{
 	// yet completed) is forgotten by the rollback: renew again after it.
 	{Up: renewMigration, Down: `DROP INDEX gateways_next_auth_fp;
 	ALTER TABLE gateways DROP COLUMN next_auth_fp;`},
+	// The registry of AI services (ai.go); the rollback forgets it.
+	{Up: aiMigration, Down: aiRollback},
 }
 
 // errConflict and errNotFound are mapped to HTTP statuses by the API.
@@ -595,6 +597,9 @@ func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, err
 		c.GlobalGroups = []conf.GlobalGroup{}
 	}
 	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := aiSnapshot(ctx, tx, c); err != nil {
 		return nil, err
 	}
 	var err2 error

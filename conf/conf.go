@@ -62,6 +62,11 @@ type Config struct {
 	// forgets a key once the latest document no longer lists it
 	// (docs/design/rotation.md).
 	NextKeys []AnchorKey `json:"next_keys,omitempty"`
+	// AIServices are the registered AI services with their risk tier and
+	// the obligations met (docs/ai-governance.md); AITestingBodies the
+	// members accredited to evaluate them.
+	AIServices      []AIService      `json:"ai_services,omitempty"`
+	AITestingBodies []ident.ClientID `json:"ai_testing_bodies,omitempty"`
 
 	index *index
 }
@@ -138,6 +143,8 @@ type index struct {
 	fpServes map[string]map[ident.ClientID]bool
 	fed      map[string]*Federation
 	policy   *policy.Engine
+	ai       map[string]*AIService
+	testers  map[ident.ClientID]bool
 }
 
 // Validate checks the document's structure and cross-references and
@@ -316,6 +323,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("next_keys[%d].kid duplicates next_keys[%d].kid (%s)", i, j, k.KeyID)
 		}
 		nextAt[k.KeyID] = i
+	}
+	if err := c.validateAI(ix); err != nil {
+		return err
 	}
 	var err error
 	if ix.policy, err = policy.Compile(c.Instance, strconv.FormatUint(c.Serial, 10), c.Policy); err != nil {

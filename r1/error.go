@@ -53,13 +53,17 @@ const (
 	// ReplayedRequest: the provider's gateway refuses a request signed too
 	// far from its clock or whose nonce it has seen (a replay).
 	TypeServerReplayed = "Server.ServerProxy.ReplayedRequest"
+	// AIServiceNotEvaluated: the service is a registered AI service whose
+	// risk tier requires an accepted passing evaluation of its current
+	// model version, and it has none; the message says what is missing.
+	TypeServerAINotEvaluated = "Server.ServerProxy.AIServiceNotEvaluated"
 )
 
 // known is the set of the error types above.
 var known = func() map[string]bool {
 	m := map[string]bool{}
 	for _, t := range []string{
-		TypeInvalidRequest, TypeInvalidClientID, TypeInvalidServiceID, TypeInvalidHeader, TypeRequestTooLarge, TypeURITooLong, TypeHeadersTooLarge, TypeUnknownClient, TypeClientNotHosted, TypeUnknownService, TypeOutdatedGlobalConf, TypeNetworkError, TypeSSLAuthFailed, TypeClientSignature, TypeFederationOff, TypeClientLoggingFailed, TypeClientTimestampFailed, TypeClientInternal, TypeSigningFailed, TypeServerAccessDenied, TypeServerUnknownSvc, TypeServerOutdatedConf, TypeServerSignature, TypeServerFederationOff, TypeServerLoggingFailed, TypeServerTimestampFailed, TypeServerAuthFailed, TypeServerInvalidReq, TypeServiceFailed, TypeServerInternal, TypeServerTooLarge, TypeClientPolicyDenied, TypeServerPolicyDenied, TypeServerReplayed,
+		TypeInvalidRequest, TypeInvalidClientID, TypeInvalidServiceID, TypeInvalidHeader, TypeRequestTooLarge, TypeURITooLong, TypeHeadersTooLarge, TypeUnknownClient, TypeClientNotHosted, TypeUnknownService, TypeOutdatedGlobalConf, TypeNetworkError, TypeSSLAuthFailed, TypeClientSignature, TypeFederationOff, TypeClientLoggingFailed, TypeClientTimestampFailed, TypeClientInternal, TypeSigningFailed, TypeServerAccessDenied, TypeServerUnknownSvc, TypeServerOutdatedConf, TypeServerSignature, TypeServerFederationOff, TypeServerLoggingFailed, TypeServerTimestampFailed, TypeServerAuthFailed, TypeServerInvalidReq, TypeServiceFailed, TypeServerInternal, TypeServerTooLarge, TypeClientPolicyDenied, TypeServerPolicyDenied, TypeServerReplayed, TypeServerAINotEvaluated,
 	} {
 		m[t] = true
 	}

@@ -104,6 +104,50 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Verified, error)
 	if err != nil {
 		return nil, err
 	}
+	v, err := verifySigned(ctx, Files{Report: body, Signature: sig, Signer: signerPEM, Token: tok}, o)
+	if err != nil {
+		return nil, err
+	}
+	rep := v.Report
+	if err := checkViews(rep, dir); err != nil {
+		return nil, err
+	}
+	if err := verifyAgainst(ctx, v, o); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Files are a report's signed files, as Write leaves them: report.json,
+// report.jws, signer.pem and report.tsr.
+type Files struct {
+	Report, Signature, Signer, Token []byte
+}
+
+// VerifyFiles is Verify for a report held in memory, without its views
+// (which carry no signature): what an authority receiving a report
+// checks.
+func VerifyFiles(ctx context.Context, f Files, o VerifyOptions) (*Verified, error) {
+	if o.Roots == nil {
+		return nil, errors.New("verify report: no CA to check the signer against")
+	}
+	if len(f.Report) > MaxReportSize {
+		return nil, fmt.Errorf("verify report: %s is larger than %d bytes", ReportFile, MaxReportSize)
+	}
+	v, err := verifySigned(ctx, f, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyAgainst(ctx, v, o); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// verifySigned checks the time-stamp, the signature, the signer and the
+// report's content.
+func verifySigned(ctx context.Context, f Files, o VerifyOptions) (*Verified, error) {
+	body, sig, signerPEM, tok := f.Report, f.Signature, f.Signer, f.Token
 	v := &Verified{}
 
 	// The time-stamp dates the signature.
@@ -155,23 +199,27 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Verified, error)
 	if err := checkContent(rep, body); err != nil {
 		return nil, err
 	}
-	if err := checkViews(rep, dir); err != nil {
-		return nil, err
-	}
+	return v, nil
+}
+
+// verifyAgainst checks a verified report against the suite and the log,
+// as o asks.
+func verifyAgainst(ctx context.Context, v *Verified, o VerifyOptions) error {
+	rep := v.Report
 	if o.Suite != nil {
 		if err := checkSuite(rep, o.Suite, o.SuiteFile); err != nil {
-			return nil, err
+			return err
 		}
 		v.SuiteChecked = true
 	}
 	if o.LogDir != "" || o.Bundles != "" {
 		n, err := checkLog(ctx, rep, o.LogDir, o.LogDSN, o.Bundles, o.Roots, v.StampedAt)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		v.LogChecked, v.Exchanges = true, n
 	}
-	return v, nil
+	return nil
 }
 
 func decode(b []byte) (*Report, error) {
