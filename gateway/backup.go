@@ -207,6 +207,11 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		plan.LogInPlace = old.Size
 		if err := msglog.CheckExtends(ctx, old, filepath.Join(tmp, logDir)); err != nil {
 			plan.LogProblem = err.Error()
+		} else if n, err := msglog.Missing(ctx, filepath.Join(dir, logDir), old.Origin, old.Size, filepath.Join(tmp, logDir), tmp); err != nil {
+			plan.LogProblem = "the log in place cannot be read: " + err.Error()
+		} else if n > 0 {
+			// Acknowledged, but not in the checkpoint compared above.
+			plan.LogProblem = fmt.Sprintf("the log in place holds %d acknowledged records beyond its checkpoint that the archive lacks (it was stopped uncleanly: start and stop the gateway once to see them in its tree)", n)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		plan.LogProblem = "the log in place cannot be read: " + err.Error()
