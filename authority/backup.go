@@ -127,8 +127,8 @@ type RestoreOptions struct {
 // TrustChange is a trust-reducing change made after a backup, which
 // restoring the backup alone would undo.
 type TrustChange struct {
-	Kind string `json:"kind"` // revocation, suspension, agreement
-	ID   string `json:"id"`   // certificate serial, suspension id, agreement id
+	Kind string `json:"kind"` // revocation, suspension, agreement, federation
+	ID   string `json:"id"`   // certificate serial, suspension id, agreement id, instance
 	What string `json:"what"`
 	// Who and When come from the audit log when it records the change;
 	// Source says where the change is known from.
@@ -392,6 +392,7 @@ type trustState struct {
 	certs       map[string]certRow
 	suspensions map[string]string // id → JSON
 	agreements  map[string]policy.Agreement
+	federation  map[string]bool // foreign instances trusted
 	audit       []auditRow
 	counts      map[string]int
 }
@@ -405,7 +406,7 @@ type auditRow struct{ at, operator, action, detail string }
 
 func newTrustState(source string) *trustState {
 	return &trustState{source: source, revoked: map[string]bool{}, certs: map[string]certRow{}, suspensions: map[string]string{},
-		agreements: map[string]policy.Agreement{}, counts: map[string]int{}}
+		agreements: map[string]policy.Agreement{}, federation: map[string]bool{}, counts: map[string]int{}}
 }
 
 // readTrustState reads a registry file, which nothing else writes.
@@ -458,6 +459,19 @@ func readTrustState(ctx context.Context, path string) (*trustState, error) {
 		s.agreements[id] = ag
 	}
 	rows.Close()
+	rows, err = db.QueryContext(ctx, `SELECT instance FROM federation`)
+	if err != nil {
+		return nil, fmt.Errorf("read registry: %w", err)
+	}
+	for rows.Next() {
+		var instance string
+		if err := rows.Scan(&instance); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read registry: %w", err)
+		}
+		s.federation[instance] = true
+	}
+	rows.Close()
 	// Changes made, not calls refused: a refused call shares its action's
 	// name ("revoke certificate") and must not be taken for who made the
 	// change. A registry from before the outcome column marks refusals in
@@ -504,6 +518,9 @@ func confTrustState(c *conf.Config) *trustState {
 	s.serial = c.Serial
 	for _, r := range c.Revoked {
 		s.revoked[strings.ToLower(r)] = true
+	}
+	for _, f := range c.Federation {
+		s.federation[f.Anchor.Instance] = true
 	}
 	if c.Policy != nil {
 		for _, sp := range c.Policy.Suspensions {
@@ -575,6 +592,14 @@ func undone(backup *trustState, latest []*trustState) []TrustChange {
 			add(TrustChange{Kind: "agreement", ID: id, What: "agreement " + ag.Status + " (the backup has it " + was.Status + ")"}, l, func(a auditRow) bool {
 				return (a.action == "agreement status" && strings.HasPrefix(a.detail, id+" "+ag.Status+":")) ||
 					(a.action == "put agreement" && a.detail == id+" "+ag.Status)
+			})
+		}
+		for _, instance := range sortedKeys(backup.federation) {
+			if l.federation[instance] {
+				continue
+			}
+			add(TrustChange{Kind: "federation", ID: instance, What: "federation with " + instance + " removed"}, l, func(a auditRow) bool {
+				return a.action == "remove federation" && a.detail == instance
 			})
 		}
 	}
@@ -713,6 +738,9 @@ func reapply(ctx context.Context, tx *sql.Tx, c TrustChange, latest []*trustStat
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE policy_items SET doc = ?, updated_at = ? WHERE kind = ? AND id = ?`, string(b), at, kindAgreement, c.ID)
+		return err
+	case "federation":
+		_, err := tx.ExecContext(ctx, `DELETE FROM federation WHERE instance = ?`, c.ID)
 		return err
 	}
 	return fmt.Errorf("unknown kind %q", c.Kind)
