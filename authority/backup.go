@@ -188,6 +188,9 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		now = o.Now
 	}
 	dir = filepath.Clean(dir)
+	if err := archive.CheckInterrupted(dir); err != nil {
+		return nil, fmt.Errorf("restore authority: %w", err)
+	}
 	trusted, anchor, err := nodeKeys(dir, o.Anchor)
 	if err != nil {
 		return nil, fmt.Errorf("restore authority: %w", err)

@@ -159,6 +159,9 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		now = o.Now
 	}
 	dir = filepath.Clean(dir)
+	if err := archive.CheckInterrupted(dir); err != nil {
+		return nil, fmt.Errorf("restore gateway: %w", err)
+	}
 	var trusted []crypto.PublicKey
 	if k, err := pki.ReadKey(filepath.Join(dir, authKeyFile)); err == nil {
 		trusted = append(trusted, k.Public())
