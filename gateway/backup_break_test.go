@@ -13,6 +13,7 @@ import (
 	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
+	"github.com/sampan-exchange/sampan/store"
 )
 
 func breakRecord(i int) *msglog.Record {
@@ -113,4 +114,57 @@ func TestRestoreKeepsRecordsBeyondTheCheckpoint(t *testing.T) {
 	}
 	t.Fatalf("restore accepted (log in place %d, archive %d): the replaced log holds %d records, the restored one %d",
 		plan.LogInPlace, plan.LogRestored, size(plan.Previous), size(crashed))
+}
+
+// TestRestoreKeepsNewerConfiguration: state.db holds the configuration
+// the gateway last accepted, the floor conf.Accept keeps serials above.
+// Restoring an older state.db must not take the gateway back to an older
+// configuration (one without later revocations), nor lower that floor.
+func TestRestoreKeepsNewerConfiguration(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "gw")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.GenerateKey(pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteKey(filepath.Join(dir, "auth.key"), key); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, filepath.Join(dir, "state.db"), gateway.StateMigrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(serial uint64, doc string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, `INSERT INTO global_conf (instance, serial, doc, etag, fetched_at) VALUES ('VN', ?, ?, '', '')
+			ON CONFLICT (instance) DO UPDATE SET serial = excluded.serial, doc = excluded.doc`, serial, []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(5, "older")
+	var arch bytes.Buffer
+	if _, err := gateway.Backup(ctx, dir, &arch, gateway.BackupOptions{Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	put(9, "newer")
+	db.Close()
+	if _, err := gateway.Restore(ctx, dir, bytes.NewReader(arch.Bytes()), gateway.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(ctx, filepath.Join(dir, "state.db"), gateway.StateMigrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var serial uint64
+	var doc []byte
+	if err := db.QueryRowContext(ctx, `SELECT serial, doc FROM global_conf WHERE instance = 'VN'`).Scan(&serial, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if serial != 9 || string(doc) != "newer" {
+		t.Fatalf("the restored gateway holds configuration serial %d (%s), older than the serial 9 it had accepted", serial, doc)
+	}
 }
