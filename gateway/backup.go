@@ -237,6 +237,9 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 	if err := os.RemoveAll(filepath.Join(tmp, "config")); err != nil {
 		return nil, fmt.Errorf("restore gateway: %w", err)
 	}
+	if err := keepNewerConf(ctx, dir, tmp); err != nil {
+		return nil, fmt.Errorf("restore gateway: configuration in place: %w", err)
+	}
 	if plan.Previous, err = archive.Replace(dir, tmp, now()); err != nil {
 		return nil, fmt.Errorf("restore gateway: %w", err)
 	}
@@ -255,4 +258,34 @@ func sameKey(keys []crypto.PublicKey, pub crypto.PublicKey) bool {
 		}
 	}
 	return false
+}
+
+// keepNewerConf carries into the restored state.db in tmp each
+// configuration the state.db in dir holds with a higher serial: the
+// gateway never goes back to a configuration older than one it accepted
+// (which may lack later revocations), and conf.Accept keeps its floor.
+func keepNewerConf(ctx context.Context, dir, tmp string) error {
+	cur := filepath.Join(dir, stateFile)
+	if _, err := os.Stat(cur); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	snap := filepath.Join(tmp, ".current-"+stateFile)
+	defer os.Remove(snap)
+	if err := store.VacuumInto(ctx, cur, snap); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, filepath.Join(tmp, stateFile), stateMigrations)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `ATTACH DATABASE ? AS cur`, snap); err != nil {
+		return err
+	}
+	defer db.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE cur`)
+	_, err = db.ExecContext(ctx, `INSERT INTO main.global_conf (instance, serial, doc, etag, fetched_at)
+		SELECT instance, serial, doc, etag, fetched_at FROM cur.global_conf WHERE true
+		ON CONFLICT (instance) DO UPDATE SET serial = excluded.serial, doc = excluded.doc, etag = excluded.etag, fetched_at = excluded.fetched_at
+		WHERE excluded.serial > main.global_conf.serial`)
+	return err
 }
