@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/policy"
 )
 
 // TestRestoreKeepsFederationRemoval: removing a federation partner stops
@@ -64,5 +65,34 @@ func TestRestoreAfterInterruptedRestore(t *testing.T) {
 	plan, err := Restore(t.Context(), dir, bytes.NewReader(arch), RestoreOptions{Anchor: anchor})
 	if err == nil {
 		t.Fatalf("restored over an interrupted restore, undoing %d unlisted changes", 3-len(plan.Undone))
+	}
+}
+
+// TestRestoreKeepsWidenedSuspension: a suspension widened in place after
+// the backup (same id, more flows stopped) must not be narrowed back
+// silently by a restore.
+func TestRestoreKeepsWidenedSuspension(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authority")
+	ta, api, _ := backupWorld(t, dir)
+	ctx := t.Context()
+	sp := policy.Suspension{ID: "stop-to-SG", When: policy.When{Flow: "cross-border", Flags: []string{policy.FlagPersonal}}, Reason: "breach"}
+	if err := api.PutSuspension(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	arch := backupTo(t, dir, nil)
+	sp.When.Flow, sp.Reason = "any", "breach wider than thought"
+	if err := api.PutSuspension(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	ta.stop()
+	if _, err := Restore(ctx, dir, bytes.NewReader(arch), RestoreOptions{}); !errors.Is(err, ErrWouldRewind) {
+		t.Fatalf("restore over a widened suspension: %v, want ErrWouldRewind", err)
+	}
+	if _, err := Restore(ctx, dir, bytes.NewReader(arch), RestoreOptions{Reapply: true}); err != nil {
+		t.Fatal(err)
+	}
+	ta2 := startAuthority(t, dir, "")
+	if s := ta2.a.Current().Policy.Suspensions; len(s) != 1 || s[0].When.Flow != "any" {
+		t.Fatalf("suspensions in force after --reapply: %+v", s)
 	}
 }
