@@ -537,6 +537,16 @@ func confTrustState(c *conf.Config) *trustState {
 	return s
 }
 
+// sameSuspension says whether two suspension documents (from a registry
+// or a configuration) stop the same flows.
+func sameSuspension(a, b string) bool {
+	var x, y policy.Suspension
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return a == b
+	}
+	return x.When.Flow == y.When.Flow && slices.Equal(x.When.Classes, y.When.Classes) && slices.Equal(x.When.Flags, y.When.Flags)
+}
+
 // statusRank orders agreement statuses by how much they stop.
 func statusRank(s string) int {
 	switch s {
@@ -579,10 +589,14 @@ func undone(backup *trustState, latest []*trustState) []TrustChange {
 			})
 		}
 		for _, id := range sortedKeys(l.suspensions) {
-			if _, ok := backup.suspensions[id]; ok {
-				continue
+			what := "flows suspended"
+			if was, ok := backup.suspensions[id]; ok {
+				if sameSuspension(was, l.suspensions[id]) {
+					continue
+				}
+				what = "suspension changed (the backup has " + was + ")"
 			}
-			add(TrustChange{Kind: "suspension", ID: id, What: "flows suspended"}, l, func(a auditRow) bool {
+			add(TrustChange{Kind: "suspension", ID: id, What: what}, l, func(a auditRow) bool {
 				return a.action == "suspend flows" && strings.HasPrefix(a.detail, id+": ")
 			})
 		}
