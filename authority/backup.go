@@ -251,7 +251,13 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 	if _, err := os.Stat(filepath.Join(dir, registryFile)); err == nil {
 		// Read from a snapshot: the directory's registry is not opened
 		// for writing, and a dry run leaves it byte for byte.
-		snap := filepath.Join(tmp, ".current-registry.db")
+		// In a directory of its own: no file of the archive (a crafted
+		// -wal) can sit beside the snapshot and be read as part of it.
+		scratch, err := os.MkdirTemp(tmp, ".current-")
+		if err != nil {
+			return nil, fmt.Errorf("restore authority: %w", err)
+		}
+		snap := filepath.Join(scratch, registryFile)
 		if err := store.VacuumInto(ctx, filepath.Join(dir, registryFile), snap); err != nil {
 			return nil, fmt.Errorf("restore authority: current registry: %w", err)
 		}
@@ -259,9 +265,7 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 			return nil, fmt.Errorf("restore authority: current registry: %w", err)
 		}
 		old, err = readTrustState(ctx, snap)
-		for _, p := range []string{snap, snap + "-wal", snap + "-shm"} {
-			os.Remove(p)
-		}
+		os.RemoveAll(scratch)
 		if err != nil {
 			return nil, fmt.Errorf("restore authority: current registry: %w", err)
 		}

@@ -41,6 +41,9 @@ func TestRestoreKeepsFederationRemoval(t *testing.T) {
 	if _, err := Restore(ctx, dir, bytes.NewReader(arch), RestoreOptions{Reapply: true}); err != nil {
 		t.Fatal(err)
 	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".current-*")); len(m) > 0 {
+		t.Errorf("the restore left its scratch copies in the data directory: %v", m)
+	}
 	ta2 := startAuthority(t, dir, "")
 	if f := ta2.a.Current().Federated("SG"); f != nil {
 		t.Fatalf("the restored authority trusts SG again: %+v", f)

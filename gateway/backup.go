@@ -269,8 +269,12 @@ func keepNewerConf(ctx context.Context, dir, tmp string) error {
 	if _, err := os.Stat(cur); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	snap := filepath.Join(tmp, ".current-"+stateFile)
-	defer os.Remove(snap)
+	scratch, err := os.MkdirTemp(tmp, ".current-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	snap := filepath.Join(scratch, stateFile)
 	if err := store.VacuumInto(ctx, cur, snap); err != nil {
 		return err
 	}
