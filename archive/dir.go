@@ -143,3 +143,19 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// CheckInterrupted refuses to restore into dir when dir is absent but a
+// directory an earlier restore moved aside is beside it: that restore was
+// interrupted between its renames, and the directory moved aside, not a
+// lost one, is what a restore must compare the archive with.
+func CheckInterrupted(dir string) error {
+	dir = filepath.Clean(dir)
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	prev, err := filepath.Glob(dir + ".before-restore-*")
+	if err != nil || len(prev) == 0 {
+		return err
+	}
+	return fmt.Errorf("%s is absent but %s is beside it (a restore interrupted between its renames): move it back to %s, or away, and restore again", dir, prev[len(prev)-1], dir)
+}

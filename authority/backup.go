@@ -127,8 +127,8 @@ type RestoreOptions struct {
 // TrustChange is a trust-reducing change made after a backup, which
 // restoring the backup alone would undo.
 type TrustChange struct {
-	Kind string `json:"kind"` // revocation, suspension, agreement
-	ID   string `json:"id"`   // certificate serial, suspension id, agreement id
+	Kind string `json:"kind"` // revocation, suspension, agreement, federation
+	ID   string `json:"id"`   // certificate serial, suspension id, agreement id, instance
 	What string `json:"what"`
 	// Who and When come from the audit log when it records the change;
 	// Source says where the change is known from.
@@ -188,6 +188,9 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		now = o.Now
 	}
 	dir = filepath.Clean(dir)
+	if err := archive.CheckInterrupted(dir); err != nil {
+		return nil, fmt.Errorf("restore authority: %w", err)
+	}
 	trusted, anchor, err := nodeKeys(dir, o.Anchor)
 	if err != nil {
 		return nil, fmt.Errorf("restore authority: %w", err)
@@ -250,7 +253,13 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 	if _, err := os.Stat(filepath.Join(dir, registryFile)); err == nil {
 		// Read from a snapshot: the directory's registry is not opened
 		// for writing, and a dry run leaves it byte for byte.
-		snap := filepath.Join(tmp, ".current-registry.db")
+		// In a directory of its own: no file of the archive (a crafted
+		// -wal) can sit beside the snapshot and be read as part of it.
+		scratch, err := os.MkdirTemp(tmp, ".current-")
+		if err != nil {
+			return nil, fmt.Errorf("restore authority: %w", err)
+		}
+		snap := filepath.Join(scratch, registryFile)
 		if err := store.VacuumInto(ctx, filepath.Join(dir, registryFile), snap); err != nil {
 			return nil, fmt.Errorf("restore authority: current registry: %w", err)
 		}
@@ -258,9 +267,7 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 			return nil, fmt.Errorf("restore authority: current registry: %w", err)
 		}
 		old, err = readTrustState(ctx, snap)
-		for _, p := range []string{snap, snap + "-wal", snap + "-shm"} {
-			os.Remove(p)
-		}
+		os.RemoveAll(scratch)
 		if err != nil {
 			return nil, fmt.Errorf("restore authority: current registry: %w", err)
 		}
@@ -394,6 +401,7 @@ type trustState struct {
 	certs       map[string]certRow
 	suspensions map[string]string // id → JSON
 	agreements  map[string]policy.Agreement
+	federation  map[string]bool // foreign instances trusted
 	audit       []auditRow
 	counts      map[string]int
 }
@@ -407,7 +415,7 @@ type auditRow struct{ at, operator, action, detail string }
 
 func newTrustState(source string) *trustState {
 	return &trustState{source: source, revoked: map[string]bool{}, certs: map[string]certRow{}, suspensions: map[string]string{},
-		agreements: map[string]policy.Agreement{}, counts: map[string]int{}}
+		agreements: map[string]policy.Agreement{}, federation: map[string]bool{}, counts: map[string]int{}}
 }
 
 // readTrustState reads a registry file, which nothing else writes.
@@ -460,6 +468,19 @@ func readTrustState(ctx context.Context, path string) (*trustState, error) {
 		s.agreements[id] = ag
 	}
 	rows.Close()
+	rows, err = db.QueryContext(ctx, `SELECT instance FROM federation`)
+	if err != nil {
+		return nil, fmt.Errorf("read registry: %w", err)
+	}
+	for rows.Next() {
+		var instance string
+		if err := rows.Scan(&instance); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read registry: %w", err)
+		}
+		s.federation[instance] = true
+	}
+	rows.Close()
 	// Changes made, not calls refused: a refused call shares its action's
 	// name ("revoke certificate") and must not be taken for who made the
 	// change. A registry from before the outcome column marks refusals in
@@ -507,6 +528,9 @@ func confTrustState(c *conf.Config) *trustState {
 	for _, r := range c.Revoked {
 		s.revoked[strings.ToLower(r)] = true
 	}
+	for _, f := range c.Federation {
+		s.federation[f.Anchor.Instance] = true
+	}
 	if c.Policy != nil {
 		for _, sp := range c.Policy.Suspensions {
 			b, _ := json.Marshal(sp)
@@ -517,6 +541,16 @@ func confTrustState(c *conf.Config) *trustState {
 		}
 	}
 	return s
+}
+
+// sameSuspension says whether two suspension documents (from a registry
+// or a configuration) stop the same flows.
+func sameSuspension(a, b string) bool {
+	var x, y policy.Suspension
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return a == b
+	}
+	return x.When.Flow == y.When.Flow && slices.Equal(x.When.Classes, y.When.Classes) && slices.Equal(x.When.Flags, y.When.Flags)
 }
 
 // statusRank orders agreement statuses by how much they stop.
@@ -561,10 +595,14 @@ func undone(backup *trustState, latest []*trustState) []TrustChange {
 			})
 		}
 		for _, id := range sortedKeys(l.suspensions) {
-			if _, ok := backup.suspensions[id]; ok {
-				continue
+			what := "flows suspended"
+			if was, ok := backup.suspensions[id]; ok {
+				if sameSuspension(was, l.suspensions[id]) {
+					continue
+				}
+				what = "suspension changed (the backup has " + was + ")"
 			}
-			add(TrustChange{Kind: "suspension", ID: id, What: "flows suspended"}, l, func(a auditRow) bool {
+			add(TrustChange{Kind: "suspension", ID: id, What: what}, l, func(a auditRow) bool {
 				return a.action == "suspend flows" && strings.HasPrefix(a.detail, id+": ")
 			})
 		}
@@ -577,6 +615,14 @@ func undone(backup *trustState, latest []*trustState) []TrustChange {
 			add(TrustChange{Kind: "agreement", ID: id, What: "agreement " + ag.Status + " (the backup has it " + was.Status + ")"}, l, func(a auditRow) bool {
 				return (a.action == "agreement status" && strings.HasPrefix(a.detail, id+" "+ag.Status+":")) ||
 					(a.action == "put agreement" && a.detail == id+" "+ag.Status)
+			})
+		}
+		for _, instance := range sortedKeys(backup.federation) {
+			if l.federation[instance] {
+				continue
+			}
+			add(TrustChange{Kind: "federation", ID: instance, What: "federation with " + instance + " removed"}, l, func(a auditRow) bool {
+				return a.action == "remove federation" && a.detail == instance
 			})
 		}
 	}
@@ -715,6 +761,9 @@ func reapply(ctx context.Context, tx *sql.Tx, c TrustChange, latest []*trustStat
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE policy_items SET doc = ?, updated_at = ? WHERE kind = ? AND id = ?`, string(b), at, kindAgreement, c.ID)
+		return err
+	case "federation":
+		_, err := tx.ExecContext(ctx, `DELETE FROM federation WHERE instance = ?`, c.ID)
 		return err
 	}
 	return fmt.Errorf("unknown kind %q", c.Kind)

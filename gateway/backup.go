@@ -159,6 +159,9 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		now = o.Now
 	}
 	dir = filepath.Clean(dir)
+	if err := archive.CheckInterrupted(dir); err != nil {
+		return nil, fmt.Errorf("restore gateway: %w", err)
+	}
 	var trusted []crypto.PublicKey
 	if k, err := pki.ReadKey(filepath.Join(dir, authKeyFile)); err == nil {
 		trusted = append(trusted, k.Public())
@@ -207,6 +210,11 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		plan.LogInPlace = old.Size
 		if err := msglog.CheckExtends(ctx, old, filepath.Join(tmp, logDir)); err != nil {
 			plan.LogProblem = err.Error()
+		} else if n, err := msglog.Missing(ctx, filepath.Join(dir, logDir), old.Origin, old.Size, filepath.Join(tmp, logDir), tmp); err != nil {
+			plan.LogProblem = "the log in place cannot be read: " + err.Error()
+		} else if n > 0 {
+			// Acknowledged, but not in the checkpoint compared above.
+			plan.LogProblem = fmt.Sprintf("the log in place holds %d acknowledged records beyond its checkpoint that the archive lacks (it was stopped uncleanly: start and stop the gateway once to see them in its tree)", n)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		plan.LogProblem = "the log in place cannot be read: " + err.Error()
@@ -229,6 +237,9 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 	if err := os.RemoveAll(filepath.Join(tmp, "config")); err != nil {
 		return nil, fmt.Errorf("restore gateway: %w", err)
 	}
+	if err := keepNewerConf(ctx, dir, tmp); err != nil {
+		return nil, fmt.Errorf("restore gateway: configuration in place: %w", err)
+	}
 	if plan.Previous, err = archive.Replace(dir, tmp, now()); err != nil {
 		return nil, fmt.Errorf("restore gateway: %w", err)
 	}
@@ -247,4 +258,38 @@ func sameKey(keys []crypto.PublicKey, pub crypto.PublicKey) bool {
 		}
 	}
 	return false
+}
+
+// keepNewerConf carries into the restored state.db in tmp each
+// configuration the state.db in dir holds with a higher serial: the
+// gateway never goes back to a configuration older than one it accepted
+// (which may lack later revocations), and conf.Accept keeps its floor.
+func keepNewerConf(ctx context.Context, dir, tmp string) error {
+	cur := filepath.Join(dir, stateFile)
+	if _, err := os.Stat(cur); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	scratch, err := os.MkdirTemp(tmp, ".current-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	snap := filepath.Join(scratch, stateFile)
+	if err := store.VacuumInto(ctx, cur, snap); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, filepath.Join(tmp, stateFile), stateMigrations)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `ATTACH DATABASE ? AS cur`, snap); err != nil {
+		return err
+	}
+	defer db.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE cur`)
+	_, err = db.ExecContext(ctx, `INSERT INTO main.global_conf (instance, serial, doc, etag, fetched_at)
+		SELECT instance, serial, doc, etag, fetched_at FROM cur.global_conf WHERE true
+		ON CONFLICT (instance) DO UPDATE SET serial = excluded.serial, doc = excluded.doc, etag = excluded.etag, fetched_at = excluded.fetched_at
+		WHERE excluded.serial > main.global_conf.serial`)
+	return err
 }

@@ -3,6 +3,7 @@ package msglog
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"io/fs"
@@ -173,6 +174,113 @@ func CheckExtends(ctx context.Context, old *Head, newer string) error {
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, h.Size, cons, old.Root, h.Root); err != nil {
 		return fmt.Errorf("the log does not extend the one in place (another history): %w", err)
+	}
+	return nil
+}
+
+// Missing returns how many of the records the log in dir acknowledged
+// beyond the first size leaves of its tree (rows of write-ahead segments,
+// and index rows of origin with no leaf or a leaf at or past size) the
+// log in other holds neither in its index nor in its segments. A log
+// stopped cleanly has no such records; one stopped uncleanly may, until
+// it is opened again. Indexes are read from copies made in scratch (a
+// directory that exists): neither log is written.
+func Missing(ctx context.Context, dir, origin string, size uint64, other, scratch string) (int, error) {
+	beyond := map[[32]byte]bool{}
+	if err := walDigests(dir, beyond); err != nil {
+		return 0, err
+	}
+	err := withIndex(ctx, dir, scratch, func(db *sql.DB) error {
+		rows, err := db.QueryContext(ctx, `SELECT digest, leaf_index FROM records WHERE log = ?`, origin)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d []byte
+			var leaf sql.NullInt64
+			if err := rows.Scan(&d, &leaf); err != nil {
+				return err
+			}
+			k := [32]byte(d)
+			if leaf.Valid && uint64(leaf.Int64) < size {
+				delete(beyond, k) // in the tree compared by its checkpoint
+				continue
+			}
+			beyond[k] = true
+		}
+		return rows.Err()
+	})
+	if err != nil || len(beyond) == 0 {
+		return 0, err
+	}
+	held := map[[32]byte]bool{}
+	if err := walDigests(other, held); err != nil {
+		return 0, err
+	}
+	err = withIndex(ctx, other, scratch, func(db *sql.DB) error {
+		for d := range beyond {
+			var n int
+			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM records WHERE digest = ?`, d[:]).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				held[d] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for d := range beyond {
+		if !held[d] {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func walDigests(dir string, into map[[32]byte]bool) error {
+	wf, err := listWAL(dir)
+	if err != nil {
+		return fmt.Errorf("write-ahead segments: %w", err)
+	}
+	reads, err := readSegments(wf.segments)
+	if err != nil {
+		return fmt.Errorf("write-ahead segments: %w", err)
+	}
+	for _, s := range reads {
+		for _, r := range s.rows {
+			into[r.digest] = true
+		}
+	}
+	return nil
+}
+
+// withIndex runs f on a copy of the record index of the log in dir (none
+// when it has no SQLite index).
+func withIndex(ctx context.Context, dir, scratch string, f func(*sql.DB) error) error {
+	if _, err := os.Stat(filepath.Join(dir, IndexFile)); err != nil {
+		return nil
+	}
+	cp, err := os.MkdirTemp(scratch, ".index-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(cp)
+	p := filepath.Join(cp, IndexFile)
+	if err := store.VacuumInto(ctx, filepath.Join(dir, IndexFile), p); err != nil {
+		return fmt.Errorf("record index: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+p+"?mode=ro")
+	if err != nil {
+		return fmt.Errorf("record index: %w", err)
+	}
+	defer db.Close()
+	if err := f(db); err != nil {
+		return fmt.Errorf("record index: %w", err)
 	}
 	return nil
 }
