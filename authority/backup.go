@@ -281,6 +281,14 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		}
 		latest = append(latest, confTrustState(c))
 	}
+	if len(latest) == 0 && !o.Force {
+		// Nothing says what was published after the backup: neither the
+		// registry in place nor a configuration a gateway holds. The
+		// restore could neither list what it undoes nor keep above the
+		// serials gateways have seen (a clock behind would publish under
+		// them).
+		return nil, fmt.Errorf("restore authority: %s has no registry, and no later configuration was given: copy a gateway's latest configuration and give it with --latest-conf, so that nothing published after the backup is undone (or force)", dir)
+	}
 	plan.SerialFloor = backup.serial
 	for _, l := range latest {
 		plan.SerialFloor = max(plan.SerialFloor, l.serial)

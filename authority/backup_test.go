@@ -253,6 +253,17 @@ func TestRestoreLostDirectory(t *testing.T) {
 	if _, err := Restore(ctx, dir, bytes.NewReader(arch), RestoreOptions{Passphrase: o.Passphrase, Anchor: anchor, LatestConf: bad}); err == nil {
 		t.Fatal("accepted an altered configuration")
 	}
+	// Without a later configuration nothing says what the backup would
+	// undo: refused unless forced.
+	if _, err := Restore(ctx, dir, bytes.NewReader(arch), o); err == nil || !strings.Contains(err.Error(), "--latest-conf") {
+		t.Fatalf("restore of a lost directory without a later configuration: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("a refused restore created the data directory")
+	}
+	if _, err := Restore(ctx, dir, bytes.NewReader(arch), RestoreOptions{Passphrase: o.Passphrase, Anchor: anchor, DryRun: true, Force: true}); err != nil {
+		t.Fatalf("forced dry run: %v", err)
+	}
 	o.LatestConf = latest
 	_, err := Restore(ctx, dir, bytes.NewReader(arch), o)
 	if !errors.Is(err, ErrWouldRewind) || !strings.Contains(err.Error(), "configuration serial") {
