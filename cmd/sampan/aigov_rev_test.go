@@ -89,3 +89,35 @@ func TestAIReportRevokedSigner(t *testing.T) {
 		t.Errorf("after the refusal: evaluated %q, %d reports, %v", one.Evaluated, len(one.Reports), err)
 	}
 }
+
+// A service whose classification names another model version is
+// unclassified, held to every obligation of the highest tier: its
+// registration must declare human oversight even when the stale
+// classification says low risk, or an evaluation alone would serve it.
+func TestAIUnclassifiedNeedsOversight(t *testing.T) {
+	sb, err := sandbox.Start(t.Context(), sandbox.Options{Dir: filepath.Join(t.TempDir(), "sb"), TimestampInterval: 200 * time.Millisecond, ConfRefresh: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	var vn sandbox.ManifestAuthority
+	for _, a := range sb.Manifest.Authorities {
+		if a.Instance == "VN" {
+			vn = a
+		}
+	}
+	svc := sb.Manifest.AIServices[0]
+	api := authorityAPI{URL: vn.URL, TLSCA: vn.TLSCAFile, TokenFile: vn.TokenFile}
+	admin, err := api.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := registration(svc.ID, "scam-nb-v9", "low", "scam-nb-v8")
+	in.ModelCard.HumanOversight = ""
+	if err := admin.PutAIService(t.Context(), in); err == nil || !strings.Contains(err.Error(), "model_card.human_oversight") {
+		t.Errorf("an unclassified service without human oversight: %v", err)
+	}
+	if _, err := admin.AIService(t.Context(), svc.ID); err == nil {
+		t.Errorf("the refused registration was recorded")
+	}
+}
