@@ -195,11 +195,18 @@ func (in *AIServiceInput) check(country string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errInvalid, err)
 	}
-	if rules.Requires(rc.Tier, obligations.HumanOversight) && strings.TrimSpace(mc.HumanOversight) == "" {
-		return fmt.Errorf("%w: model_card.human_oversight: a %s-risk service must declare its human oversight", errInvalid, rc.Tier)
+	// The tier in force: a classification made for another model
+	// version leaves the service unclassified, held to the highest
+	// tier's obligations.
+	tier := rc.Tier
+	if rc.ModelVersion != mc.ModelVersion {
+		tier = obligations.TierUnclassified
 	}
-	if rules.Requires(rc.Tier, obligations.TransparencyNotice) && strings.TrimSpace(rc.TransparencyNotice) == "" {
-		return fmt.Errorf("%w: risk_classification.transparency_notice: a %s-risk service must give the notice its answers carry", errInvalid, rc.Tier)
+	if rules.Requires(tier, obligations.HumanOversight) && strings.TrimSpace(mc.HumanOversight) == "" {
+		return fmt.Errorf("%w: model_card.human_oversight: a %s-risk service must declare its human oversight", errInvalid, tier)
+	}
+	if rules.Requires(tier, obligations.TransparencyNotice) && strings.TrimSpace(rc.TransparencyNotice) == "" {
+		return fmt.Errorf("%w: risk_classification.transparency_notice: a %s-risk service must give the notice its answers carry", errInvalid, tier)
 	}
 	return nil
 }
