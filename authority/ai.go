@@ -17,6 +17,7 @@ import (
 	"github.com/sampan-exchange/sampan/ai/report"
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/pki"
 )
 
 // aiMigration holds the registry of AI services: each service's model
@@ -194,11 +195,18 @@ func (in *AIServiceInput) check(country string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errInvalid, err)
 	}
-	if rules.Requires(rc.Tier, obligations.HumanOversight) && strings.TrimSpace(mc.HumanOversight) == "" {
-		return fmt.Errorf("%w: model_card.human_oversight: a %s-risk service must declare its human oversight", errInvalid, rc.Tier)
+	// The tier in force: a classification made for another model
+	// version leaves the service unclassified, held to the highest
+	// tier's obligations.
+	tier := rc.Tier
+	if rc.ModelVersion != mc.ModelVersion {
+		tier = obligations.TierUnclassified
 	}
-	if rules.Requires(rc.Tier, obligations.TransparencyNotice) && strings.TrimSpace(rc.TransparencyNotice) == "" {
-		return fmt.Errorf("%w: risk_classification.transparency_notice: a %s-risk service must give the notice its answers carry", errInvalid, rc.Tier)
+	if rules.Requires(tier, obligations.HumanOversight) && strings.TrimSpace(mc.HumanOversight) == "" {
+		return fmt.Errorf("%w: model_card.human_oversight: a %s-risk service must declare its human oversight", errInvalid, tier)
+	}
+	if rules.Requires(tier, obligations.TransparencyNotice) && strings.TrimSpace(rc.TransparencyNotice) == "" {
+		return fmt.Errorf("%w: risk_classification.transparency_notice: a %s-risk service must give the notice its answers carry", errInvalid, tier)
 	}
 	return nil
 }
@@ -305,6 +313,10 @@ func (a *Authority) SubmitAIReport(ctx context.Context, op string, in ReportSubm
 		return nil, fmt.Errorf("%w: %w", errInvalid, err)
 	}
 	rep := v.Report
+	cert, err := pki.ParseCertPEM([]byte(in.Signer))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errInvalid, err)
+	}
 	sum := sha256.Sum256(in.Report)
 	acc := &AIReport{
 		Digest: hex.EncodeToString(sum[:]), ModelVersion: rep.ModelVersion, Signer: v.Signer,
@@ -318,6 +330,14 @@ func (a *Authority) SubmitAIReport(ctx context.Context, op string, in ReportSubm
 		}
 		if n == 0 {
 			return fmt.Errorf("%w: the report is signed by %s, which is not an accredited AI testing body", errInvalid, v.Signer)
+		}
+		var revokedAt sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM certificates WHERE fingerprint = ?`, pki.Fingerprint(cert.Raw)).Scan(&revokedAt)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if revokedAt.Valid || a.current.Load().cfg.IsRevoked(cert) {
+			return fmt.Errorf("%w: the report's signing certificate (serial %x, %s) is revoked", errInvalid, cert.SerialNumber, v.Signer)
 		}
 		in, err := aiRegistration(ctx, tx, rep.Service)
 		if err != nil {
