@@ -86,4 +86,22 @@ func TestAIEvaluateOCRThroughTheExchange(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// An image edited after the run: the suite is not the one run.
+	edited := filepath.Join(t.TempDir(), "suite")
+	if err := os.CopyFS(edited, os.DirFS(ocrSuite)); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(edited, "images", "vi-04.png")
+	ib, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib[len(ib)-20] ^= 1
+	if err := os.WriteFile(img, ib, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = (&AIVerifyReportCmd{Dir: out, CA: svc.CAFile, Suite: edited, SuiteFile: "suite.json"}).run(t.Context(), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "images/vi-04.png") {
+		t.Fatalf("an edited image: %v", err)
+	}
 }
