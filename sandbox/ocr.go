@@ -15,7 +15,7 @@ import (
 // (Debian's tesseract-ocr with its Vietnamese and English models). The
 // service is always registered, so that the world is the same whether
 // or not tesseract is installed; without tesseract its backend answers
-// 503, the manifest does not list it among the AI services, and the
+// POST with 503 (GET describes what is missing), the manifest does not list it among the AI services, and the
 // welcome text says so.
 
 // OCRService is the OCR service's identifier.
@@ -89,11 +89,13 @@ func ocrHandler(eng *ocr.Engine, missing error, next http.Handler) http.Handler 
 		sendJSON(w, http.StatusOK, ocrResponse{Text: text, ModelVersion: eng.ModelVersion(), Languages: ocr.Languages})
 	}
 	describe := func(w http.ResponseWriter, r *http.Request) {
-		if unavailable(w) {
+		if eng == nil {
+			// The description answers, saying what is missing.
+			sendJSON(w, http.StatusOK, map[string]any{"available": false, "missing": missing.Error()})
 			return
 		}
 		sendJSON(w, http.StatusOK, map[string]any{
-			"model_version": eng.ModelVersion(), "engine": "tesseract " + eng.Version, "languages": ocr.Languages,
+			"available": true, "model_version": eng.ModelVersion(), "engine": "tesseract " + eng.Version, "languages": ocr.Languages,
 			"models_sha256": eng.Models,
 			"usage":         `POST a PNG or JPEG image (at most 8 MiB) → {"text": "…", "model_version": "…", "languages": ["vie", "eng"]}`,
 		})

@@ -63,4 +63,34 @@ func TestOCRBackend(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("without tesseract: %d", resp.StatusCode)
 	}
+	resp, err = http.Get(none.URL + "/ai/ocr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var desc map[string]any
+	json.NewDecoder(resp.Body).Decode(&desc)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || desc["available"] != false || !strings.Contains(desc["missing"].(string), "not installed") {
+		t.Fatalf("description without tesseract: %d %v", resp.StatusCode, desc)
+	}
+}
+
+// TestOCRWelcome: without tesseract the welcome text says once that the
+// OCR service is not served, and why; with it, how to evaluate it.
+func TestOCRWelcome(t *testing.T) {
+	s := &Sandbox{Dir: "/sb", ocrErr: errors.New("ocr: tesseract has no vie model (install tesseract-ocr-vie)")}
+	s.Manifest.AIServices = []ManifestAIService{{ID: "VN/GOV/MPS/cybercrime/scam-classifier", ModelVersion: "scam-nb-v2"}}
+	var out strings.Builder
+	s.printAIWelcome(&out)
+	if n := strings.Count(out.String(), OCRService); n != 1 || !strings.Contains(out.String(), "no vie model") || strings.Contains(out.String(), "ocr-vi-en") {
+		t.Fatalf("without tesseract, %d mentions:\n%s", n, out.String())
+	}
+	s.ocr, s.ocrErr = &ocr.Engine{Version: "5.3.0", Models: map[string]string{"vie": strings.Repeat("a", 64), "eng": strings.Repeat("b", 64)}}, nil
+	s.Manifest.AIServices = append(s.Manifest.AIServices, ManifestAIService{ID: OCRService, ModelVersion: s.ocr.ModelVersion()})
+	out.Reset()
+	s.printAIWelcome(&out)
+	if !strings.Contains(out.String(), "--service "+OCRService+" --answer-field text") || strings.Contains(out.String(), "not served") ||
+		strings.Contains(out.String(), "report-tesseract") {
+		t.Fatalf("with tesseract:\n%s", out.String())
+	}
 }
