@@ -38,13 +38,11 @@ var (
 		"The quick brown fox jumps over the lazy dog.",
 		"Your parcel is waiting at the post office.",
 		"Meeting moved to Thursday at 10:30 in room 4B.",
-		"Total amount due: 1,250,000 VND",
 	}
 	vietnamese = []string{
 		"Ủy ban nhân dân thành phố Hà Nội",
 		"Căn cước công dân được cấp ngày 15 tháng 3",
 		"Người dân cần mang theo bản chính giấy tờ.",
-		"Trường học sẽ nghỉ vào thứ Bảy tuần này.",
 	}
 )
 

@@ -43,8 +43,9 @@ func TestVietnameseCoverage(t *testing.T) {
 }
 
 // TestSuiteImages checks that each image of the OCR suite is the
-// rendering of its target, byte for byte: rendering is deterministic and
-// the images are what the dataset says.
+// rendering of its target, byte for byte: rendering is deterministic
+// (the images were drawn by an earlier run) and the images are what the
+// dataset says.
 func TestSuiteImages(t *testing.T) {
 	f := Font(t)
 	var ds struct {
@@ -61,10 +62,6 @@ func TestSuiteImages(t *testing.T) {
 		img, err := f.PNG(e.Target, render.Options{})
 		if err != nil {
 			t.Fatal(err)
-		}
-		again, _ := f.PNG(e.Target, render.Options{})
-		if !bytes.Equal(img, again) {
-			t.Fatalf("%s: two renderings differ", e.Input)
 		}
 		p := filepath.Join(suiteDir, e.Input)
 		if *update {
