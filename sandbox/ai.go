@@ -63,7 +63,7 @@ func aiServiceDefs() []serviceDef {
 			access:    []gateway.AccessRight{{Subject: EvaluatorClient, Endpoint: "GET /"}, {Subject: EvaluatorClient, Endpoint: "POST /"}},
 		})
 	}
-	return out
+	return append(out, ocrServiceDef())
 }
 
 var aiAgreement = policy.Agreement{
@@ -79,7 +79,7 @@ func aiServiceIDs() []string {
 	for _, s := range aiServices {
 		out = append(out, s.id)
 	}
-	return out
+	return append(out, OCRService)
 }
 
 // ManifestAIService describes an AI service for `sampan ai evaluate`.
@@ -135,6 +135,11 @@ func (s *Sandbox) aiManifest() []ManifestAIService {
 			Purpose: EvaluationPurpose, SignKeyFile: key, SignCertFile: crt, LogDir: filepath.Join(gw.DataDir, "log"),
 			TSAURL: strings.TrimSuffix(vn.URL, "/") + "/tsa", TSATLSCAFile: vn.TLSCAFile, CAFile: vn.CAFile,
 		})
+	}
+	if s.ocr != nil {
+		e := out[0]
+		e.ID, e.ModelVersion, e.Suites = OCRService, s.ocr.ModelVersion(), []string{ocrSuite}
+		out = append(out, e)
 	}
 	return out
 }
@@ -229,9 +234,19 @@ func (s *Sandbox) printAIWelcome(w io.Writer) {
 	a := s.Manifest.AIServices[0]
 	fmt.Fprintf(w, "The scam-message classifier (%s) is served by MPS; the Vietnam AI Testing Centre evaluates it through its gateway,\nas %s (from the source tree, with the example suite; --sandbox takes the client,\nits gateway, the signing key and the TSA from sandbox.json):\n\n", a.ModelVersion, a.EvaluatorClient)
 	for _, a := range s.Manifest.AIServices {
+		if a.ID == OCRService {
+			continue
+		}
 		out := "report-" + a.ModelVersion
 		fmt.Fprintf(w, "  sampan ai evaluate --sandbox %s --service %s \\\n", s.Dir, a.ID)
 		fmt.Fprintf(w, "    --suite ai/suite/testdata/vi-en --recipe scam-sms-vi-en --out %s\n", out)
 		fmt.Fprintf(w, "  sampan ai verify-report %s --ca %s --suite ai/suite/testdata/vi-en --log-dir %s\n\n", out, a.CAFile, a.LogDir)
 	}
+	if s.ocr == nil {
+		fmt.Fprintf(w, "The OCR service %s is registered but not served: %v.\nInstall tesseract-ocr tesseract-ocr-vie tesseract-ocr-eng and restart the sandbox to serve it.\n\n", OCRService, s.ocrErr)
+		return
+	}
+	fmt.Fprintf(w, "MPS reads documents with tesseract (%s); evaluate it on rendered Vietnamese and English text:\n\n", s.ocr.ModelVersion())
+	fmt.Fprintf(w, "  sampan ai evaluate --sandbox %s --service %s --answer-field text \\\n", s.Dir, OCRService)
+	fmt.Fprintf(w, "    --suite ai/suite/testdata/ocr-vi-en --out report-ocr\n\n")
 }

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sampan-exchange/sampan/ai/ocr"
 	"github.com/sampan-exchange/sampan/authority"
 	"github.com/sampan-exchange/sampan/gateway"
 	"github.com/sampan-exchange/sampan/ident"
@@ -201,6 +202,10 @@ type Sandbox struct {
 	errMu  sync.Mutex
 	err    error
 	closed bool
+
+	// ocr is tesseract when installed; ocrErr says why not.
+	ocr    *ocr.Engine
+	ocrErr error
 }
 
 // Start brings the world up and returns once every gateway holds a valid
@@ -361,6 +366,8 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 	if err != nil {
 		return err
 	}
+	s.ocr, s.ocrErr = findOCR(ctx)
+	bh = ocrHandler(s.ocr, s.ocrErr, bh)
 	if o.WrapBackends != nil {
 		bh = o.WrapBackends(bh)
 	}

@@ -461,7 +461,7 @@ func checkLog(ctx context.Context, rep *Report, logDir, dsn, bundles string, roo
 				return n, fmt.Errorf("verify report: %s: the log's service is %s, not %s", where, rec.Service, rep.Service)
 			case rec.Status != c.Status:
 				return n, fmt.Errorf("verify report: %s: the log's status is %d, the report's %d", where, rec.Status, c.Status)
-			case rec.RequestBodySHA256 != digest(string(runner.RequestBody(rep.Request.InputField, prompt))):
+			case rec.RequestBodySHA256 != requestDigest(rep, smp.Recipe, prompt):
 				return n, fmt.Errorf("verify report: %s: the request the log holds is not the sample's input", where)
 			case rec.ResponseBodySHA256 != digest(c.ResponseBody):
 				return n, fmt.Errorf("verify report: %s: the response the log holds is not the one the report records", where)
@@ -529,4 +529,17 @@ func checkSigners(bundle string, rec *msglog.Record, rep *Report, roots *x509.Ce
 		}
 	}
 	return nil
+}
+
+// requestDigest is the SHA-256 (hex) of the request body a prompt was
+// sent as: the JSON object runner.RequestBody makes, or, for a recipe
+// whose input is an image, the image the prompt names, whose digest the
+// report's lock holds (a missing one gives "", which matches no record).
+func requestDigest(rep *Report, recipe, prompt string) string {
+	for _, r := range rep.Recipes {
+		if r.ID == recipe && r.Settings.Input == suite.InputImage {
+			return rep.Suite.Lock.Files[prompt]
+		}
+	}
+	return digest(string(runner.RequestBody(rep.Request.InputField, prompt)))
 }

@@ -325,8 +325,9 @@ func (o *Options) sample(ctx context.Context, it suite.Item, plan suite.Plan) (S
 	return smp, len(smp.Calls)
 }
 
-// RequestBody is the body sent for a prompt: a JSON object with the
-// prompt in field.
+// RequestBody is the body sent for a text prompt: a JSON object with the
+// prompt in field. (An image recipe's body is the image its prompt
+// names.)
 func RequestBody(field, prompt string) []byte {
 	b, _ := json.Marshal(map[string]string{field: prompt})
 	return b
@@ -340,12 +341,17 @@ func (o *Options) call(ctx context.Context, it suite.Item, role, prompt string) 
 	c := Call{Role: role, InputDigest: hex.EncodeToString(sum[:]), XRoadID: strings.ReplaceAll(o.RunID+"/"+it.ID+"/"+role, "/", ".")}
 	sid, _ := ident.ParseService(o.Service)
 	u := strings.TrimSuffix(o.GatewayURL, "/") + "/r1/" + sid.Escaped() + o.Path
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(RequestBody(o.InputField, prompt)))
+	reqBody, ctype := RequestBody(o.InputField, prompt), "application/json"
+	if it.Image != nil {
+		// An image recipe's input names the image; the image is the body.
+		reqBody, ctype = it.Image, it.ImageType
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(reqBody))
 	if err != nil {
 		c.Error = err.Error()
 		return c
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set(r1.HeaderClient, o.Client)
 	req.Header.Set(r1.HeaderID, c.XRoadID)
 	if o.Purpose != "" {

@@ -24,6 +24,10 @@ type Item struct {
 	Targets []string
 	// InputDigest is the SHA-256 of Prompt, in hex.
 	InputDigest string
+	// Image, for a recipe whose input is "image", is the image Prompt
+	// names, sent as the request body; ImageType its media type.
+	Image     []byte
+	ImageType string
 }
 
 // Items returns the items of a recipe in order: for each dataset, for
@@ -43,8 +47,13 @@ func (s *Suite) Items(r *Recipe) []Item {
 					p = s.Templates[t].Render(p)
 				}
 				sum := sha256.Sum256([]byte(p))
-				out = append(out, Item{ID: fmt.Sprintf("%s/%s/%s/%d", r.ID, d, t, i), Recipe: r.ID, Dataset: d,
-					Template: t, Index: i, Prompt: p, Targets: e.Targets, InputDigest: hex.EncodeToString(sum[:])})
+				it := Item{ID: fmt.Sprintf("%s/%s/%s/%d", r.ID, d, t, i), Recipe: r.ID, Dataset: d,
+					Template: t, Index: i, Prompt: p, Targets: e.Targets, InputDigest: hex.EncodeToString(sum[:])}
+				if r.Settings.Input == InputImage {
+					it.Image = s.Images[p]
+					it.ImageType = ImageType(it.Image)
+				}
+				out = append(out, it)
 			}
 		}
 	}

@@ -35,6 +35,8 @@ const (
 	RecipeDir   = "recipes"
 	CookbookDir = "cookbooks"
 	TemplateDir = "prompt-templates"
+	// ImageDir holds the images of recipes whose input is "image".
+	ImageDir = "images"
 )
 
 // Limits on what a suite may hold.
@@ -47,7 +49,18 @@ const (
 	MaxRecipes      = 1000     // recipes in a suite
 	MaxListed       = 100      // datasets, templates or metrics of one recipe
 	MaxSuiteSamples = 1000000  // items a suite expands to
+	MaxImage        = 8 << 20  // bytes of one image
+	MaxImagesBytes  = 1 << 30  // bytes of all the images of a suite
 )
+
+// Input kinds of a recipe (RecipeSettings.Input).
+const (
+	InputText  = "text"
+	InputImage = "image"
+)
+
+// imagePattern is an image input: a PNG or JPEG file of ImageDir.
+var imagePattern = regexp.MustCompile(`^images/[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(png|jpg|jpeg)$`)
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
@@ -120,7 +133,9 @@ type Suite struct {
 	Cookbooks   []*Cookbook
 	Datasets    map[string]*Dataset
 	Templates   map[string]*Template
-	Lock        Lock
+	// Images are the images of image recipes, by input ("images/x.png").
+	Images map[string][]byte
+	Lock   Lock
 }
 
 // File is Sampan's suite file.
@@ -152,6 +167,12 @@ type RecipeSettings struct {
 	// Repeats is how often the runner sends each input again, for the
 	// determinism scorer (default 2 when that scorer is listed).
 	Repeats int `json:"repeats,omitempty"`
+	// Input is "text" (the default: the prompt is sent as text) or
+	// "image": each input of the recipe's datasets names a PNG or JPEG
+	// file under images/ beside the suite file ("images/vi-01.png"),
+	// which the runner sends as the request body. No prompt template and
+	// no robustness metric applies to an image.
+	Input string `json:"input,omitempty"`
 }
 
 // Params returns the score parameters the settings stand for.
@@ -178,6 +199,17 @@ func (s RecipeSettings) validate(field string, metrics []string) error {
 	}
 	if s.Repeats < 0 || s.Repeats > 20 {
 		return fmt.Errorf("%s.repeats: %d is not in 0..20", field, s.Repeats)
+	}
+	switch s.Input {
+	case "", InputText:
+	case InputImage:
+		for _, m := range metrics {
+			if strings.HasPrefix(m, "robust-") {
+				return fmt.Errorf("%s.input: an image recipe cannot use the metric %s (perturbations apply to text)", field, m)
+			}
+		}
+	default:
+		return fmt.Errorf("%s.input: %q is neither %q nor %q", field, s.Input, InputText, InputImage)
 	}
 	return nil
 }
@@ -255,6 +287,43 @@ func (l *loader) read(name string, max int64) ([]byte, error) {
 	return b, nil
 }
 
+// readImage reads an image input of an image recipe (a PNG or JPEG under
+// images/) and records it for the lock.
+func (l *loader) readImage(dataset, input string) ([]byte, error) {
+	if !imagePattern.MatchString(input) {
+		return nil, fmt.Errorf("dataset %s: input %q: an image recipe's input names a .png, .jpg or .jpeg file under %s/", dataset, input, ImageDir)
+	}
+	name := path.Join(l.root, input)
+	f, err := l.fsys.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("dataset %s: read %s: %w", dataset, name, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxImage+1))
+	if err != nil {
+		return nil, fmt.Errorf("dataset %s: read %s: %w", dataset, name, err)
+	}
+	if len(b) > MaxImage {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, MaxImage)
+	}
+	if ImageType(b) == "" {
+		return nil, fmt.Errorf("%s: not a PNG or JPEG image", name)
+	}
+	l.files[name] = b
+	return b, nil
+}
+
+// ImageType is the media type of a PNG or JPEG image, or "".
+func ImageType(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
+		return "image/png"
+	case bytes.HasPrefix(b, []byte{0xff, 0xd8, 0xff}):
+		return "image/jpeg"
+	}
+	return ""
+}
+
 // readJSON reads dir/id.json into v, ignoring unknown fields as Moonshot
 // does but refusing trailing data.
 func (l *loader) readJSON(dir, id string, max int64, v any) (string, error) {
@@ -323,7 +392,8 @@ func checkID(name string, stated *string, id string) error {
 }
 
 func (l *loader) build(f File, suiteName string) (*Suite, error) {
-	s := &Suite{Name: f.Name, Description: f.Description, Datasets: map[string]*Dataset{}, Templates: map[string]*Template{}}
+	s := &Suite{Name: f.Name, Description: f.Description, Datasets: map[string]*Dataset{}, Templates: map[string]*Template{}, Images: map[string][]byte{}}
+	imageBytes := 0
 	var order []string
 	seen := map[string]bool{}
 	addRecipe := func(id string) {
@@ -381,6 +451,25 @@ func (l *loader) build(f File, suiteName string) (*Suite, error) {
 				s.Datasets[d] = ds
 			}
 			items += len(s.Datasets[d].Examples) * max(1, len(r.PromptTemplates))
+			if r.Settings.Input != InputImage {
+				continue
+			}
+			for _, e := range s.Datasets[d].Examples {
+				if _, ok := s.Images[e.Input]; ok {
+					continue
+				}
+				b, err := l.readImage(d, e.Input)
+				if err != nil {
+					return nil, err
+				}
+				if imageBytes += len(b); imageBytes > MaxImagesBytes {
+					return nil, fmt.Errorf("suite: images larger than %d bytes in all", MaxImagesBytes)
+				}
+				s.Images[e.Input] = b
+			}
+		}
+		if r.Settings.Input == InputImage && len(r.PromptTemplates) > 0 {
+			return nil, fmt.Errorf("%s: settings.%s.input: an image recipe cannot have prompt templates", suiteName, id)
 		}
 		for _, t := range r.PromptTemplates {
 			if _, ok := s.Templates[t]; !ok {
