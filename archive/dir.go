@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sampan-exchange/sampan/internal/dirlock"
 )
 
 // StagePrefix begins the name of the directory a backup stages its
@@ -34,7 +36,7 @@ func DirSources(dir string, skip func(rel string) bool) ([]Source, error) {
 			return nil
 		}
 		rel := filepath.ToSlash(strings.TrimPrefix(p, dir+string(filepath.Separator)))
-		if (skip != nil && skip(rel)) || strings.HasPrefix(rel, StagePrefix) {
+		if (skip != nil && skip(rel)) || strings.HasPrefix(rel, StagePrefix) || rel == dirlock.File {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}

@@ -26,6 +26,7 @@ import (
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/cfg"
+	"github.com/sampan-exchange/sampan/internal/dirlock"
 	"github.com/sampan-exchange/sampan/ops"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/store"
@@ -46,6 +47,8 @@ const (
 
 // Authority is a running authority.
 type Authority struct {
+	lock *dirlock.Lock // held on the data directory while open
+
 	// cfg is the configuration the authority started with: the fields
 	// only a restart applies. Read those a reload applies (see Reload)
 	// through config().
@@ -99,8 +102,27 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 	return NewWithOptions(ctx, c, dir, Options{Log: log})
 }
 
-// NewWithOptions is New with the optional settings of o.
+// NewWithOptions is New with the optional settings of o. The data
+// directory is locked while the authority is open (a restore refuses a
+// locked one); Close releases it.
 func NewWithOptions(ctx context.Context, c *Config, dir string, o Options) (*Authority, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	lock, err := dirlock.Acquire(dir)
+	if err != nil {
+		return nil, err
+	}
+	a, err := newAuthority(ctx, c, dir, o)
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	a.lock = lock
+	return a, nil
+}
+
+func newAuthority(ctx context.Context, c *Config, dir string, o Options) (*Authority, error) {
 	log := o.Log
 	if log == nil {
 		log = slog.Default()
@@ -254,7 +276,7 @@ func (a *Authority) TLSCACert() *x509.Certificate { return a.tlsCA.Cert }
 func (a *Authority) TLSCAPath() string { return filepath.Join(a.dir, TLSCAFile) }
 
 // Close releases the registry.
-func (a *Authority) Close() error { return a.db.Close() }
+func (a *Authority) Close() error { return errors.Join(a.db.Close(), a.lock.Release()) }
 
 // Publish generates, signs and publishes a new configuration with the next
 // serial. It is called on every registry change and on a timer.

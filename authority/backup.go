@@ -22,6 +22,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/archive"
 	"github.com/sampan-exchange/sampan/conf"
+	"github.com/sampan-exchange/sampan/internal/dirlock"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/policy"
 	"github.com/sampan-exchange/sampan/store"
@@ -188,6 +189,11 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		now = o.Now
 	}
 	dir = filepath.Clean(dir)
+	if held, err := dirlock.Held(dir); err != nil {
+		return nil, fmt.Errorf("restore authority: %w", err)
+	} else if held {
+		return nil, fmt.Errorf("restore authority: %s is in use by a running authority: stop it first", dir)
+	}
 	if err := archive.CheckInterrupted(dir); err != nil {
 		return nil, fmt.Errorf("restore authority: %w", err)
 	}

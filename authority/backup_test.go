@@ -133,6 +133,10 @@ func TestRestoreNeverRewindsTrust(t *testing.T) {
 	if err := ta.a.db.QueryRowContext(t.Context(), `SELECT revoked_at FROM certificates WHERE serial = ?`, f.serial).Scan(&revokedFirst); err != nil {
 		t.Fatal(err)
 	}
+	// A restore while the authority runs is refused, changing nothing.
+	if _, err := Restore(t.Context(), dir, bytes.NewReader(arch), RestoreOptions{DryRun: true}); err == nil || !strings.Contains(err.Error(), "in use by a running authority") {
+		t.Fatalf("restore while the authority runs: %v", err)
+	}
 	// A later refused attempt at the same change is not who made it.
 	if _, err := ta.a.db.ExecContext(t.Context(), `INSERT INTO audit_log (at, operator, action, detail, outcome) VALUES (?, 'mallory', 'revoke certificate', ?, 'refused: role auditor')`, now(), f.serial); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/archive"
+	"github.com/sampan-exchange/sampan/internal/dirlock"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/store"
@@ -159,6 +160,11 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		now = o.Now
 	}
 	dir = filepath.Clean(dir)
+	if held, err := dirlock.Held(dir); err != nil {
+		return nil, fmt.Errorf("restore gateway: %w", err)
+	} else if held {
+		return nil, fmt.Errorf("restore gateway: %s is in use by a running gateway: stop it first", dir)
+	}
 	if err := archive.CheckInterrupted(dir); err != nil {
 		return nil, fmt.Errorf("restore gateway: %w", err)
 	}

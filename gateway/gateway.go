@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/busy"
+	"github.com/sampan-exchange/sampan/internal/dirlock"
 	"github.com/sampan-exchange/sampan/internal/warm"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/opmon"
@@ -36,6 +38,8 @@ import (
 
 // Gateway is a running gateway.
 type Gateway struct {
+	lock *dirlock.Lock // held on the data directory while open
+
 	cfg        *Config
 	dir        string
 	log        *slog.Logger
@@ -119,7 +123,27 @@ type Options struct {
 
 // New opens the gateway in dir with its keys, certificates and state, and
 // loads the cached shared configuration. It does not listen yet: see Run.
+//
+// The data directory is locked while the gateway is open (a restore
+// refuses a locked one); Close releases it.
 func New(ctx context.Context, c *Config, dir string, o Options) (*Gateway, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	lock, err := dirlock.Acquire(dir)
+	if err != nil {
+		return nil, err
+	}
+	g, err := newGateway(ctx, c, dir, o)
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	g.lock = lock
+	return g, nil
+}
+
+func newGateway(ctx context.Context, c *Config, dir string, o Options) (*Gateway, error) {
 	log := o.Log
 	if log == nil {
 		log = slog.Default()
@@ -311,7 +335,7 @@ func (g *Gateway) Close() error {
 		defer ocancel()
 		err = errors.Join(err, g.opmon.Close(octx))
 	}
-	return errors.Join(err, g.db.Close())
+	return errors.Join(err, g.db.Close(), g.lock.Release())
 }
 
 // LogDir returns the directory of the gateway's message log.
@@ -365,16 +389,16 @@ func (g *Gateway) RefreshConf(ctx context.Context) error {
 func (g *Gateway) Listen() error {
 	var err error
 	if g.clientLn, err = net.Listen("tcp", g.cfg.ClientListen); err != nil {
-		return fmt.Errorf("listen client side %s: %w", g.cfg.ClientListen, err)
+		return fmt.Errorf("listen client side %s (client_listen): %w", g.cfg.ClientListen, err)
 	}
 	if g.peerLn, err = net.Listen("tcp", g.cfg.PeerListen); err != nil {
 		g.clientLn.Close()
-		return fmt.Errorf("listen peer side %s: %w", g.cfg.PeerListen, err)
+		return fmt.Errorf("listen peer side %s (peer_listen): %w", g.cfg.PeerListen, err)
 	}
 	if g.opsLn, err = net.Listen("tcp", g.cfg.OpsListen); err != nil {
 		g.clientLn.Close()
 		g.peerLn.Close()
-		return fmt.Errorf("listen operations %s: %w", g.cfg.OpsListen, err)
+		return fmt.Errorf("listen operations %s (ops_listen; every gateway on a host needs its own): %w", g.cfg.OpsListen, err)
 	}
 	if g.clientTLSConf, err = g.clientTLS(); err != nil {
 		g.clientLn.Close()

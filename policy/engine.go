@@ -426,7 +426,7 @@ func (e *Engine) decide(r *Request) Decision {
 		d.Agreement = r.Agreement.Agreement.ID
 	}
 	if r.Class == nil {
-		d.Message = fmt.Sprintf("service %s declares no data class in the shared configuration of %s; its provider must register one", r.Service, r.Service.Provider.Instance)
+		d.Message = fmt.Sprintf("service %s declares no data class in the shared configuration of %s; the authority's operator must declare one (PUT /api/v1/policy/services)", r.Service, r.Service.Provider.Instance)
 		d.Rules = []string{"data-class-required"}
 		return d
 	}
