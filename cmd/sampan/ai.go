@@ -30,6 +30,7 @@ type AICmd struct {
 	SubmitReport  AISubmitReportCmd  `cmd:"" name:"submit-report" help:"Submit a signed evaluation report to the authority (admin); it is accepted when it verifies, is signed by an accredited testing body, is for the registered model version and passed."`
 	Services      AIServicesCmd      `cmd:"" help:"List the registered AI services, their tier in force, evaluations and the accredited testing bodies."`
 	TestingBodies AITestingBodiesCmd `cmd:"" name:"testing-bodies" help:"Set the accredited AI testing bodies (admin; replaces the list)."`
+	ModelCard     AIModelCardCmd     `cmd:"" name:"model-card" help:"Export a registered AI service's model card as a Hugging Face model card or a CycloneDX ML-BOM."`
 }
 
 // AIEvidenceCmd exports the evidence of a report's exchanges.

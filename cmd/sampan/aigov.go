@@ -145,3 +145,38 @@ func (c *AITestingBodiesCmd) Run(g *Globals) error {
 	}
 	return api.PutAITestingBodies(ctx, in)
 }
+
+// AIModelCardCmd exports a registered AI service's model card.
+type AIModelCardCmd struct {
+	authorityAPI
+	ID     string `help:"The AI service." required:""`
+	Format string `help:"huggingface (a README.md model card) or cyclonedx (an ML-BOM, JSON)." default:"huggingface" enum:"huggingface,cyclonedx"`
+}
+
+// Run prints the card.
+func (c *AIModelCardCmd) Run(g *Globals) error {
+	ctx, cancel := apiContext()
+	defer cancel()
+	return c.run(ctx, os.Stdout)
+}
+
+func (c *AIModelCardCmd) run(ctx context.Context, w io.Writer) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	s, err := api.AIService(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	if c.Format == "cyclonedx" {
+		b, err := s.CycloneDX()
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	_, err = w.Write(s.HuggingFaceCard())
+	return err
+}

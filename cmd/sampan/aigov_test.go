@@ -218,6 +218,12 @@ func TestAIPublicationGate(t *testing.T) {
 	if !listed || !strings.Contains(list.String(), "[VN/ORG/VNTESTLAB]") {
 		t.Errorf("sampan ai services:\n%s", list.String())
 	}
+	for format, want := range map[string]string{"huggingface": `model_version: "scam-nb-v2"`, "cyclonedx": `"type": "machine-learning-model"`} {
+		var card bytes.Buffer
+		if err := (&AIModelCardCmd{authorityAPI: api, ID: v2.ID, Format: format}).run(ctx, &card); err != nil || !strings.Contains(card.String(), want) {
+			t.Errorf("sampan ai model-card --format %s: %v\n%s", format, err, card.String())
+		}
+	}
 
 	// No longer accredited: v2 is served on its evaluation, v1 refused,
 	// and the body's reports are no longer accepted.
