@@ -106,6 +106,11 @@ func New(ctx context.Context, c *Config, dir string, log *slog.Logger) (*Authori
 // directory is locked while the authority is open (a restore refuses a
 // locked one); Close releases it.
 func NewWithOptions(ctx context.Context, c *Config, dir string, o Options) (*Authority, error) {
+	if c.OpsTokenFile != "" { // checked before anything is created
+		if _, err := ops.ReadTokenFile(c.OpsTokenFile); err != nil {
+			return nil, fmt.Errorf("ops_token_file: %w", err)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
