@@ -340,9 +340,25 @@ func TestGatewayBackupRestore(t *testing.T) {
 	if _, err := msglog.Verify(ctx, filepath.Join(lost, "log"), "", nil); err != nil {
 		t.Fatalf("log after the second restore: %v", err)
 	}
-	// Another gateway's directory refuses HCMC's archive.
+	// MOF's running gateway's directory is refused as in use; a copy of
+	// its key, as a stopped MOF's directory would hold, refuses HCMC's
+	// archive as another gateway's.
 	mof := w.manifestGateway("VN/GOV/MOF/gw1")
-	if _, err := gateway.Restore(ctx, mof.DataDir, bytes.NewReader(newer.Bytes()), gateway.RestoreOptions{DryRun: true}); !errors.Is(err, archive.ErrUntrusted) {
+	if _, err := gateway.Restore(ctx, mof.DataDir, bytes.NewReader(newer.Bytes()), gateway.RestoreOptions{DryRun: true}); err == nil || !strings.Contains(err.Error(), "in use by a running gateway") {
+		t.Fatalf("restore into a running gateway's directory: %v", err)
+	}
+	stopped := filepath.Join(t.TempDir(), "mof")
+	key, err := os.ReadFile(filepath.Join(mof.DataDir, "auth.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(stopped, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stopped, "auth.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gateway.Restore(ctx, stopped, bytes.NewReader(newer.Bytes()), gateway.RestoreOptions{DryRun: true}); !errors.Is(err, archive.ErrUntrusted) {
 		t.Fatalf("another gateway's archive: %v", err)
 	}
 }
