@@ -1,7 +1,6 @@
 package authority
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/sampan-exchange/sampan/archive"
 	"github.com/sampan-exchange/sampan/conf"
-	"github.com/sampan-exchange/sampan/internal/dirlock"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/policy"
 	"github.com/sampan-exchange/sampan/store"
@@ -189,12 +187,7 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		now = o.Now
 	}
 	dir = filepath.Clean(dir)
-	if held, err := dirlock.Held(dir); err != nil {
-		return nil, fmt.Errorf("restore authority: %w", err)
-	} else if held {
-		return nil, fmt.Errorf("restore authority: %s is in use by a running authority: stop it first", dir)
-	}
-	if err := archive.CheckInterrupted(dir); err != nil {
+	if err := archive.CheckRestorable(dir, "authority"); err != nil {
 		return nil, fmt.Errorf("restore authority: %w", err)
 	}
 	trusted, anchor, err := nodeKeys(dir, o.Anchor)
@@ -208,24 +201,13 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 			os.RemoveAll(tmp)
 		}
 	}()
-	m, err := archive.Extract(r, tmp, archive.ReadOptions{Passphrase: o.Passphrase, Trust: func(m *archive.Manifest, pub crypto.PublicKey) error {
-		if m.NodeKind != "authority" {
-			return fmt.Errorf("the archive is of a %s, not an authority", m.NodeKind)
-		}
-		if trustedKey(trusted, pub) {
-			return nil
-		}
-		if !o.Force {
-			if len(trusted) == 0 {
-				return fmt.Errorf("%w: %s has no configuration-signing key or anchor to check it against; give the anchor, or force", archive.ErrUntrusted, dir)
-			}
-			return fmt.Errorf("%w (it is signed by another key: an archive of %s made %s)", archive.ErrUntrusted, m.NodeID, m.CreatedAt.Format(time.RFC3339))
-		}
-		plan.Signed = "untrusted"
-		return nil
-	}})
+	trust := &archive.NodeTrust{Kind: "authority", Keys: trusted, Force: o.Force, NoKeys: "give the anchor"}
+	m, err := archive.Extract(r, tmp, archive.ReadOptions{Passphrase: o.Passphrase, Trust: trust.Check(dir)})
 	if err != nil {
 		return nil, fmt.Errorf("restore authority: %w", err)
+	}
+	if trust.Forced {
+		plan.Signed = "untrusted"
 	}
 	plan.Manifest = m
 	restored := filepath.Join(tmp, registryFile)
@@ -382,19 +364,6 @@ func nodeKeys(dir string, extra *conf.Anchor) ([]crypto.PublicKey, *conf.Anchor,
 		}
 	}
 	return keys, anchor, nil
-}
-
-func trustedKey(keys []crypto.PublicKey, pub crypto.PublicKey) bool {
-	got, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return false
-	}
-	for _, k := range keys {
-		if b, err := x509.MarshalPKIXPublicKey(k); err == nil && bytes.Equal(b, got) {
-			return true
-		}
-	}
-	return false
 }
 
 // migrateCopy brings a registry copy to this binary's schema.

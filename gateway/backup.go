@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/archive"
-	"github.com/sampan-exchange/sampan/internal/dirlock"
 	"github.com/sampan-exchange/sampan/msglog"
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/store"
@@ -160,12 +158,7 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 		now = o.Now
 	}
 	dir = filepath.Clean(dir)
-	if held, err := dirlock.Held(dir); err != nil {
-		return nil, fmt.Errorf("restore gateway: %w", err)
-	} else if held {
-		return nil, fmt.Errorf("restore gateway: %s is in use by a running gateway: stop it first", dir)
-	}
-	if err := archive.CheckInterrupted(dir); err != nil {
+	if err := archive.CheckRestorable(dir, "gateway"); err != nil {
 		return nil, fmt.Errorf("restore gateway: %w", err)
 	}
 	var trusted []crypto.PublicKey
@@ -184,24 +177,13 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 			os.RemoveAll(tmp)
 		}
 	}()
-	m, err := archive.Extract(r, tmp, archive.ReadOptions{Passphrase: o.Passphrase, Trust: func(m *archive.Manifest, pub crypto.PublicKey) error {
-		if m.NodeKind != "gateway" {
-			return fmt.Errorf("the archive is of an %s, not a gateway", m.NodeKind)
-		}
-		if sameKey(trusted, pub) {
-			return nil
-		}
-		if !o.Force {
-			if len(trusted) == 0 {
-				return fmt.Errorf("%w: %s has no authentication key to check it against; give the gateway's certificate, or force", archive.ErrUntrusted, dir)
-			}
-			return fmt.Errorf("%w (it is signed by another key: an archive of %q made %s)", archive.ErrUntrusted, m.NodeID, m.CreatedAt.Format(time.RFC3339))
-		}
-		plan.Signed = "untrusted"
-		return nil
-	}})
+	trust := &archive.NodeTrust{Kind: "gateway", Keys: trusted, Force: o.Force, NoKeys: "give the gateway's certificate"}
+	m, err := archive.Extract(r, tmp, archive.ReadOptions{Passphrase: o.Passphrase, Trust: trust.Check(dir)})
 	if err != nil {
 		return nil, fmt.Errorf("restore gateway: %w", err)
+	}
+	if trust.Forced {
+		plan.Signed = "untrusted"
 	}
 	plan.Manifest = m
 	if plan.Replaced, plan.Added, plan.Removed, err = archive.Diff(dir, m, func(rel string) bool {
@@ -251,19 +233,6 @@ func Restore(ctx context.Context, dir string, r io.Reader, o RestoreOptions) (pl
 	}
 	tmp = ""
 	return plan, nil
-}
-
-func sameKey(keys []crypto.PublicKey, pub crypto.PublicKey) bool {
-	got, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return false
-	}
-	for _, k := range keys {
-		if b, err := x509.MarshalPKIXPublicKey(k); err == nil && bytes.Equal(b, got) {
-			return true
-		}
-	}
-	return false
 }
 
 // keepNewerConf carries into the restored state.db in tmp each
