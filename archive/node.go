@@ -68,3 +68,13 @@ func CheckRestorable(dir, kind string) error {
 	}
 	return CheckInterrupted(dir)
 }
+
+// BackupOptions says what to add to a node's backup.
+type BackupOptions struct {
+	// ConfigFile, when set, is archived as config/<its kind>.json.
+	ConfigFile string
+	// Passphrase, when set, encrypts the archive.
+	Passphrase []byte
+	// Version is the sampan version recorded in the manifest.
+	Version string
+}

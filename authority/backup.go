@@ -39,14 +39,7 @@ import (
 const archiveConfigPath = "config/authority.json"
 
 // BackupOptions says what to add to an authority's backup.
-type BackupOptions struct {
-	// ConfigFile, when set, is archived as config/authority.json.
-	ConfigFile string
-	// Passphrase, when set, encrypts the archive.
-	Passphrase []byte
-	// Version is the sampan version recorded in the manifest.
-	Version string
-}
+type BackupOptions = archive.BackupOptions
 
 // Backup writes a signed archive of the authority data directory dir to
 // w: a consistent copy of the registry and every other file (keys,

@@ -32,14 +32,7 @@ import (
 const archiveGatewayConfig = "config/gateway.json"
 
 // BackupOptions says what to add to a gateway's backup.
-type BackupOptions struct {
-	// ConfigFile, when set, is archived as config/gateway.json.
-	ConfigFile string
-	// Passphrase, when set, encrypts the archive.
-	Passphrase []byte
-	// Version is the sampan version recorded in the manifest.
-	Version string
-}
+type BackupOptions = archive.BackupOptions
 
 // Backup writes a signed archive of the gateway data directory dir to w,
 // while the gateway runs or not. The message log is read first (see
