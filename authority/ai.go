@@ -46,6 +46,17 @@ const aiRollback = `DROP TABLE ai_reports;
 	DROP TABLE ai_testing_bodies;
 	DROP TABLE ai_services;`
 
+const aiReportsMigration = `ALTER TABLE ai_reports ADD COLUMN model_card_digest TEXT NOT NULL DEFAULT '';
+	ALTER TABLE ai_reports ADD COLUMN withdrawn_at TEXT;
+	ALTER TABLE ai_reports ADD COLUMN withdrawn_by TEXT;
+	ALTER TABLE ai_reports ADD COLUMN withdrawn_reason TEXT;`
+
+const aiReportsRollback = `DELETE FROM ai_reports WHERE withdrawn_at IS NOT NULL;
+	ALTER TABLE ai_reports DROP COLUMN withdrawn_reason;
+	ALTER TABLE ai_reports DROP COLUMN withdrawn_by;
+	ALTER TABLE ai_reports DROP COLUMN withdrawn_at;
+	ALTER TABLE ai_reports DROP COLUMN model_card_digest;`
+
 // Limits of the AI registry's fields.
 const (
 	maxCardText      = 4000 // model card free text
@@ -72,6 +83,15 @@ type ModelCard struct {
 	HumanOversight string   `json:"human_oversight"`
 	Contact        string   `json:"contact"`
 	License        string   `json:"license,omitempty"`
+}
+
+// Digest is the SHA-256 (hex) of the card's JSON as the registry keeps
+// it: an evaluation report names the card it evaluated by it, and the
+// gateways tell clients which card answered.
+func (mc *ModelCard) Digest() string {
+	b, _ := json.Marshal(mc) // a struct of strings: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // RiskClassification is the provider's self-classification of a model
@@ -101,24 +121,45 @@ type AIServiceInput struct {
 
 // AIReport is an evaluation report the authority accepted.
 type AIReport struct {
-	Digest       string    `json:"digest"`
-	ModelVersion string    `json:"model_version"`
-	Signer       string    `json:"signer"`
-	Grade        string    `json:"grade"`
-	Passed       bool      `json:"passed"`
-	StampedAt    time.Time `json:"stamped_at"`
-	AcceptedAt   time.Time `json:"accepted_at"`
+	Digest          string    `json:"digest"`
+	ModelVersion    string    `json:"model_version"`
+	ModelCardDigest string    `json:"model_card_digest"`
+	Signer          string    `json:"signer"`
+	Grade           string    `json:"grade"`
+	Passed          bool      `json:"passed"`
+	StampedAt       time.Time `json:"stamped_at"`
+	AcceptedAt      time.Time `json:"accepted_at"`
+	// Withdrawn, when set, says who withdrew the report, when and why:
+	// it no longer meets any obligation.
+	Withdrawn *Withdrawal `json:"withdrawn,omitempty"`
+}
+
+// Withdrawal is the withdrawal of an accepted report.
+type Withdrawal struct {
+	At     time.Time `json:"at"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+}
+
+// WithdrawInput withdraws an accepted report, with the reason.
+type WithdrawInput struct {
+	Reason string `json:"reason"`
 }
 
 // AIServiceInfo is what GET /api/v1/ai/services shows of a service: its
 // registration, the tier in force (unclassified when the classification
-// names another model version) and the reports accepted.
+// names another model version), the digest of its model card, and the
+// reports accepted: Evaluated is the one that meets the obligations (a
+// passing report, not withdrawn, for the registered model version and
+// card), EvaluatedBy its signer.
 type AIServiceInfo struct {
 	AIServiceInput
-	Tier      string     `json:"tier"`
-	Evaluated string     `json:"evaluated,omitempty"`
-	Reports   []AIReport `json:"reports"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	Tier            string     `json:"tier"`
+	ModelCardDigest string     `json:"model_card_digest"`
+	Evaluated       string     `json:"evaluated,omitempty"`
+	EvaluatedBy     string     `json:"evaluated_by,omitempty"`
+	Reports         []AIReport `json:"reports"`
+	UpdatedAt       time.Time  `json:"updated_at"`
 }
 
 // TestingBodiesInput replaces the set of accredited AI testing bodies.
@@ -135,7 +176,7 @@ type ReportSubmission struct {
 	Timestamp []byte `json:"timestamp"`
 }
 
-func (in *AIServiceInput) check(country string) error {
+func (in *AIServiceInput) check(rules *obligations.Rules, country string) error {
 	sid, err := ident.ParseService(in.ID)
 	if err != nil || sid.Version != "" {
 		return fmt.Errorf("%w: id: %q is not a service id (instance/class/member/subsystem/code)", errInvalid, in.ID)
@@ -191,9 +232,8 @@ func (in *AIServiceInput) check(country string) error {
 	if err := conf.ValidNotice(rc.TransparencyNotice); err != nil {
 		return fmt.Errorf("%w: risk_classification.transparency_notice: %w", errInvalid, err)
 	}
-	rules, err := obligations.For(country)
-	if err != nil {
-		return fmt.Errorf("%w: %w", errInvalid, err)
+	if rules == nil {
+		return fmt.Errorf("%w: no AI obligations are configured for %s (ai_obligations), so no AI service can be registered", errInvalid, country)
 	}
 	// The tier in force: a classification made for another model
 	// version leaves the service unclassified, held to the highest
@@ -233,7 +273,7 @@ func validLangTag(s string) bool {
 // reports accepted for the earlier one behind: the service is evaluated
 // again before its high-risk calls are served.
 func (a *Authority) PutAIService(ctx context.Context, op string, in AIServiceInput) error {
-	if err := in.check(a.cfg.Instance); err != nil {
+	if err := in.check(a.config().AIObligations, a.cfg.Instance); err != nil {
 		return err
 	}
 	sid, _ := ident.ParseService(in.ID)
@@ -319,7 +359,7 @@ func (a *Authority) SubmitAIReport(ctx context.Context, op string, in ReportSubm
 	}
 	sum := sha256.Sum256(in.Report)
 	acc := &AIReport{
-		Digest: hex.EncodeToString(sum[:]), ModelVersion: rep.ModelVersion, Signer: v.Signer,
+		Digest: hex.EncodeToString(sum[:]), ModelVersion: rep.ModelVersion, ModelCardDigest: rep.ModelCardDigest, Signer: v.Signer,
 		Grade: reportGrade(rep), Passed: rep.Pass, StampedAt: v.StampedAt, AcceptedAt: time.Now().UTC().Truncate(time.Second),
 	}
 	detail := fmt.Sprintf("%s model %s report %s by %s", rep.Service, rep.ModelVersion, acc.Digest, v.Signer)
@@ -349,11 +389,27 @@ func (a *Authority) SubmitAIReport(ctx context.Context, op string, in ReportSubm
 		if rep.ModelVersion != in.ModelCard.ModelVersion {
 			return fmt.Errorf("%w: the report is for model version %q of %s, but %q is registered", errInvalid, rep.ModelVersion, rep.Service, in.ModelCard.ModelVersion)
 		}
+		if card := in.ModelCard.Digest(); rep.ModelCardDigest != card {
+			if rep.ModelCardDigest == "" {
+				return fmt.Errorf("%w: the report of %s names no model card; the registered card is %s: evaluate again (the gateways give the card's digest with every answer, Ai-Model-Card)", errInvalid, rep.Service, card)
+			}
+			return fmt.Errorf("%w: the report evaluated model card %s of %s, but card %s is registered: evaluate again", errInvalid, rep.ModelCardDigest, rep.Service, card)
+		}
 		if !rep.Pass {
 			return fmt.Errorf("%w: the report of %s (model %s) did not pass: %s", errInvalid, rep.Service, rep.ModelVersion, failed(rep))
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO ai_reports (digest, service_id, model_version, signer, grade, passed, stamped_at, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			acc.Digest, rep.Service, rep.ModelVersion, v.Signer, acc.Grade, 1, acc.StampedAt.Format(time.RFC3339Nano), acc.AcceptedAt.Format(time.RFC3339Nano))
+		var withdrawn sql.NullString
+		err = tx.QueryRowContext(ctx, `SELECT withdrawn_at FROM ai_reports WHERE digest = ?`, acc.Digest).Scan(&withdrawn)
+		switch {
+		case err == nil && withdrawn.Valid:
+			return fmt.Errorf("%w: report %s was withdrawn at %s and cannot be accepted again", errConflict, acc.Digest, withdrawn.String)
+		case err == nil:
+			return fmt.Errorf("%w: report %s was already accepted", errConflict, acc.Digest)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO ai_reports (digest, service_id, model_version, model_card_digest, signer, grade, passed, stamped_at, accepted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			acc.Digest, rep.Service, rep.ModelVersion, rep.ModelCardDigest, v.Signer, acc.Grade, 1, acc.StampedAt.Format(time.RFC3339Nano), acc.AcceptedAt.Format(time.RFC3339Nano))
 		if isUnique(err) {
 			return fmt.Errorf("%w: report %s was already accepted", errConflict, acc.Digest)
 		}
@@ -363,6 +419,58 @@ func (a *Authority) SubmitAIReport(ctx context.Context, op string, in ReportSubm
 		return nil, err
 	}
 	return acc, nil
+}
+
+// WithdrawAIReport withdraws an accepted report: the regulator found it
+// unsound, or the testing body retracted it. If it was the report that
+// met the service's obligations, the service's gate closes with the
+// next configuration.
+func (a *Authority) WithdrawAIReport(ctx context.Context, op, digest string, in WithdrawInput) (*AIReport, error) {
+	if !isHex64(digest) || strings.ToLower(digest) != digest {
+		return nil, fmt.Errorf("%w: digest: want the report's SHA-256, 64 lower-case hex digits", errInvalid)
+	}
+	if err := checkText("reason", in.Reason, 1, maxCardText); err != nil {
+		return nil, err
+	}
+	at := time.Now().UTC().Truncate(time.Second)
+	var out *AIReport
+	err := a.change(ctx, op, "withdraw AI report", digest+": "+in.Reason, func(tx *sql.Tx) error {
+		var svc string
+		var withdrawn sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT service_id, withdrawn_at FROM ai_reports WHERE digest = ?`, digest).Scan(&svc, &withdrawn)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: no accepted report %s", errNotFound, digest)
+		}
+		if err != nil {
+			return err
+		}
+		if withdrawn.Valid {
+			return fmt.Errorf("%w: report %s was already withdrawn at %s", errConflict, digest, withdrawn.String)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE ai_reports SET withdrawn_at = ?, withdrawn_by = ?, withdrawn_reason = ? WHERE digest = ?`,
+			at.Format(time.RFC3339Nano), op, in.Reason, digest); err != nil {
+			return err
+		}
+		svcs, _, err := aiServices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, s := range svcs {
+			for _, r := range s.Reports {
+				if r.Digest == digest {
+					out = &r
+				}
+			}
+		}
+		if out == nil {
+			return fmt.Errorf("report %s of %s: not found after the withdrawal", digest, svc)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func reportGrade(rep *report.Report) string {
@@ -434,6 +542,7 @@ func aiServices(ctx context.Context, q interface {
 		if s.Classification.ModelVersion != s.ModelCard.ModelVersion {
 			s.Tier = obligations.TierUnclassified
 		}
+		s.ModelCardDigest = s.ModelCard.Digest()
 		s.Reports = []AIReport{}
 		out = append(out, s)
 	}
@@ -441,29 +550,34 @@ func aiServices(ctx context.Context, q interface {
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT digest, service_id, model_version, signer, grade, passed, stamped_at, accepted_at FROM ai_reports ORDER BY accepted_at, digest`)
+	rows, err = q.QueryContext(ctx, `SELECT digest, service_id, model_version, model_card_digest, signer, grade, passed, stamped_at, accepted_at, withdrawn_at, withdrawn_by, withdrawn_reason FROM ai_reports ORDER BY accepted_at, digest`)
 	if err != nil {
 		return nil, nil, err
 	}
 	for rows.Next() {
 		var r AIReport
 		var svc, st, acc string
+		var wAt, wBy, wWhy sql.NullString
 		var passed int
-		if err := rows.Scan(&r.Digest, &svc, &r.ModelVersion, &r.Signer, &r.Grade, &passed, &st, &acc); err != nil {
+		if err := rows.Scan(&r.Digest, &svc, &r.ModelVersion, &r.ModelCardDigest, &r.Signer, &r.Grade, &passed, &st, &acc, &wAt, &wBy, &wWhy); err != nil {
 			rows.Close()
 			return nil, nil, err
 		}
 		r.Passed = passed != 0
 		r.StampedAt, _ = time.Parse(time.RFC3339Nano, st)
 		r.AcceptedAt, _ = time.Parse(time.RFC3339Nano, acc)
+		if wAt.Valid {
+			r.Withdrawn = &Withdrawal{By: wBy.String, Reason: wWhy.String}
+			r.Withdrawn.At, _ = time.Parse(time.RFC3339Nano, wAt.String)
+		}
 		for i := range out {
 			s := &out[i]
 			if s.ID != svc {
 				continue
 			}
 			s.Reports = append(s.Reports, r)
-			if r.Passed && r.ModelVersion == s.ModelCard.ModelVersion {
-				s.Evaluated = r.Digest
+			if r.Passed && r.Withdrawn == nil && r.ModelVersion == s.ModelCard.ModelVersion && r.ModelCardDigest == s.ModelCardDigest {
+				s.Evaluated, s.EvaluatedBy = r.Digest, r.Signer
 			}
 		}
 	}
@@ -501,9 +615,15 @@ func aiSnapshot(ctx context.Context, tx *sql.Tx, c *conf.Config) error {
 	}
 	c.AITestingBodies = bodies
 	for _, s := range svcs {
-		e := conf.AIService{ID: s.ID, Tier: s.Tier, ModelVersion: s.ModelCard.ModelVersion, Evaluated: s.Evaluated, Notified: true}
-		if rules, err := obligations.For(c.Instance); err == nil && rules.Requires(s.Tier, obligations.TransparencyNotice) {
-			e.Notice = s.Classification.TransparencyNotice
+		// The notice is published whenever the provider gave one: the
+		// consumer's country may require it where the provider's does
+		// not.
+		e := conf.AIService{ID: s.ID, Tier: s.Tier, ModelVersion: s.ModelCard.ModelVersion, ModelCardDigest: s.ModelCardDigest,
+			Evaluated: s.Evaluated, Notified: true, Notice: s.Classification.TransparencyNotice}
+		if s.EvaluatedBy != "" {
+			if e.EvaluatedBy, err = ident.ParseMember(s.EvaluatedBy); err != nil {
+				return fmt.Errorf("registry AI report %s: signer: %w", s.Evaluated, err)
+			}
 		}
 		c.AIServices = append(c.AIServices, e)
 	}

@@ -188,6 +188,18 @@ func (a *Authority) Handler() http.Handler {
 		acc, err := a.SubmitAIReport(r.Context(), op, in)
 		return created(w, err, acc)
 	})
+	manage("POST /api/v1/ai/reports/{digest}/withdraw", "withdraw_ai_report", RoleAdmin, func(w http.ResponseWriter, r *http.Request, op string) error {
+		var in WithdrawInput
+		if err := decode(r, &in); err != nil {
+			return err
+		}
+		out, err := a.WithdrawAIReport(r.Context(), op, r.PathValue("digest"), in)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	})
 	manage("GET /api/v1/policy", "get_policy", RoleAuditor, func(w http.ResponseWriter, r *http.Request, op string) error {
 		c := a.current.Load().cfg
 		writeJSON(w, http.StatusOK, PolicyView{Document: c.Policy, Cedar: c.PolicyEngine().Text(), Version: c.PolicyEngine().Version()})

@@ -285,6 +285,15 @@ func (c *Client) SubmitAIReport(ctx context.Context, in ReportSubmission) (*AIRe
 	return &out, nil
 }
 
+// WithdrawAIReport withdraws an accepted evaluation report.
+func (c *Client) WithdrawAIReport(ctx context.Context, digest, reason string) (*AIReport, error) {
+	var out AIReport
+	if err := c.do(ctx, http.MethodPost, "/api/v1/ai/reports/"+url.PathEscape(digest)+"/withdraw", WithdrawInput{Reason: reason}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // AIServices reads the registry of AI services.
 func (c *Client) AIServices(ctx context.Context) (*AIRegistry, error) {
 	var out AIRegistry

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sampan-exchange/sampan/ai/obligations"
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/cfg"
 	"github.com/sampan-exchange/sampan/ops"
@@ -59,6 +60,13 @@ type Config struct {
 	// start; the authority refuses to start when it is missing or
 	// readable by others.
 	OpsTokenFile string `json:"ops_token_file"`
+
+	// AIObligations are the country's obligations per AI risk tier
+	// (docs/ai-governance.md), published in the configuration for every
+	// gateway to apply. Default: the rules the project ships for the
+	// instance (ai/obligations/rules), if any; without rules no AI
+	// service can be registered, and no registered one is served.
+	AIObligations *obligations.Rules `json:"ai_obligations,omitempty"`
 
 	// authFailures and authWindow, when set, replace the throttling of
 	// failed management calls (tests).
@@ -111,6 +119,9 @@ func LoadConfig(path string) (*Config, error) {
 
 // SetDefaults fills unset fields.
 func (c *Config) SetDefaults() {
+	if c.AIObligations == nil {
+		c.AIObligations, _ = obligations.For(c.Instance)
+	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:4000"
 	}
@@ -169,6 +180,14 @@ func (c *Config) Validate() error {
 	}
 	if err := ops.CheckExposure(c.OpsListen, c.OpsTokenFile); err != nil {
 		return fmt.Errorf("ops_listen: %w", err)
+	}
+	if r := c.AIObligations; r != nil {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("ai_obligations: %w", err)
+		}
+		if r.Country != c.Instance {
+			return fmt.Errorf("ai_obligations.country: %q is not this instance, %s", r.Country, c.Instance)
+		}
 	}
 	u, err := url.Parse(c.PublicURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {

@@ -113,6 +113,11 @@ var migrations = []store.Migration{
 	ALTER TABLE gateways DROP COLUMN next_auth_fp;`},
 	// The registry of AI services (ai.go); the rollback forgets it.
 	{Up: aiMigration, Down: aiRollback},
+	// A report is bound to the model card it evaluated, and may be
+	// withdrawn (ai.go). Reports accepted before count for no card: the
+	// service is evaluated again. The rollback deletes withdrawn reports
+	// rather than let them count again.
+	{Up: aiReportsMigration, Down: aiReportsRollback},
 }
 
 // errConflict and errNotFound are mapped to HTTP statuses by the API.
@@ -602,6 +607,7 @@ func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, err
 	if err := aiSnapshot(ctx, tx, c); err != nil {
 		return nil, err
 	}
+	c.AIObligations = a.config().AIObligations
 	var err2 error
 	c.Policy, err2 = a.policyDocument(ctx, tx)
 	return c, err2

@@ -19,9 +19,16 @@ type AIService struct {
 	ID           string `json:"id"`
 	Tier         string `json:"tier"`
 	ModelVersion string `json:"model_version"`
+	// ModelCardDigest is the SHA-256 of the registered model card
+	// (authority's canonical JSON of it): an evaluation counts only for
+	// the card it evaluated, and the gateways tell clients which card
+	// answered (Ai-Model-Card).
+	ModelCardDigest string `json:"model_card_digest"`
 	// Evaluated is the SHA-256 of the accepted passing evaluation report
-	// for ModelVersion; empty when there is none.
-	Evaluated string `json:"evaluated,omitempty"`
+	// for ModelVersion and the model card; empty when there is none.
+	// EvaluatedBy is the accredited testing body that signed it.
+	Evaluated   string         `json:"evaluated,omitempty"`
+	EvaluatedBy ident.ClientID `json:"evaluated_by,omitzero"`
 	// Notified says the service was notified (registered) to the
 	// authority.
 	Notified bool `json:"notified"`
@@ -55,12 +62,32 @@ func ValidNotice(s string) error {
 	return nil
 }
 
+func isHexDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func aiKey(s ident.ServiceID) string {
 	return ident.ServiceID{Provider: s.Provider, Code: s.Code}.String()
 }
 
 func (c *Config) validateAI(ix *index) error {
 	ix.ai, ix.testers = map[string]*AIService{}, map[ident.ClientID]bool{}
+	if r := c.AIObligations; r != nil {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("ai_obligations: %w", err)
+		}
+		if r.Country != c.Instance {
+			return fmt.Errorf("ai_obligations.country: %q is not this instance, %s", r.Country, c.Instance)
+		}
+	}
 	if len(c.AIServices) > MaxAIServices {
 		return fmt.Errorf("ai_services: more than %d", MaxAIServices)
 	}
@@ -91,8 +118,17 @@ func (c *Config) validateAI(ix *index) error {
 		if a.ModelVersion == "" || len(a.ModelVersion) > MaxModelVersion {
 			return fmt.Errorf("ai_services[%d].model_version: want 1 to %d bytes", i, MaxModelVersion)
 		}
-		if a.Evaluated != "" && len(a.Evaluated) != 64 {
+		if !isHexDigest(a.ModelCardDigest) {
+			return fmt.Errorf("ai_services[%d].model_card_digest: want 64 hex digits", i)
+		}
+		if a.Evaluated != "" && !isHexDigest(a.Evaluated) {
 			return fmt.Errorf("ai_services[%d].evaluated: want 64 hex digits", i)
+		}
+		if (a.Evaluated != "") != !a.EvaluatedBy.IsZero() {
+			return fmt.Errorf("ai_services[%d].evaluated_by: set exactly when evaluated is", i)
+		}
+		if !a.EvaluatedBy.IsZero() && (a.EvaluatedBy.IsSubsystem() || ix.members[a.EvaluatedBy] == nil) {
+			return fmt.Errorf("ai_services[%d].evaluated_by: %s is not a registered member", i, a.EvaluatedBy)
 		}
 		if err := ValidNotice(a.Notice); err != nil {
 			return fmt.Errorf("ai_services[%d].transparency_notice: %w", i, err)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sampan-exchange/sampan/ai/obligations"
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/cfg"
 	"github.com/sampan-exchange/sampan/pki"
@@ -67,6 +68,11 @@ type Config struct {
 	// members accredited to evaluate them.
 	AIServices      []AIService      `json:"ai_services,omitempty"`
 	AITestingBodies []ident.ClientID `json:"ai_testing_bodies,omitempty"`
+	// AIObligations are this instance's obligations per risk tier. A
+	// gateway serves or calls a registered AI service only under the
+	// obligations its own instance publishes (and, for a consumer, the
+	// provider's instance's too): none published, none served.
+	AIObligations *obligations.Rules `json:"ai_obligations,omitempty"`
 
 	index *index
 }

@@ -35,6 +35,7 @@ type consumerCall struct {
 	pst  *confState // the provider's instance
 	peer *conf.Gateway
 	done bool // answered before the last step
+	ai   aiVerdict
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -211,6 +212,28 @@ func (c *consumerCall) decide() *r1.Error {
 		o.log.Info("policy refused", "rules", dec.Rules, "policy_version", dec.Version)
 		g.logDenial(c.r.Context(), o.record(g.cfg.ID.String()))
 		return r1.New(r1.TypeClientPolicyDenied, "%s", dec.Message)
+	}
+	return c.aiGate()
+}
+
+// aiGate applies the AI obligations of this gateway's country and of
+// the provider's (aigate.go) before anything leaves: a provider's
+// gateway that skipped its own gate still gets no call from here.
+func (c *consumerCall) aiGate() *r1.Error {
+	rulesOf := []*conf.Config{c.st.cfg}
+	if c.pst.cfg.Instance != c.st.cfg.Instance {
+		rulesOf = append(rulesOf, c.pst.cfg)
+	}
+	var e *r1.Error
+	c.ai, e = aiGate(c.pst.cfg, rulesOf, c.req.Client, c.req.Service, r1.TypeClientAINotEvaluated)
+	if e != nil {
+		c.o.log.Info("AI gate refused", "service", c.req.Service.String(), "reason", e.Message)
+		return e
+	}
+	if c.ai.evaluation {
+		if d := c.o.decision; d != nil {
+			d.Rules = append(d.Rules, RuleAIEvaluationCall)
+		}
 	}
 	return nil
 }
@@ -505,6 +528,12 @@ func (c *consumerCall) answer() *r1.Error {
 	h.Set(r1.HeaderID, req.ID)
 	h.Set(r1.HeaderRequestID, o.requestID)
 	h.Set(r1.HeaderRequestHash, *c.hash.Load())
+	if c.ai.svc != nil {
+		h.Set(HeaderAIModelCard, c.ai.svc.ModelCardDigest)
+		if c.ai.notice != "" {
+			h.Set(HeaderAINotice, c.ai.notice)
+		}
+	}
 	if c.complete {
 		h.Set("Content-Length", strconv.FormatInt(c.vr.Len(), 10))
 	}

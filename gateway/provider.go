@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/sampan-exchange/sampan/ai/obligations"
 	"github.com/sampan-exchange/sampan/conf"
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/msglog"
@@ -255,49 +254,20 @@ func (c *providerCall) decide() *r1.Error {
 	return c.aiGate()
 }
 
-// RuleAIEvaluationCall is added to the rules of the provider's logged
-// decision for a call the AI gate lets through only because its client
-// belongs to an accredited testing body: the message log shows it as an
-// evaluation call.
-const RuleAIEvaluationCall = "ai-evaluation-call"
-
-// HeaderAINotice carries a registered AI service's transparency notice
-// on its answers; the consumer's gateway passes it on to the client.
-const HeaderAINotice = "Ai-Notice"
-
-// aiGate applies the obligations of a registered AI service's risk tier
-// (ai/obligations): a tier that requires a conformity evaluation is
-// served only once a passing evaluation of the registered model version
-// was accepted, except to an accredited testing body, whose calls
-// evaluate it; a tier that requires a transparency notice has it on
-// every answer.
+// aiGate applies the provider's country's AI obligations (aigate.go).
 func (c *providerCall) aiGate() *r1.Error {
-	cfg := c.st.cfg
-	ai := cfg.AIService(c.svc)
-	if ai == nil {
-		return nil
+	v, e := aiGate(c.st.cfg, []*conf.Config{c.st.cfg}, c.client, c.svc, r1.TypeServerAINotEvaluated)
+	if e != nil || v.svc == nil {
+		return e
 	}
-	rules, err := obligations.For(cfg.Instance)
-	if err != nil {
-		return r1.New(r1.TypeServerAINotEvaluated, "service %s is a registered AI service, but no AI obligations are defined for %s, so it is not served", c.svc, cfg.Instance)
-	}
-	if rules.Requires(ai.Tier, obligations.TransparencyNotice) {
-		c.notice = ai.Notice
-	}
-	if !rules.Requires(ai.Tier, obligations.ConformityEvaluation) || ai.Evaluated != "" {
-		return nil
-	}
-	if cfg.IsAITestingBody(c.client.Member()) {
+	c.notice = v.notice
+	if v.evaluation {
 		if d := c.o.decision; d != nil {
 			d.Rules = append(d.Rules, RuleAIEvaluationCall)
 		}
-		c.o.log.Info("AI evaluation call", "service", c.svc.String(), "model_version", ai.ModelVersion, "tier", ai.Tier, "testing_body", c.client.Member().String())
-		return nil
+		c.o.log.Info("AI evaluation call", "service", c.svc.String(), "model_version", v.svc.ModelVersion, "tier", v.svc.Tier, "testing_body", c.client.Member().String())
 	}
-	if ai.Tier == obligations.TierUnclassified {
-		return r1.New(r1.TypeServerAINotEvaluated, "service %s (model %s) has no risk classification for model version %s and no accepted passing evaluation for it: the provider classifies the new version, or an accredited testing body evaluates it", c.svc, ai.ModelVersion, ai.ModelVersion)
-	}
-	return r1.New(r1.TypeServerAINotEvaluated, "service %s (model %s) is %s risk and has no accepted passing evaluation for model version %s: have an accredited testing body evaluate it", c.svc, ai.ModelVersion, ai.Tier, ai.ModelVersion)
+	return nil
 }
 
 // verify reads the request (all of it when it fits the buffer) and

@@ -56,14 +56,17 @@ const (
 	// AIServiceNotEvaluated: the service is a registered AI service whose
 	// risk tier requires an accepted passing evaluation of its current
 	// model version, and it has none; the message says what is missing.
+	// The consumer's gateway refuses the same call before anything leaves
+	// it, under its own country's rules and the provider's.
 	TypeServerAINotEvaluated = "Server.ServerProxy.AIServiceNotEvaluated"
+	TypeClientAINotEvaluated = "Server.ClientProxy.AIServiceNotEvaluated"
 )
 
 // known is the set of the error types above.
 var known = func() map[string]bool {
 	m := map[string]bool{}
 	for _, t := range []string{
-		TypeInvalidRequest, TypeInvalidClientID, TypeInvalidServiceID, TypeInvalidHeader, TypeRequestTooLarge, TypeURITooLong, TypeHeadersTooLarge, TypeUnknownClient, TypeClientNotHosted, TypeUnknownService, TypeOutdatedGlobalConf, TypeNetworkError, TypeSSLAuthFailed, TypeClientSignature, TypeFederationOff, TypeClientLoggingFailed, TypeClientTimestampFailed, TypeClientInternal, TypeSigningFailed, TypeServerAccessDenied, TypeServerUnknownSvc, TypeServerOutdatedConf, TypeServerSignature, TypeServerFederationOff, TypeServerLoggingFailed, TypeServerTimestampFailed, TypeServerAuthFailed, TypeServerInvalidReq, TypeServiceFailed, TypeServerInternal, TypeServerTooLarge, TypeClientPolicyDenied, TypeServerPolicyDenied, TypeServerReplayed, TypeServerAINotEvaluated,
+		TypeInvalidRequest, TypeInvalidClientID, TypeInvalidServiceID, TypeInvalidHeader, TypeRequestTooLarge, TypeURITooLong, TypeHeadersTooLarge, TypeUnknownClient, TypeClientNotHosted, TypeUnknownService, TypeOutdatedGlobalConf, TypeNetworkError, TypeSSLAuthFailed, TypeClientSignature, TypeFederationOff, TypeClientLoggingFailed, TypeClientTimestampFailed, TypeClientInternal, TypeSigningFailed, TypeServerAccessDenied, TypeServerUnknownSvc, TypeServerOutdatedConf, TypeServerSignature, TypeServerFederationOff, TypeServerLoggingFailed, TypeServerTimestampFailed, TypeServerAuthFailed, TypeServerInvalidReq, TypeServiceFailed, TypeServerInternal, TypeServerTooLarge, TypeClientPolicyDenied, TypeServerPolicyDenied, TypeServerReplayed, TypeServerAINotEvaluated, TypeClientAINotEvaluated,
 	} {
 		m[t] = true
 	}

@@ -27,6 +27,12 @@ const (
 	// and legal basis the caller declares for the exchange.
 	HeaderPurpose    = "X-Road-Purpose"
 	HeaderLegalBasis = "X-Road-Legal-Basis"
+	// HeaderAINotice and HeaderAIModelCard are on the answers of a
+	// registered AI service: its transparency notice where the rules of
+	// either country require one, and the SHA-256 of its registered model
+	// card (docs/ai-governance.md).
+	HeaderAINotice    = "Ai-Notice"
+	HeaderAIModelCard = "Ai-Model-Card"
 	// HeaderRepresentedParty names the party the client acts for
 	// (X-Road's represented-party extension), passed to the service.
 	HeaderRepresentedParty = "X-Road-Represented-Party"

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,7 +10,9 @@ import (
 	"strings"
 
 	"github.com/sampan-exchange/sampan/ai/scam"
+	"github.com/sampan-exchange/sampan/authority"
 	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/policy"
 )
 
@@ -26,9 +29,10 @@ const (
 	EvaluatorGateway = "VN/ORG/VNTESTLAB/gw1"
 	// EvaluationPurpose is the purpose the evaluator declares.
 	EvaluationPurpose = "ai-evaluation"
-	// TierUnclassified stands for a risk tier not yet declared: the
-	// registry of AI services and their tiers comes later.
-	TierUnclassified = "unclassified"
+	// ClassifierService is the scam classifier the anti-scam flows use:
+	// HCMC's one-stop shop (domestic) and Singapore's police
+	// (cross-border) call it, once it is evaluated.
+	ClassifierService = "VN/GOV/MPS/cybercrime/scam-classifier"
 )
 
 // aiServiceDef is a classifier service and the model version it serves.
@@ -40,7 +44,7 @@ type aiServiceDef struct {
 }
 
 var aiServices = []aiServiceDef{
-	{id: "VN/GOV/MPS/cybercrime/scam-classifier", version: scam.V2, suites: []string{"sampan-vi-en#scam-sms-vi-en"}},
+	{id: ClassifierService, version: scam.V2, suites: []string{"sampan-vi-en#scam-sms-vi-en"}},
 	{id: "VN/GOV/MPS/cybercrime/scam-classifier-v1", version: scam.V1, suites: []string{"sampan-vi-en#scam-sms-vi-en"}},
 }
 
@@ -54,13 +58,17 @@ var aiGateway = gatewayDef{id: EvaluatorGateway, clients: []string{EvaluatorClie
 func aiServiceDefs() []serviceDef {
 	var out []serviceDef
 	for _, s := range aiServices {
+		access := []gateway.AccessRight{{Subject: EvaluatorClient, Endpoint: "GET /"}, {Subject: EvaluatorClient, Endpoint: "POST /"}}
+		if s.id == ClassifierService {
+			access = append(access, gateway.AccessRight{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "POST /"}, gateway.AccessRight{Subject: "SG/GOV/SPF/anti-scam", Endpoint: "POST /"})
+		}
 		out = append(out, serviceDef{
 			id: s.id, title: "Scam-message classifier (" + s.version + ")",
 			backendPath: "/ai/scam-classifier/" + s.version, openAPIPath: "/", example: "/", exampleClient: EvaluatorClient,
 			examplePurpose: EvaluationPurpose,
 			dataClass:      "confidential", flags: []string{"personal"},
 			endpoints: []string{"GET /", "POST /"},
-			access:    []gateway.AccessRight{{Subject: EvaluatorClient, Endpoint: "GET /"}, {Subject: EvaluatorClient, Endpoint: "POST /"}},
+			access:    access,
 		})
 	}
 	return append(out, ocrServiceDef())
@@ -74,6 +82,89 @@ var aiAgreement = policy.Agreement{
 	Responsible: []string{"MPS Department of Cybersecurity and High-Tech Crime Prevention"},
 }
 
+// classifierAgreement lets the anti-scam flows use the classifier: a
+// one-stop shop checks a message a citizen reports, Singapore's police
+// one from a cross-border case (the answer, a label, goes to Singapore).
+var classifierAgreement = policy.Agreement{
+	ID: "VN-SCAM-CLASSIFIER-2026", Consumers: []string{"VN/GOV/HCMC/one-stop", "SG/GOV/SPF/anti-scam"},
+	Services:     services(ClassifierService),
+	Purposes:     []string{"citizen-report", "scam-investigation"},
+	LegalBasis:   []string{"decree-13-2023-art25"},
+	Destinations: []string{"SG"}, ValidFrom: agreementsFrom, RetentionDays: 90,
+	References:  []policy.Reference{{Kind: policy.RefTransferAssessment, Ref: "MPS-TIA-2026-021 (scam classifier, dossier filed with A05)"}},
+	Responsible: []string{"MPS Department of Cybersecurity and High-Tech Crime Prevention"},
+	Status:      policy.StatusActive,
+}
+
+// AIRegistrations are the model cards and risk classifications MPS
+// registers for its AI services when the sandbox starts: both scam
+// classifiers high risk (law-enforcement triage of citizens' reports),
+// so they are served only once evaluated; the OCR service (when
+// tesseract is installed; ocrVersion is then its model version) medium
+// risk, so its answers carry a notice.
+func AIRegistrations(ocrVersion string) []authority.AIServiceInput {
+	var out []authority.AIServiceInput
+	for _, s := range aiServices {
+		out = append(out, authority.AIServiceInput{
+			ID: s.id,
+			ModelCard: authority.ModelCard{
+				Provider: "MPS Department of Cybersecurity and High-Tech Crime Prevention", ModelName: "scam-nb", ModelVersion: s.version,
+				IntendedUse:    "Flag SMS and chat messages that citizens report as likely scams, for an analyst to review",
+				IntendedUsers:  "Anti-scam analysts of MPS, provincial one-stop shops and partner police forces",
+				OutOfScopeUses: "Any decision about a person without an analyst's review; messages other than SMS and chat",
+				Languages:      []string{"vi", "en"},
+				TrainingData:   "The project's labelled Vietnamese and English scam and legitimate messages (ai/scam/data, CC0)",
+				Limitations:    "Naive Bayes on words: short messages and new scam wordings are missed; " + s.version + " is trained on text with its diacritics only",
+				HumanOversight: "An analyst reviews every message flagged before any action is taken",
+				Contact:        "ai-registry@mps.example", License: "CC0-1.0",
+			},
+			Classification: authority.RiskClassification{
+				Tier: "high", ModelVersion: s.version, ClassifiedOn: "2026-12-01",
+				Reasons:             []string{"Used in law-enforcement triage of citizens' reports (Law 134/2025/QH15: high risk)", "Errors affect people's access to help against fraud"},
+				ProhibitedUseScreen: "Screened: no manipulation, no social scoring, no biometric identification, no exploitation of vulnerabilities",
+			},
+		})
+	}
+	if ocrVersion != "" {
+		out = append(out, authority.AIServiceInput{
+			ID: OCRService,
+			ModelCard: authority.ModelCard{
+				Provider: "MPS Department of Administrative Police for Social Order", ModelName: "tesseract", ModelVersion: ocrVersion,
+				IntendedUse:    "Digitise printed Vietnamese and English documents attached to administrative procedures",
+				IntendedUsers:  "Officers of MPS and one-stop shops handling residents' documents",
+				OutOfScopeUses: "Handwriting; identity verification",
+				Languages:      []string{"vi", "en"},
+				TrainingData:   "Tesseract's published vie and eng LSTM models (Debian packages tesseract-ocr-vie, tesseract-ocr-eng)",
+				Limitations:    "Printed text only; low-resolution scans lose diacritics",
+				HumanOversight: "The officer checks the text against the document before it is used",
+				Contact:        "ai-registry@mps.example", License: "Apache-2.0",
+			},
+			Classification: authority.RiskClassification{
+				Tier: "medium", ModelVersion: ocrVersion, ClassifiedOn: "2026-12-01",
+				Reasons:             []string{"Generates content (text) that officers rely on; people are not classified or scored"},
+				ProhibitedUseScreen: "Screened: no biometric identification, no scoring of people",
+				TransparencyNotice:  "Văn bản do hệ thống AI nhận dạng, cần đối chiếu với bản gốc / text recognised by an AI system, check it against the original",
+			},
+		})
+	}
+	return out
+}
+
+// registerAI registers the AI services and accredits the testing body
+// with Vietnam's authority.
+func registerAI(ctx context.Context, api *authority.Client, ocrVersion string) error {
+	for _, in := range AIRegistrations(ocrVersion) {
+		if err := api.PutAIService(ctx, in); err != nil {
+			return fmt.Errorf("register AI service %s: %w", in.ID, err)
+		}
+	}
+	id, err := ident.ParseMember(aiMember.id)
+	if err != nil {
+		return err
+	}
+	return api.PutAITestingBodies(ctx, authority.TestingBodiesInput{Members: []ident.ClientID{id}})
+}
+
 func aiServiceIDs() []string {
 	var out []string
 	for _, s := range aiServices {
@@ -85,8 +176,7 @@ func aiServiceIDs() []string {
 // ManifestAIService describes an AI service for `sampan ai evaluate`.
 type ManifestAIService struct {
 	ID string `json:"id"`
-	// Tier is the risk tier; TierUnclassified until the registry of AI
-	// services declares one.
+	// Tier is the risk tier the sandbox registers.
 	Tier         string `json:"tier"`
 	ModelVersion string `json:"model_version"`
 	// Suites are the suites that apply, as "suite#recipe".
@@ -130,7 +220,7 @@ func (s *Sandbox) aiManifest() []ManifestAIService {
 	var out []ManifestAIService
 	for _, a := range aiServices {
 		out = append(out, ManifestAIService{
-			ID: a.id, Tier: TierUnclassified, ModelVersion: a.version, Suites: a.suites,
+			ID: a.id, Tier: "high", ModelVersion: a.version, Suites: a.suites,
 			EvaluatorClient: EvaluatorClient, EvaluatorGateway: EvaluatorGateway, EvaluatorClientURL: gw.ClientURL,
 			Purpose: EvaluationPurpose, SignKeyFile: key, SignCertFile: crt, LogDir: filepath.Join(gw.DataDir, "log"),
 			TSAURL: strings.TrimSuffix(vn.URL, "/") + "/tsa", TSATLSCAFile: vn.TLSCAFile, CAFile: vn.CAFile,
@@ -138,7 +228,7 @@ func (s *Sandbox) aiManifest() []ManifestAIService {
 	}
 	if s.ocr != nil {
 		e := out[0]
-		e.ID, e.ModelVersion, e.Suites = OCRService, s.ocr.ModelVersion(), []string{ocrSuite}
+		e.ID, e.Tier, e.ModelVersion, e.Suites = OCRService, "medium", s.ocr.ModelVersion(), []string{ocrSuite}
 		out = append(out, e)
 	}
 	return out

@@ -390,6 +390,13 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 				return fmt.Errorf("register the sandbox world of %s: %w", in.code, err)
 			}
 		}
+		ocrVersion := ""
+		if s.ocr != nil {
+			ocrVersion = s.ocr.ModelVersion()
+		}
+		if err := registerAI(ctx, apis["VN"], ocrVersion); err != nil {
+			return err
+		}
 		// Each instance trusts the other's anchor.
 		for _, in := range world {
 			for _, other := range world {

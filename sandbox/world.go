@@ -180,6 +180,7 @@ var world = []instanceDef{
 				Status:      policy.StatusActive,
 			},
 			aiAgreement,
+			classifierAgreement,
 		},
 	},
 	{

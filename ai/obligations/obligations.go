@@ -48,11 +48,25 @@ const (
 
 var known = []string{ConformityEvaluation, HumanOversight, Notification, TransparencyNotice, OperationLogs}
 
-// Rules are one country's obligations by tier.
+// Rules are one country's obligations by tier. The authority publishes
+// its country's rules in the shared configuration (ai_obligations), so
+// every gateway applies them: the provider's gateway its own country's,
+// the consumer's gateway its own country's and the provider's.
 type Rules struct {
 	Country string              `json:"country"`
 	Source  string              `json:"source"`
 	Tiers   map[string][]string `json:"tiers"`
+	// RecognisedEvaluations are the instances whose accredited testing
+	// bodies' accepted evaluations meet this country's
+	// conformity-evaluation obligation. The country itself is always
+	// recognised.
+	RecognisedEvaluations []string `json:"recognised_evaluations,omitempty"`
+}
+
+// Recognises reports whether an evaluation accepted by instance's
+// authority from one of its testing bodies counts under these rules.
+func (r *Rules) Recognises(instance string) bool {
+	return instance == r.Country || slices.Contains(r.RecognisedEvaluations, instance)
 }
 
 // Requires reports whether tier carries obligation ob. An unclassified
@@ -79,30 +93,50 @@ func Compile(b []byte) (*Rules, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("obligations: trailing data")
 	}
-	if r.Country == "" {
-		return nil, fmt.Errorf("obligations: country: empty")
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Validate checks rules decoded by other means (the shared
+// configuration, an authority's configuration file) as Compile does.
+func (r *Rules) Validate() error {
+	if r.Country == "" || len(r.Country) > 32 {
+		return fmt.Errorf("obligations: country: want 1 to 32 bytes")
+	}
+	if len(r.Source) > 1000 {
+		return fmt.Errorf("obligations %s: source: longer than 1000 bytes", r.Country)
+	}
+	if len(r.RecognisedEvaluations) > 32 {
+		return fmt.Errorf("obligations %s: recognised_evaluations: more than 32", r.Country)
 	}
 	for t, obs := range r.Tiers {
 		if !slices.Contains(Tiers, t) {
-			return nil, fmt.Errorf("obligations %s: tiers.%s: unknown tier (want one of %s)", r.Country, t, strings.Join(Tiers, ", "))
+			return fmt.Errorf("obligations %s: tiers.%s: unknown tier (want one of %s)", r.Country, t, strings.Join(Tiers, ", "))
 		}
 		seen := map[string]bool{}
 		for i, ob := range obs {
 			if !slices.Contains(known, ob) {
-				return nil, fmt.Errorf("obligations %s: tiers.%s[%d]: unknown obligation %q (known: %s)", r.Country, t, i, ob, strings.Join(known, ", "))
+				return fmt.Errorf("obligations %s: tiers.%s[%d]: unknown obligation %q (known: %s)", r.Country, t, i, ob, strings.Join(known, ", "))
 			}
 			if seen[ob] {
-				return nil, fmt.Errorf("obligations %s: tiers.%s[%d]: %q twice", r.Country, t, i, ob)
+				return fmt.Errorf("obligations %s: tiers.%s[%d]: %q twice", r.Country, t, i, ob)
 			}
 			seen[ob] = true
 		}
 	}
 	for _, t := range Tiers {
 		if _, ok := r.Tiers[t]; !ok {
-			return nil, fmt.Errorf("obligations %s: tiers.%s: missing (write [] for none)", r.Country, t)
+			return fmt.Errorf("obligations %s: tiers.%s: missing (write [] for none)", r.Country, t)
 		}
 	}
-	return &r, nil
+	for i, c := range r.RecognisedEvaluations {
+		if c == "" || len(c) > 32 || strings.ContainsAny(c, "/ ") {
+			return fmt.Errorf("obligations %s: recognised_evaluations[%d]: %q is not an instance code", r.Country, i, c)
+		}
+	}
+	return nil
 }
 
 var compiled = func() map[string]*Rules {
@@ -125,9 +159,10 @@ var compiled = func() map[string]*Rules {
 	return m
 }()
 
-// For returns the obligations of a country (an instance code, such as
-// VN). A country without rules is an error: the caller refuses rather
-// than assume none apply.
+// For returns the obligations the project ships for a country (an
+// instance code, such as VN): an authority publishes them unless its
+// configuration names others. A country without rules is an error: the
+// caller refuses rather than assume none apply.
 func For(country string) (*Rules, error) {
 	r := compiled[country]
 	if r == nil {

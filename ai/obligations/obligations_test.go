@@ -35,7 +35,8 @@ func TestCompileRefuses(t *testing.T) {
 		{`{"country":"VN","tiers":{"high":[],"medium":[]}}`, "tiers.low: missing"},
 		{`{"country":"VN","tiers":{"high":["notification","notification"],"medium":[],"low":[]}}`, "twice"},
 		{`{"country":"VN","tier":{}}`, "unknown field"},
-		{`{"tiers":{"high":[],"medium":[],"low":[]}}`, "country: empty"},
+		{`{"tiers":{"high":[],"medium":[],"low":[]}}`, "country: want 1 to 32 bytes"},
+		{`{"country":"VN","tiers":{"high":[],"medium":[],"low":[]},"recognised_evaluations":["S G"]}`, "not an instance code"},
 	} {
 		_, err := Compile([]byte(c.doc))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

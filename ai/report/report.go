@@ -29,9 +29,10 @@ type Report struct {
 	Format string    `json:"format"`
 	Suite  SuiteInfo `json:"suite"`
 	// Service is the AI service evaluated; ModelVersion the model
-	// version its answers named (several, comma-separated, if they
-	// differed); ModelCardDigest the SHA-256 of its model card once the
-	// registry of AI services keeps them (empty until then).
+	// version its answers named and ModelCardDigest the SHA-256 of the
+	// model card registered for it when it answered (each several,
+	// comma-separated, if they differed: the authority then accepts the
+	// report for neither).
 	Service         string    `json:"service"`
 	ModelVersion    string    `json:"model_version"`
 	ModelCardDigest string    `json:"model_card_digest"`
@@ -117,24 +118,31 @@ func Build(s *suite.Suite, res *runner.Result, service string, ev Evaluator, rq 
 			rep.Suite.Datasets[d] = s.Lock.Files[suite.DatasetDir+"/"+d+".json"]
 		}
 	}
-	versions := map[string]bool{}
-	for _, smp := range res.Samples {
-		for _, c := range smp.Calls {
-			if c.ModelVersion != "" {
-				versions[c.ModelVersion] = true
-			}
-		}
-	}
-	var vs []string
-	for v := range versions {
-		vs = append(vs, v)
-	}
-	sort.Strings(vs)
-	rep.ModelVersion = strings.Join(vs, ",")
+	rep.ModelVersion = distinct(res.Samples, func(c runner.Call) string { return c.ModelVersion })
+	rep.ModelCardDigest = distinct(res.Samples, func(c runner.Call) string { return c.ModelCard })
 	if err := rep.Score(); err != nil {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// distinct joins the distinct non-empty values of a field of the calls,
+// sorted, with commas.
+func distinct(samples []runner.Sample, field func(runner.Call) string) string {
+	seen := map[string]bool{}
+	for _, smp := range samples {
+		for _, c := range smp.Calls {
+			if v := field(c); v != "" {
+				seen[v] = true
+			}
+		}
+	}
+	vs := make([]string, 0, len(seen))
+	for v := range seen {
+		vs = append(vs, v)
+	}
+	sort.Strings(vs)
+	return strings.Join(vs, ",")
 }
 
 // Score computes each sample's scores, the recipes' results, grades and

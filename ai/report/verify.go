@@ -247,6 +247,12 @@ func checkContent(rep *Report, body []byte) error {
 			return fmt.Errorf("verify report: dataset %s's digest is not the lock's", d)
 		}
 	}
+	if v := distinct(rep.Samples, func(c runner.Call) string { return c.ModelVersion }); v != rep.ModelVersion {
+		return fmt.Errorf("verify report: the report names model version %q, its answers %q", rep.ModelVersion, v)
+	}
+	if v := distinct(rep.Samples, func(c runner.Call) string { return c.ModelCard }); v != rep.ModelCardDigest {
+		return fmt.Errorf("verify report: the report names model card %q, its answers %q", rep.ModelCardDigest, v)
+	}
 	perturb := map[string]score.Perturbation{}
 	for _, p := range score.Perturbations {
 		perturb[p.Name] = p

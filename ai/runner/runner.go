@@ -78,6 +78,10 @@ type Call struct {
 	Answer string `json:"answer"`
 	// ModelVersion is the model version the response names.
 	ModelVersion string `json:"model_version,omitempty"`
+	// ModelCard is the SHA-256 of the model card registered for the
+	// service, as the evaluator's gateway gave it with the answer
+	// (Ai-Model-Card, from the published configuration).
+	ModelCard string `json:"model_card,omitempty"`
 	// ResponseBody is the response body as received, so that a checker
 	// can compare its digest with the one the gateway logged.
 	ResponseBody string `json:"response_body,omitempty"`
@@ -367,6 +371,7 @@ func (o *Options) call(ctx context.Context, it suite.Item, role, prompt string) 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
 	c.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
 	c.Status, c.RequestHash = resp.StatusCode, resp.Header.Get(r1.HeaderRequestHash)
+	c.ModelCard = resp.Header.Get(r1.HeaderAIModelCard)
 	if id := resp.Header.Get(r1.HeaderID); id != "" {
 		c.XRoadID = id
 	}

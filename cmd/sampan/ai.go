@@ -23,14 +23,15 @@ import (
 
 // AICmd groups the AI evaluation commands.
 type AICmd struct {
-	Evaluate      AIEvaluateCmd      `cmd:"" help:"Run an evaluation suite against an AI service through the exchange; write a signed, time-stamped report."`
-	VerifyReport  AIVerifyReportCmd  `cmd:"" name:"verify-report" help:"Check an evaluation report offline; exit 0 when all holds."`
-	Evidence      AIEvidenceCmd      `cmd:"" name:"export-evidence" help:"Write the evidence bundle of every exchange of a report from the evaluator gateway's log."`
-	Register      AIRegisterCmd      `cmd:"" help:"Register an AI service's model card and risk classification with the authority (admin)."`
-	SubmitReport  AISubmitReportCmd  `cmd:"" name:"submit-report" help:"Submit a signed evaluation report to the authority (admin); it is accepted when it verifies, is signed by an accredited testing body, is for the registered model version and passed."`
-	Services      AIServicesCmd      `cmd:"" help:"List the registered AI services, their tier in force, evaluations and the accredited testing bodies."`
-	TestingBodies AITestingBodiesCmd `cmd:"" name:"testing-bodies" help:"Set the accredited AI testing bodies (admin; replaces the list)."`
-	ModelCard     AIModelCardCmd     `cmd:"" name:"model-card" help:"Export a registered AI service's model card as a Hugging Face model card or a CycloneDX ML-BOM."`
+	Evaluate       AIEvaluateCmd       `cmd:"" help:"Run an evaluation suite against an AI service through the exchange; write a signed, time-stamped report."`
+	VerifyReport   AIVerifyReportCmd   `cmd:"" name:"verify-report" help:"Check an evaluation report offline; exit 0 when all holds."`
+	Evidence       AIEvidenceCmd       `cmd:"" name:"export-evidence" help:"Write the evidence bundle of every exchange of a report from the evaluator gateway's log."`
+	Register       AIRegisterCmd       `cmd:"" help:"Register an AI service's model card and risk classification with the authority (admin)."`
+	SubmitReport   AISubmitReportCmd   `cmd:"" name:"submit-report" help:"Submit a signed evaluation report to the authority (admin); it is accepted when it verifies, is signed by an accredited testing body, is for the registered model version and model card, and passed."`
+	WithdrawReport AIWithdrawReportCmd `cmd:"" name:"withdraw-report" help:"Withdraw an accepted evaluation report (admin), with the reason; the service's gate closes again if it was the report in force."`
+	Services       AIServicesCmd       `cmd:"" help:"List the registered AI services, their tier in force, evaluations and the accredited testing bodies."`
+	TestingBodies  AITestingBodiesCmd  `cmd:"" name:"testing-bodies" help:"Set the accredited AI testing bodies (admin; replaces the list)."`
+	ModelCard      AIModelCardCmd      `cmd:"" name:"model-card" help:"Export a registered AI service's model card as a Hugging Face model card or a CycloneDX ML-BOM."`
 }
 
 // AIEvidenceCmd exports the evidence of a report's exchanges.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"github.com/sampan-exchange/sampan/ai/report"
 	"github.com/sampan-exchange/sampan/authority"
@@ -86,6 +87,33 @@ func (c *AISubmitReportCmd) run(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
+// AIWithdrawReportCmd withdraws an accepted report.
+type AIWithdrawReportCmd struct {
+	authorityAPI
+	Digest string `arg:"" help:"The report's SHA-256, as submit-report and services print it."`
+	Reason string `help:"Why the report is withdrawn (kept in the registry and the audit log)." required:""`
+}
+
+// Run withdraws the report.
+func (c *AIWithdrawReportCmd) Run(g *Globals) error {
+	ctx, cancel := apiContext()
+	defer cancel()
+	return c.run(ctx, os.Stdout)
+}
+
+func (c *AIWithdrawReportCmd) run(ctx context.Context, w io.Writer) error {
+	api, err := c.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.WithdrawAIReport(ctx, c.Digest, c.Reason)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "withdrew report %s (model %s, signed by %s) at %s: %s\n", r.Digest, r.ModelVersion, r.Signer, r.Withdrawn.At.Format(time.RFC3339), r.Withdrawn.Reason)
+	return nil
+}
+
 // AIServicesCmd lists the AI registry.
 type AIServicesCmd struct {
 	authorityAPI
@@ -112,7 +140,7 @@ func (c *AIServicesCmd) run(ctx context.Context, w io.Writer) error {
 	for _, s := range reg.Services {
 		ev := "no"
 		if s.Evaluated != "" {
-			ev = s.Evaluated[:16]
+			ev = s.Evaluated[:16] + " by " + s.EvaluatedBy
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s for %s\t%s\n", s.ID, s.ModelCard.ModelVersion, s.Tier, s.Classification.ClassifiedOn, s.Classification.ModelVersion, ev)
 	}

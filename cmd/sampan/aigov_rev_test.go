@@ -117,7 +117,7 @@ func TestAIUnclassifiedNeedsOversight(t *testing.T) {
 	if err := admin.PutAIService(t.Context(), in); err == nil || !strings.Contains(err.Error(), "model_card.human_oversight") {
 		t.Errorf("an unclassified service without human oversight: %v", err)
 	}
-	if _, err := admin.AIService(t.Context(), svc.ID); err == nil {
-		t.Errorf("the refused registration was recorded")
+	if got, err := admin.AIService(t.Context(), svc.ID); err != nil || got.ModelCard.ModelVersion != svc.ModelVersion || got.ModelCard.HumanOversight == "" {
+		t.Errorf("the refused registration changed the registered one: %+v, %v", got, err)
 	}
 }
