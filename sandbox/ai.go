@@ -316,13 +316,25 @@ func messageOf(text string) string {
 	return text
 }
 
-// printAIWelcome says how to evaluate the AI services.
-func (s *Sandbox) printAIWelcome(w io.Writer) {
+// printAIWelcome shows the gate refusing the classifier, says how to
+// evaluate the AI services and how the authority accepts a report;
+// curl builds a client's curl command line.
+func (s *Sandbox) printAIWelcome(w io.Writer, curl func(gw, client string, purpose ...string) string) {
 	if len(s.Manifest.AIServices) == 0 {
 		return
 	}
+	var vn ManifestAuthority
+	for _, a := range s.Manifest.Authorities {
+		if a.Instance == "VN" {
+			vn = a
+		}
+	}
 	a := s.Manifest.AIServices[0]
-	fmt.Fprintf(w, "The scam-message classifier (%s) is served by MPS; the Vietnam AI Testing Centre evaluates it through its gateway,\nas %s (from the source tree, with the example suite; --sandbox takes the client,\nits gateway, the signing key and the TSA from sandbox.json):\n\n", a.ModelVersion, a.EvaluatorClient)
+	msg := `-H 'X-Road-Legal-Basis: decree-13-2023-art25' -H 'Content-Type: application/json' --data '{"text":"Tai khoan cua ban bi khoa, bam vao link de mo khoa"}'`
+	fmt.Fprintf(w, "AI services: MPS's scam-message classifier (%s) is registered high risk, so it is served only once an accredited\ntesting body's passing evaluation of that model version is accepted (docs/ai-governance.md):\n\n", a.ModelVersion)
+	fmt.Fprintf(w, "  # refused by HCMC's own gateway under Vietnam's AI rules (Server.ClientProxy.AIServiceNotEvaluated)\n  %s%s/ %s\n\n", curl("VN/GOV/HCMC/gw1", "VN/GOV/HCMC/one-stop", "citizen-report"), ClassifierService, msg)
+	fmt.Fprintf(w, "  # refused across the border by SPF's gateway under Singapore's AI rules\n  %s%s/ %s\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"), ClassifierService, msg)
+	fmt.Fprintf(w, "The Vietnam AI Testing Centre evaluates it through its gateway, as %s\n(from the source tree, with the example suite; --sandbox takes the client, its gateway, the signing key and the TSA from sandbox.json);\nscam-nb-v1 fails the suite (its accuracy collapses without diacritics), so its report is refused and it stays closed:\n\n", a.EvaluatorClient)
 	for _, a := range s.Manifest.AIServices {
 		if a.ID == OCRService {
 			continue
@@ -332,11 +344,14 @@ func (s *Sandbox) printAIWelcome(w io.Writer) {
 		fmt.Fprintf(w, "    --suite ai/suite/testdata/vi-en --recipe scam-sms-vi-en --out %s\n", out)
 		fmt.Fprintf(w, "  sampan ai verify-report %s --ca %s --suite ai/suite/testdata/vi-en --log-dir %s\n\n", out, a.CAFile, a.LogDir)
 	}
+	fmt.Fprintf(w, "  # Vietnam's authority accepts the passing report; the two calls above are then served (with Ai-Model-Card)\n")
+	fmt.Fprintf(w, "  sampan ai submit-report report-%s --url %s --tls-ca %s --token-file %s\n", a.ModelVersion, vn.URL, vn.TLSCAFile, vn.TokenFile)
+	fmt.Fprintf(w, "  sampan ai services --url %s --tls-ca %s --token-file %s\n\n", vn.URL, vn.TLSCAFile, vn.TokenFile)
 	if s.ocr == nil {
-		fmt.Fprintf(w, "The OCR service %s is registered but not served: %v.\nInstall tesseract-ocr tesseract-ocr-vie tesseract-ocr-eng and restart the sandbox to serve it.\n\n", OCRService, s.ocrErr)
+		fmt.Fprintf(w, "The OCR service %s is not served: %v.\nInstall tesseract-ocr tesseract-ocr-vie tesseract-ocr-eng and start the sandbox afresh to serve and register it.\n\n", OCRService, s.ocrErr)
 		return
 	}
-	fmt.Fprintf(w, "MPS reads documents with tesseract (%s); evaluate it on rendered Vietnamese and English text:\n\n", s.ocr.ModelVersion())
+	fmt.Fprintf(w, "MPS reads documents with tesseract (%s), registered medium risk: its answers carry a transparency notice (Ai-Notice).\nEvaluate it on rendered Vietnamese and English text:\n\n", s.ocr.ModelVersion())
 	fmt.Fprintf(w, "  sampan ai evaluate --sandbox %s --service %s --answer-field text \\\n", s.Dir, OCRService)
 	fmt.Fprintf(w, "    --suite ai/suite/testdata/ocr-vi-en --out report-ocr\n\n")
 }

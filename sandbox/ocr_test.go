@@ -81,14 +81,15 @@ func TestOCRWelcome(t *testing.T) {
 	s := &Sandbox{Dir: "/sb", ocrErr: errors.New("ocr: tesseract has no vie model (install tesseract-ocr-vie)")}
 	s.Manifest.AIServices = []ManifestAIService{{ID: "VN/GOV/MPS/cybercrime/scam-classifier", ModelVersion: "scam-nb-v2"}}
 	var out strings.Builder
-	s.printAIWelcome(&out)
+	curl := func(gw, client string, purpose ...string) string { return "curl " + client + " " }
+	s.printAIWelcome(&out, curl)
 	if n := strings.Count(out.String(), OCRService); n != 1 || !strings.Contains(out.String(), "no vie model") || strings.Contains(out.String(), "ocr-vi-en") {
 		t.Fatalf("without tesseract, %d mentions:\n%s", n, out.String())
 	}
 	s.ocr, s.ocrErr = &ocr.Engine{Version: "5.3.0", Models: map[string]string{"vie": strings.Repeat("a", 64), "eng": strings.Repeat("b", 64)}}, nil
 	s.Manifest.AIServices = append(s.Manifest.AIServices, ManifestAIService{ID: OCRService, ModelVersion: s.ocr.ModelVersion()})
 	out.Reset()
-	s.printAIWelcome(&out)
+	s.printAIWelcome(&out, curl)
 	if !strings.Contains(out.String(), "--service "+OCRService+" --answer-field text") || strings.Contains(out.String(), "not served") ||
 		strings.Contains(out.String(), "report-tesseract") {
 		t.Fatalf("with tesseract:\n%s", out.String())
