@@ -206,6 +206,9 @@ func safeSyntax(err error) string {
 	if errors.As(err, &se) {
 		return fmt.Sprintf("line %d: %s", se.Line, truncate(se.Msg, 120))
 	}
+	if strings.Contains(err.Error(), "CharsetReader") {
+		return "only UTF-8 is accepted"
+	}
 	return "unreadable"
 }
 
