@@ -173,6 +173,7 @@ func TestParseRefusals(t *testing.T) {
 		{"element after body", replace(t, "</soapenv:Body>", "</soapenv:Body><soapenv:Trailer/>"), Limits{}, TypeInvalidSoap},
 		{"doctype", strings.Replace(request, "?>", "?><!DOCTYPE x [<!ENTITY a \"b\">]>", 1), Limits{}, TypeInvalidSoap},
 		{"external entity", strings.Replace(request, "?>", `?><!DOCTYPE soapenv:Envelope [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>`, 1), Limits{}, TypeInvalidSoap},
+		{"doctype inside body", replace(t, "<tax:code>", "<tax:code><!DOCTYPE x>"), Limits{}, TypeInvalidSoap},
 		{"billion laughs", billionLaughs, Limits{}, TypeInvalidSoap},
 		{"undeclared entity", replace(t, "case-2026-118", "&xxe;"), Limits{}, TypeInvalidSoap},
 		{"processing instruction", replace(t, "<soapenv:Body>", "<soapenv:Body><?php x?>"), Limits{}, TypeInvalidSoap},
