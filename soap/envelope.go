@@ -127,6 +127,31 @@ func Parse(b []byte, lim Limits) (*Envelope, error) {
 	return env, nil
 }
 
+// ParseRequest is Parse for a request from a client: a fault body, which
+// Parse accepts without X-Road headers (a provider may answer so), is
+// refused.
+func ParseRequest(b []byte, lim Limits) (*Envelope, error) {
+	env, err := Parse(b, lim)
+	if err != nil {
+		return nil, err
+	}
+	if env.Fault != nil {
+		return nil, refuse(TypeInvalidBody, "a request cannot be a SOAP fault")
+	}
+	return env, nil
+}
+
+// CheckOperation checks PR-MESS's rule for requests that the body's
+// element is named after the service code (Document/Literal-wrapped).
+// Parse does not apply it, since X-Road security servers do not; a
+// gateway that wants the rule calls this.
+func (e *Envelope) CheckOperation() error {
+	if e.Operation.Name.Local != e.Header.Service.Service {
+		return refuse(TypeInvalidBody, "the body element must be named after the service code %s", e.Header.Service.Service)
+	}
+	return nil
+}
+
 // parser is one run of Parse.
 type parser struct {
 	src   []byte

@@ -276,3 +276,26 @@ func TestReadSOAPBound(t *testing.T) {
 		t.Errorf("100 bytes: %d, %v", len(b), err)
 	}
 }
+
+func TestParseRequestRefusesFault(t *testing.T) {
+	b := NewFault(r1.New(r1.TypeNetworkError, "x"), "1", SpellingCamel).Marshal()
+	if _, err := Parse(b, Limits{}); err != nil {
+		t.Fatalf("Parse of a fault: %v", err)
+	}
+	_, err := ParseRequest(b, Limits{})
+	var e *r1.Error
+	if !errors.As(err, &e) || e.Type != TypeInvalidBody {
+		t.Errorf("ParseRequest of a fault: %v", err)
+	}
+	env, err := ParseRequest([]byte(request), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.CheckOperation(); err != nil {
+		t.Errorf("companyDetails for companyDetails: %v", err)
+	}
+	env.Header.Service.Service = "owners"
+	if err := env.CheckOperation(); err == nil {
+		t.Error("companyDetails accepted for service owners")
+	}
+}
