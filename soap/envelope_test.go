@@ -299,3 +299,25 @@ func TestParseRequestRefusesFault(t *testing.T) {
 		t.Error("companyDetails accepted for service owners")
 	}
 }
+
+func TestRepresentedPartyForm(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		want RepresentedParty
+		ok   bool
+	}{
+		{"COM/0312345678", RepresentedParty{Class: "COM", Code: "0312345678"}, true},
+		{"0312345678", RepresentedParty{Code: "0312345678"}, true},
+		{"COM/", RepresentedParty{}, false},
+		{"A/B/C", RepresentedParty{}, false},
+		{"", RepresentedParty{}, false},
+	} {
+		got, err := ParseRepresentedParty(c.s)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("%q: %+v, %v", c.s, got, err)
+		}
+		if c.ok && got.String() != c.s {
+			t.Errorf("%q: String = %q", c.s, got.String())
+		}
+	}
+}

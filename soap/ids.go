@@ -2,6 +2,7 @@ package soap
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/sampan-exchange/sampan/ident"
 )
@@ -123,4 +124,32 @@ func SecurityServerFromIdent(g ident.GatewayID) SecurityServerID {
 func (s SecurityServerID) Ident() (ident.GatewayID, error) {
 	g := ident.GatewayID{Instance: s.Instance, Class: s.Class, Code: s.Code, Name: s.ServerCode}
 	return g, g.Validate()
+}
+
+// String returns the form of r1's X-Road-Represented-Party header:
+// CLASS/CODE, or CODE alone without a class.
+func (r RepresentedParty) String() string {
+	if r.Class == "" {
+		return r.Code
+	}
+	return r.Class + "/" + r.Code
+}
+
+// ParseRepresentedParty parses the X-Road-Represented-Party form
+// ([CLASS/]CODE), so that r1 and SOAP requests carry the same value.
+func ParseRepresentedParty(s string) (RepresentedParty, error) {
+	class, code, ok := strings.Cut(s, "/")
+	if !ok {
+		class, code = "", s
+	}
+	r := RepresentedParty{Class: class, Code: code}
+	if ok {
+		if err := ident.ValidatePart("party class", class); err != nil {
+			return RepresentedParty{}, err
+		}
+	}
+	if err := ident.ValidatePart("party code", code); err != nil {
+		return RepresentedParty{}, err
+	}
+	return r, nil
 }
