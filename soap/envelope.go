@@ -108,8 +108,9 @@ func ReadSOAP(r io.Reader, lim Limits) ([]byte, error) {
 // without exactly one child element. Unless the body is a fault it also
 // refuses a missing Header, a missing or repeated client, service, id or
 // protocolVersion, a protocolVersion other than "4.0", identifiers that
-// do not convert to the ident package's, and an unknown header addressed
-// to the next receiver (actor next) with mustUnderstand set. Other
+// do not convert to the ident package's, a body element whose name does
+// not start with the service code, and an unknown header addressed to the
+// next receiver (actor next) with mustUnderstand set. Other
 // unknown header elements are kept in Header.Other and passed through.
 func Parse(b []byte, lim Limits) (*Envelope, error) {
 	lim = lim.withDefaults()
@@ -139,17 +140,6 @@ func ParseRequest(b []byte, lim Limits) (*Envelope, error) {
 		return nil, refuse(TypeInvalidBody, "a request cannot be a SOAP fault")
 	}
 	return env, nil
-}
-
-// CheckOperation checks PR-MESS's rule for requests that the body's
-// element is named after the service code (Document/Literal-wrapped).
-// Parse does not apply it, since X-Road security servers do not; a
-// gateway that wants the rule calls this.
-func (e *Envelope) CheckOperation() error {
-	if e.Operation.Name.Local != e.Header.Service.Service {
-		return refuse(TypeInvalidBody, "the body element must be named after the service code %s", e.Header.Service.Service)
-	}
-	return nil
 }
 
 // parser is one run of Parse.
@@ -339,6 +329,12 @@ func (p *parser) envelope() (*Envelope, error) {
 	if env.Fault == nil {
 		if err := env.Header.check(env.HasHeader); err != nil {
 			return nil, err
+		}
+		// Document/Literal-wrapped: the body element is named after the
+		// service code (a response's adds "Response"). X-Road checks the
+		// prefix only, and so does Parse.
+		if !strings.HasPrefix(env.Operation.Name.Local, env.Header.Service.Service) {
+			return nil, refuse(TypeInconsistentHeaders, "the body element %s is not named after the service code %s", truncate(env.Operation.Name.Local, 64), env.Header.Service.Service)
 		}
 	}
 	return env, nil

@@ -76,6 +76,7 @@ var faultCodes = map[string]string{
 	TypeInvalidProtocolVersion:   "client.invalid_protocol_version",
 	TypeMissingBody:              "client.missing_body",
 	TypeInvalidBody:              "client.invalid_body",
+	TypeInconsistentHeaders:      "client.inconsistent_headers",
 	TypeInvalidContentType:       "client.invalid_content_type",
 	TypeMimeParsingFailed:        "client.mime_parsing_failed",
 	TypeMustUnderstand:           "client.must_understand",

@@ -44,7 +44,7 @@ func TestMetaRequests(t *testing.T) {
 		t.Errorf("getWsdl body %+v, %v", mb, err)
 	}
 	// getWsdl without serviceCode, and a stranger's element, are refused.
-	for _, body := range []string{`<xrd:getWsdl/>`, `<xrd:getWsdl><xrd:colour>red</xrd:colour></xrd:getWsdl>`, `<xrd:deleteEverything/>`} {
+	for _, body := range []string{`<xrd:getWsdl/>`, `<xrd:getWsdl><xrd:colour>red</xrd:colour></xrd:getWsdl>`, `<xrd:getWsdlAndMore/>`} {
 		b := metaHeader(OpGetWsdl).Marshal([]byte(body))
 		env, err := Parse(b, Limits{})
 		if err != nil {

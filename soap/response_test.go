@@ -101,7 +101,10 @@ func TestCheckConsistent(t *testing.T) {
 }
 
 func TestResponseEchoesHeader(t *testing.T) {
-	req := []byte(request)
+	// The rich request, asking listMethods instead.
+	req := []byte(strings.Replace(strings.Replace(request,
+		"<iden:serviceCode>companyDetails</iden:serviceCode>\n      <iden:serviceVersion>v2</iden:serviceVersion>", "<iden:serviceCode>listMethods</iden:serviceCode>", 1),
+		"<tax:companyDetails><tax:code>0312345678</tax:code></tax:companyDetails>", "<xrd:listMethods/>", 1))
 	env, err := Parse(req, Limits{})
 	if err != nil {
 		t.Fatal(err)

@@ -52,8 +52,11 @@ const (
 	TypeInvalidProtocolVersion = "Client.InvalidProtocolVersion"
 	TypeMissingBody            = "Client.MissingBody"
 	TypeInvalidBody            = "Client.InvalidBody"
-	TypeInvalidContentType     = "Client.InvalidContentType"
-	TypeMimeParsingFailed      = "Client.MimeParsingFailed"
+	// TypeInconsistentHeaders: the body element is not named after the
+	// service code.
+	TypeInconsistentHeaders = "Client.InconsistentHeaders"
+	TypeInvalidContentType  = "Client.InvalidContentType"
+	TypeMimeParsingFailed   = "Client.MimeParsingFailed"
 	// TypeMustUnderstand refuses a header addressed to the gateway
 	// (actor next) with mustUnderstand set that the gateway does not know.
 	TypeMustUnderstand = "Client.MustUnderstand"
