@@ -58,6 +58,26 @@ func InsertRequestHash(soapPart []byte, hash []byte, algorithmID string) ([]byte
 	return out, nil
 }
 
+// CheckRequestHash checks the requestHash of a response against the
+// request's SOAP part, as the consumer's gateway must: the field must be
+// there, name a supported algorithm, and carry the digest of reqSOAP. Its
+// errors are of type TypeInconsistentResponse.
+func CheckRequestHash(reqSOAP []byte, resp Header) error {
+	rh := resp.RequestHash
+	if rh == nil {
+		return refuse(TypeInconsistentResponse, "the response has no requestHash")
+	}
+	want, err := HashRequest(reqSOAP, rh.AlgorithmID)
+	if err != nil {
+		return refuseCause(err, TypeInconsistentResponse, "the response's requestHash names an unsupported algorithm")
+	}
+	got, err := base64.StdEncoding.DecodeString(rh.Value)
+	if err != nil || !bytes.Equal(got, want) {
+		return refuse(TypeInconsistentResponse, "the response's requestHash does not match the request")
+	}
+	return nil
+}
+
 // CheckConsistent checks a response's header against its request's, as
 // the consumer's gateway must: client, service, id, userId, issue and
 // protocolVersion must be equal. The error, of type

@@ -133,3 +133,44 @@ func TestResponseEchoesHeader(t *testing.T) {
 		t.Errorf("body = %+v", mb)
 	}
 }
+
+func TestCheckRequestHash(t *testing.T) {
+	req := []byte(request)
+	hash, _ := HashRequest(req, DigestSHA256)
+	resp, err := InsertRequestHash(req, hash, DigestSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := Parse(resp, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckRequestHash(req, env.Header); err != nil {
+		t.Fatalf("the right hash: %v", err)
+	}
+	other := append([]byte(nil), req...)
+	other[len(other)-2] = ' ' // one byte of the request differs
+	for name, c := range map[string]struct {
+		req []byte
+		h   Header
+	}{
+		"another request": {other, env.Header},
+		"no requestHash":  {req, wantHeader},
+		"unknown algorithm": {req, func() Header {
+			h := env.Header
+			h.RequestHash = &RequestHash{AlgorithmID: "urn:md5", Value: h.RequestHash.Value}
+			return h
+		}()},
+		"not base64": {req, func() Header {
+			h := env.Header
+			h.RequestHash = &RequestHash{AlgorithmID: DigestSHA256, Value: "%%"}
+			return h
+		}()},
+	} {
+		err := CheckRequestHash(c.req, c.h)
+		var e *r1.Error
+		if !errors.As(err, &e) || e.Type != TypeInconsistentResponse {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
