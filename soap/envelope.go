@@ -144,8 +144,7 @@ func ParseRequest(b []byte, lim Limits) (*Envelope, error) {
 
 // parser is one run of Parse.
 type parser struct {
-	src   []byte
-	base  int64 // offset of the decoder's input in src
+	base  int64 // offset of the decoder's input in the SOAP part
 	dec   *xml.Decoder
 	lim   Limits
 	depth int
@@ -155,7 +154,7 @@ type parser struct {
 // newParser returns a parser of b, after a UTF-8 byte order mark if b
 // starts with one (PR-MESS allows it).
 func newParser(b []byte, lim Limits) *parser {
-	p := &parser{src: b, lim: lim}
+	p := &parser{lim: lim}
 	if bytes.HasPrefix(b, []byte("\xef\xbb\xbf")) {
 		p.base = 3
 	}
@@ -164,7 +163,7 @@ func newParser(b []byte, lim Limits) *parser {
 	return p
 }
 
-// offset returns the position in src of the next token.
+// offset returns the position in the SOAP part of the next token.
 func (p *parser) offset() int64 { return p.base + p.dec.InputOffset() }
 
 // next returns the next token, enforcing the limits and refusing
