@@ -74,12 +74,17 @@ func isHexDigest(s string) bool {
 	return true
 }
 
-func aiKey(s ident.ServiceID) string {
-	return ident.ServiceID{Provider: s.Provider, Code: s.Code}.String()
+// aiKey keys an AI service by provider and service code, any version:
+// a struct, so that the look-up on every call allocates nothing.
+type aiKey struct {
+	provider ident.ClientID
+	code     string
 }
 
+func aiKeyOf(s ident.ServiceID) aiKey { return aiKey{s.Provider, s.Code} }
+
 func (c *Config) validateAI(ix *index) error {
-	ix.ai, ix.testers = map[string]*AIService{}, map[ident.ClientID]bool{}
+	ix.ai, ix.testers = map[aiKey]*AIService{}, map[ident.ClientID]bool{}
 	if r := c.AIObligations; r != nil {
 		if err := r.Validate(); err != nil {
 			return fmt.Errorf("ai_obligations: %w", err)
@@ -109,7 +114,7 @@ func (c *Config) validateAI(ix *index) error {
 		if err != nil || sid.Version != "" || sid.Provider.Instance != c.Instance || !ix.subsys[sid.Provider] {
 			return fmt.Errorf("ai_services[%d].id: %q is not a service of a registered subsystem of %s", i, a.ID, c.Instance)
 		}
-		if ix.ai[aiKey(sid)] != nil {
+		if ix.ai[aiKeyOf(sid)] != nil {
 			return fmt.Errorf("ai_services[%d].id: %s twice", i, a.ID)
 		}
 		if a.Tier != obligations.TierUnclassified && !slices.Contains(obligations.Tiers, a.Tier) {
@@ -133,7 +138,7 @@ func (c *Config) validateAI(ix *index) error {
 		if err := ValidNotice(a.Notice); err != nil {
 			return fmt.Errorf("ai_services[%d].transparency_notice: %w", i, err)
 		}
-		ix.ai[aiKey(sid)] = a
+		ix.ai[aiKeyOf(sid)] = a
 	}
 	return nil
 }
@@ -141,7 +146,7 @@ func (c *Config) validateAI(ix *index) error {
 // AIService returns the AI service entry of svc (any version of it), or
 // nil when svc is not a registered AI service.
 func (c *Config) AIService(svc ident.ServiceID) *AIService {
-	return c.index.ai[aiKey(svc)]
+	return c.index.ai[aiKeyOf(svc)]
 }
 
 // IsAITestingBody reports whether member is an accredited AI testing

@@ -149,7 +149,7 @@ type index struct {
 	fpServes map[string]map[ident.ClientID]bool
 	fed      map[string]*Federation
 	policy   *policy.Engine
-	ai       map[string]*AIService
+	ai       map[aiKey]*AIService
 	testers  map[ident.ClientID]bool
 }
 
