@@ -102,8 +102,15 @@ type Service struct {
 	// Backend is the base URL requests are forwarded to: the path after
 	// the service identifier is appended.
 	Backend string `json:"backend"`
-	// OpenAPIFile is the service's OpenAPI description, for getOpenAPI.
+	// Protocol is how clients call the service: "rest" (r1, the
+	// default) or "soap" (X-Road message protocol 4.0: the backend takes
+	// SOAP 1.1 requests, POSTed to Backend as the client sent them).
+	Protocol string `json:"protocol"`
+	// OpenAPIFile is a REST service's OpenAPI description, for
+	// getOpenAPI.
 	OpenAPIFile string `json:"openapi_file"`
+	// WSDLFile is a SOAP service's WSDL, for getWsdl.
+	WSDLFile string `json:"wsdl_file"`
 	// Endpoints, when given, are the only method and path patterns the
 	// service answers ("GET /companies/*"; * matches one path segment,
 	// a final ** the rest, method * any method).
@@ -117,6 +124,12 @@ type Service struct {
 	access    []access
 	policy    *policy.Access // access compiled to Cedar
 }
+
+// Service protocols.
+const (
+	ProtocolREST = "rest"
+	ProtocolSOAP = "soap"
+)
 
 // AccessRight grants a subject the whole service or one endpoint.
 type AccessRight struct {
@@ -362,12 +375,31 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("%s.backend: %q must be an http or https URL", f, s.Backend)
 		}
-		if s.OpenAPIFile != "" {
-			if !filepath.IsAbs(s.OpenAPIFile) {
-				s.OpenAPIFile = filepath.Join(c.dir, s.OpenAPIFile)
+		switch s.Protocol {
+		case "", ProtocolREST:
+			s.Protocol = ProtocolREST
+			if s.WSDLFile != "" {
+				return fmt.Errorf("%s.wsdl_file: a REST service has no WSDL (protocol \"soap\" for a SOAP service)", f)
 			}
-			if _, err := os.Stat(s.OpenAPIFile); err != nil {
-				return fmt.Errorf("%s.openapi_file: %w", f, err)
+		case ProtocolSOAP:
+			if s.OpenAPIFile != "" {
+				return fmt.Errorf("%s.openapi_file: a SOAP service is described by wsdl_file", f)
+			}
+		default:
+			return fmt.Errorf("%s.protocol: %q is not rest or soap", f, s.Protocol)
+		}
+		for _, d := range []struct {
+			name string
+			path *string
+		}{{"openapi_file", &s.OpenAPIFile}, {"wsdl_file", &s.WSDLFile}} {
+			if *d.path == "" {
+				continue
+			}
+			if !filepath.IsAbs(*d.path) {
+				*d.path = filepath.Join(c.dir, *d.path)
+			}
+			if _, err := os.Stat(*d.path); err != nil {
+				return fmt.Errorf("%s.%s: %w", f, d.name, err)
 			}
 		}
 		s.endpoints = nil
