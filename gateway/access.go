@@ -5,6 +5,7 @@ import (
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/r1"
+	"github.com/sampan-exchange/sampan/soap"
 )
 
 // allowed decides access with the service's access rights compiled to
@@ -42,7 +43,7 @@ func (l *liveConfig) providesFor(p ident.ClientID) bool {
 
 func isProviderMeta(code string) bool {
 	switch code {
-	case r1.MetaListMethods, r1.MetaAllowedMethods, r1.MetaGetOpenAPI:
+	case r1.MetaListMethods, r1.MetaAllowedMethods, r1.MetaGetOpenAPI, soap.OpGetWsdl:
 		return true
 	}
 	return false

@@ -83,11 +83,29 @@ type Config struct {
 	// Monitoring configures the metrics and the operational-monitoring
 	// records.
 	Monitoring MonitoringConfig `json:"monitoring"`
+	// SOAP configures the X-Road message protocol 4.0 front end.
+	SOAP SOAPConfig `json:"soap"`
 
 	dir     string // directory of the configuration file
 	file    string // the configuration file, when loaded from one
 	clients map[ident.ClientID]*ClientSystem
 }
+
+// SOAPConfig configures the SOAP front end (docs/soap.md).
+type SOAPConfig struct {
+	// FaultSpelling is how fault codes are written: "camel" (default,
+	// as PR-MESS documents them: Server.ClientProxy.NetworkError) or
+	// "snake" (as X-Road 7.8 and later send them:
+	// server.clientproxy.network_error), for clients written against
+	// either.
+	FaultSpelling string `json:"fault_spelling"`
+}
+
+// Fault spellings.
+const (
+	FaultSpellingCamel = "camel"
+	FaultSpellingSnake = "snake"
+)
 
 // The protocols a gateway may speak to provider gateways (their ALPN
 // names).
@@ -353,6 +371,13 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("log.store_bodies[%d]: %s is not of instance %s", i, id, c.ID.Instance)
 		}
 		c.Log.storeBodies[id] = true
+	}
+	switch c.SOAP.FaultSpelling {
+	case "":
+		c.SOAP.FaultSpelling = FaultSpellingCamel
+	case FaultSpellingCamel, FaultSpellingSnake:
+	default:
+		return fmt.Errorf("soap.fault_spelling: %q is not camel or snake", c.SOAP.FaultSpelling)
 	}
 	seen := map[ident.ServiceID]bool{}
 	for i := range c.Services {

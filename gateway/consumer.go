@@ -36,6 +36,7 @@ type consumerCall struct {
 	peer *conf.Gateway
 	done bool // answered before the last step
 	ai   aiVerdict
+	soap *soapCall // a SOAP request (soap.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -80,7 +81,7 @@ var consumerSteps = [...]struct {
 	{stepSend, (*consumerCall).send},
 	{stepVerify, (*consumerCall).verify},
 	{stepLog, (*consumerCall).awaitLogged},
-	{stepAnswer, (*consumerCall).answer},
+	{stepAnswer, (*consumerCall).answerStep},
 }
 
 // serveClient runs an r1 request from an information system through the
@@ -377,7 +378,7 @@ func (c *consumerCall) send() *r1.Error {
 		return r1.New(r1.TypeNetworkError, "gateway %s answered with an unreadable error", c.peer.ID)
 	}
 	e := &r1.Error{Type: body.Type, Status: resp.StatusCode, Message: body.Message}
-	r1.Write(c.w, e, body.Detail)
+	c.fail(e, body.Detail)
 	c.o.refuse(e)
 	c.o.relayed, c.done = true, true
 	return nil
@@ -516,6 +517,23 @@ func (c *consumerCall) awaitLogged() *r1.Error {
 	default:
 		return r1.New(r1.TypeNetworkError, "gateway %s did not confirm that it logged the exchange (%s %q)", peer.ID, hdrLogged, v)
 	}
+}
+
+// answerStep answers in the request's protocol.
+func (c *consumerCall) answerStep() *r1.Error {
+	if c.soap != nil {
+		return c.soapAnswer()
+	}
+	return c.answer()
+}
+
+// fail writes a refusal in the request's protocol.
+func (c *consumerCall) fail(e *r1.Error, detail string) {
+	if c.soap != nil {
+		c.g.writeFault(c.w, e, detail)
+		return
+	}
+	r1.Write(c.w, e, detail)
 }
 
 // answer streams the verified answer to the client.

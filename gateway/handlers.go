@@ -20,6 +20,8 @@ func (g *Gateway) clientHandler() http.Handler {
 		switch {
 		case strings.HasPrefix(r.URL.Path, r1.Prefix):
 			g.serveClient(w, r)
+		case isSOAPRequest(r):
+			g.serveSOAP(w, r)
 		case r.URL.Path == "/healthz":
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		case r.URL.Path == "/readyz":

@@ -18,6 +18,7 @@ import (
 	"github.com/sampan-exchange/sampan/pki"
 	"github.com/sampan-exchange/sampan/policy"
 	"github.com/sampan-exchange/sampan/r1"
+	"github.com/sampan-exchange/sampan/soap"
 )
 
 // providerCall is one request from a consumer's gateway at the
@@ -328,9 +329,17 @@ func (c *providerCall) backend() *r1.Error {
 	g, r, o := c.g, c.r, c.o
 	var e *r1.Error
 	o.requestOut = time.Now()
-	if c.meta {
+	switch {
+	case c.meta && r.Method == http.MethodPost && soap.IsSOAP(r.Header.Get("Content-Type")):
+		c.resp, e = g.serveSOAPMeta(r, c.vr, c.live, clientGroups(c.st, c.pst, c.client), c.svc, c.client, g.describable(c.st, c.client, r.Header))
+	case c.meta:
 		c.resp, e = g.serveMeta(r, c.live, clientGroups(c.st, c.pst, c.client), c.svc, c.client, g.describable(c.st, c.client, r.Header))
-	} else {
+	case c.service.Protocol == ProtocolSOAP:
+		if e = c.checkSOAPRequest(); e != nil {
+			return e
+		}
+		fallthrough
+	default:
 		// Reads of the request still under way when the handler ends (the
 		// service answered early) are ended by a read deadline.
 		interrupt := func() { interruptBody(c.w, r) }

@@ -197,6 +197,10 @@ func (v *verifyingReader) Prefetch() (complete bool, err error) {
 	return v.ok, v.err
 }
 
+// buffered returns the bytes read ahead and not yet passed on: the
+// start of the body, after Prefetch and before any Read.
+func (v *verifyingReader) buffered() []byte { return v.buf[v.start:v.end] }
+
 // Len returns how many body bytes have been read from the source so far.
 func (v *verifyingReader) Len() int64 { return v.n }
 
