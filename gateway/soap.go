@@ -50,8 +50,12 @@ func isSOAPRequest(r *http.Request) bool {
 		return false
 	}
 	ct := r.Header.Get("Content-Type")
-	return soap.IsSOAP(ct) || soap.IsMultipart(ct)
+	return soap.IsSOAP(ct) || isMultipartSOAP(ct)
 }
+
+// isMultipartSOAP reports whether ct is a SOAP message with attachments,
+// SwA or MTOM.
+func isMultipartSOAP(ct string) bool { return soap.IsMultipart(ct) || soap.IsMTOM(ct) }
 
 // spelling is the fault-code spelling this gateway writes.
 func (g *Gateway) spelling() soap.Spelling {
@@ -99,7 +103,7 @@ func readSOAPPart(r io.Reader, ct string) (part, read []byte, err error) {
 	// The recorder bounds what is read ahead too: the SOAP part, its
 	// MIME headers and the reader's look-ahead.
 	rec := &recorder{r: r, max: maxSOAPPart + 16<<10}
-	if soap.IsMultipart(ct) {
+	if isMultipartSOAP(ct) {
 		mr, err := soap.NewMultipartReader(rec, ct, soapLimits(maxSOAPPart))
 		if err != nil {
 			return nil, nil, err
@@ -221,7 +225,7 @@ func (c *consumerCall) soapAnswer() *r1.Error {
 	resp, o := c.resp, c.o
 	ct := resp.Header.Get("Content-Type")
 	if !soap.IsSOAP(ct) {
-		if soap.IsMultipart(ct) {
+		if isMultipartSOAP(ct) {
 			return c.answer()
 		}
 		return r1.New(soap.TypeInconsistentResponse, "service %s answered with content type %q, not a SOAP message (is it a REST service?)", c.req.Service, ct)
@@ -266,7 +270,7 @@ func (c *consumerCall) soapAnswer() *r1.Error {
 // which the pipeline has already read.
 func (c *providerCall) checkSOAPRequest() *r1.Error {
 	ct := c.r.Header.Get("Content-Type")
-	if c.r.Method != http.MethodPost || !(soap.IsSOAP(ct) || soap.IsMultipart(ct)) {
+	if c.r.Method != http.MethodPost || !(soap.IsSOAP(ct) || isMultipartSOAP(ct)) {
 		return r1.New(r1.TypeServerInvalidReq, "service %s is a SOAP service: call it with a SOAP message (POST, text/xml or multipart/related)", c.svc)
 	}
 	head := c.vr.buffered()

@@ -2,10 +2,19 @@ package gateway_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/r1"
@@ -125,4 +134,165 @@ func TestSOAPThroughTwoGateways(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSOAPAttachmentsStream: a SOAP message with an attachment (SwA and
+// MTOM) reaches the service byte for byte through both gateways, the
+// attachment streamed: the test's memory (client, both gateways and the
+// service are in this process) stays flat while it passes. The size is
+// 64 MiB, or SAMPAN_SOAP_ATTACHMENT_MIB.
+func TestSOAPAttachmentsStream(t *testing.T) {
+	size := int64(64 << 20)
+	if v := os.Getenv("SAMPAN_SOAP_ATTACHMENT_MIB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size = int64(n) << 20
+	}
+	w := startWorld(t, sandbox.Options{})
+	type got struct {
+		raw, att string
+		n        int64
+	}
+	seen := make(chan got, 1)
+	svc := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		raw := sha256.New()
+		mr, err := soap.NewMultipartReader(io.TeeReader(r.Body, raw), r.Header.Get("Content-Type"), soap.Limits{})
+		if err != nil {
+			t.Errorf("service: %v", err)
+			rw.WriteHeader(400)
+			return
+		}
+		part, _, err := mr.SOAPPart()
+		if err != nil {
+			t.Errorf("service: %v", err)
+			rw.WriteHeader(400)
+			return
+		}
+		env, _ := soap.ParseRequest(part, soap.Limits{})
+		att, err := mr.NextAttachment()
+		if err != nil {
+			t.Errorf("service: attachment: %v", err)
+			rw.WriteHeader(400)
+			return
+		}
+		h := sha256.New()
+		n, _ := io.Copy(h, att.Body)
+		io.Copy(io.Discard, r.Body)
+		seen <- got{raw: hex.EncodeToString(raw.Sum(nil)), att: hex.EncodeToString(h.Sum(nil)), n: n}
+		out, _ := soap.Response(part, env, []byte(`<r:companiesResponse xmlns:r="urn:test"/>`))
+		rw.Header().Set("Content-Type", soap.ContentTypeSOAP)
+		rw.Write(out)
+	})
+	w.answer.Store(&svc)
+	defer w.answer.Store(nil)
+	h := soapHeader(t, hcmcClient, companies, "soap-att")
+	part := h.Marshal([]byte(`<r:companies xmlns:r="urn:test"><r:file href="cid:doc"/></r:companies>`))
+	for _, mtom := range []bool{false, true} {
+		name := map[bool]string{false: "SwA", true: "MTOM"}[mtom]
+		t.Run(name, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			sent, att := sha256.New(), sha256.New()
+			doc := io.TeeReader(io.LimitReader(&pattern{x: 1}, size), att)
+			var ct string
+			if mtom {
+				// MTOM: the root is the XOP package of the SOAP part.
+				mw := multipart.NewWriter(pw)
+				ct = `multipart/related; type="application/xop+xml"; start="<root>"; start-info="text/xml"; boundary=` + mw.Boundary()
+				go func() {
+					rw, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {`application/xop+xml; charset=UTF-8; type="text/xml"`}, "Content-Id": {"<root>"}})
+					if err == nil {
+						_, err = rw.Write(part)
+					}
+					if err == nil {
+						var aw io.Writer
+						if aw, err = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/octet-stream"}, "Content-Id": {"<doc>"}, "Content-Transfer-Encoding": {"binary"}}); err == nil {
+							_, err = io.Copy(aw, doc)
+						}
+					}
+					if err == nil {
+						err = mw.Close()
+					}
+					pw.CloseWithError(err)
+				}()
+			} else {
+				mw := soap.NewMultipartWriter(pw)
+				ct = mw.ContentType()
+				go func() {
+					err := mw.WriteSOAP(part)
+					if err == nil {
+						err = mw.WriteAttachment(soap.Attachment{ContentID: "doc", ContentType: "application/octet-stream", Body: doc})
+					}
+					if err == nil {
+						err = mw.Close()
+					}
+					pw.CloseWithError(err)
+				}()
+			}
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, w.url+"/", io.TeeReader(pr, sent))
+			req.Header.Set("Content-Type", ct)
+			var peak atomic.Uint64
+			stop := watchHeap(&peak)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				stop()
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			stop()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			g := <-seen
+			if g.n != size || g.att != hex.EncodeToString(att.Sum(nil)) || g.raw != hex.EncodeToString(sent.Sum(nil)) {
+				t.Errorf("the service got %d bytes of attachment (want %d); attachment digest equal %v, message digest equal %v",
+					g.n, size, g.att == hex.EncodeToString(att.Sum(nil)), g.raw == hex.EncodeToString(sent.Sum(nil)))
+			}
+			if env, err := soap.Parse(body, soap.Limits{}); err != nil || soap.CheckRequestHash(part, env.Header) != nil {
+				t.Errorf("answer: %v\n%s", err, body)
+			}
+			t.Logf("%s: %d MiB attachment, peak heap in use %d MiB, peak RSS %s", name, size>>20, peak.Load()>>20, vmHWM())
+			if peak.Load() > 64<<20 {
+				t.Errorf("peak heap in use %d MiB while %d MiB streamed: the attachment is held somewhere", peak.Load()>>20, size>>20)
+			}
+		})
+	}
+}
+
+// watchHeap samples the heap in use every 20 ms into peak until stop.
+func watchHeap(peak *atomic.Uint64) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// vmHWM is the process's peak resident set size, from /proc.
+func vmHWM() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
