@@ -66,9 +66,9 @@ type OperationalDataRequest struct {
 // ParseOperationalDataRequest reads the getSecurityServerOperationalData
 // element (the SOAP body's content) from body: searchCriteria with
 // recordsFrom, recordsTo and an optional client, then an optional
-// outputSpec of outputField names. The decoding is bounded (64 KiB, six
-// levels, 128 elements) and refuses document type declarations, entities
-// and elements the schema does not define. Errors of the request wrap
+// outputSpec of outputField names. The decoding is bounded (64 KiB, the
+// schema's four levels, 64 output fields) and refuses document type
+// declarations, entities and elements the schema does not define. Errors of the request wrap
 // ErrInvalidRequest and name the element at fault.
 func ParseOperationalDataRequest(body io.Reader) (OperationalDataRequest, error) {
 	var req OperationalDataRequest

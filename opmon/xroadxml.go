@@ -34,11 +34,9 @@ func invalid(format string, args ...any) error {
 }
 
 // Bounds of a request body. The two requests are small: an interval, an
-// identifier and at most one output field of each name.
+// identifier and a few output field names.
 const (
 	maxRequestBody  = 64 << 10
-	maxDepth        = 6
-	maxElements     = 128
 	maxText         = 1024
 	maxOutputFields = 64
 )
@@ -47,13 +45,14 @@ const (
 // the protocol never needs: document type declarations (and with them
 // entity definitions), processing instructions after the XML
 // declaration, encodings other than UTF-8, text beside child elements,
-// attributes other than namespace declarations and objectType, nesting
-// deeper than maxDepth, more than maxElements elements.
+// attributes other than namespace declarations and objectType. Depth and
+// breadth are bounded by the walk itself: it follows the schema, at most
+// four levels deep (request, searchCriteria, client, its parts), takes
+// each element once (outputField at most maxOutputFields times), and
+// stops at the first element the schema does not put there.
 type bodyDecoder struct {
-	d        *xml.Decoder
-	depth    int
-	elements int
-	tokens   int
+	d      *xml.Decoder
+	tokens int
 }
 
 // newBodyDecoder reads at most maxRequestBody bytes of body.
@@ -115,19 +114,6 @@ func checkAttrs(el xml.StartElement, objectType bool) (string, error) {
 	return ot, nil
 }
 
-// start counts an element opened.
-func (x *bodyDecoder) start(el xml.StartElement) error {
-	x.depth++
-	x.elements++
-	if x.depth > maxDepth {
-		return invalid("%s: nested deeper than %d elements", el.Name.Local, maxDepth)
-	}
-	if x.elements > maxElements {
-		return invalid("more than %d elements", maxElements)
-	}
-	return nil
-}
-
 // root reads the request element, which must be name in
 // NamespaceOpMonitoring.
 func (x *bodyDecoder) root(name string) error {
@@ -148,10 +134,8 @@ func (x *bodyDecoder) root(name string) error {
 			if t.Name.Local != name || t.Name.Space != NamespaceOpMonitoring {
 				return invalid("the body is {%s}%s, not {%s}%s", t.Name.Space, t.Name.Local, NamespaceOpMonitoring, name)
 			}
-			if _, err := checkAttrs(t, false); err != nil {
-				return err
-			}
-			return x.start(t)
+			_, err := checkAttrs(t, false)
+			return err
 		default:
 			return invalid("unexpected %T before the element %s", tok, name)
 		}
@@ -192,12 +176,8 @@ func (x *bodyDecoder) child(parent, ns string) (el xml.StartElement, ok bool, er
 				return el, false, invalid("%s: text beside child elements", parent)
 			}
 		case xml.EndElement:
-			x.depth--
 			return el, false, nil
 		case xml.StartElement:
-			if err := x.start(t); err != nil {
-				return el, false, err
-			}
 			if t.Name.Space != ns {
 				return el, false, invalid("%s: element {%s}%s is not in the namespace %s", parent, t.Name.Space, t.Name.Local, ns)
 			}
@@ -228,7 +208,6 @@ func (x *bodyDecoder) text(el xml.StartElement) (string, error) {
 				return "", invalid("%s: longer than %d bytes", el.Name.Local, maxText)
 			}
 		case xml.EndElement:
-			x.depth--
 			return string(b), nil
 		default:
 			return "", invalid("%s: child elements are not allowed", el.Name.Local)
