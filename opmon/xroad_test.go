@@ -293,9 +293,10 @@ func TestRenderOperationalData(t *testing.T) {
 			at(10, 0, hcmc, registry),
 			at(10, 500, "VN/GOV/MOT/tax", registry),
 			at(11, 0, hcmc, tax),
-			at(12, 0, "VN/GOV/MOF/registry", tax),             // the registry as a client
-			at(13, 0, "VN/GOV/HCMC", tax),                     // a member as a client
-			at(14, 0, hcmc, "VN/GOV/MOF/registry2/companies"), // another subsystem, the same prefix
+			at(12, 0, "VN/GOV/MOF/registry", tax),                        // the registry as a client
+			at(13, 0, "VN/GOV/HCMC", tax),                                // a member as a client
+			at(14, 0, hcmc, "VN/GOV/MOF/registry2/companies"),            // another subsystem, the same prefix
+			at(14, 500, "VN/GOV/MOT/tax", "VN/GOV/HCMC/one-stop/status"), // a service of a subsystem of HCMC
 			at(15, 999, hcmc, registry),
 			at(16, 0, hcmc, registry), // after the interval
 		})
@@ -307,14 +308,14 @@ func TestRenderOperationalData(t *testing.T) {
 			opts XRoadOptions
 			want []string
 		}{
-			{"seconds from and to included", base, XRoadOptions{}, []string{"10.0", "10.500", "11.0", "12.0", "13.0", "14.0", "15.999"}},
+			{"seconds from and to included", base, XRoadOptions{}, []string{"10.0", "10.500", "11.0", "12.0", "13.0", "14.0", "14.500", "15.999"}},
 			{"one second", OperationalDataRequest{RecordsFrom: sec + 10, RecordsTo: sec + 10}, XRoadOptions{}, []string{"10.0", "10.500"}},
 			{"services of a provider", OperationalDataRequest{RecordsFrom: sec + 10, RecordsTo: sec + 15, Client: registryID}, XRoadOptions{},
 				[]string{"10.0", "10.500", "15.999"}},
 			{"a member provides nothing", OperationalDataRequest{RecordsFrom: sec + 10, RecordsTo: sec + 15, Client: registryID.Member()}, XRoadOptions{}, nil},
 			{"restricted to a party: as client or provider", base, XRoadOptions{Restrict: registryID}, []string{"10.0", "10.500", "12.0", "15.999"}},
 			{"restricted to a party: client and provider", base, XRoadOptions{Restrict: ident.ClientID{Instance: "VN", Class: "GOV", Code: "MOT", Subsystem: "tax"}},
-				[]string{"10.500", "11.0", "12.0", "13.0"}},
+				[]string{"10.500", "11.0", "12.0", "13.0", "14.500"}},
 			{"restricted to a member: its own records, not its subsystems'", base, XRoadOptions{Restrict: ident.ClientID{Instance: "VN", Class: "GOV", Code: "HCMC"}},
 				[]string{"13.0"}},
 			{"restricted and filtered", OperationalDataRequest{RecordsFrom: sec + 10, RecordsTo: sec + 15, Client: registryID},
