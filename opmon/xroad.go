@@ -246,8 +246,8 @@ func (o XRoadOptions) withDefaults() XRoadOptions {
 // those of the last one's second; when more remain, nextRecordsFrom is
 // the second after. Errors of the request wrap ErrInvalidRequest. The
 // attachment is written before the element can be made: a caller that
-// sends the element first keeps the attachment (its size is bounded by
-// MaxRecords) until then, and drops it on error.
+// sends the element first keeps the attachment (MaxRecords records and
+// the rest of the last one's second) until then, and drops it on error.
 func (s *Store) RenderOperationalData(ctx context.Context, attachment io.Writer, req OperationalDataRequest, opts XRoadOptions) ([]byte, error) {
 	opts = opts.withDefaults()
 	from, to := req.RecordsFrom, req.RecordsTo
