@@ -154,6 +154,9 @@ type Store struct {
 
 	w writer
 
+	// started is when Open ran: X-Road's monitoring startup time.
+	started time.Time
+
 	stored, dropped, purged atomic.Uint64
 	lastWarn                atomic.Int64 // Unix ns of the last drop warning
 	metrics                 []prometheus.Collector
@@ -178,7 +181,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open monitoring records: %w", err)
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, now: opts.Clock,
+	s := &Store{db: db, opts: opts, log: opts.Logger, now: opts.Clock, started: opts.Clock(),
 		queue: make(chan *Record, opts.QueueSize), kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	if err := s.register(opts.Registerer); err != nil {
 		db.Close()
@@ -195,6 +198,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	go s.purgeEvery()
 	return s, nil
 }
+
+// Started returns when the store was opened: the monitoring startup
+// time of X-Road's health data.
+func (s *Store) Started() time.Time { return s.started }
 
 // Add hands a record to the writer and returns at once; the caller must
 // not change the record afterwards. When the queue is full the record is

@@ -278,6 +278,10 @@ func TestBadFilters(t *testing.T) {
 		{Filter{After: "not-a-cursor"}, "after"},
 		{Filter{After: cursor{at: 1, id: 0}.String()}, "after"},
 		{Filter{Client: strings.Repeat("x", maxValue+1)}, "client"},
+		{Filter{Provider: "VN/GOV/MOF"}, "provider: not a subsystem"},
+		{Filter{Provider: "VN/GOV/MOF/a/b"}, "provider: not a subsystem"},
+		{Filter{Party: "VN/GOV"}, "party: not a member or subsystem"},
+		{Filter{Party: "VN/GOV/M%F"}, "party: not a member or subsystem"},
 	} {
 		_, err := s.Query(t.Context(), tc.f)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), ErrBadFilter.Error()) {
@@ -508,6 +512,10 @@ func TestQueryPlans(t *testing.T) {
 		{Filter{Service: "s"}, "opmon_records_service"},
 		{Filter{Status: 403}, "opmon_records_status"},
 		{Filter{ErrorType: "e"}, "opmon_records_error"},
+		// PR-OPMON's selections: an interval of seconds, then a provider
+		// or a party, filtered over the time index's rows.
+		{Filter{From: t0, To: t0.Add(time.Hour), Provider: "VN/GOV/MOF/registry"}, "opmon_records_at"},
+		{Filter{From: t0, To: t0.Add(time.Hour), Party: "VN/GOV/MOF/registry"}, "opmon_records_at"},
 	} {
 		tc.f.Limit = 10
 		q, args, err := query(tc.f)

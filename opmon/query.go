@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/sampan-exchange/sampan/ident"
 )
 
 // Filter selects records for Query. Zero fields select everything.
@@ -16,6 +19,13 @@ type Filter struct {
 	From, To time.Time
 	// Client, Service and ErrorType match exactly.
 	Client, Service, ErrorType string
+	// Provider, a subsystem in plain form, selects the records of the
+	// services it offers.
+	Provider string
+	// Party, a member or subsystem in plain form, selects the records
+	// whose client is Party or whose service Party offers (a member
+	// offers none: services belong to subsystems).
+	Party string
 	// Side is "consumer", "provider" or "" for both.
 	Side string
 	// Status is the HTTP status given to the caller; 0 for any.
@@ -114,6 +124,30 @@ func query(f Filter) (string, []any, error) {
 	}
 	if f.ErrorType != "" {
 		add("error_type <> ''") // the condition of opmon_records_error
+	}
+	// A provider's services are those whose plain form starts with the
+	// provider and a slash. substr rather than a range or LIKE: both
+	// databases compare it byte for byte (a PostgreSQL collation may
+	// order '/' apart, and SQLite's LIKE ignores case).
+	if f.Provider != "" {
+		p, err := ident.ParseSubsystem(f.Provider)
+		if err != nil || len(f.Provider) > maxValue {
+			return "", nil, badFilter("provider: not a subsystem")
+		}
+		prefix := p.String() + "/"
+		add("substr(service, 1, ?) = ?", int64(utf8.RuneCountInString(prefix)), prefix)
+	}
+	if f.Party != "" {
+		p, err := ident.ParseClient(f.Party)
+		if err != nil || len(f.Party) > maxValue {
+			return "", nil, badFilter("party: not a member or subsystem")
+		}
+		if p.IsSubsystem() {
+			prefix := p.String() + "/"
+			add("(client = ? OR substr(service, 1, ?) = ?)", p.String(), int64(utf8.RuneCountInString(prefix)), prefix)
+		} else {
+			add("client = ?", p.String())
+		}
 	}
 	switch f.Side {
 	case "":
