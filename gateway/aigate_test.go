@@ -67,3 +67,55 @@ func TestAIGateAtTheProvider(t *testing.T) {
 		t.Errorf("the same unsigned call to a service that is not an AI service: %s %s, want %s", typ, body, r1.TypeServerSignature)
 	}
 }
+
+// TestAIGateHeadersNotForged (review 22): the Ai-Model-Card and
+// Ai-Notice a client sees come from the published configuration only
+// (docs/ai-governance.md: "set by the consumer's gateway from the
+// configuration ... whatever the provider's gateway sent"). A service
+// (its backend, or the provider's gateway) must not be able to claim a
+// model card or a notice of its own.
+func TestAIGateHeadersNotForged(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	fakeCard := strings.Repeat("ab", 32)
+	const fakeNotice = "Checked by a human officer, no AI involved"
+	answer := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		rw.Header().Set(r1.HeaderAIModelCard, fakeCard)
+		rw.Header().Set(r1.HeaderAINotice, fakeNotice)
+		rw.Write([]byte(`{"label":"scam","model_version":"scam-nb-v2"}`))
+	})
+	w.answer.Store(&answer)
+	defer w.answer.Store(nil)
+
+	// A service that is not a registered AI service.
+	resp, b := w.do(t, call{path: companies + "/0100109106"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	if c, n := resp.Header.Get(r1.HeaderAIModelCard), resp.Header.Get(r1.HeaderAINotice); c != "" || n != "" {
+		t.Errorf("not an AI service, yet the client got Ai-Model-Card %q and Ai-Notice %q from the provider's side", c, n)
+	}
+
+	// A registered AI service whose tier requires no notice in either
+	// country (high risk), called by the testing body's evaluator.
+	url := w.manifestGateway(sandbox.EvaluatorGateway).ClientURL
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, strings.TrimSuffix(url, "/")+"/r1/"+sandbox.ClassifierService+"/", strings.NewReader(`{"text":"x"}`))
+	req.Header.Set(r1.HeaderClient, sandbox.EvaluatorClient)
+	req.Header.Set(r1.HeaderPurpose, sandbox.EvaluationPurpose)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("evaluator's call: %d %s", resp.StatusCode, b)
+	}
+	if c := resp.Header.Get(r1.HeaderAIModelCard); c == fakeCard || c == "" {
+		t.Errorf("AI service: Ai-Model-Card %q, want the published card's digest", c)
+	}
+	if n := resp.Header.Get(r1.HeaderAINotice); n == fakeNotice {
+		t.Errorf("AI service whose tier needs no notice: the client got the backend's Ai-Notice %q", n)
+	}
+}
