@@ -51,7 +51,7 @@ const aiReportsMigration = `ALTER TABLE ai_reports ADD COLUMN model_card_digest 
 	ALTER TABLE ai_reports ADD COLUMN withdrawn_by TEXT;
 	ALTER TABLE ai_reports ADD COLUMN withdrawn_reason TEXT;`
 
-const aiReportsRollback = `DELETE FROM ai_reports WHERE withdrawn_at IS NOT NULL;
+const aiReportsRollback = `UPDATE ai_reports SET passed = 0 WHERE withdrawn_at IS NOT NULL;
 	ALTER TABLE ai_reports DROP COLUMN withdrawn_reason;
 	ALTER TABLE ai_reports DROP COLUMN withdrawn_by;
 	ALTER TABLE ai_reports DROP COLUMN withdrawn_at;
@@ -273,7 +273,7 @@ func validLangTag(s string) bool {
 // reports accepted for the earlier one behind: the service is evaluated
 // again before its high-risk calls are served.
 func (a *Authority) PutAIService(ctx context.Context, op string, in AIServiceInput) error {
-	if err := in.check(a.config().AIObligations, a.cfg.Instance); err != nil {
+	if err := in.check(a.config().aiRules(), a.cfg.Instance); err != nil {
 		return err
 	}
 	sid, _ := ident.ParseService(in.ID)
@@ -397,6 +397,9 @@ func (a *Authority) SubmitAIReport(ctx context.Context, op string, in ReportSubm
 		}
 		if !rep.Pass {
 			return fmt.Errorf("%w: the report of %s (model %s) did not pass: %s", errInvalid, rep.Service, rep.ModelVersion, failed(rep))
+		}
+		if sid, _ := ident.ParseService(rep.Service); v.Signer == sid.Provider.Member().String() {
+			return fmt.Errorf("%w: the report of %s is signed by its own provider, %s: a service is evaluated by another body", errInvalid, rep.Service, v.Signer)
 		}
 		var withdrawn sql.NullString
 		err = tx.QueryRowContext(ctx, `SELECT withdrawn_at FROM ai_reports WHERE digest = ?`, acc.Digest).Scan(&withdrawn)
@@ -576,8 +579,15 @@ func aiServices(ctx context.Context, q interface {
 				continue
 			}
 			s.Reports = append(s.Reports, r)
-			if r.Passed && r.Withdrawn == nil && r.ModelVersion == s.ModelCard.ModelVersion && r.ModelCardDigest == s.ModelCardDigest {
-				s.Evaluated, s.EvaluatedBy = r.Digest, r.Signer
+			// The latest report accepted for the registered version and
+			// card is the one in force, if it passed and was not
+			// withdrawn: withdrawing it leaves none, rather than hand
+			// the service back to an earlier run.
+			if r.ModelVersion == s.ModelCard.ModelVersion && r.ModelCardDigest == s.ModelCardDigest {
+				s.Evaluated, s.EvaluatedBy = "", ""
+				if r.Passed && r.Withdrawn == nil {
+					s.Evaluated, s.EvaluatedBy = r.Digest, r.Signer
+				}
 			}
 		}
 	}

@@ -63,9 +63,12 @@ type Config struct {
 
 	// AIObligations are the country's obligations per AI risk tier
 	// (docs/ai-governance.md), published in the configuration for every
-	// gateway to apply. Default: the rules the project ships for the
-	// instance (ai/obligations/rules), if any; without rules no AI
-	// service can be registered, and no registered one is served.
+	// gateway to apply. When set they are always published, so that the
+	// instance's clients may call other instances' AI services under
+	// them; when not, the rules the project ships for the instance
+	// (ai/obligations/rules), if any, are published once an AI service
+	// or testing body is registered. Without rules no AI service can be
+	// registered, and no registered one is served.
 	AIObligations *obligations.Rules `json:"ai_obligations,omitempty"`
 
 	// authFailures and authWindow, when set, replace the throttling of
@@ -97,6 +100,16 @@ const (
 	RoleAuditor = "auditor"
 )
 
+// aiRules are the AI obligations in force: those configured, or the
+// rules shipped for the instance; nil when there are none.
+func (c *Config) aiRules() *obligations.Rules {
+	if c.AIObligations != nil {
+		return c.AIObligations
+	}
+	r, _ := obligations.For(c.Instance)
+	return r
+}
+
 // HashToken returns the value to put in Operator.TokenSHA256.
 func HashToken(token string) string {
 	s := sha256.Sum256([]byte(token))
@@ -119,9 +132,6 @@ func LoadConfig(path string) (*Config, error) {
 
 // SetDefaults fills unset fields.
 func (c *Config) SetDefaults() {
-	if c.AIObligations == nil {
-		c.AIObligations, _ = obligations.For(c.Instance)
-	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:4000"
 	}

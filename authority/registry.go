@@ -115,8 +115,9 @@ var migrations = []store.Migration{
 	{Up: aiMigration, Down: aiRollback},
 	// A report is bound to the model card it evaluated, and may be
 	// withdrawn (ai.go). Reports accepted before count for no card: the
-	// service is evaluated again. The rollback deletes withdrawn reports
-	// rather than let them count again.
+	// service is evaluated again. The rollback marks withdrawn reports
+	// as not passed: they stay on record, cannot be submitted again and
+	// count for nothing.
 	{Up: aiReportsMigration, Down: aiReportsRollback},
 }
 
@@ -607,7 +608,12 @@ func (a *Authority) snapshot(ctx context.Context, tx *sql.Tx) (*conf.Config, err
 	if err := aiSnapshot(ctx, tx, c); err != nil {
 		return nil, err
 	}
-	c.AIObligations = a.config().AIObligations
+	// Published when configured, or once AI is in use: a gateway of an
+	// earlier release, which knows no ai_obligations, reads the
+	// configuration of an instance that uses none of this.
+	if cf := a.config(); cf.AIObligations != nil || len(c.AIServices) > 0 || len(c.AITestingBodies) > 0 {
+		c.AIObligations = cf.aiRules()
+	}
 	var err2 error
 	c.Policy, err2 = a.policyDocument(ctx, tx)
 	return c, err2

@@ -120,8 +120,8 @@ func (c *Config) validateAI(ix *index) error {
 		if a.Tier != obligations.TierUnclassified && !slices.Contains(obligations.Tiers, a.Tier) {
 			return fmt.Errorf("ai_services[%d].tier: %q is not high, medium, low or unclassified", i, a.Tier)
 		}
-		if a.ModelVersion == "" || len(a.ModelVersion) > MaxModelVersion {
-			return fmt.Errorf("ai_services[%d].model_version: want 1 to %d bytes", i, MaxModelVersion)
+		if a.ModelVersion == "" || len(a.ModelVersion) > MaxModelVersion || ValidNotice(a.ModelVersion) != nil {
+			return fmt.Errorf("ai_services[%d].model_version: want 1 to %d bytes of printable text", i, MaxModelVersion)
 		}
 		if !isHexDigest(a.ModelCardDigest) {
 			return fmt.Errorf("ai_services[%d].model_card_digest: want 64 hex digits", i)

@@ -68,7 +68,7 @@ func TestAIGateAtTheProvider(t *testing.T) {
 	}
 }
 
-// TestAIGateHeadersNotForged (review 22): the Ai-Model-Card and
+// TestAIGateHeadersNotForged: the Ai-Model-Card and
 // Ai-Notice a client sees come from the published configuration only
 // (docs/ai-governance.md: "set by the consumer's gateway from the
 // configuration ... whatever the provider's gateway sent"). A service

@@ -519,6 +519,21 @@ func (c *consumerCall) awaitLogged() *r1.Error {
 	}
 }
 
+// aiHeaders sets the AI headers of an answer from the configuration:
+// whatever the service or the provider's gateway sent is dropped, so
+// that no service can present itself as another's model card or give
+// its own notice in place of the required one.
+func (c *consumerCall) aiHeaders(h http.Header) {
+	h.Del(HeaderAIModelCard)
+	h.Del(HeaderAINotice)
+	if c.ai.svc != nil {
+		h.Set(HeaderAIModelCard, c.ai.svc.ModelCardDigest)
+		if c.ai.notice != "" {
+			h.Set(HeaderAINotice, c.ai.notice)
+		}
+	}
+}
+
 // answerStep answers in the request's protocol.
 func (c *consumerCall) answerStep() *r1.Error {
 	if c.soap != nil {
@@ -546,12 +561,7 @@ func (c *consumerCall) answer() *r1.Error {
 	h.Set(r1.HeaderID, req.ID)
 	h.Set(r1.HeaderRequestID, o.requestID)
 	h.Set(r1.HeaderRequestHash, *c.hash.Load())
-	if c.ai.svc != nil {
-		h.Set(HeaderAIModelCard, c.ai.svc.ModelCardDigest)
-		if c.ai.notice != "" {
-			h.Set(HeaderAINotice, c.ai.notice)
-		}
-	}
+	c.aiHeaders(h)
 	if c.complete {
 		h.Set("Content-Length", strconv.FormatInt(c.vr.Len(), 10))
 	}

@@ -255,9 +255,16 @@ func (c *providerCall) decide() *r1.Error {
 	return c.aiGate()
 }
 
-// aiGate applies the provider's country's AI obligations (aigate.go).
+// aiGate applies the AI obligations of the provider's country and of
+// the client's (aigate.go).
 func (c *providerCall) aiGate() *r1.Error {
-	v, e := aiGate(c.st.cfg, []*conf.Config{c.st.cfg}, c.client, c.svc, r1.TypeServerAINotEvaluated)
+	rulesOf := []*conf.Config{c.st.cfg}
+	if c.pst.cfg.Instance != c.st.cfg.Instance {
+		// The client's country's rules too: a consumer's gateway that
+		// skipped its own gate gets no more than one that applied it.
+		rulesOf = append(rulesOf, c.pst.cfg)
+	}
+	v, e := aiGate(c.st.cfg, rulesOf, c.client, c.svc, r1.TypeServerAINotEvaluated)
 	if e != nil || v.svc == nil {
 		return e
 	}
@@ -348,6 +355,9 @@ func (c *providerCall) backend() *r1.Error {
 	if e != nil {
 		return e
 	}
+	// Only the gateway sets the AI headers.
+	c.resp.Header.Del(HeaderAINotice)
+	c.resp.Header.Del(HeaderAIModelCard)
 	if c.notice != "" {
 		c.resp.Header.Set(HeaderAINotice, c.notice)
 	}

@@ -252,6 +252,7 @@ func (c *consumerCall) soapAnswer() *r1.Error {
 	}
 	h := c.w.Header()
 	copyNamed(h, resp.Header, c.rnames)
+	c.aiHeaders(h)
 	h.Set(r1.HeaderID, c.req.ID)
 	h.Set(r1.HeaderRequestID, o.requestID)
 	h.Set("Content-Length", strconv.Itoa(len(b)))

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sampan-exchange/sampan/ai/obligations"
 	"github.com/sampan-exchange/sampan/ai/ocr"
 	"github.com/sampan-exchange/sampan/authority"
 	"github.com/sampan-exchange/sampan/gateway"
@@ -498,12 +499,14 @@ func (s *Sandbox) startAuthority(ctx context.Context, o Options, instance, addr 
 	if err != nil {
 		return nil, nil, err
 	}
+	rules, _ := obligations.For(instance)
 	acfg := &authority.Config{
-		Instance:     instance,
-		Listen:       addr,
-		ConfValidity: cfg.Duration(o.ConfValidity),
-		ConfInterval: cfg.Duration(o.ConfInterval),
-		Operators:    []authority.Operator{{Name: "sandbox-admin", TokenSHA256: authority.HashToken(token), Role: authority.RoleAdmin}},
+		Instance:      instance,
+		AIObligations: rules,
+		Listen:        addr,
+		ConfValidity:  cfg.Duration(o.ConfValidity),
+		ConfInterval:  cfg.Duration(o.ConfInterval),
+		Operators:     []authority.Operator{{Name: "sandbox-admin", TokenSHA256: authority.HashToken(token), Role: authority.RoleAdmin}},
 	}
 	acfg.SetDefaults()
 	if err := acfg.Validate(); err != nil {

@@ -119,7 +119,7 @@ func Build(s *suite.Suite, res *runner.Result, service string, ev Evaluator, rq 
 		}
 	}
 	rep.ModelVersion = distinct(res.Samples, func(c runner.Call) string { return c.ModelVersion })
-	rep.ModelCardDigest = distinct(res.Samples, func(c runner.Call) string { return c.ModelCard })
+	rep.ModelCardDigest = answeredCards(res.Samples)
 	if err := rep.Score(); err != nil {
 		return nil, err
 	}
@@ -134,6 +134,28 @@ func distinct(samples []runner.Sample, field func(runner.Call) string) string {
 		for _, c := range smp.Calls {
 			if v := field(c); v != "" {
 				seen[v] = true
+			}
+		}
+	}
+	vs := make([]string, 0, len(seen))
+	for v := range seen {
+		vs = append(vs, v)
+	}
+	sort.Strings(vs)
+	return strings.Join(vs, ",")
+}
+
+// answeredCards joins, sorted, with commas, the model card digests the
+// answered calls came with, an answer without one counting as the empty
+// digest: a run whose answers did not all come with the same card names
+// several (",<digest>" when some had none), which no registered card
+// matches.
+func answeredCards(samples []runner.Sample) string {
+	seen := map[string]bool{}
+	for _, smp := range samples {
+		for _, c := range smp.Calls {
+			if c.Error == "" {
+				seen[c.ModelCard] = true
 			}
 		}
 	}

@@ -250,7 +250,7 @@ func checkContent(rep *Report, body []byte) error {
 	if v := distinct(rep.Samples, func(c runner.Call) string { return c.ModelVersion }); v != rep.ModelVersion {
 		return fmt.Errorf("verify report: the report names model version %q, its answers %q", rep.ModelVersion, v)
 	}
-	if v := distinct(rep.Samples, func(c runner.Call) string { return c.ModelCard }); v != rep.ModelCardDigest {
+	if v := answeredCards(rep.Samples); v != rep.ModelCardDigest {
 		return fmt.Errorf("verify report: the report names model card %q, its answers %q", rep.ModelCardDigest, v)
 	}
 	perturb := map[string]score.Perturbation{}

@@ -11,11 +11,11 @@ import (
 	"github.com/sampan-exchange/sampan/ai/suite"
 )
 
-// TestReview22CardOfEveryAnswer: a report names the model card only if
+// TestReportCardOfEveryAnswer: a report names the model card only if
 // every answer came with it. Answers that came with no Ai-Model-Card
 // (the service was not a registered AI service then, or answered from
 // elsewhere) must not be folded into a report bound to card X.
-func TestReview22CardOfEveryAnswer(t *testing.T) {
+func TestReportCardOfEveryAnswer(t *testing.T) {
 	s, err := suite.Load(os.DirFS("../suite/testdata/vi-en"), "suite.json")
 	if err != nil {
 		t.Fatal(err)

@@ -9,9 +9,9 @@ import (
 	"github.com/sampan-exchange/sampan/store"
 )
 
-// review 22: withdrawal and its migration's rollback.
+// Withdrawal and its migration's rollback.
 
-func aiReviewDB(t *testing.T) (*store.DB, AIServiceInput) {
+func aiReportsDB(t *testing.T) (*store.DB, AIServiceInput) {
 	t.Helper()
 	db, err := store.OpenDSN(t.Context(), "", filepath.Join(t.TempDir(), registryFile), migrations, nil)
 	if err != nil {
@@ -46,12 +46,12 @@ func evaluated(t *testing.T, db *store.DB) string {
 	return svcs[0].Evaluated
 }
 
-// TestAIReview22WithdrawClosesGate: docs/ai-governance.md says the gate
+// TestAIWithdrawClosesGate: docs/ai-governance.md says the gate
 // closes with the next configuration when the report withdrawn was the
 // one in force. With an earlier passing report of the same version and
 // card, the earlier one silently takes over and the gate stays open.
-func TestAIReview22WithdrawClosesGate(t *testing.T) {
-	db, _ := aiReviewDB(t)
+func TestAIWithdrawClosesGate(t *testing.T) {
+	db, _ := aiReportsDB(t)
 	inForce := evaluated(t, db)
 	if inForce != strings.Repeat("2", 64) {
 		t.Fatalf("in force: %s", inForce)
@@ -64,12 +64,12 @@ func TestAIReview22WithdrawClosesGate(t *testing.T) {
 	}
 }
 
-// TestAIReview22RollbackKeepsWithdrawal: rolling the migration back
+// TestAIRollbackKeepsWithdrawal: rolling the migration back
 // deletes withdrawn reports, so the record that a report was withdrawn
 // (who, when, why) is gone and, once upgraded again, the same report is
 // accepted again ("a withdrawn report cannot be submitted again").
-func TestAIReview22RollbackKeepsWithdrawal(t *testing.T) {
-	db, _ := aiReviewDB(t)
+func TestAIRollbackKeepsWithdrawal(t *testing.T) {
+	db, _ := aiReportsDB(t)
 	d := strings.Repeat("2", 64)
 	if _, err := db.ExecContext(t.Context(), `UPDATE ai_reports SET withdrawn_at = '2026-12-03T00:00:00Z', withdrawn_by = 'admin', withdrawn_reason = 'unsound' WHERE digest = ?`, d); err != nil {
 		t.Fatal(err)
