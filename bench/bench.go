@@ -27,8 +27,10 @@ import (
 	"time"
 
 	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/ident"
 	"github.com/sampan-exchange/sampan/internal/procs"
 	"github.com/sampan-exchange/sampan/sandbox"
+	"github.com/sampan-exchange/sampan/soap"
 )
 
 // Options configure a run. Zero values take the defaults.
@@ -84,7 +86,18 @@ type Options struct {
 	// floor's proxies to each other: "http/1.1" (the gateway's default)
 	// or "h2".
 	PeerProtocol string
+	// Protocol is the client protocol measured: "rest" (r1, default) or
+	// "soap", which measures r1 and SOAP (the same exchange as a SOAP
+	// envelope of BodySize bytes) in alternation, and reports SOAP's
+	// throughput over r1's.
+	Protocol string
 }
+
+// Client protocols the bench measures.
+const (
+	ProtocolREST = "rest"
+	ProtocolSOAP = "soap"
+)
 
 // Report is what a run measured.
 type Report struct {
@@ -100,6 +113,11 @@ type Report struct {
 	RatioSampanToFloor float64 `json:"ratio_sampan_to_floor"`
 	// RatioSampanToNginx is Sampan's throughput over nginx's.
 	RatioSampanToNginx float64 `json:"ratio_sampan_to_nginx,omitempty"`
+	// SOAP is the same exchange through Sampan as a SOAP request (with
+	// Protocol "soap"), measured in alternation with r1's (Sampan);
+	// RatioSOAPToR1 its throughput over r1's.
+	SOAP          *Result `json:"soap,omitempty"`
+	RatioSOAPToR1 float64 `json:"ratio_soap_to_r1,omitempty"`
 	// Rounds are the alternated measurements the figures pool.
 	Rounds []Round `json:"rounds"`
 	// HalfPeak is latency at half of Sampan's peak rate, open loop.
@@ -116,6 +134,8 @@ type Round struct {
 	Ratio     float64 `json:"ratio"`
 	// NginxRPS is the second floor's, measured next to the floor's.
 	NginxRPS float64 `json:"nginx_rps,omitempty"`
+	// SOAPRPS is SOAP's, measured next to Sampan's r1.
+	SOAPRPS float64 `json:"soap_rps,omitempty"`
 }
 
 // Config records the conditions of a run.
@@ -135,6 +155,9 @@ type Config struct {
 	// PeerProtocol is spoken between the gateways, and between the
 	// floor's two proxies.
 	PeerProtocol string `json:"peer_protocol"`
+	// Protocol is the client protocol measured ("rest", or "soap" for
+	// r1 and SOAP alternated).
+	Protocol string `json:"protocol"`
 	// Monitoring says whether the gateways kept exchange metrics and
 	// monitoring records ("on" or "off").
 	Monitoring string `json:"monitoring"`
@@ -217,6 +240,12 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	if o.Monitoring != gateway.On && o.Monitoring != gateway.Off {
 		return nil, fmt.Errorf("monitoring: %q is neither %q nor %q", o.Monitoring, gateway.On, gateway.Off)
 	}
+	if o.Protocol == "" {
+		o.Protocol = ProtocolREST
+	}
+	if o.Protocol != ProtocolREST && o.Protocol != ProtocolSOAP {
+		return nil, fmt.Errorf("protocol: %q is neither %q nor %q", o.Protocol, ProtocolREST, ProtocolSOAP)
+	}
 	if o.PeerProtocol != gateway.PeerHTTP1 && o.PeerProtocol != gateway.PeerHTTP2 {
 		return nil, fmt.Errorf("peer protocol: %q is neither %q nor %q", o.PeerProtocol, gateway.PeerHTTP1, gateway.PeerHTTP2)
 	}
@@ -256,7 +285,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	ld := &load{conns: o.Connections, duration: per, maxRequests: o.MaxRequests, body: body}
 	rep := &Report{Config: Config{
 		Rounds: o.Rounds, DurationS: o.Duration.Seconds(), WarmupS: o.Warmup.Seconds(), Connections: o.Connections, BodyBytes: o.BodySize,
-		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), ProcsFloor: floorProcs, ProcsSampan: o.Procs, PeerProtocol: o.PeerProtocol, Monitoring: o.Monitoring,
+		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), ProcsFloor: floorProcs, ProcsSampan: o.Procs, PeerProtocol: o.PeerProtocol, Protocol: o.Protocol, Monitoring: o.Monitoring,
 		Sampan: "consumer gateway -> provider gateway over mutual TLS 1.3 (" + o.PeerProtocol + "), request and response signed and verified (in batches while the process is busy), access rights, sovereignty policy decided by both gateways (the service is internal data, so no national rule refuses it), durable message log (write-ahead segments, SQLite record index, Merkle tiles) on both gateways; exchange metrics and monitoring records " + o.Monitoring,
 		Note:   "load generator, backend, the floor's proxies and the gateways share this process and its CPUs (nginx, when measured, runs in processes of its own); loopback only; floor and Sampan alternate in rounds, nginx measured next to the floor",
 	}}
@@ -287,17 +316,21 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		}
 	}
 
+	var measureBody func(name, target string, hdr http.Header, body []byte, extra, ps int, warmup, d time.Duration, ext func() time.Duration) (samples, usage)
 	// measure warms up, then measures; what the process used (CPU, system
 	// calls) is counted for the measurement alone.
 	// ext, when not nil, is the CPU time of processes outside this one
 	// that serve the target (nginx's).
 	measure := func(name, target string, hdr http.Header, ps int, warmup, d time.Duration, ext func() time.Duration) (samples, usage) {
+		return measureBody(name, target, hdr, body, 0, ps, warmup, d, ext)
+	}
+	measureBody = func(name, target string, hdr http.Header, body []byte, extra, ps int, warmup, d time.Duration, ext func() time.Duration) (samples, usage) {
 		runtime.GOMAXPROCS(ps)
 		fmt.Fprintf(progress, "%-8s warming up %v, measuring %v with %d connections…\n", name, warmup, d, o.Connections)
-		warm := &load{conns: o.Connections, duration: warmup, maxRequests: o.MaxRequests, body: body, header: hdr}
+		warm := &load{conns: o.Connections, duration: warmup, maxRequests: o.MaxRequests, body: body, header: hdr, extra: extra}
 		warm.run(ctx, target)
 		runtime.GC()
-		ld.header, ld.duration = hdr, d
+		ld.header, ld.duration, ld.body, ld.extra = hdr, d, body, extra
 		var e0 time.Duration
 		if ext != nil {
 			e0 = ext()
@@ -350,6 +383,19 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	hdr := http.Header{"X-Road-Client": {"VN/GOV/HCMC/one-stop"}}
 	target := hcmc + "/r1/VN/GOV/MOF/business-registry/filings"
+	// With SOAP, the same exchange as an envelope of BodySize bytes; the
+	// answer (the envelope echoed) gains requestHash.
+	var soapBody []byte
+	var soapExtra int
+	var soapRounds []samples
+	var soapAll samples
+	var soapUse usage
+	soapHdr := http.Header{"Content-Type": {soap.ContentTypeSOAP}, "Soapaction": {`""`}}
+	if o.Protocol == ProtocolSOAP {
+		if soapBody, soapExtra, err = soapEnvelope(o.BodySize); err != nil {
+			return nil, err
+		}
+	}
 	if o.StreamBytes > 0 {
 		fmt.Fprintf(progress, "sampan   streaming %d MiB each way…\n", o.StreamBytes>>20)
 		runtime.GOMAXPROCS(o.Procs)
@@ -418,7 +464,27 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 			goFloor()
 			return f, err
 		},
-		func(i int) (samples, error) { return measureSampan(warmup(i)) })
+		func(i int) (samples, error) {
+			if soapBody == nil {
+				return measureSampan(warmup(i))
+			}
+			// r1 and SOAP, in alternated order.
+			var s samples
+			var err error
+			goSOAP := func() {
+				x, u := measureBody("soap", hcmc+"/", soapHdr, soapBody, soapExtra, o.Procs, warmup(i), per, nil)
+				soapUse = soapUse.plus(u)
+				soapRounds = append(soapRounds, x)
+			}
+			if i%2 == 1 {
+				goSOAP()
+			}
+			s, err = measureSampan(warmup(i))
+			if i%2 == 0 {
+				goSOAP()
+			}
+			return s, err
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -431,6 +497,10 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 			r.NginxRPS = nginxRounds[i].result().RPS
 			nginxAll.add(nginxRounds[i])
 		}
+		if i < len(soapRounds) {
+			r.SOAPRPS = soapRounds[i].result().RPS
+			soapAll.add(soapRounds[i])
+		}
 		rep.Rounds = append(rep.Rounds, r)
 		floorAll.add(floors[i])
 		sampanAll.add(sampans[i])
@@ -441,6 +511,14 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	rep.Sampan.RSSMB = float64(procStatus("VmRSS")) / (1 << 20)
 	if rep.Floor.RPS > 0 {
 		rep.RatioSampanToFloor = rep.Sampan.RPS / rep.Floor.RPS
+	}
+	if soapBody != nil {
+		x := soapAll.result()
+		soapUse.fill(&x)
+		rep.SOAP = &x
+		if rep.Sampan.RPS > 0 {
+			rep.RatioSOAPToR1 = x.RPS / rep.Sampan.RPS
+		}
 	}
 	if nginx != nil {
 		n := nginxAll.result()
@@ -603,11 +681,17 @@ func (r *Report) Print(w io.Writer) {
 		row("nginx", *r.Nginx)
 	}
 	row("sampan", r.Sampan)
+	if r.SOAP != nil {
+		row("soap", *r.SOAP)
+	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nratio sampan/floor: %.2f  (%d connections, %d-byte bodies, %.0fs each in %d rounds, %d CPUs; Ps: floor %d, sampan %d)\n",
 		r.RatioSampanToFloor, r.Config.Connections, r.Config.BodyBytes, r.Config.DurationS, r.Config.Rounds, r.Config.CPUs, r.Config.ProcsFloor, r.Config.ProcsSampan)
 	if r.Nginx != nil {
 		fmt.Fprintf(w, "ratio sampan/nginx: %.2f  (%s; HTTP/1.1 between its proxies; its CPU counts nginx's processes and this one's)\n", r.RatioSampanToNginx, r.Config.Nginx)
+	}
+	if r.SOAP != nil {
+		fmt.Fprintf(w, "ratio soap/r1: %.2f  (the same exchange as a %d-byte SOAP envelope, alternated with r1's)\n", r.RatioSOAPToR1, r.Config.BodyBytes)
 	}
 	if r.Config.NginxSkipped != "" {
 		fmt.Fprintf(w, "nginx not measured: %s\n", r.Config.NginxSkipped)
@@ -687,7 +771,12 @@ func echo(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
+	ct := "application/octet-stream"
+	if soap.IsSOAP(r.Header.Get("Content-Type")) {
+		// A SOAP request is echoed as its own answer: same header.
+		ct = soap.ContentTypeSOAP
+	}
+	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Write(b)
 }
@@ -902,4 +991,30 @@ func stream(ctx context.Context, url string, hdr http.Header, size int64) (*Stre
 	st.RSSPeakMB = max(peak, float64(procStatus("VmRSS"))/(1<<20))
 	st.RSSGrowthMB = st.RSSPeakMB - st.RSSBeforeMB
 	return st, nil
+}
+
+// soapEnvelope is a SOAP request of HCMC's one-stop shop to MOF's
+// filings service, padded to size bytes when the headers leave room,
+// and how much longer than it the gateway's answer is (the echoed
+// envelope with requestHash).
+func soapEnvelope(size int) ([]byte, int, error) {
+	client, _ := ident.ParseClient("VN/GOV/HCMC/one-stop")
+	svc, _ := ident.ParseService("VN/GOV/MOF/business-registry/filings")
+	h := soap.Header{Client: soap.ClientFromIdent(client), Service: soap.ServiceFromIdent(svc), ID: "bench", ProtocolVersion: "4.0"}
+	build := func(pad int) []byte {
+		return h.Marshal([]byte(`<f:filings xmlns:f="urn:sampan:bench"><f:data>` + strings.Repeat("a", pad) + `</f:data></f:filings>`))
+	}
+	b := build(0)
+	if n := size - len(b); n > 0 {
+		b = build(n)
+	}
+	hash, err := soap.HashRequest(b, soap.DigestSHA512)
+	if err != nil {
+		return nil, 0, err
+	}
+	ans, err := soap.InsertRequestHash(b, hash, soap.DigestSHA512)
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, len(ans) - len(b), nil
 }

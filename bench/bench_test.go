@@ -223,6 +223,9 @@ func TestRunRefusesBadOptions(t *testing.T) {
 	if _, err := Run(t.Context(), Options{PeerProtocol: "h3"}, io.Discard); err == nil {
 		t.Error("an unknown peer protocol accepted")
 	}
+	if _, err := Run(t.Context(), Options{Protocol: "grpc"}, io.Discard); err == nil {
+		t.Error("an unknown client protocol accepted")
+	}
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -266,5 +269,26 @@ func TestPrintNamesTheLogsFileSystem(t *testing.T) {
 		if !strings.Contains(out, "message logs under /srv/bench ("+fs+")") || strings.Contains(out, "in memory") != memory {
 			t.Errorf("%s: printed %q", fs, out)
 		}
+	}
+}
+
+// TestRunSOAP: with the SOAP protocol, r1 and SOAP are measured in
+// alternation through the same gateways, every SOAP answer is the echoed
+// envelope with requestHash (anything else counts as an error), and the
+// ratio is SOAP's throughput over r1's.
+func TestRunSOAP(t *testing.T) {
+	rep, err := Run(t.Context(), Options{Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Connections: 4, BodySize: 1024, Rounds: 2, StreamBytes: -1, Nginx: NginxOff, Protocol: ProtocolSOAP}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.SOAP == nil || rep.SOAP.Requests == 0 || rep.SOAP.Errors != 0 || rep.Sampan.Errors != 0 {
+		t.Fatalf("soap %+v, r1 %+v", rep.SOAP, rep.Sampan)
+	}
+	if want := rep.SOAP.RPS / rep.Sampan.RPS; rep.RatioSOAPToR1 != want || len(rep.Rounds) != 2 || rep.Rounds[0].SOAPRPS == 0 || rep.Config.Protocol != ProtocolSOAP {
+		t.Errorf("ratio %v (want %v), rounds %+v, protocol %q", rep.RatioSOAPToR1, want, rep.Rounds, rep.Config.Protocol)
+	}
+	body, extra, err := soapEnvelope(1024)
+	if err != nil || len(body) != 1024 || extra <= 0 {
+		t.Errorf("envelope of %d bytes, answer %d longer: %v", len(body), extra, err)
 	}
 }

@@ -277,13 +277,14 @@ type BenchCmd struct {
 	Nginx        string        `help:"nginx binary for a second floor: nginx's own reverse proxies, chained over mutual TLS 1.3 as the floor's are (default: nginx on the PATH or in /usr/sbin, when installed; off: none)."`
 	PeerProtocol string        `help:"What the gateways speak to each other, and the floor's proxies to each other: http/1.1 (the gateway's default) or h2." default:"http/1.1" enum:"http/1.1,h2"`
 	Monitoring   string        `help:"The gateways' exchange metrics and monitoring records: on (the gateway's default) or off, to measure what they cost." default:"on" enum:"on,off"`
+	Protocol     string        `help:"The client protocol: rest (r1) or soap, which measures r1 and the same exchange as a SOAP envelope of --body-size bytes in alternation and reports SOAP's throughput over r1's." default:"rest" enum:"rest,soap"`
 }
 
 // Run measures and prints the table.
 func (c *BenchCmd) Run(g *Globals) error {
 	ctx, stop := signalContext()
 	defer stop()
-	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile, OpenRate: c.OpenRate, Procs: c.Procs, PeerProtocol: c.PeerProtocol, Dir: c.Dir, Nginx: c.Nginx, Monitoring: c.Monitoring}, os.Stderr)
+	rep, err := bench.Run(ctx, bench.Options{Quick: c.Quick, Duration: c.Duration, Rounds: c.Rounds, StreamBytes: c.StreamBytes, Connections: c.Connections, BodySize: c.BodySize, CPUProfile: c.CPUProfile, OpenRate: c.OpenRate, Procs: c.Procs, PeerProtocol: c.PeerProtocol, Protocol: c.Protocol, Dir: c.Dir, Nginx: c.Nginx, Monitoring: c.Monitoring}, os.Stderr)
 	if err != nil {
 		return err
 	}
