@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -368,5 +369,53 @@ func TestWSDLs(t *testing.T) {
 				t.Errorf("soap:address %q, want the gateway URL given", address)
 			}
 		})
+	}
+}
+
+// patternReader yields n bytes of a repeating pattern without holding
+// them.
+type patternReader struct{ n, off int64 }
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.n {
+		b = b[:p.n]
+	}
+	for i := range b {
+		b[i] = byte((p.off + int64(i)) % 251)
+	}
+	p.n -= int64(len(b))
+	p.off += int64(len(b))
+	return len(b), nil
+}
+
+// TestSendDocumentDoesNotBufferAttachments: a 32 MiB attachment passes
+// through the handler with a few MiB allocated in all.
+func TestSendDocumentDoesNotBufferAttachments(t *testing.T) {
+	const size = 32 << 20
+	env, err := exampleEnvelope("VN/GOV/MPS/residents", "VN/GOV/MOF/document-exchange/sendDocument", "v1", "t-5", sendDocumentBody("big", "r", "cid:big", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.New()
+	io.Copy(want, &patternReader{n: size})
+	body := io.MultiReader(
+		strings.NewReader("--b1\r\nContent-Type: text/xml; charset=UTF-8\r\n\r\n"), bytes.NewReader(env),
+		strings.NewReader("\r\n--b1\r\nContent-Type: application/octet-stream\r\nContent-ID: <big>\r\n\r\n"), &patternReader{n: size},
+		strings.NewReader("\r\n--b1--\r\n"))
+	req := httptest.NewRequest(http.MethodPost, pathSendDocument, body)
+	req.Header.Set("Content-Type", `multipart/related; type="text/xml"; boundary=b1`)
+	rec := httptest.NewRecorder()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	serveSendDocument(rec, req)
+	runtime.ReadMemStats(&after)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "<dx:sha256>"+hex.EncodeToString(want.Sum(nil))+"</dx:sha256>") {
+		t.Fatalf("status %d: %.1000s", rec.Code, rec.Body.String())
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+		t.Errorf("%d bytes allocated for a %d-byte attachment", got, size)
 	}
 }
