@@ -419,3 +419,46 @@ func TestSendDocumentDoesNotBufferAttachments(t *testing.T) {
 		t.Errorf("%d bytes allocated for a %d-byte attachment", got, size)
 	}
 }
+
+// TestGetCompanyEchoesHeader: a request written as a generic SOAP client
+// writes it (other prefixes, namespaces declared on each element, a
+// header element of another namespace) gets its header back byte for
+// byte, not rebuilt.
+func TestGetCompanyEchoesHeader(t *testing.T) {
+	srv := httptest.NewServer(soapHandler(http.NotFoundHandler()))
+	defer srv.Close()
+	req := `<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/">
+  <soap-env:Header>
+    <ns0:client xmlns:ns0="http://x-road.eu/xsd/xroad.xsd" xmlns:ns1="http://x-road.eu/xsd/identifiers" ns1:objectType="SUBSYSTEM">
+      <ns1:xRoadInstance>VN</ns1:xRoadInstance> <ns1:memberClass>GOV</ns1:memberClass>
+      <ns1:memberCode>HCMC</ns1:memberCode> <ns1:subsystemCode>one-stop</ns1:subsystemCode>
+    </ns0:client>
+    <ns2:service xmlns:ns2="http://x-road.eu/xsd/xroad.xsd" xmlns:ns3="http://x-road.eu/xsd/identifiers" ns3:objectType="SERVICE">
+      <ns3:xRoadInstance>VN</ns3:xRoadInstance><ns3:memberClass>GOV</ns3:memberClass><ns3:memberCode>MOF</ns3:memberCode>
+      <ns3:subsystemCode>business-registry</ns3:subsystemCode><ns3:serviceCode>getCompany</ns3:serviceCode><ns3:serviceVersion>v1</ns3:serviceVersion>
+    </ns2:service>
+    <ns4:id xmlns:ns4="http://x-road.eu/xsd/xroad.xsd">7f3c</ns4:id>
+    <ns5:protocolVersion xmlns:ns5="http://x-road.eu/xsd/xroad.xsd">4.0</ns5:protocolVersion>
+    <t:trace xmlns:t="urn:example:trace">a&amp;b</t:trace>
+  </soap-env:Header>
+  <soap-env:Body>
+    <ns0:getCompany xmlns:ns0="urn:sampan:sandbox:business-registry:1"><ns0:taxCode>0301472704</ns0:taxCode></ns0:getCompany>
+  </soap-env:Body>
+</soap-env:Envelope>`
+	status, resp := postSOAP(t, srv.URL+pathGetCompany, "text/xml; charset=utf-8", strings.NewReader(req))
+	if status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, resp)
+	}
+	env, err := soap.Parse(resp, soap.Limits{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, resp)
+	}
+	start := strings.Index(req, "<soap-env:Header>")
+	end := strings.Index(req, "</soap-env:Header>") + len("</soap-env:Header>")
+	if got := string(env.HeaderSpan.Bytes(resp)); got != req[start:end] {
+		t.Errorf("response header\n%s\nwant the request's\n%s", got, req[start:end])
+	}
+	if !bytes.Contains(resp, []byte("<br:name>Vinamilk</br:name>")) {
+		t.Errorf("response %s", resp)
+	}
+}
