@@ -19,6 +19,8 @@ import (
 	"testing"
 
 	"github.com/sampan-exchange/sampan/gateway"
+	"github.com/sampan-exchange/sampan/ident"
+	"github.com/sampan-exchange/sampan/policy"
 	"github.com/sampan-exchange/sampan/soap"
 )
 
@@ -460,5 +462,47 @@ func TestGetCompanyEchoesHeader(t *testing.T) {
 	}
 	if !bytes.Contains(resp, []byte("<br:name>Vinamilk</br:name>")) {
 		t.Errorf("response %s", resp)
+	}
+}
+
+// TestSOAPServicesPolicy: the SOAP services' example and cross-border
+// callers are allowed by the national rules of both sides, with no
+// agreement, as the sandbox registers them.
+func TestSOAPServicesPolicy(t *testing.T) {
+	engines := map[string]*policy.Engine{}
+	for _, in := range world {
+		rules, err := policy.National(in.code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := &policy.Document{Rules: rules, Agreements: in.agreements}
+		for _, gd := range in.gateways {
+			for _, sv := range gd.services {
+				id, err := ident.ParseService(sv.id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				doc.Services = append(doc.Services, policy.ServiceClass{ID: id, Class: sv.dataClass, Flags: sv.flags})
+			}
+		}
+		if engines[in.code], err = policy.Compile(in.code, "1", doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, sv := range soapServices(t) {
+		svc, _ := ident.ParseService(id)
+		class, ok := engines[svc.Provider.Instance].Class(svc)
+		if !ok {
+			t.Fatalf("%s has no data class", id)
+		}
+		for _, c := range []string{sv.exampleClient, sv.crossBorderClient} {
+			client, _ := ident.ParseSubsystem(c)
+			for side, inst := range map[string]string{policy.SideProvider: svc.Provider.Instance, policy.SideConsumer: client.Instance} {
+				d := engines[inst].Decide(&policy.Request{Side: side, Client: client, Service: svc, Class: class})
+				if !d.Allow {
+					t.Errorf("%s calling %s: refused at the %s side by %s: %s", c, id, side, inst, d.Message)
+				}
+			}
+		}
 	}
 }
