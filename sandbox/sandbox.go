@@ -157,6 +157,32 @@ type ManifestService struct {
 	ExamplePurpose string   `json:"example_purpose,omitempty"`
 	DataClass      string   `json:"data_class"`
 	Flags          []string `json:"flags"`
+	// Protocol is how clients call the service: "rest" (r1) or "soap"
+	// (X-Road message protocol 4.0).
+	Protocol string `json:"protocol"`
+	// The rest describe a SOAP service. ServiceVersion is the
+	// serviceVersion its requests name; WSDLFile its WSDL as the
+	// provider's gateway serves it, addressed to the example client's
+	// gateway.
+	ServiceVersion string `json:"service_version,omitempty"`
+	WSDLFile       string `json:"wsdl_file,omitempty"`
+	// ExampleEnvelope is a file holding a complete request envelope
+	// (text/xml) from ExampleClient that the service answers.
+	ExampleEnvelope string `json:"example_envelope,omitempty"`
+	// ExampleMessages are all the example requests written for the
+	// service: ExampleEnvelope, requests with an attachment, requests of
+	// a cross-border client.
+	ExampleMessages []ManifestSOAPMessage `json:"example_messages,omitempty"`
+}
+
+// ManifestSOAPMessage is an example request of a SOAP service: a file to
+// POST to the client's gateway with the given Content-Type.
+type ManifestSOAPMessage struct {
+	Client      string `json:"client"`
+	File        string `json:"file"`
+	ContentType string `json:"content_type"`
+	// Attachments is the number of attachments the message carries.
+	Attachments int `json:"attachments"`
 }
 
 // state is DIR/state.json: the ports chosen on the first start, kept so
@@ -170,7 +196,7 @@ type state struct {
 }
 
 // stateVersion changes whenever the sandbox world does.
-const stateVersion = 5
+const stateVersion = 6
 
 type gatewayAddresses struct {
 	Client string `json:"client_listen"`
@@ -368,7 +394,7 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 		return err
 	}
 	s.ocr, s.ocrErr = findOCR(ctx)
-	bh = ocrHandler(s.ocr, s.ocrErr, bh)
+	bh = ocrHandler(s.ocr, s.ocrErr, soapHandler(bh))
 	if o.WrapBackends != nil {
 		bh = o.WrapBackends(bh)
 	}
@@ -423,12 +449,21 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 			}
 		}
 	}
+	// The URL of each client subsystem's gateway, for the WSDLs.
+	clientURL := map[string]string{}
+	for _, in := range world {
+		for _, gd := range in.gateways {
+			for _, c := range gd.clients {
+				clientURL[c] = "http://" + st.Gateways[gd.id].Client + "/"
+			}
+		}
+	}
 	var gws []*gateway.Gateway
 	for _, in := range world {
 		for _, gd := range in.gateways {
 			addrs := st.Gateways[gd.id]
 			gdir := gdirOf(gd)
-			cfgPath, err := writeGatewayConfig(gd, gdir, auths[in.code].AnchorPath(), addrs, "http://"+st.Backends, o)
+			cfgPath, err := writeGatewayConfig(gd, gdir, auths[in.code].AnchorPath(), addrs, "http://"+st.Backends, clientURL, o)
 			if err != nil {
 				return err
 			}
@@ -462,10 +497,16 @@ func (s *Sandbox) start(ctx context.Context, o Options, st *state, fresh bool) e
 			}
 			s.Manifest.Gateways = append(s.Manifest.Gateways, mg)
 			for _, sv := range gd.services {
-				s.Manifest.Services = append(s.Manifest.Services, ManifestService{
+				ms := ManifestService{
 					ID: sv.id, ProviderGateway: gd.id, ExamplePath: sv.example, ExampleClient: sv.exampleClient, ExamplePurpose: sv.examplePurpose,
-					DataClass: sv.dataClass, Flags: slices.Clone(sv.flags),
-				})
+					DataClass: sv.dataClass, Flags: slices.Clone(sv.flags), Protocol: gateway.ProtocolREST,
+				}
+				if sv.protocol == gateway.ProtocolSOAP {
+					if err := writeSOAPExamples(&ms, sv, dir, gdir); err != nil {
+						return err
+					}
+				}
+				s.Manifest.Services = append(s.Manifest.Services, ms)
 			}
 		}
 	}
@@ -851,7 +892,9 @@ func enrol(ctx context.Context, api *authority.Client, gd gatewayDef, dir, peerA
 
 // writeGatewayConfig writes the gateway's configuration file, with its
 // services pointing at the demo backends.
-func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresses, backends string, o Options) (string, error) {
+// A SOAP service's WSDL is addressed to the gateway of its example
+// client (clientURL maps client subsystems to their gateway's URL).
+func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresses, backends string, clientURL map[string]string, o Options) (string, error) {
 	id, err := ident.ParseGateway(gd.id)
 	if err != nil {
 		return "", err
@@ -887,6 +930,24 @@ func writeGatewayConfig(gd gatewayDef, dir, anchor string, addrs gatewayAddresse
 		sid, err := ident.ParseService(sv.id)
 		if err != nil {
 			return "", err
+		}
+		if sv.protocol == gateway.ProtocolSOAP {
+			wsdl, err := wsdlFor(sv.wsdl, clientURL[sv.exampleClient])
+			if err != nil {
+				return "", err
+			}
+			path := filepath.Join(dir, wsdlFileName(sid))
+			if err := pki.WriteFileAtomic(path, wsdl, 0o644); err != nil {
+				return "", err
+			}
+			c.Services = append(c.Services, gateway.Service{
+				ID:       sid,
+				Backend:  backends + sv.backendPath,
+				Protocol: gateway.ProtocolSOAP,
+				WSDLFile: filepath.Base(path),
+				Access:   sv.access,
+			})
+			continue
 		}
 		spec := filepath.Join(dir, sid.Code+".openapi.json")
 		if err := pki.WriteFileAtomic(spec, []byte(openAPI(sv.title, sv.openAPIPath, sv.title)), 0o644); err != nil {

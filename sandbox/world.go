@@ -37,6 +37,22 @@ type serviceDef struct {
 	flags          []string
 	endpoints      []string
 	access         []gateway.AccessRight
+
+	// protocol is gateway.ProtocolSOAP for a SOAP service (REST when
+	// empty); the rest of the fields are a SOAP service's.
+	protocol string
+	// wsdl names the service's WSDL among the embedded ones (soap.go).
+	wsdl string
+	// version is the serviceVersion the example requests name.
+	version string
+	// exampleBody is the example request's operation element, referring
+	// to an attachment by swaRef (SOAP with attachments) or xopHref
+	// (MTOM) when one is given.
+	exampleBody func(swaRef, xopHref string) []byte
+	// attachments says the examples include messages with an attachment.
+	attachments bool
+	// crossBorderClient, when set, gets example requests of its own.
+	crossBorderClient string
 }
 
 type gatewayDef struct {
@@ -82,7 +98,7 @@ var world = []instanceDef{
 	{
 		code: "VN",
 		members: []memberDef{
-			{"VN/GOV/MOF", "Ministry of Finance", []string{"business-registry"}},
+			{"VN/GOV/MOF", "Ministry of Finance", []string{"business-registry", "document-exchange"}},
 			{"VN/GOV/MPS", "Ministry of Public Security", []string{"residents", "cybercrime"}},
 			{"VN/GOV/HCMC", "Ho Chi Minh City People's Committee", []string{"one-stop"}},
 			aiMember,
@@ -93,7 +109,7 @@ var world = []instanceDef{
 		gateways: []gatewayDef{
 			{
 				id:      "VN/GOV/MOF/gw1",
-				clients: []string{"VN/GOV/MOF/business-registry"},
+				clients: []string{"VN/GOV/MOF/business-registry", "VN/GOV/MOF/document-exchange"},
 				services: []serviceDef{
 					{
 						id: "VN/GOV/MOF/business-registry/companies", title: "Company registration",
@@ -114,6 +130,32 @@ var world = []instanceDef{
 							{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "GET /"},
 							{Subject: "VN/GOV/HCMC/one-stop", Endpoint: "POST /"},
 						},
+					},
+					{
+						// The registry's SOAP face (X-Road message
+						// protocol 4.0), answered from the same data.
+						id: "VN/GOV/MOF/business-registry/getCompany", title: "Company registration (SOAP)",
+						protocol: gateway.ProtocolSOAP, wsdl: "business-registry.wsdl", version: "v1",
+						backendPath: pathGetCompany, exampleClient: "VN/GOV/HCMC/one-stop", crossBorderClient: "SG/GOV/ACRA/bizfile",
+						exampleBody: func(_, _ string) []byte { return getCompanyBody("0100109106") },
+						dataClass:   "public",
+						access:      []gateway.AccessRight{{Subject: "VN/GOV/HCMC/one-stop"}, {Subject: "SG/GOV/ACRA/bizfile"}},
+					},
+					{
+						// Documents between ministries, as SOAP
+						// attachments. Internal data without personal
+						// flags: no national rule of either country
+						// governs it, so no agreement is needed to send
+						// it across the border.
+						id: "VN/GOV/MOF/document-exchange/sendDocument", title: "Document exchange",
+						protocol: gateway.ProtocolSOAP, wsdl: "document-exchange.wsdl", version: "v1",
+						backendPath: pathSendDocument, exampleClient: "VN/GOV/MPS/residents", crossBorderClient: "SG/GOV/ACRA/bizfile",
+						exampleBody: func(swaRef, xopHref string) []byte {
+							return sendDocumentBody(exampleDocTitle, exampleDocSender, swaRef, xopHref)
+						},
+						attachments: true,
+						dataClass:   "internal",
+						access:      []gateway.AccessRight{{Subject: "VN/GOV/MPS/residents"}, {Subject: "SG/GOV/ACRA/bizfile"}},
 					},
 				},
 			},
@@ -282,6 +324,7 @@ func (s *Sandbox) PrintWelcome(w io.Writer) {
 	fmt.Fprintf(w, "  %sVN/GOV/MPS/cybercrime/scam-reports\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
 	fmt.Fprintf(w, "  # refused by Vietnam's core rule: resident records never leave Vietnam\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam", "scam-investigation"))
 	fmt.Fprintf(w, "  # refused by Singapore's rule: the same request without a purpose\n  %sVN/GOV/MPS/residents/persons/079200001234\n\n", curl("SG/GOV/SPF/gw1", "SG/GOV/SPF/anti-scam"))
+	s.printSOAPWelcome(w, url, tlsOpts)
 	s.printAIWelcome(w, curl)
 	fmt.Fprintf(w, "The authorities answer over TLS of their own CA (tls_ca_file in %s), never the CA of the gateways:\n\n", manifestFile)
 	for _, a := range m.Authorities {
