@@ -1,6 +1,9 @@
 package sandbox_test
 
 import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -41,8 +44,9 @@ func callExamples(t *testing.T, m sandbox.Manifest) {
 	}
 	for _, s := range m.Services {
 		if s.Protocol == "soap" {
-			// The SOAP examples are posted to the backends directly
-			// (soap_test.go) and through gateways by the gateway's tests.
+			for _, msg := range s.ExampleMessages {
+				callSOAPExample(t, m, s.ID, msg)
+			}
 			continue
 		}
 		url, ok := urlOf[s.ExampleClient]
@@ -64,6 +68,57 @@ func callExamples(t *testing.T, m sandbox.Manifest) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s%s as %s: status %d, body %s", s.ID, s.ExamplePath, s.ExampleClient, resp.StatusCode, b)
 		}
+	}
+}
+
+// callSOAPExample posts an example SOAP message through its client's
+// gateway (over HTTPS with the client's certificate where its connection
+// asks for one) and wants the service's answer, with requestHash.
+func callSOAPExample(t *testing.T, m sandbox.Manifest, svc string, msg sandbox.ManifestSOAPMessage) {
+	t.Helper()
+	var url string
+	hc := http.DefaultClient
+	for _, g := range m.Gateways {
+		for _, c := range g.ClientConnections {
+			if c.Subsystem != msg.Client {
+				continue
+			}
+			url = g.ClientURL
+			if c.CertFile != "" {
+				cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ca, err := os.ReadFile(g.ClientTLSCAFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(ca)
+				url = g.ClientTLSURL
+				hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+			}
+		}
+	}
+	if url == "" {
+		t.Errorf("%s: example client %q is served by no gateway", svc, msg.Client)
+		return
+	}
+	body, err := os.ReadFile(msg.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", msg.ContentType)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	env, err := soap.Parse(b, soap.Limits{})
+	if resp.StatusCode != http.StatusOK || err != nil || env.Fault != nil || env.Header.RequestHash == nil {
+		t.Errorf("%s (%s) as %s through its gateway: status %d, %v\n%s", svc, filepath.Base(msg.File), msg.Client, resp.StatusCode, err, b)
 	}
 }
 
