@@ -141,6 +141,10 @@ func (g *Gateway) serveSOAP(w http.ResponseWriter, r *http.Request) {
 		g.writeFault(w, e, o.requestID)
 		return
 	}
+	if r2 == nil {
+		g.serveSOAPMonitoring(w, r, o, sc.env, sc.part)
+		return
+	}
 	c := &consumerCall{g: g, w: w, r: r2, o: o, soap: sc}
 	if e := c.run(); e != nil {
 		o.refuse(e)
@@ -164,6 +168,10 @@ func (g *Gateway) soapRequest(r *http.Request) (*http.Request, *soapCall, *r1.Er
 	env, err := soap.ParseRequest(part, soapLimits(maxSOAPPart))
 	if err != nil {
 		return nil, nil, asR1(err, soap.TypeInvalidSoap, "malformed SOAP message")
+	}
+	if env.Header.Service.IsMonitoring() {
+		// Answered by this gateway (soapopmon.go), not an exchange.
+		return nil, &soapCall{env: env, part: part}, nil
 	}
 	h := env.Header
 	client, err := h.Client.Ident()

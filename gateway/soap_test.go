@@ -2,8 +2,10 @@ package gateway_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -295,4 +297,97 @@ func vmHWM() string {
 		}
 	}
 	return "unknown"
+}
+
+// TestSOAPMonitoring: an X-Road monitoring collector's requests
+// (PR-OPMON) to a gateway's client side: operational data as the
+// answer's gzip JSON attachment, health data in the body; the owner's
+// subsystem reads every record, and requests for another gateway or
+// another owner are refused.
+func TestSOAPMonitoring(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	for _, id := range []string{"mon-1", "mon-2"} {
+		if resp, b := w.do(t, call{path: companies + "/0100109106", header: map[string]string{r1.HeaderID: id}}); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+	}
+	// Records become available a minute after their second: move the
+	// gateway's clock on rather than wait.
+	w.setClock(hcmcGW, 5*time.Minute)
+	now := time.Now().Unix()
+	c, _ := ident.ParseClient(hcmcClient)
+	header := func(owner, code string, target *soap.SecurityServerID) soap.Header {
+		m, _ := ident.ParseMember(owner)
+		return soap.Header{Client: soap.ClientFromIdent(c), ID: "mon-" + code, ProtocolVersion: "4.0", SecurityServer: target,
+			Service: soap.ServiceID{ObjectType: soap.ObjectService, Instance: m.Instance, Class: m.Class, Code: m.Code, Service: code}}
+	}
+	self, _ := ident.ParseGateway(hcmcGW)
+	target := soap.SecurityServerFromIdent(self)
+	opBody := []byte(`<om:getSecurityServerOperationalData xmlns:om="http://x-road.eu/xsd/op-monitoring.xsd"><om:searchCriteria><om:recordsFrom>` +
+		strconv.FormatInt(now-600, 10) + `</om:recordsFrom><om:recordsTo>` + strconv.FormatInt(now+60, 10) + `</om:recordsTo></om:searchCriteria></om:getSecurityServerOperationalData>`)
+	// The records are written as the exchanges end: ask until both are.
+	fetch := func() map[any]bool {
+		resp, body := postSOAP(t, w.url, header("VN/GOV/HCMC", soap.OpOperationalData, &target).Marshal(opBody), "text/xml")
+		if resp.StatusCode != 200 {
+			t.Fatalf("operational data: %d\n%s", resp.StatusCode, body)
+		}
+		mr, err := soap.NewMultipartReader(bytes.NewReader(body), resp.Header.Get("Content-Type"), soap.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, _, err := mr.SOAPPart()
+		if err != nil || !strings.Contains(string(part), "<om:recordsCount>") {
+			t.Fatalf("SOAP part: %v\n%s", err, part)
+		}
+		att, err := mr.NextAttachment()
+		if err != nil || att.ContentID != "operational-monitoring-data.json.gz" {
+			t.Fatalf("attachment: %+v %v", att, err)
+		}
+		zr, err := gzip.NewReader(att.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs struct {
+			Records []map[string]any `json:"records"`
+		}
+		if err := json.NewDecoder(zr).Decode(&recs); err != nil {
+			t.Fatal(err)
+		}
+		ids := map[any]bool{}
+		for _, r := range recs.Records {
+			ids[r["messageId"]] = true
+		}
+		return ids
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ids := fetch()
+		if ids["mon-1"] && ids["mon-2"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records of %v, want mon-1 and mon-2", ids)
+		}
+	}
+
+	resp, body := postSOAP(t, w.url, header("VN/GOV/HCMC", soap.OpHealthData, nil).Marshal([]byte(`<om:getSecurityServerHealthData xmlns:om="http://x-road.eu/xsd/op-monitoring.xsd"/>`)), "text/xml")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "getSecurityServerHealthDataResponse") {
+		t.Errorf("health data: %d\n%s", resp.StatusCode, body)
+	}
+
+	other, _ := ident.ParseGateway("VN/GOV/MOF/gw1")
+	otherTarget := soap.SecurityServerFromIdent(other)
+	for _, c := range []struct {
+		name string
+		req  []byte
+		code string
+	}{
+		{"another gateway", header("VN/GOV/HCMC", soap.OpOperationalData, &otherTarget).Marshal(opBody), r1.TypeUnknownService},
+		{"another owner", header("VN/GOV/MOF", soap.OpOperationalData, nil).Marshal(opBody), r1.TypeUnknownService},
+		{"a bad interval", header("VN/GOV/HCMC", soap.OpOperationalData, nil).Marshal([]byte(`<om:getSecurityServerOperationalData xmlns:om="http://x-road.eu/xsd/op-monitoring.xsd"><om:searchCriteria><om:recordsFrom>20</om:recordsFrom><om:recordsTo>10</om:recordsTo></om:searchCriteria></om:getSecurityServerOperationalData>`)), r1.TypeInvalidRequest},
+	} {
+		resp, body := postSOAP(t, w.url, c.req, "text/xml")
+		if f, err := soap.ParseFault(body, soap.Limits{}); err != nil || f.Code != c.code {
+			t.Errorf("%s: %d %+v %v\n%s", c.name, resp.StatusCode, f, err, body)
+		}
+	}
 }

@@ -662,7 +662,15 @@ func (h *Header) check(hasHeader bool) error {
 	if _, err := h.Client.Ident(); err != nil {
 		return refuseCause(err, r1.TypeInvalidClientID, "invalid client identifier: %s", trimIdentErr(err))
 	}
-	if _, err := h.Service.Ident(); err != nil {
+	if h.Service.IsMonitoring() {
+		if h.Service.ObjectType != ObjectService {
+			return refuse(r1.TypeInvalidServiceID, "invalid service identifier: service objectType %q must be SERVICE", h.Service.ObjectType)
+		}
+		// A gateway's monitoring services belong to its owner, a member.
+		if _, err := h.Service.Provider().Ident(); err != nil || h.Service.Subsystem != "" {
+			return refuse(r1.TypeInvalidServiceID, "invalid service identifier: %s is a service of a gateway's owner, a member", h.Service.Service)
+		}
+	} else if _, err := h.Service.Ident(); err != nil {
 		return refuseCause(err, r1.TypeInvalidServiceID, "invalid service identifier: %s", trimIdentErr(err))
 	}
 	if h.SecurityServer != nil {
@@ -676,4 +684,70 @@ func (h *Header) check(hasHeader bool) error {
 // trimIdentErr returns an ident error's text without its common prefix.
 func trimIdentErr(err error) string {
 	return strings.TrimPrefix(err.Error(), "invalid identifier: ")
+}
+
+// OperationXML returns the body's element as a document of its own, its
+// namespaces declared on it (they may have been declared on the
+// Envelope), for a decoder that reads the element alone. soapPart is the
+// bytes Parse read env from, already checked: no document type, bounded.
+func (env *Envelope) OperationXML(soapPart []byte) ([]byte, error) {
+	span := env.BodySpan
+	if span.End <= span.Start || span.End > int64(len(soapPart)) {
+		return nil, refuse(TypeMissingBody, "the SOAP Body is missing")
+	}
+	dec := xml.NewDecoder(bytes.NewReader(soapPart))
+	var out bytes.Buffer
+	enc := xml.NewEncoder(&out)
+	depth, inBody := 0, -1
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, refuseCause(err, TypeInvalidSoap, "malformed SOAP message")
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if inBody < 0 && t.Name.Space == NSEnvelope && t.Name.Local == "Body" {
+				inBody = depth
+				continue
+			}
+			if inBody < 0 || depth <= inBody {
+				continue
+			}
+			// The encoder declares each element's and attribute's
+			// namespace itself; the original declarations are dropped.
+			el := xml.StartElement{Name: t.Name}
+			for _, a := range t.Attr {
+				if a.Name.Space != "xmlns" && !(a.Name.Space == "" && a.Name.Local == "xmlns") {
+					el.Attr = append(el.Attr, a)
+				}
+			}
+			if err := enc.EncodeToken(el); err != nil {
+				return nil, refuseCause(err, TypeInvalidBody, "cannot copy the body element")
+			}
+		case xml.EndElement:
+			if inBody >= 0 && depth > inBody {
+				if err := enc.EncodeToken(t); err != nil {
+					return nil, refuseCause(err, TypeInvalidBody, "cannot copy the body element")
+				}
+				if depth == inBody+1 {
+					if err := enc.Flush(); err != nil {
+						return nil, err
+					}
+					return out.Bytes(), nil
+				}
+			}
+			depth--
+		case xml.CharData:
+			if inBody >= 0 && depth > inBody {
+				if err := enc.EncodeToken(t); err != nil {
+					return nil, refuseCause(err, TypeInvalidBody, "cannot copy the body element")
+				}
+			}
+		}
+	}
+	return nil, refuse(TypeMissingBody, "the SOAP Body has no element")
 }

@@ -106,6 +106,19 @@ func (s ServiceID) Ident() (ident.ServiceID, error) {
 	return id, id.Validate()
 }
 
+// The operational monitoring services (PR-OPMON), which a gateway answers
+// for itself: their provider is the gateway's owner, a member.
+const (
+	OpOperationalData = "getSecurityServerOperationalData"
+	OpHealthData      = "getSecurityServerHealthData"
+)
+
+// IsMonitoring reports whether s is one of the operational monitoring
+// services, the only services Sampan knows that belong to a member.
+func (s ServiceID) IsMonitoring() bool {
+	return s.Service == OpOperationalData || s.Service == OpHealthData
+}
+
 // Provider returns the service's provider as a client identifier.
 func (s ServiceID) Provider() ClientID {
 	t := ObjectMember
