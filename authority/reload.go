@@ -33,7 +33,7 @@ type Options struct {
 
 // liveFields are the settings of Config, as the file names them, that a
 // reload applies at once. Every other one only a restart applies.
-var liveFields = []string{"operators", "conf_validity", "conf_interval", "cert_validity", "member_classes", "tsa_requests_per_minute"}
+var liveFields = []string{"operators", "conf_validity", "conf_interval", "cert_validity", "member_classes", "tsa_requests_per_minute", "ai_obligations"}
 
 // reloadable is the state of an authority that a reload changes.
 type reloadable struct {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sampan-exchange/sampan/ai/obligations"
 	"github.com/sampan-exchange/sampan/internal/cfg"
 )
 
@@ -245,5 +246,34 @@ func TestReloadWithoutFile(t *testing.T) {
 	}
 	if _, err := ta.a.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "not loaded from a file") {
 		t.Errorf("Reload without a file: %v", err)
+	}
+}
+
+// TestReloadAIObligations: the country's AI obligations are applied by a
+// reload: the next configuration carries the rules as the file now
+// names them, and a file naming another country's rules is refused and
+// changes nothing.
+func TestReloadAIObligations(t *testing.T) {
+	ta, c, path := startFromFile(t, func(c *Config) {
+		c.AIObligations = &obligations.Rules{Country: "VN", Tiers: map[string][]string{"high": {obligations.ConformityEvaluation}, "medium": {}, "low": {}}}
+	})
+	c.AIObligations.RecognisedEvaluations = []string{"SG"}
+	writeConfig(t, path, c)
+	if _, err := ta.a.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.a.Publish(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := ta.a.Current().AIObligations; r == nil || !r.Recognises("SG") {
+		t.Fatalf("after the reload the configuration publishes %+v", r)
+	}
+	c.AIObligations.Country = "SG"
+	writeConfig(t, path, c)
+	if _, err := ta.a.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "ai_obligations.country") {
+		t.Fatalf("another country's rules: %v", err)
+	}
+	if r := ta.a.Current().AIObligations; r == nil || r.Country != "VN" {
+		t.Errorf("a refused reload changed the rules: %+v", r)
 	}
 }
