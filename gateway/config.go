@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -49,7 +50,10 @@ type Config struct {
 	ConfRefresh cfg.Duration `json:"conf_refresh"`
 	// Services are the services this gateway provides.
 	Services []Service `json:"services"`
-	Limits   Limits    `json:"limits"`
+	// BackendTLS sets the client certificate and the trusted roots of
+	// the gateway's HTTPS connections to its services.
+	BackendTLS BackendTLS `json:"backend_tls"`
+	Limits     Limits     `json:"limits"`
 	// PeerLimits bound what other gateways can hold at the peer side.
 	PeerLimits PeerLimits `json:"peer_limits"`
 	// Federation says which foreign instances this gateway exchanges
@@ -87,6 +91,8 @@ type Config struct {
 	dir     string // directory of the configuration file
 	file    string // the configuration file, when loaded from one
 	clients map[ident.ClientID]*ClientSystem
+	// backendTLS is what BackendTLS names, loaded by Validate.
+	backendTLS *tls.Config
 }
 
 // The protocols a gateway may speak to provider gateways (their ALPN
@@ -313,6 +319,10 @@ func (c *Config) Validate() error {
 		return errors.New("limits.max_body_bytes: must be -1 (no limit) or positive")
 	}
 	if err := c.Federation.validate(); err != nil {
+		return err
+	}
+	var err error
+	if c.backendTLS, err = c.loadBackendTLS(); err != nil {
 		return err
 	}
 	if err := c.validateClients(); err != nil {
