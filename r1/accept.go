@@ -21,8 +21,10 @@ const maxAcceptRanges = 32
 
 // Negotiate picks JSON or XML from an Accept header: the one the client
 // rates higher, an exact media type taking precedence over a wildcard
-// that also covers it. With no preference (no header, "*/*", equal
-// ratings, or neither acceptable) it is dflt.
+// that also covers it; between equal ratings, the one the client names
+// rather than reaches by a wildcard ("application/json, */*" is JSON).
+// With no preference (no header, "*/*", both or neither named, or
+// neither acceptable) it is dflt.
 func Negotiate(accept string, dflt Format) Format {
 	var qJSON, qXML [2]float64 // [0] from wildcards, [1] from exact types
 	var exactJSON, exactXML bool
@@ -65,6 +67,10 @@ func Negotiate(accept string, dflt Format) Format {
 	case j > x:
 		return FormatJSON
 	case x > j:
+		return FormatXML
+	case j > 0 && exactJSON && !exactXML:
+		return FormatJSON
+	case x > 0 && exactXML && !exactJSON:
 		return FormatXML
 	default:
 		return dflt

@@ -29,6 +29,9 @@ func TestNegotiate(t *testing.T) {
 		{"application/json;q=0, */*", FormatJSON, FormatXML}, // JSON refused outright
 		{"application/xml;q=bogus", FormatJSON, FormatJSON},
 		{"image/png", FormatXML, FormatXML},
+		{"application/json, text/plain, */*", FormatXML, FormatJSON}, // named beats a wildcard's equal rating
+		{"application/xml, */*", FormatJSON, FormatXML},
+		{"application/json;q=0, application/xml;q=0", FormatXML, FormatXML},
 	} {
 		if got := Negotiate(tc.accept, tc.dflt); got != tc.want {
 			t.Errorf("Negotiate(%q, %v) = %v, want %v", tc.accept, tc.dflt, got, tc.want)
