@@ -50,10 +50,7 @@ type Config struct {
 	ConfRefresh cfg.Duration `json:"conf_refresh"`
 	// Services are the services this gateway provides.
 	Services []Service `json:"services"`
-	// BackendTLS sets the client certificate and the trusted roots of
-	// the gateway's HTTPS connections to its services.
-	BackendTLS BackendTLS `json:"backend_tls"`
-	Limits     Limits     `json:"limits"`
+	Limits   Limits    `json:"limits"`
 	// PeerLimits bound what other gateways can hold at the peer side.
 	PeerLimits PeerLimits `json:"peer_limits"`
 	// Federation says which foreign instances this gateway exchanges
@@ -87,6 +84,9 @@ type Config struct {
 	// Monitoring configures the metrics and the operational-monitoring
 	// records.
 	Monitoring MonitoringConfig `json:"monitoring"`
+	// BackendTLS sets the client certificate and the trusted roots of
+	// the gateway's HTTPS connections to its services.
+	BackendTLS BackendTLS `json:"backend_tls"`
 
 	dir     string // directory of the configuration file
 	file    string // the configuration file, when loaded from one
@@ -321,10 +321,11 @@ func (c *Config) Validate() error {
 	if err := c.Federation.validate(); err != nil {
 		return err
 	}
-	var err error
-	if c.backendTLS, err = c.loadBackendTLS(); err != nil {
+	tc, err := c.loadBackendTLS()
+	if err != nil {
 		return err
 	}
+	c.backendTLS = tc
 	if err := c.validateClients(); err != nil {
 		return err
 	}
