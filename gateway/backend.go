@@ -75,10 +75,14 @@ func (c *cancelOnClose) Close() error {
 	return err
 }
 
-// copyNamedAll copies the named headers of src into dst.
+// copyNamedAll copies the named headers of src into dst, but those never
+// forwarded (which a gateway of an earlier version may have signed).
 func copyNamedAll(dst, src http.Header, names []string) {
 	for _, n := range names {
 		k := http.CanonicalHeaderKey(n)
+		if !r1.Forwardable(k, nil) {
+			continue
+		}
 		dst[k] = src.Values(k)
 	}
 }

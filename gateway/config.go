@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -85,10 +86,15 @@ type Config struct {
 	Monitoring MonitoringConfig `json:"monitoring"`
 	// SOAP configures the X-Road message protocol 4.0 front end.
 	SOAP SOAPConfig `json:"soap"`
+	// BackendTLS sets the client certificate and the trusted roots of
+	// the gateway's HTTPS connections to its services.
+	BackendTLS BackendTLS `json:"backend_tls"`
 
 	dir     string // directory of the configuration file
 	file    string // the configuration file, when loaded from one
 	clients map[ident.ClientID]*ClientSystem
+	// backendTLS is what BackendTLS names, loaded by Validate.
+	backendTLS *tls.Config
 }
 
 // SOAPConfig configures the SOAP front end (docs/soap.md).
@@ -346,6 +352,11 @@ func (c *Config) Validate() error {
 	if err := c.Federation.validate(); err != nil {
 		return err
 	}
+	tc, err := c.loadBackendTLS()
+	if err != nil {
+		return err
+	}
+	c.backendTLS = tc
 	if err := c.validateClients(); err != nil {
 		return err
 	}

@@ -91,7 +91,7 @@ func (g *Gateway) serveClient(w http.ResponseWriter, r *http.Request) {
 	defer g.finish(r.Context(), c.o)
 	if e := c.run(); e != nil {
 		c.o.refuse(e)
-		r1.Write(w, e, c.o.requestID)
+		r1.WriteAs(w, e, c.o.requestID, errorFormat(r))
 	}
 }
 
@@ -165,7 +165,7 @@ func (c *consumerCall) route() *r1.Error {
 		if e != nil {
 			return e
 		}
-		g.listClients(c.w, lst, req, c.o.requestID)
+		g.listClients(c.w, lst, req, c.o.requestID, errorFormat(c.r))
 		c.o.status, c.done = http.StatusOK, true
 		return nil
 	}
@@ -182,6 +182,9 @@ func (c *consumerCall) route() *r1.Error {
 	hosts := c.pst.cfg.HostedBy(svc.Provider)
 	if len(hosts) == 0 {
 		return r1.New(r1.TypeUnknownService, "service %s: no gateway serves %s", svc, svc.Provider)
+	}
+	if hosts, e = targeted(c.pst, hosts, req.SecurityServer, svc); e != nil {
+		return e
 	}
 	c.peer = hosts[int(time.Now().UnixNano()%int64(len(hosts)))]
 	c.o.peer = c.peer.ID.String()
@@ -548,7 +551,7 @@ func (c *consumerCall) fail(e *r1.Error, detail string) {
 		c.g.writeFault(c.w, e, detail)
 		return
 	}
-	r1.Write(c.w, e, detail)
+	r1.WriteAs(c.w, e, detail, errorFormat(c.r))
 }
 
 // answer streams the verified answer to the client.
@@ -609,7 +612,7 @@ func readHeld(r io.Reader, length int64) ([]byte, error) {
 func copyNamed(dst, src http.Header, names []string) {
 	for _, n := range names {
 		k := http.CanonicalHeaderKey(n)
-		if strings.HasPrefix(k, "X-Road-") {
+		if strings.HasPrefix(k, "X-Road-") || !r1.Forwardable(k, nil) {
 			continue
 		}
 		dst[k] = src.Values(k)

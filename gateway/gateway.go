@@ -240,6 +240,7 @@ func newGateway(ctx context.Context, c *Config, dir string, o Options) (*Gateway
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		TLSClientConfig:     c.backendTLS,
 	}
 	return g, nil
 }

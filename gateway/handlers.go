@@ -13,8 +13,9 @@ import (
 // peerPrefix is the path prefix of the gateway-to-gateway protocol.
 const peerPrefix = "/x/"
 
-// clientHandler serves the information systems: r1 under /r1/, and the
-// health endpoints.
+// clientHandler serves the information systems: r1 under /r1/, PR-META's
+// listClients and listCentralServices at the root, and the health
+// endpoints.
 func (g *Gateway) clientHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -26,8 +27,10 @@ func (g *Gateway) clientHandler() http.Handler {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		case r.URL.Path == "/readyz":
 			g.serveReady(w)
+		case r.URL.Path == "/"+r1.MetaListClients || r.URL.Path == "/"+r1.MetaListCentralServices:
+			g.serveRootMeta(w, r, r.URL.Path[1:])
 		default:
-			r1.Write(w, r1.New(r1.TypeInvalidRequest, "unknown path: r1 requests start with %s", r1.Prefix), "")
+			r1.WriteAs(w, r1.New(r1.TypeInvalidRequest, "unknown path: r1 requests start with %s", r1.Prefix), r1.NewID(), errorFormat(r))
 		}
 	})
 }

@@ -49,23 +49,28 @@ func jsonEncoder(w io.Writer) *json.Encoder {
 }
 
 // listClients answers, at the consumer's gateway, with the members and
-// subsystems of the instance.
-func (g *Gateway) listClients(w http.ResponseWriter, st *confState, req *r1.Request, requestID string) {
-	out := struct {
-		Member []metaClient `json:"member"`
-	}{Member: []metaClient{}}
-	for _, m := range st.cfg.Members {
-		out.Member = append(out.Member, metaClient{ID: metaID{ObjectType: "MEMBER", Instance: m.ID.Instance, MemberClass: m.ID.Class, MemberCode: m.ID.Code}, Name: m.Name})
-		subs := slices.Clone(m.Subsystems)
-		slices.Sort(subs)
-		for _, s := range subs {
-			out.Member = append(out.Member, metaClient{ID: metaID{ObjectType: "SUBSYSTEM", Instance: m.ID.Instance, MemberClass: m.ID.Class, MemberCode: m.ID.Code, SubsystemCode: s}, Name: m.Name})
-		}
-	}
+// subsystems of the instance, in JSON unless the client asks for XML
+// (PR-MREST §2).
+func (g *Gateway) listClients(w http.ResponseWriter, st *confState, req *r1.Request, requestID string, f r1.Format) {
 	w.Header().Set(r1.HeaderClient, req.Client.Escaped())
 	w.Header().Set(r1.HeaderID, req.ID)
 	w.Header().Set(r1.HeaderRequestID, requestID)
-	writeJSON(w, http.StatusOK, out)
+	writeClientList(w, clientList(st), f)
+}
+
+// clientList lists the members and subsystems of an instance's
+// configuration, each subsystem after its member.
+func clientList(st *confState) []metaClient {
+	out := []metaClient{}
+	for _, m := range st.cfg.Members {
+		out = append(out, metaClient{ID: metaID{ObjectType: "MEMBER", Instance: m.ID.Instance, MemberClass: m.ID.Class, MemberCode: m.ID.Code}, Name: m.Name})
+		subs := slices.Clone(m.Subsystems)
+		slices.Sort(subs)
+		for _, s := range subs {
+			out = append(out, metaClient{ID: metaID{ObjectType: "SUBSYSTEM", Instance: m.ID.Instance, MemberClass: m.ID.Class, MemberCode: m.ID.Code, SubsystemCode: s}, Name: m.Name})
+		}
+	}
+	return out
 }
 
 // serveMeta answers listMethods, allowedMethods and getOpenAPI at the
@@ -97,8 +102,14 @@ func (g *Gateway) serveMeta(r *http.Request, live *liveConfig, groups []ident.Gr
 			Service []metaService `json:"service"`
 		}{Service: []metaService{}}
 		for _, s := range services {
+			// A service described by an OpenAPI document is of type
+			// OPENAPI, as in X-Road; one without, REST.
+			typ := "REST"
+			if s.OpenAPIFile != "" {
+				typ = "OPENAPI"
+			}
 			ms := metaService{metaID: metaID{ObjectType: "SERVICE", Instance: s.ID.Provider.Instance, MemberClass: s.ID.Provider.Class,
-				MemberCode: s.ID.Provider.Code, SubsystemCode: s.ID.Provider.Subsystem, ServiceCode: s.ID.Code, ServiceType: "REST"}}
+				MemberCode: s.ID.Provider.Code, SubsystemCode: s.ID.Provider.Subsystem, ServiceCode: s.ID.Code, ServiceType: typ}}
 			if svc.Code == r1.MetaAllowedMethods {
 				any := false
 				for _, ep := range s.endpoints {
@@ -145,9 +156,10 @@ func (g *Gateway) serveMeta(r *http.Request, live *liveConfig, groups []ident.Gr
 		if err != nil {
 			return nil, r1.Wrap(err, r1.TypeServerInternal, "OpenAPI description of %s cannot be read", s.ID)
 		}
-		ct := "application/yaml"
+		// The media types PR-MREST's description of getOpenAPI names.
+		ct := "text/yaml; charset=utf-8"
 		if bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
-			ct = "application/json"
+			ct = "application/json; charset=utf-8"
 		}
 		return bytesResponse(http.StatusOK, ct, b), nil
 	}

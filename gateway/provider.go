@@ -199,6 +199,9 @@ func (c *providerCall) identify() *r1.Error {
 	if client.Instance != c.st.cfg.Instance && !c.st.cfg.Federated(client.Instance).Admits(client) {
 		return r1.New(r1.TypeServerAccessDenied, "%s admits no calls from %s", c.st.cfg.Instance, client)
 	}
+	if e := g.checkTarget(r.Header); e != nil {
+		return e
+	}
 	c.meta = isProviderMeta(c.svc.Code)
 	c.live = g.live.Load() // one view of the reloadable settings for the whole request
 	if !c.meta {

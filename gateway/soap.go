@@ -214,16 +214,12 @@ func (g *Gateway) soapRequest(r *http.Request) (*http.Request, *soapCall, *r1.Er
 	}
 	if h.SecurityServer != nil {
 		if gw, err := h.SecurityServer.Ident(); err == nil {
-			set(headerSecurityServer, gw.String())
+			set(r1.HeaderSecurityServer, gw.String())
 		}
 	}
 	r2.Body = io.NopCloser(io.MultiReader(bytes.NewReader(read), r.Body))
 	return r2, &soapCall{env: env, part: part, hash: hash}, nil
 }
-
-// headerSecurityServer names the provider's gateway a client targets
-// (X-Road's security-server targeting extension).
-const headerSecurityServer = "X-Road-Security-Server"
 
 // soapAnswer is the answer step of a SOAP exchange: a text/xml answer is
 // held (it is verified and logged as it is read), its header checked

@@ -1,10 +1,13 @@
 // Package r1 implements the client side of the X-Road Message Protocol for
 // REST, version r1: request parsing, the X-Road-* headers, header
-// filtering, and the JSON error body with its X-Road-Error header.
+// filtering, and the error body (JSON, or XML when the client asks for
+// it) with its X-Road-Error header.
 package r1
 
 import (
+	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
@@ -60,13 +63,19 @@ const (
 	// it, under its own country's rules and the provider's.
 	TypeServerAINotEvaluated = "Server.ServerProxy.AIServiceNotEvaluated"
 	TypeClientAINotEvaluated = "Server.ClientProxy.AIServiceNotEvaluated"
+	// InvalidSecurityServer: the gateway the client named in
+	// X-Road-Security-Server is not registered or does not serve the
+	// provider (at the consumer's gateway), or is not the gateway the
+	// request reached (at the provider's).
+	TypeInvalidSecurityServer       = "Server.ClientProxy.InvalidSecurityServer"
+	TypeServerInvalidSecurityServer = "Server.ServerProxy.InvalidSecurityServer"
 )
 
 // known is the set of the error types above.
 var known = func() map[string]bool {
 	m := map[string]bool{}
 	for _, t := range []string{
-		TypeInvalidRequest, TypeInvalidClientID, TypeInvalidServiceID, TypeInvalidHeader, TypeRequestTooLarge, TypeURITooLong, TypeHeadersTooLarge, TypeUnknownClient, TypeClientNotHosted, TypeUnknownService, TypeOutdatedGlobalConf, TypeNetworkError, TypeSSLAuthFailed, TypeClientSignature, TypeFederationOff, TypeClientLoggingFailed, TypeClientTimestampFailed, TypeClientInternal, TypeSigningFailed, TypeServerAccessDenied, TypeServerUnknownSvc, TypeServerOutdatedConf, TypeServerSignature, TypeServerFederationOff, TypeServerLoggingFailed, TypeServerTimestampFailed, TypeServerAuthFailed, TypeServerInvalidReq, TypeServiceFailed, TypeServerInternal, TypeServerTooLarge, TypeClientPolicyDenied, TypeServerPolicyDenied, TypeServerReplayed, TypeServerAINotEvaluated, TypeClientAINotEvaluated,
+		TypeInvalidRequest, TypeInvalidClientID, TypeInvalidServiceID, TypeInvalidHeader, TypeRequestTooLarge, TypeURITooLong, TypeHeadersTooLarge, TypeUnknownClient, TypeClientNotHosted, TypeUnknownService, TypeOutdatedGlobalConf, TypeNetworkError, TypeSSLAuthFailed, TypeClientSignature, TypeFederationOff, TypeClientLoggingFailed, TypeClientTimestampFailed, TypeClientInternal, TypeSigningFailed, TypeServerAccessDenied, TypeServerUnknownSvc, TypeServerOutdatedConf, TypeServerSignature, TypeServerFederationOff, TypeServerLoggingFailed, TypeServerTimestampFailed, TypeServerAuthFailed, TypeServerInvalidReq, TypeServiceFailed, TypeServerInternal, TypeServerTooLarge, TypeClientPolicyDenied, TypeServerPolicyDenied, TypeServerReplayed, TypeServerAINotEvaluated, TypeClientAINotEvaluated, TypeInvalidSecurityServer, TypeServerInvalidSecurityServer,
 	} {
 		m[t] = true
 	}
@@ -129,24 +138,52 @@ func As(err error, internalType string) *Error {
 	return Wrap(err, internalType, "internal error")
 }
 
-// Body is the JSON error body.
+// Body is the error body, in JSON or in XML (root element error).
 type Body struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-	Detail  string `json:"detail"`
+	Type    string `json:"type" xml:"type"`
+	Message string `json:"message" xml:"message"`
+	Detail  string `json:"detail" xml:"detail"`
 }
 
-// Write renders e: the X-Road-Error header carries the type, the body the
-// type, the message and, as detail, the exchange id that ties the answer to
-// the gateway's log line.
-func Write(w http.ResponseWriter, e *Error, detail string) {
+// Write renders e as JSON: the X-Road-Error header carries the type, the
+// body the type, the message and, as detail, the exchange id that ties
+// the answer to the gateway's log line. Gateways answer each other with
+// it; clients get WriteAs.
+func Write(w http.ResponseWriter, e *Error, detail string) { WriteAs(w, e, detail, FormatJSON) }
+
+// WriteAs renders e in the format f: JSON, or an XML document whose
+// root element error holds the same three fields as elements type,
+// message and detail. Either way Content-Type names the format and its
+// character encoding (PR-REST §4.6).
+func WriteAs(w http.ResponseWriter, e *Error, detail string, f Format) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
+	var b []byte
+	if f == FormatXML {
+		h.Set("Content-Type", "application/xml; charset=utf-8")
+		b = xmlBody(Body{Type: e.Type, Message: e.Message, Detail: detail})
+	} else {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		b, _ = json.Marshal(Body{Type: e.Type, Message: e.Message, Detail: detail})
+		b = append(b, '\n')
+	}
 	h.Set(HeaderError, e.Type)
 	h.Del("Content-Length")
 	w.WriteHeader(e.Status)
-	b, _ := json.Marshal(Body{Type: e.Type, Message: e.Message, Detail: detail})
-	w.Write(append(b, '\n'))
+	w.Write(b)
+}
+
+// xmlBody renders an error body as XML.
+func xmlBody(body Body) []byte {
+	var b bytes.Buffer
+	b.WriteString(xml.Header)
+	b.WriteString("<error>")
+	for _, f := range [...]struct{ name, v string }{{"type", body.Type}, {"message", body.Message}, {"detail", body.Detail}} {
+		b.WriteString("<" + f.name + ">")
+		xml.EscapeText(&b, []byte(f.v))
+		b.WriteString("</" + f.name + ">")
+	}
+	b.WriteString("</error>\n")
+	return b.Bytes()
 }
 
 // ReadBody parses an error body, as relayed from a peer gateway. It

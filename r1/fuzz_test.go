@@ -72,3 +72,39 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSecurityServer feeds arbitrary X-Road-Security-Server values
+// to their parser: what it accepts is a valid gateway identifier, and
+// what it refuses is refused as the caller's mistake.
+func FuzzParseSecurityServer(f *testing.F) {
+	for _, s := range []string{"VN/GOV/MOF/gw1", "VN/GOV/MOF/gw%31", "VN/GOV/MOF", "VN/GOV/MOF/gw1/x", "VN/GOV/MOF/g%2Fw", "VN/GOV/MOF/%zz", "///", "VN/GOV/MOF/g;w"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		g, e := ParseSecurityServer(v)
+		if e != nil {
+			if e.Type != TypeInvalidHeader || e.Status != http.StatusBadRequest {
+				t.Fatalf("refusal %+v is not a 400 %s", e, TypeInvalidHeader)
+			}
+			return
+		}
+		if err := g.Validate(); err != nil {
+			t.Fatalf("accepted %q as %v: %v", v, g, err)
+		}
+	})
+}
+
+// FuzzNegotiate feeds arbitrary Accept headers to Negotiate: it must
+// never panic and always answer one of the two formats.
+func FuzzNegotiate(f *testing.F) {
+	for _, s := range []string{"", "*/*", "application/xml", "application/json;q=0.5, text/xml", "text/*;q=abc", ";;,,", "application/xml;q=1.5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, accept string) {
+		for _, d := range []Format{FormatJSON, FormatXML} {
+			if got := Negotiate(accept, d); got != FormatJSON && got != FormatXML {
+				t.Fatalf("Negotiate(%q) = %v", accept, got)
+			}
+		}
+	})
+}

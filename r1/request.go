@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -36,6 +37,10 @@ const (
 	// HeaderRepresentedParty names the party the client acts for
 	// (X-Road's represented-party extension), passed to the service.
 	HeaderRepresentedParty = "X-Road-Represented-Party"
+	// HeaderSecurityServer names the provider's gateway the client wants
+	// the request to go to: instance/class/code/name, each part
+	// percent-encoded.
+	HeaderSecurityServer = "X-Road-Security-Server"
 )
 
 // Prefix is the path prefix of the protocol.
@@ -47,6 +52,9 @@ const (
 	MetaListMethods    = "listMethods"
 	MetaAllowedMethods = "allowedMethods"
 	MetaGetOpenAPI     = "getOpenAPI"
+	// MetaListCentralServices is PR-META's list of central services,
+	// answered at the client side's root only.
+	MetaListCentralServices = "listCentralServices"
 )
 
 // MaxHeaderValue bounds a single X-Road header value in bytes.
@@ -68,6 +76,9 @@ type Request struct {
 	ID       string
 	UserID   string
 	Issue    string
+	// SecurityServer is the provider's gateway the client named in
+	// X-Road-Security-Server; zero when it named none.
+	SecurityServer ident.GatewayID
 }
 
 // NewID returns a fresh exchange identifier: a time-ordered UUID
@@ -160,6 +171,9 @@ func ParseRequest(r *http.Request) (*Request, *Error) {
 		return nil, New(TypeInvalidServiceID,
 			"path must be /r1/{instance}/{memberClass}/{memberCode}/{subsystemCode}/{serviceCode}[/path]")
 	}
+	if e := checkMeta(r, req); e != nil {
+		return nil, e
+	}
 
 	client, e := headerValue(r.Header, HeaderClient)
 	if e != nil {
@@ -188,7 +202,75 @@ func ParseRequest(r *http.Request) (*Request, *Error) {
 	if req.Issue, e = headerValue(r.Header, HeaderIssue); e != nil {
 		return nil, e
 	}
+	if req.SecurityServer, e = securityServer(r.Header); e != nil {
+		return nil, e
+	}
+	if e := checkRepresentedParty(r.Header); e != nil {
+		return nil, e
+	}
 	return req, nil
+}
+
+// checkMeta refuses a metaservice request the metaservice cannot answer:
+// every one answers GET only, and getOpenAPI needs the service code.
+func checkMeta(r *http.Request, req *Request) *Error {
+	if req.Meta == "" {
+		return nil
+	}
+	if r.Method != http.MethodGet {
+		return New(TypeInvalidRequest, "metaservice %s answers GET only, not %s", req.Meta, r.Method)
+	}
+	if req.Meta == MetaGetOpenAPI && r.URL.Query().Get("serviceCode") == "" {
+		return New(TypeInvalidRequest, "getOpenAPI needs the query parameter serviceCode")
+	}
+	return nil
+}
+
+// securityServer reads X-Road-Security-Server.
+func securityServer(h http.Header) (ident.GatewayID, *Error) {
+	v, e := headerValue(h, HeaderSecurityServer)
+	if e != nil || v == "" {
+		return ident.GatewayID{}, e
+	}
+	return ParseSecurityServer(v)
+}
+
+// ParseSecurityServer parses the value of X-Road-Security-Server:
+// instance/memberClass/memberCode/serverCode, each part percent-encoded.
+func ParseSecurityServer(v string) (ident.GatewayID, *Error) {
+	bad := func(err error) *Error {
+		return Wrap(err, TypeInvalidHeader, "%s must name a gateway as instance/memberClass/memberCode/serverCode", HeaderSecurityServer)
+	}
+	parts := strings.Split(v, "/")
+	if len(parts) != 4 {
+		return ident.GatewayID{}, bad(nil)
+	}
+	for i, p := range parts {
+		u, err := unescape(p)
+		if err != nil {
+			return ident.GatewayID{}, bad(err)
+		}
+		parts[i] = u
+	}
+	g := ident.GatewayID{Instance: parts[0], Class: parts[1], Code: parts[2], Name: parts[3]}
+	if err := g.Validate(); err != nil {
+		return ident.GatewayID{}, bad(err)
+	}
+	return g, nil
+}
+
+// checkRepresentedParty checks the form of X-Road-Represented-Party:
+// [partyClass/]partyCode, neither part empty.
+func checkRepresentedParty(h http.Header) *Error {
+	v, e := headerValue(h, HeaderRepresentedParty)
+	if e != nil || v == "" {
+		return e
+	}
+	parts := strings.Split(v, "/")
+	if len(parts) > 2 || slices.Contains(parts, "") {
+		return New(TypeInvalidHeader, "%s must be [partyClass/]partyCode", HeaderRepresentedParty)
+	}
+	return nil
 }
 
 func unescape(s string) (string, error) {
@@ -203,14 +285,17 @@ func trimIdentErr(err error) string {
 }
 
 // hopHeaders are never passed on: they belong to one connection.
+// So are the headers that could reveal the name or address of the host
+// that sent them (PR-REST §4.3): Host, User-Agent and Server.
 var hopHeaders = []string{
 	"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "User-Agent", "Server",
 }
 
 // Forwardable reports whether a header may be passed between the client,
 // the gateways and the service. Hop-by-hop headers, headers named in
-// Connection, and the gateways' own Sampan-* headers are not.
+// Connection, the headers that name the sending host (User-Agent,
+// Server), and the gateways' own Sampan-* headers are not.
 func Forwardable(name string, connection []string) bool {
 	name = textproto.CanonicalMIMEHeaderKey(name)
 	for _, h := range hopHeaders {
