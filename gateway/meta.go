@@ -83,7 +83,9 @@ func (g *Gateway) serveMeta(r *http.Request, live *liveConfig, groups []ident.Gr
 	}
 	var services []*Service
 	for i := range live.cfg.Services {
-		if s := &live.cfg.Services[i]; s.ID.Provider == svc.Provider {
+		// The REST metaservices describe REST services; SOAP services
+		// are described by their SOAP counterparts (soapmeta.go).
+		if s := &live.cfg.Services[i]; s.ID.Provider == svc.Provider && s.Protocol != ProtocolSOAP {
 			services = append(services, s)
 		}
 	}

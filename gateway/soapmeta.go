@@ -38,7 +38,8 @@ func (g *Gateway) serveSOAPMeta(r *http.Request, body io.Reader, live *liveConfi
 	}
 	var services []*Service
 	for i := range live.cfg.Services {
-		if s := &live.cfg.Services[i]; s.ID.Provider == svc.Provider {
+		// The SOAP metaservices describe SOAP services, as X-Road's do.
+		if s := &live.cfg.Services[i]; s.ID.Provider == svc.Provider && s.Protocol == ProtocolSOAP {
 			services = append(services, s)
 		}
 	}
