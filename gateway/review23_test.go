@@ -1,0 +1,149 @@
+package gateway_test
+
+import (
+	"bytes"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sampan-exchange/sampan/r1"
+	"github.com/sampan-exchange/sampan/sandbox"
+	"github.com/sampan-exchange/sampan/soap"
+)
+
+// Review 23: the SOAP path.
+
+const getCompanySvc = "VN/GOV/MOF/business-registry/getCompany"
+
+// soapSpy answers like soapEcho and keeps what the service saw.
+type soapSpy struct {
+	mu   sync.Mutex
+	body []byte
+	hdr  http.Header
+	url  string
+}
+
+func (s *soapSpy) handler(t *testing.T) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.body, s.hdr, s.url = b, r.Header.Clone(), r.URL.String()
+		s.mu.Unlock()
+		env, err := soap.ParseRequest(b, soap.Limits{})
+		if err != nil {
+			rw.WriteHeader(500)
+			return
+		}
+		out, _ := soap.Response(b, env, []byte(`<br:getCompanyResponse xmlns:br="urn:test"/>`))
+		rw.Header().Set("Content-Type", soap.ContentTypeSOAP)
+		rw.Write(out)
+	}
+}
+
+// TestReviewSOAPHeaderViaR1: a client sends a SOAP message to a SOAP
+// service through the r1 front end. The consumer's gateway takes the
+// user id, purpose and represented party for policy and both logs from
+// the HTTP X-Road-* headers; the provider's gateway compares only
+// client, service code and id with the SOAP header; so the service acts
+// on a SOAP header whose userId, purpose and representedParty nobody
+// checked or logged. (A malicious consumer gateway can do the same with
+// the SOAP front end.) The provider's gateway must refuse a SOAP header
+// that differs from the signed X-Road headers in any of these fields, and
+// a path or query on a SOAP service.
+func TestReviewSOAPHeaderViaR1(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	spy := &soapSpy{}
+	h := spy.handler(t)
+	w.answer.Store(&h)
+	defer w.answer.Store(nil)
+
+	sh := soapHeader(t, hcmcClient, getCompanySvc, "rv23-1")
+	sh.UserID = "EE-ADMIN"
+	sh.Purpose = "law-enforcement"
+	sh.RepresentedParty = &soap.RepresentedParty{Class: "COM", Code: "VICTIM-CO"}
+	env := sh.Marshal([]byte(`<br:getCompany xmlns:br="urn:test"><br:taxCode>0100109106</br:taxCode></br:getCompany>`))
+
+	resp, body := w.do(t, call{method: http.MethodPost, path: getCompanySvc, body: bytes.NewReader(env), header: map[string]string{
+		"Content-Type":            "text/xml; charset=utf-8",
+		r1.HeaderID:               "rv23-1",
+		r1.HeaderUserID:           "EE-CLERK",
+		r1.HeaderPurpose:          "administrative-procedure",
+		r1.HeaderRepresentedParty: "COM/HONEST-CO",
+	}})
+	if resp.StatusCode == http.StatusOK {
+		spy.mu.Lock()
+		seen := spy.body
+		spy.mu.Unlock()
+		got, err := soap.ParseRequest(seen, soap.Limits{})
+		if err != nil {
+			t.Fatalf("service saw: %v", err)
+		}
+		t.Errorf("the provider's gateway passed a SOAP header its signed X-Road headers contradict: "+
+			"the service saw userId %q purpose %q representedParty %v; policy and logs saw X-Road-User-Id EE-CLERK, purpose administrative-procedure, COM/HONEST-CO",
+			got.Header.UserID, got.Header.Purpose, got.Header.RepresentedParty)
+	} else if f := resp.Header.Get(r1.HeaderError); f != r1.TypeServerInvalidReq {
+		t.Logf("refused with %s: %s", f, body)
+	}
+
+	// A path and a query reach a SOAP service's backend URL through r1.
+	sh2 := soapHeader(t, hcmcClient, getCompanySvc, "rv23-2")
+	env2 := sh2.Marshal([]byte(`<br:getCompany xmlns:br="urn:test"><br:taxCode>0100109106</br:taxCode></br:getCompany>`))
+	resp, _ = w.do(t, call{method: http.MethodPost, path: getCompanySvc + "/admin/export?all=1", body: bytes.NewReader(env2), header: map[string]string{
+		"Content-Type": "text/xml; charset=utf-8", r1.HeaderID: "rv23-2", r1.HeaderUserID: "EE12345",
+	}})
+	if resp.StatusCode == http.StatusOK {
+		spy.mu.Lock()
+		u := spy.url
+		spy.mu.Unlock()
+		t.Errorf("a SOAP service was called with a path and query its SOAP header does not name: backend URL %s", u)
+	}
+}
+
+// TestReviewSOAPMultipartAnswerUnchecked: a provider (or its gateway)
+// answers a SOAP request with multipart/related whose SOAP part names
+// another id, another user and carries a requestHash of its own: the
+// consumer's gateway streams it to the client unchecked, though it checks
+// and rewrites a text/xml answer. The SOAP part of a multipart answer is
+// the first part and at most maxSOAPPart: it can be read, checked and
+// given requestHash before the attachments stream on.
+func TestReviewSOAPMultipartAnswerUnchecked(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	forged := `<xrd:requestHash xmlns:xrd="` + soap.NSXRoad + `" algorithmId="` + soap.DigestSHA512 + `">AAAA</xrd:requestHash>`
+	bad := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		env, err := soap.ParseRequest(b, soap.Limits{})
+		if err != nil {
+			rw.WriteHeader(500)
+			return
+		}
+		hh := env.Header
+		hh.ID, hh.UserID = "someone-else", "EE-OTHER"
+		part := hh.Marshal([]byte(`<br:getCompanyResponse xmlns:br="urn:test"/>`))
+		part = bytes.Replace(part, []byte("</SOAP-ENV:Header>"), []byte(forged+"</SOAP-ENV:Header>"), 1)
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		p, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/xml; charset=UTF-8"}, "Content-Id": {"<root>"}})
+		p.Write(part)
+		p, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/octet-stream"}, "Content-Id": {"<att>"}})
+		p.Write([]byte("data"))
+		mw.Close()
+		rw.Header().Set("Content-Type", `multipart/related; type="text/xml"; boundary=`+mw.Boundary())
+		rw.Write(buf.Bytes())
+	})
+	w.answer.Store(&bad)
+	defer w.answer.Store(nil)
+
+	h := soapHeader(t, hcmcClient, getCompanySvc, "rv23-mp")
+	req := h.Marshal([]byte(`<br:getCompany xmlns:br="urn:test"><br:taxCode>0100109106</br:taxCode></br:getCompany>`))
+	resp, body := postSOAP(t, w.url, req, "text/xml; charset=utf-8")
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("a multipart answer naming id someone-else, user EE-OTHER and a forged requestHash reached the client:\n%s", body)
+	}
+	if strings.Contains(string(body), ">AAAA<") {
+		t.Errorf("the provider's requestHash reached the client")
+	}
+}
