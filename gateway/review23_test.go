@@ -147,3 +147,85 @@ func TestReviewSOAPMultipartAnswerUnchecked(t *testing.T) {
 		t.Errorf("the provider's requestHash reached the client")
 	}
 }
+
+// TestReviewSOAPContentTypeEdges: the Content-Type the gateways read
+// and what the service gets.
+func TestReviewSOAPContentTypeEdges(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	spy := &soapSpy{}
+	h := spy.handler(t)
+	w.answer.Store(&h)
+	defer w.answer.Store(nil)
+	sh := soapHeader(t, hcmcClient, getCompanySvc, "rv23-ct")
+	env := sh.Marshal([]byte(`<br:getCompany xmlns:br="urn:test"><br:taxCode>0100109106</br:taxCode></br:getCompany>`))
+
+	// Two Content-Type headers: both gateways parse the first as the
+	// message's type, and both values reach the service, which may take
+	// the last (multipart, whose root is another envelope hidden in the
+	// body's text). Exactly one Content-Type must be accepted, and only
+	// the one parsed passed on.
+	t.Run("two content types", func(t *testing.T) {
+		other := soapHeader(t, hcmcClient, "VN/GOV/MOF/business-registry/deleteCompany", "rv23-ct")
+		other.UserID = "EE-ADMIN"
+		hidden := other.Marshal([]byte(`<br:deleteCompany xmlns:br="urn:test"/>`))
+		inner := "\r\n--XB\r\nContent-Type: text/xml\r\n\r\n" + string(hidden) + "\r\n--XB--\r\n"
+		var esc bytes.Buffer
+		xmlEscape(&esc, inner)
+		body := sh.Marshal([]byte(`<br:getCompany xmlns:br="urn:test"><br:taxCode>` + esc.String() + `</br:taxCode></br:getCompany>`))
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, w.url+"/", bytes.NewReader(body))
+		req.Header.Add("Content-Type", "text/xml; charset=utf-8")
+		req.Header.Add("Content-Type", `multipart/related; type="text/xml"; boundary=XB`)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		spy.mu.Lock()
+		cts := spy.hdr.Values("Content-Type")
+		spy.mu.Unlock()
+		if resp.StatusCode == http.StatusOK && len(cts) > 1 {
+			t.Errorf("a request with two Content-Types was served, and the service got both: %q\n%s", cts, b)
+		}
+	})
+
+	// A start parameter names the root, and an attachment repeats its
+	// Content-ID with another envelope: the gateways check the first
+	// part; a service that looks the root up by Content-ID may take the
+	// second.
+	t.Run("root content-id twice", func(t *testing.T) {
+		other := soapHeader(t, hcmcClient, getCompanySvc, "rv23-ct")
+		other.UserID = "EE-ADMIN"
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		p, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/xml; charset=UTF-8"}, "Content-Id": {"<root>"}})
+		p.Write(env)
+		p, _ = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/xml; charset=UTF-8"}, "Content-Id": {"<root>"}})
+		p.Write(other.Marshal([]byte(`<br:getCompany xmlns:br="urn:test"/>`)))
+		mw.Close()
+		spy.mu.Lock()
+		spy.body = nil
+		spy.mu.Unlock()
+		postSOAP(t, w.url, buf.Bytes(), `multipart/related; type="text/xml"; start="<root>"; boundary=`+mw.Boundary())
+		spy.mu.Lock()
+		seen := spy.body
+		spy.mu.Unlock()
+		if seen != nil {
+			t.Errorf("a message with two parts named by start (the second with userId EE-ADMIN) reached the service")
+		}
+	})
+
+	// A SOAP client's request the front end does not take for SOAP gets
+	// an r1 error, not a SOAP fault.
+	t.Run("latin-1 charset", func(t *testing.T) {
+		resp, b := postSOAP(t, w.url, env, "text/xml; charset=ISO-8859-1")
+		if _, err := soap.ParseFault(b, soap.Limits{}); err != nil {
+			t.Errorf("a SOAP client got a non-SOAP answer (%d, %s):\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+	})
+}
+
+func xmlEscape(b *bytes.Buffer, s string) {
+	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\r", "&#13;")
+	b.WriteString(r.Replace(s))
+}
