@@ -6,8 +6,11 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sampan-exchange/sampan/r1"
@@ -228,4 +231,81 @@ func TestReviewSOAPContentTypeEdges(t *testing.T) {
 func xmlEscape(b *bytes.Buffer, s string) {
 	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\r", "&#13;")
 	b.WriteString(r.Replace(s))
+}
+
+// TestReviewSOAPAnswerHeldWhole: a text/xml answer is held whole at the
+// consumer's gateway (up to maxSOAPAnswer, 16 MiB, read with io.ReadAll,
+// parsed twice and copied once more for requestHash), for every
+// exchange at once: a client that calls a service with large answers in
+// parallel, or a provider that sends them, drives the gateway's heap up
+// by several times 16 MiB per connection, where r1 holds one buffer.
+// The header precedes the body: it can be checked, and requestHash put
+// in, from the first bytes, and the body streamed on.
+func TestReviewSOAPAnswerHeldWhole(t *testing.T) {
+	w := startWorld(t, sandbox.Options{})
+	big := bytes.Repeat([]byte("A"), 15<<20)
+	ans := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		env, err := soap.ParseRequest(b, soap.Limits{})
+		if err != nil {
+			rw.WriteHeader(500)
+			return
+		}
+		rw.Header().Set("Content-Type", soap.ContentTypeSOAP)
+		rw.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?>`))
+		rw.Write(env.EnvelopeStartTag.Bytes(b))
+		rw.Write(env.HeaderSpan.Bytes(b))
+		rw.Write([]byte(`<SOAP-ENV:Body><br:getCompanyResponse xmlns:br="urn:test"><br:blob>`))
+		rw.Write(big)
+		rw.Write([]byte(`</br:blob></br:getCompanyResponse></SOAP-ENV:Body>`))
+		rw.Write(env.EnvelopeEndTag.Bytes(b))
+	})
+	w.answer.Store(&ans)
+	defer w.answer.Store(nil)
+
+	measure := func(viaR1 bool) (passed, grewMiB int64) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapInuse
+		var peak atomic.Uint64
+		stop := watchHeap(&peak)
+		const n = 8
+		var wg sync.WaitGroup
+		var ok atomic.Int64
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := "rv23-big-" + strconv.FormatBool(viaR1) + strconv.Itoa(i)
+				h := soapHeader(t, hcmcClient, getCompanySvc, id)
+				u := w.url + "/"
+				if viaR1 {
+					u = w.url + "/r1/" + getCompanySvc
+				}
+				req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, u, bytes.NewReader(h.Marshal([]byte(`<br:getCompany xmlns:br="urn:test"/>`))))
+				req.Header.Set("Content-Type", "text/xml")
+				req.Header.Set(r1.HeaderClient, hcmcClient)
+				req.Header.Set(r1.HeaderID, id)
+				req.Header.Set(r1.HeaderUserID, "EE12345")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return
+				}
+				defer resp.Body.Close()
+				if m, _ := io.Copy(io.Discard, resp.Body); resp.StatusCode == 200 && m > 15<<20 {
+					ok.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		stop()
+		return ok.Load(), (int64(peak.Load()) - int64(base)) >> 20
+	}
+	rOK, rGrew := measure(true)
+	sOK, sGrew := measure(false)
+	t.Logf("8 parallel answers of 15 MiB: r1 %d passed, heap +%d MiB; SOAP %d passed, heap +%d MiB", rOK, rGrew, sOK, sGrew)
+	if sGrew > rGrew+64 {
+		t.Errorf("8 parallel SOAP answers of 15 MiB grew the heap by %d MiB, the same answers through r1 by %d MiB: the consumer's gateway holds each SOAP answer whole, several times over", sGrew, rGrew)
+	}
 }
