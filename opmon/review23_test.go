@@ -2,6 +2,7 @@ package opmon
 
 import (
 	"encoding/xml"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,4 +41,43 @@ func TestReviewHealthDataRestricted(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestReviewRestrictedQueryPlan: a client of a gateway (not its owner)
+// asks getSecurityServerOperationalData for any interval; its records
+// are selected with (client = ? OR substr(service, 1, ?) = ?), which no
+// index serves, so the store walks every record of the interval (up to
+// the whole retention) to find the few of this client, each request, as
+// often as the client likes. The party's records should be found by the
+// client and service indexes (service >= prefix AND service < prefix
+// upper bound, as a UNION of two indexed selects).
+func TestReviewRestrictedQueryPlan(t *testing.T) {
+	s := xroadStore(t, "", t0.Add(time.Hour), nil)
+	q, args, err := query(Filter{From: t0, To: t0.Add(365 * 24 * time.Hour), Party: "VN/GOV/MOT/tax", Limit: MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+s.db.Q(q), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	usesParty := false
+	for _, d := range plan {
+		if strings.Contains(d, "opmon_records_client") || strings.Contains(d, "opmon_records_service") {
+			usesParty = true
+		}
+	}
+	if !usesParty {
+		t.Errorf("a restricted monitoring query walks the interval, not the party's records: plan %q", plan)
+	}
 }
