@@ -103,6 +103,8 @@ type callResult struct {
 		RequestHash string          `json:"requestHash"`
 		Result      json.RawMessage `json:"result"`
 		Request     string          `json:"request"`
+		// RequestHeaders are the HTTP headers the client sent.
+		RequestHeaders map[string]string `json:"requestHeaders"`
 	} `json:"call"`
 }
 
@@ -270,6 +272,12 @@ func TestNodeSOAPClient(t *testing.T) {
 		}
 		if w, err := os.ReadFile(c.WSDLOut); err != nil || !bytes.Contains(w, []byte(`<wsdl:operation name="`+c.Operation+`">`)) {
 			t.Errorf("%s: the WSDL received through getWsdl does not describe %s: %v", c.Label, c.Operation, err)
+		}
+		// The client sent MTOM when it had a document, a plain envelope
+		// otherwise.
+		ct := r.Call.RequestHeaders["Content-Type"]
+		if mtom := strings.HasPrefix(ct, "multipart/related;") && strings.Contains(ct, `type="application/xop+xml"`); mtom != (c.Attachment != nil) || !mtom && !strings.HasPrefix(ct, "text/xml") {
+			t.Errorf("%s: the client sent Content-Type %q", c.Label, ct)
 		}
 		// requestHash: the SHA-512 of the exact SOAP part sent.
 		sum := sha512.Sum512([]byte(r.Call.Request))
