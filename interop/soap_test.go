@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +99,9 @@ type callResult struct {
 		RequestHash    string `json:"requestHash"`
 		ContentType    string `json:"contentType"`
 	} `json:"getWsdl"`
-	Call struct {
+	ListMethods    methodsResult `json:"listMethods"`
+	AllowedMethods methodsResult `json:"allowedMethods"`
+	Call           struct {
 		ID          string          `json:"id"`
 		RequestHash string          `json:"requestHash"`
 		Result      json.RawMessage `json:"result"`
@@ -106,6 +109,15 @@ type callResult struct {
 		// RequestHeaders are the HTTP headers the client sent.
 		RequestHeaders map[string]string `json:"requestHeaders"`
 	} `json:"call"`
+}
+
+// methodsResult is a listMethods or allowedMethods answer as the driver
+// reports it: the service codes listed, and the SOAP part it sent.
+type methodsResult struct {
+	ID          string   `json:"id"`
+	RequestHash string   `json:"requestHash"`
+	Services    []string `json:"services"`
+	Request     string   `json:"request"`
 }
 
 // receipt is sendDocument's answer as the soap package decodes it.
@@ -130,7 +142,8 @@ type receipt struct {
 // answer is the service's (company, receipt whose digest is the
 // attachment's SHA-256), carries xrd:requestHash over the exact SOAP part
 // the client sent, and both gateways' message logs hold a record of each
-// exchange whose evidence bundle verifies.
+// exchange whose evidence bundle verifies. The client's listMethods and
+// allowedMethods answers name the service and carry requestHash too.
 func TestNodeSOAPClient(t *testing.T) {
 	node := nodeSOAPClient(t)
 	metaWSDL, err := filepath.Abs(filepath.Join(soapClientDir, "xroad-meta.wsdl"))
@@ -273,6 +286,15 @@ func TestNodeSOAPClient(t *testing.T) {
 		if w, err := os.ReadFile(c.WSDLOut); err != nil || !bytes.Contains(w, []byte(`<wsdl:operation name="`+c.Operation+`">`)) {
 			t.Errorf("%s: the WSDL received through getWsdl does not describe %s: %v", c.Label, c.Operation, err)
 		}
+		// Both lists name the service: the caller holds an access right.
+		for op, l := range map[string]methodsResult{"listMethods": r.ListMethods, "allowedMethods": r.AllowedMethods} {
+			if !slices.Contains(l.Services, c.Operation) {
+				t.Errorf("%s: %s answered %q, without %s", c.Label, op, l.Services, c.Operation)
+			}
+			if l.RequestHash != sha512Base64(l.Request) {
+				t.Errorf("%s: the %s answer's requestHash %q, want the SHA-512 of the SOAP part sent", c.Label, op, l.RequestHash)
+			}
+		}
 		// The client sent MTOM when it had a document, a plain envelope
 		// otherwise.
 		ct := r.Call.RequestHeaders["Content-Type"]
@@ -280,8 +302,7 @@ func TestNodeSOAPClient(t *testing.T) {
 			t.Errorf("%s: the client sent Content-Type %q", c.Label, ct)
 		}
 		// requestHash: the SHA-512 of the exact SOAP part sent.
-		sum := sha512.Sum512([]byte(r.Call.Request))
-		if want := base64.StdEncoding.EncodeToString(sum[:]); r.Call.RequestHash != want {
+		if want := sha512Base64(r.Call.Request); r.Call.RequestHash != want {
 			t.Errorf("%s: answer's requestHash %q, want %q (SHA-512 of the SOAP part sent)", c.Label, r.Call.RequestHash, want)
 		}
 		switch c.Operation {
@@ -322,7 +343,8 @@ func TestNodeSOAPClient(t *testing.T) {
 	// verify. Records become exportable once durable and time-stamped.
 	deadline := time.Now().Add(20 * time.Second)
 	for _, c := range calls {
-		for _, x := range []struct{ id, service string }{{c.ID, c.service}, {c.ID + "-getWsdl", serviceOf(c.service, "getWsdl")}} {
+		for _, x := range []struct{ id, service string }{{c.ID, c.service}, {c.ID + "-getWsdl", serviceOf(c.service, "getWsdl")},
+			{c.ID + "-listMethods", serviceOf(c.service, "listMethods")}, {c.ID + "-allowedMethods", serviceOf(c.service, "allowedMethods")}} {
 			for _, side := range []struct{ name, dir string }{{"consumer", c.consumerDir}, {"provider", c.providerDir}} {
 				b := exportBundle(t, deadline, side.dir, x.id, side.name)
 				if b == nil {
@@ -347,6 +369,12 @@ func TestNodeSOAPClient(t *testing.T) {
 			}
 		}
 	})
+}
+
+// sha512Base64 is a requestHash: the base64 SHA-512 of a SOAP part.
+func sha512Base64(soapPart string) string {
+	sum := sha512.Sum512([]byte(soapPart))
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // serviceOf returns service (PROVIDER/CODE) with its code replaced.

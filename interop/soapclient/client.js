@@ -4,6 +4,8 @@
 // (described by xroad-meta.wsdl), saves the WSDL from the answer's
 // attachment, builds a client from that WSDL pointed at its gateway and
 // calls the operation, with an MTOM attachment when the plan gives one.
+// It also asks for the provider's services with listMethods and
+// allowedMethods.
 //
 // Usage: node client.js PLAN.json; writes one JSON object per call on
 // standard output, and exits non-zero on the first failure.
@@ -82,6 +84,15 @@ async function run(call, metaWsdl) {
   }
   fs.writeFileSync(call.wsdlOut, wparts.parts[0].body);
   out.getWsdl = { id: call.id + '-getWsdl', serviceCode: wres.serviceCode, serviceVersion: wres.serviceVersion, requestHash: requestHash(wheader), contentType: wparts.parts[0].headers['content-type'] || '' };
+
+  // listMethods and allowedMethods: the provider's services, all and
+  // those this client may call.
+  for (const op of ['listMethods', 'allowedMethods']) {
+    setXRoadHeader(meta, call, op, '', call.id + '-' + op);
+    const [res, , header] = await meta[op + 'Async']({});
+    const listed = res && res.service ? [].concat(res.service) : [];
+    out[op] = { id: call.id + '-' + op, requestHash: requestHash(header), services: listed.map((s) => s.serviceCode), request: meta.lastRequest };
+  }
 
   // The service, from the WSDL just fetched.
   const client = await soap.createClientAsync(call.wsdlOut);
