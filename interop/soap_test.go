@@ -280,8 +280,8 @@ func TestNodeSOAPClient(t *testing.T) {
 		}
 		// getWsdl answered the service's description, which the
 		// client then used: the WSDL it saved describes the operation.
-		if r.GetWsdl.ServiceCode != c.Service.ServiceCode || r.GetWsdl.ServiceVersion != c.Service.ServiceVersion {
-			t.Errorf("%s: getWsdl answered for %s %s, want %s %s", c.Label, r.GetWsdl.ServiceCode, r.GetWsdl.ServiceVersion, c.Service.ServiceCode, c.Service.ServiceVersion)
+		if r.GetWsdl.ServiceCode != c.Service.ServiceCode || r.GetWsdl.ServiceVersion != c.Service.ServiceVersion || !strings.HasPrefix(r.GetWsdl.ContentType, "text/xml") {
+			t.Errorf("%s: getWsdl answered for %s %s, a %q attachment; want %s %s, text/xml", c.Label, r.GetWsdl.ServiceCode, r.GetWsdl.ServiceVersion, r.GetWsdl.ContentType, c.Service.ServiceCode, c.Service.ServiceVersion)
 		}
 		if w, err := os.ReadFile(c.WSDLOut); err != nil || !bytes.Contains(w, []byte(`<wsdl:operation name="`+c.Operation+`">`)) {
 			t.Errorf("%s: the WSDL received through getWsdl does not describe %s: %v", c.Label, c.Operation, err)
@@ -351,9 +351,9 @@ func TestNodeSOAPClient(t *testing.T) {
 					continue
 				}
 				r := b.Record
-				if r.XRoadID != x.id || r.Side != side.name || r.Client != c.client || r.Service != x.service || r.Status != 200 || !b.Signatures {
-					t.Errorf("%s's record of %s: %s %s client %s service %s status %d signatures %v; want client %s service %s status 200, signed",
-						side.name, x.id, r.Side, r.XRoadID, r.Client, r.Service, r.Status, b.Signatures, c.client, x.service)
+				if r.XRoadID != x.id || r.Side != side.name || r.Client != c.client || r.Service != x.service || r.UserID != c.UserID || r.Status != 200 || !b.Signatures {
+					t.Errorf("%s's record of %s: %s %s client %s service %s user %q status %d signatures %v; want client %s service %s user %q status 200, signed",
+						side.name, x.id, r.Side, r.XRoadID, r.Client, r.Service, r.UserID, r.Status, b.Signatures, c.client, x.service, c.UserID)
 				}
 			}
 		}
