@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,10 +33,6 @@ import (
 // travels as attachments (SwA or MTOM), which stream.
 const maxSOAPPart = bufSize
 
-// maxSOAPAnswer bounds a text/xml answer, which the consumer's gateway
-// holds to check its header and insert requestHash.
-const maxSOAPAnswer = 16 << 20
-
 func soapLimits(max int64) soap.Limits { return soap.Limits{MaxSOAPSize: max} }
 
 // soapCall is what the consumer's gateway keeps of a SOAP request.
@@ -43,14 +42,21 @@ type soapCall struct {
 	hash []byte // its SHA-512, the answer's requestHash
 }
 
-// isSOAPRequest reports whether r is a SOAP request for the client side:
-// a POST outside the r1 paths with a SOAP 1.1 or multipart content type.
+// isSOAPRequest reports whether r is for the SOAP front end: a POST
+// outside the r1 paths whose media type is one a SOAP client sends
+// (text/xml, SOAP 1.2's application/soap+xml, multipart/related). Its
+// parameters are checked there, so that a SOAP client gets a SOAP fault
+// for a charset or a multipart it cannot use.
 func isSOAPRequest(r *http.Request) bool {
 	if r.Method != http.MethodPost || strings.HasPrefix(r.URL.Path, r1.Prefix) {
 		return false
 	}
-	ct := r.Header.Get("Content-Type")
-	return soap.IsSOAP(ct) || isMultipartSOAP(ct)
+	media, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	switch strings.ToLower(strings.TrimSpace(media)) {
+	case "text/xml", "application/soap+xml", "multipart/related":
+		return true
+	}
+	return false
 }
 
 // isMultipartSOAP reports whether ct is a SOAP message with attachments,
@@ -160,7 +166,13 @@ func (g *Gateway) soapRequest(r *http.Request) (*http.Request, *soapCall, *r1.Er
 	if e := g.checkLimits(r); e != nil {
 		return nil, nil, e
 	}
+	if len(r.Header.Values("Content-Type")) != 1 {
+		return nil, nil, r1.New(soap.TypeInvalidContentType, "the request must have one Content-Type")
+	}
 	ct := r.Header.Get("Content-Type")
+	if _, err := soap.ParseContentType(ct); err != nil {
+		return nil, nil, asR1(err, soap.TypeInvalidContentType, "malformed Content-Type")
+	}
 	part, read, err := readSOAPPart(g.limitBody(r.Body), ct)
 	if err != nil {
 		return nil, nil, asR1(err, soap.TypeInvalidSoap, "cannot read the SOAP message")
@@ -217,7 +229,16 @@ func (g *Gateway) soapRequest(r *http.Request) (*http.Request, *soapCall, *r1.Er
 			set(r1.HeaderSecurityServer, gw.String())
 		}
 	}
-	r2.Body = io.NopCloser(io.MultiReader(bytes.NewReader(read), r.Body))
+	var body io.Reader = io.MultiReader(bytes.NewReader(read), r.Body)
+	if isMultipartSOAP(ct) {
+		pct, _ := soap.ParseContentType(ct)
+		root := pct.Start
+		if root == "" {
+			root = firstContentID(read, pct.Boundary)
+		}
+		body = newPartGuard(body, pct.Boundary, root)
+	}
+	r2.Body = io.NopCloser(body)
 	return r2, &soapCall{env: env, part: part, hash: hash}, nil
 }
 
@@ -230,39 +251,171 @@ func (c *consumerCall) soapAnswer() *r1.Error {
 	ct := resp.Header.Get("Content-Type")
 	if !soap.IsSOAP(ct) {
 		if isMultipartSOAP(ct) {
-			return c.answer()
+			return c.soapMultipartAnswer(ct)
 		}
 		return r1.New(soap.TypeInconsistentResponse, "service %s answered with content type %q, not a SOAP message (is it a REST service?)", c.req.Service, ct)
 	}
-	b, err := io.ReadAll(io.LimitReader(c.vr, maxSOAPAnswer+1))
+	// An answer within one SOAP part's bound is checked whole; a larger
+	// one by its header, from its first bytes, and the rest streams.
+	b, err := io.ReadAll(io.LimitReader(c.vr, maxSOAPPart+1))
 	if err != nil {
 		return r1.Wrap(err, r1.TypeClientSignature, "the answer of %s could not be verified", c.req.Service.Provider.Member())
-	}
-	if len(b) > maxSOAPAnswer {
-		return r1.New(soap.TypeInconsistentResponse, "the SOAP answer of %s is larger than %d bytes: large data travels as attachments", c.req.Service, maxSOAPAnswer)
-	}
-	env, err := soap.Parse(b, soapLimits(maxSOAPAnswer))
-	if err != nil {
-		e := asR1(err, soap.TypeInvalidSoap, "malformed answer")
-		return r1.New(soap.TypeInconsistentResponse, "the answer of %s is not a valid SOAP message: %s", c.req.Service, e.Message)
-	}
-	if env.Fault == nil {
-		if err := soap.CheckConsistent(c.soap.env.Header, env.Header); err != nil {
-			return asR1(err, soap.TypeInconsistentResponse, "the answer's header does not match the request's")
-		}
-		if b, err = soap.InsertRequestHash(b, c.soap.hash, soap.DigestSHA512); err != nil {
-			return asR1(err, soap.TypeInconsistentResponse, "cannot add requestHash to the answer")
-		}
 	}
 	h := c.w.Header()
 	copyNamed(h, resp.Header, c.rnames)
 	c.aiHeaders(h)
 	h.Set(r1.HeaderID, c.req.ID)
 	h.Set(r1.HeaderRequestID, o.requestID)
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	o.status, o.respBytes = resp.StatusCode, int64(len(b))
+	o.status = resp.StatusCode
+	if len(b) <= maxSOAPPart {
+		out, e := c.checkAnswer(b, soapLimits(maxSOAPPart))
+		if e != nil {
+			for _, k := range c.rnames {
+				h.Del(k)
+			}
+			return e
+		}
+		h.Set("Content-Length", strconv.Itoa(len(out)))
+		o.respBytes = int64(len(out))
+		c.w.WriteHeader(resp.StatusCode)
+		c.w.Write(out)
+		return nil
+	}
+	head, tail, ok := soapHead(b, c.soap.env.Header.Service.Service)
+	if !ok {
+		return r1.New(soap.TypeInconsistentResponse, "the SOAP answer of %s, larger than %d bytes, has no SOAP header within them", c.req.Service, maxSOAPPart)
+	}
+	out, e := c.checkAnswer(append(slices.Clip(head), tail...), soapLimits(maxSOAPPart+int64(len(tail))))
+	if e != nil {
+		for _, k := range c.rnames {
+			h.Del(k)
+		}
+		return e
+	}
+	h.Del("Content-Length")
 	c.w.WriteHeader(resp.StatusCode)
-	c.w.Write(b)
+	c.w.Write(out[:len(out)-len(tail)])
+	c.w.Write(b[len(head):])
+	n, err := io.Copy(c.w, c.vr)
+	o.respBytes = int64(len(out)-len(tail)+len(b)-len(head)) + n
+	if err != nil {
+		o.aborted = true
+		o.log.Warn("response stream aborted", "err", err, "bytes", c.vr.Len())
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// soapHead finds, in the first bytes b of a SOAP message, its head: the
+// bytes up to the end of its SOAP Header element. It returns them, and
+// a tail that closes them into a whole envelope with an empty response
+// body for service code, to parse and check the header with the whole
+// of package soap's hardening; ok is false when b holds no whole header
+// (the message has none, or it is longer).
+func soapHead(b []byte, code string) (head, tail []byte, ok bool) {
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	depth := 0
+	prefix := ""
+	for {
+		off := dec.InputOffset()
+		tok, err := dec.RawToken()
+		if err != nil {
+			return nil, nil, false
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 1 {
+				// RawToken keeps the prefix as written.
+				if t.Name.Local != "Envelope" {
+					return nil, nil, false
+				}
+				prefix = t.Name.Space
+			}
+			if depth == 2 && t.Name.Local == "Body" {
+				return nil, nil, false
+			}
+		case xml.EndElement:
+			if depth == 2 && t.Name.Local == "Header" && t.Name.Space == prefix {
+				end := dec.InputOffset()
+				if bytes.LastIndexByte(b[off:end], '>') < 0 {
+					return nil, nil, false
+				}
+				p := ""
+				if prefix != "" {
+					p = prefix + ":"
+				}
+				return b[:end], []byte("<" + p + "Body><" + code + "Response/></" + p + "Body></" + p + "Envelope>"), true
+			}
+			depth--
+		}
+	}
+}
+
+// checkAnswer checks an answer's SOAP part against the request and
+// returns it with requestHash, or as it is when it is a fault.
+func (c *consumerCall) checkAnswer(part []byte, lim soap.Limits) ([]byte, *r1.Error) {
+	env, err := soap.Parse(part, lim)
+	if err != nil {
+		e := asR1(err, soap.TypeInvalidSoap, "malformed answer")
+		return nil, r1.New(soap.TypeInconsistentResponse, "the answer of %s is not a valid SOAP message: %s", c.req.Service, e.Message)
+	}
+	if env.Fault != nil {
+		return part, nil
+	}
+	if err := soap.CheckConsistent(c.soap.env.Header, env.Header); err != nil {
+		return nil, asR1(err, soap.TypeInconsistentResponse, "the answer's header does not match the request's")
+	}
+	out, err := soap.InsertRequestHash(part, c.soap.hash, soap.DigestSHA512)
+	if err != nil {
+		return nil, asR1(err, soap.TypeInconsistentResponse, "cannot add requestHash to the answer")
+	}
+	return out, nil
+}
+
+// soapMultipartAnswer answers with a multipart answer (attachments, or
+// getWsdl's WSDL): its root part, the SOAP part, is read (bounded),
+// checked against the request and given requestHash; the rest of the
+// message streams on as it came, as verified.
+func (c *consumerCall) soapMultipartAnswer(ct string) *r1.Error {
+	resp, o := c.resp, c.o
+	rec := &recorder{r: c.vr, max: maxSOAPPart + 16<<10}
+	part, _, err := readSOAPPart(rec, ct)
+	if err != nil {
+		if isSigErr(err) {
+			return r1.Wrap(err, r1.TypeClientSignature, "the answer of %s could not be verified", c.req.Service.Provider.Member())
+		}
+		return r1.New(soap.TypeInconsistentResponse, "the multipart answer of %s has no readable SOAP part within its first %d bytes: %s", c.req.Service, maxSOAPPart, asR1(err, soap.TypeInvalidSoap, "malformed").Message)
+	}
+	read := rec.buf.Bytes()
+	at := bytes.Index(read, part)
+	if at < 0 {
+		return r1.New(soap.TypeInconsistentResponse, "the SOAP part of the answer of %s is transfer-encoded: it must be sent as it is (8bit or binary)", c.req.Service)
+	}
+	checked, e := c.checkAnswer(part, soapLimits(maxSOAPPart))
+	if e != nil {
+		return e
+	}
+	h := c.w.Header()
+	copyNamed(h, resp.Header, c.rnames)
+	c.aiHeaders(h)
+	h.Del("Content-Length")
+	h.Set(r1.HeaderID, c.req.ID)
+	h.Set(r1.HeaderRequestID, o.requestID)
+	o.status = resp.StatusCode
+	c.w.WriteHeader(resp.StatusCode)
+	c.w.Write(read[:at])
+	c.w.Write(checked)
+	c.w.Write(read[at+len(part):])
+	n, err := io.Copy(c.w, c.vr)
+	o.respBytes = int64(len(read)+len(checked)-len(part)) + n
+	if err != nil {
+		// The client must not take a truncated or unverified answer for
+		// a whole one: break the connection.
+		o.aborted = true
+		o.log.Warn("response stream aborted", "err", err, "bytes", c.vr.Len())
+		panic(http.ErrAbortHandler)
+	}
 	return nil
 }
 
@@ -275,8 +428,11 @@ func (c *consumerCall) soapAnswer() *r1.Error {
 // which the pipeline has already read.
 func (c *providerCall) checkSOAPRequest() *r1.Error {
 	ct := c.r.Header.Get("Content-Type")
-	if c.r.Method != http.MethodPost || !(soap.IsSOAP(ct) || isMultipartSOAP(ct)) {
-		return r1.New(r1.TypeServerInvalidReq, "service %s is a SOAP service: call it with a SOAP message (POST, text/xml or multipart/related)", c.svc)
+	if c.r.Method != http.MethodPost || len(c.r.Header.Values("Content-Type")) != 1 || !(soap.IsSOAP(ct) || isMultipartSOAP(ct)) {
+		return r1.New(r1.TypeServerInvalidReq, "service %s is a SOAP service: call it with a SOAP message (POST, one Content-Type, text/xml or multipart/related)", c.svc)
+	}
+	if c.path != "" || c.r.URL.RawQuery != "" {
+		return r1.New(r1.TypeServerInvalidReq, "service %s is a SOAP service: it takes no path or query after the service code", c.svc)
 	}
 	head := c.vr.buffered()
 	part, _, err := readSOAPPart(bytes.NewReader(head), ct)
@@ -299,5 +455,104 @@ func (c *providerCall) checkSOAPRequest() *r1.Error {
 	case env.Header.ID != c.r.Header.Get(r1.HeaderID):
 		return r1.New(r1.TypeServerInvalidReq, "the SOAP header's id is not the signed request's X-Road-Id")
 	}
+	// What policy decided and the logs record must be what the service
+	// reads: the signed headers the consumer's gateway derived from the
+	// SOAP header, field for field.
+	h := c.r.Header
+	rp := ""
+	if env.Header.RepresentedParty != nil {
+		rp = env.Header.RepresentedParty.String()
+	}
+	for _, f := range []struct{ name, soap, signed string }{
+		{"userId", env.Header.UserID, h.Get(r1.HeaderUserID)},
+		{"issue", env.Header.Issue, h.Get(r1.HeaderIssue)},
+		{"purpose", env.Header.Purpose, h.Get(r1.HeaderPurpose)},
+		{"legalBasis", env.Header.LegalBasis, h.Get(r1.HeaderLegalBasis)},
+		{"representedParty", rp, h.Get(r1.HeaderRepresentedParty)},
+	} {
+		if f.soap != f.signed {
+			return r1.New(r1.TypeServerInvalidReq, "the SOAP header's %s is not the signed request's", f.name)
+		}
+	}
 	return nil
+}
+
+// firstContentID is the Content-ID of the first part of a multipart
+// message, from its first bytes, or "".
+func firstContentID(b []byte, boundary string) string {
+	mr := multipart.NewReader(bytes.NewReader(b), boundary)
+	p, err := mr.NextRawPart()
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(p.Header.Get("Content-Id"), "<>")
+}
+
+// partGuard passes a multipart request on as it streams, and fails it
+// when a part after the root reuses the root's Content-ID: a service
+// that took that part for the root would act on a SOAP message nobody
+// checked. The parts are read, as they pass, by a reader of its own.
+type partGuard struct {
+	src  io.Reader
+	pw   *io.PipeWriter
+	done chan error // the reader's verdict: nil, or the refusal
+	err  error
+}
+
+func newPartGuard(src io.Reader, boundary, root string) *partGuard {
+	pr, pw := io.Pipe()
+	g := &partGuard{src: src, pw: pw, done: make(chan error, 1)}
+	go func() {
+		mr := multipart.NewReader(pr, boundary)
+		var verdict error
+		for first := true; ; first = false {
+			p, err := mr.NextRawPart()
+			if err != nil {
+				// The end, or a message the service will refuse: either
+				// way no second root.
+				break
+			}
+			if !first && root != "" && strings.Trim(p.Header.Get("Content-Id"), "<>") == root {
+				verdict = r1.New(soap.TypeMimeParsingFailed, "a part after the root reuses its Content-ID <%s>", root)
+				break
+			}
+		}
+		g.done <- verdict
+		pr.CloseWithError(errGuardDone)
+	}()
+	return g
+}
+
+var errGuardDone = errors.New("part guard: done")
+
+func (g *partGuard) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.src.Read(p)
+	if n > 0 {
+		// Once the reader has stopped (its verdict given), writes fail:
+		// the stream goes on unchecked only after a verdict of nil.
+		if _, werr := g.pw.Write(p[:n]); werr != nil && !errors.Is(werr, errGuardDone) {
+			g.err = werr
+		}
+	}
+	select {
+	case v := <-g.done:
+		if v != nil {
+			g.err = v
+			return 0, v
+		}
+		g.done <- nil // keep the verdict for the end
+	default:
+	}
+	if err == io.EOF {
+		g.pw.Close()
+		if v := <-g.done; v != nil {
+			g.err = v
+			return n, v
+		}
+		g.done <- nil
+	}
+	return n, err
 }

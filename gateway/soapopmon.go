@@ -72,7 +72,8 @@ func (g *Gateway) serveSOAPMonitoring(w http.ResponseWriter, r *http.Request, o 
 		return
 	}
 	opts := opmon.XRoadOptions{Now: g.now()}
-	if client.Member() != selfOwner {
+	isOwner := client.Member() == selfOwner
+	if !isOwner {
 		opts.Restrict = client
 	}
 	invalid := func(err error) *r1.Error {
@@ -90,6 +91,10 @@ func (g *Gateway) serveSOAPMonitoring(w http.ResponseWriter, r *http.Request, o 
 		req, err := opmon.ParseOperationalDataRequest(bytes.NewReader(body))
 		if err != nil {
 			fail(invalid(err))
+			return
+		}
+		if e := restrictedInterval(isOwner, req); e != nil {
+			fail(e)
 			return
 		}
 		var att bytes.Buffer
@@ -117,6 +122,12 @@ func (g *Gateway) serveSOAPMonitoring(w http.ResponseWriter, r *http.Request, o 
 			return
 		}
 	default: // health data
+		if !isOwner {
+			// Health data describe every service of the gateway: its
+			// owner's, as in X-Road.
+			fail(r1.New(r1.TypeInvalidRequest, "health data are answered to the subsystems of the gateway's owner, %s", selfOwner))
+			return
+		}
 		req, err := opmon.ParseHealthDataRequest(bytes.NewReader(body))
 		if err != nil {
 			fail(invalid(err))
@@ -140,4 +151,17 @@ func (g *Gateway) serveSOAPMonitoring(w http.ResponseWriter, r *http.Request, o 
 	o.status, o.respBytes = http.StatusOK, int64(out.Len())
 	w.WriteHeader(http.StatusOK)
 	w.Write(out.Bytes())
+}
+
+// maxRestrictedInterval bounds the interval a client other than the
+// gateway's owner asks operational data for: its records are found by
+// walking the interval's (the time index), so one request costs at most
+// a day of the gateway's records.
+const maxRestrictedInterval = 24 * 60 * 60
+
+func restrictedInterval(owner bool, req opmon.OperationalDataRequest) *r1.Error {
+	if !owner && req.RecordsTo-req.RecordsFrom > maxRestrictedInterval {
+		return r1.New(r1.TypeInvalidRequest, "searchCriteria: a client other than the gateway's owner asks for at most %d seconds of records at a time", maxRestrictedInterval)
+	}
+	return nil
 }

@@ -126,6 +126,11 @@ func (s *summary) stdDev() float64 {
 // in, in ms) and of the request and response sizes (bytes). Services are
 // in the order of their identifiers.
 func (s *Store) RenderHealthData(ctx context.Context, req HealthDataRequest, opts XRoadOptions) ([]byte, error) {
+	if !opts.Restrict.IsZero() {
+		// Health data describe every service of the gateway: they are
+		// for its owner, not a restricted view.
+		return nil, invalid("health data are answered to the gateway's owner only")
+	}
 	opts = opts.withDefaults()
 	services := map[string]*serviceHealth{}
 	f := Filter{From: opts.Now.Add(-opts.StatisticsPeriod), To: opts.Now, Side: "provider", Limit: MaxLimit}

@@ -331,8 +331,10 @@ func (p *parser) envelope() (*Envelope, error) {
 		}
 		// Document/Literal-wrapped: the body element is named after the
 		// service code (a response's adds "Response"). X-Road checks the
-		// prefix only, and so does Parse.
-		if !strings.HasPrefix(env.Operation.Name.Local, env.Header.Service.Service) {
+		// prefix only; Parse wants the name itself, so that an access
+		// right to getCompany does not admit a body getCompanyOwners for
+		// a service that dispatches on the body element.
+		if op, code := env.Operation.Name.Local, env.Header.Service.Service; op != code && op != code+"Response" {
 			return nil, refuse(TypeInconsistentHeaders, "the body element %s is not named after the service code %s", truncate(env.Operation.Name.Local, 64), env.Header.Service.Service)
 		}
 	}

@@ -18,7 +18,8 @@ import (
 	"github.com/sampan-exchange/sampan/soap"
 )
 
-// Review 23: the SOAP path.
+// Hostile SOAP requests and answers, from a registered client or a
+// provider that misbehaves.
 
 const getCompanySvc = "VN/GOV/MOF/business-registry/getCompany"
 
@@ -47,24 +48,21 @@ func (s *soapSpy) handler(t *testing.T) http.HandlerFunc {
 	}
 }
 
-// TestReviewSOAPHeaderViaR1: a client sends a SOAP message to a SOAP
-// service through the r1 front end. The consumer's gateway takes the
-// user id, purpose and represented party for policy and both logs from
-// the HTTP X-Road-* headers; the provider's gateway compares only
-// client, service code and id with the SOAP header; so the service acts
-// on a SOAP header whose userId, purpose and representedParty nobody
-// checked or logged. (A malicious consumer gateway can do the same with
-// the SOAP front end.) The provider's gateway must refuse a SOAP header
-// that differs from the signed X-Road headers in any of these fields, and
-// a path or query on a SOAP service.
-func TestReviewSOAPHeaderViaR1(t *testing.T) {
+// TestSOAPHeaderMatchesSignedHeaders: a client sends a SOAP message to a
+// SOAP service through the r1 front end, its HTTP X-Road-* headers (which
+// policy and both logs read) saying one user, purpose and represented
+// party and its SOAP header (which the service reads) others. The
+// provider's gateway refuses a SOAP header that differs from the signed
+// headers in any field, as it would one a malicious consumer's gateway
+// sent, and a path or query on a SOAP service.
+func TestSOAPHeaderMatchesSignedHeaders(t *testing.T) {
 	w := startWorld(t, sandbox.Options{})
 	spy := &soapSpy{}
 	h := spy.handler(t)
 	w.answer.Store(&h)
 	defer w.answer.Store(nil)
 
-	sh := soapHeader(t, hcmcClient, getCompanySvc, "rv23-1")
+	sh := soapHeader(t, hcmcClient, getCompanySvc, "hostile-1")
 	sh.UserID = "EE-ADMIN"
 	sh.Purpose = "law-enforcement"
 	sh.RepresentedParty = &soap.RepresentedParty{Class: "COM", Code: "VICTIM-CO"}
@@ -72,7 +70,7 @@ func TestReviewSOAPHeaderViaR1(t *testing.T) {
 
 	resp, body := w.do(t, call{method: http.MethodPost, path: getCompanySvc, body: bytes.NewReader(env), header: map[string]string{
 		"Content-Type":            "text/xml; charset=utf-8",
-		r1.HeaderID:               "rv23-1",
+		r1.HeaderID:               "hostile-1",
 		r1.HeaderUserID:           "EE-CLERK",
 		r1.HeaderPurpose:          "administrative-procedure",
 		r1.HeaderRepresentedParty: "COM/HONEST-CO",
@@ -93,10 +91,10 @@ func TestReviewSOAPHeaderViaR1(t *testing.T) {
 	}
 
 	// A path and a query reach a SOAP service's backend URL through r1.
-	sh2 := soapHeader(t, hcmcClient, getCompanySvc, "rv23-2")
+	sh2 := soapHeader(t, hcmcClient, getCompanySvc, "hostile-2")
 	env2 := sh2.Marshal([]byte(`<br:getCompany xmlns:br="urn:test"><br:taxCode>0100109106</br:taxCode></br:getCompany>`))
 	resp, _ = w.do(t, call{method: http.MethodPost, path: getCompanySvc + "/admin/export?all=1", body: bytes.NewReader(env2), header: map[string]string{
-		"Content-Type": "text/xml; charset=utf-8", r1.HeaderID: "rv23-2", r1.HeaderUserID: "EE12345",
+		"Content-Type": "text/xml; charset=utf-8", r1.HeaderID: "hostile-2", r1.HeaderUserID: "EE12345",
 	}})
 	if resp.StatusCode == http.StatusOK {
 		spy.mu.Lock()
@@ -106,14 +104,12 @@ func TestReviewSOAPHeaderViaR1(t *testing.T) {
 	}
 }
 
-// TestReviewSOAPMultipartAnswerUnchecked: a provider (or its gateway)
-// answers a SOAP request with multipart/related whose SOAP part names
-// another id, another user and carries a requestHash of its own: the
-// consumer's gateway streams it to the client unchecked, though it checks
-// and rewrites a text/xml answer. The SOAP part of a multipart answer is
-// the first part and at most maxSOAPPart: it can be read, checked and
-// given requestHash before the attachments stream on.
-func TestReviewSOAPMultipartAnswerUnchecked(t *testing.T) {
+// TestSOAPMultipartAnswerChecked: a provider answers a SOAP request with
+// multipart/related whose SOAP part names another id and another user
+// and carries a requestHash of its own: the consumer's gateway checks
+// the SOAP part of a multipart answer as it does a text/xml one, and
+// refuses it.
+func TestSOAPMultipartAnswerChecked(t *testing.T) {
 	w := startWorld(t, sandbox.Options{})
 	forged := `<xrd:requestHash xmlns:xrd="` + soap.NSXRoad + `" algorithmId="` + soap.DigestSHA512 + `">AAAA</xrd:requestHash>`
 	bad := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -140,7 +136,7 @@ func TestReviewSOAPMultipartAnswerUnchecked(t *testing.T) {
 	w.answer.Store(&bad)
 	defer w.answer.Store(nil)
 
-	h := soapHeader(t, hcmcClient, getCompanySvc, "rv23-mp")
+	h := soapHeader(t, hcmcClient, getCompanySvc, "hostile-mp")
 	req := h.Marshal([]byte(`<br:getCompany xmlns:br="urn:test"><br:taxCode>0100109106</br:taxCode></br:getCompany>`))
 	resp, body := postSOAP(t, w.url, req, "text/xml; charset=utf-8")
 	if resp.StatusCode == http.StatusOK {
@@ -151,15 +147,17 @@ func TestReviewSOAPMultipartAnswerUnchecked(t *testing.T) {
 	}
 }
 
-// TestReviewSOAPContentTypeEdges: the Content-Type the gateways read
-// and what the service gets.
-func TestReviewSOAPContentTypeEdges(t *testing.T) {
+// TestSOAPContentTypeEdges: two Content-Types, a second part reusing the
+// root's Content-ID, and content types a SOAP client may send that
+// Sampan does not take: each is refused with a SOAP fault, and the
+// service gets nothing the gateways did not check.
+func TestSOAPContentTypeEdges(t *testing.T) {
 	w := startWorld(t, sandbox.Options{})
 	spy := &soapSpy{}
 	h := spy.handler(t)
 	w.answer.Store(&h)
 	defer w.answer.Store(nil)
-	sh := soapHeader(t, hcmcClient, getCompanySvc, "rv23-ct")
+	sh := soapHeader(t, hcmcClient, getCompanySvc, "hostile-ct")
 	env := sh.Marshal([]byte(`<br:getCompany xmlns:br="urn:test"><br:taxCode>0100109106</br:taxCode></br:getCompany>`))
 
 	// Two Content-Type headers: both gateways parse the first as the
@@ -168,7 +166,7 @@ func TestReviewSOAPContentTypeEdges(t *testing.T) {
 	// body's text). Exactly one Content-Type must be accepted, and only
 	// the one parsed passed on.
 	t.Run("two content types", func(t *testing.T) {
-		other := soapHeader(t, hcmcClient, "VN/GOV/MOF/business-registry/deleteCompany", "rv23-ct")
+		other := soapHeader(t, hcmcClient, "VN/GOV/MOF/business-registry/deleteCompany", "hostile-ct")
 		other.UserID = "EE-ADMIN"
 		hidden := other.Marshal([]byte(`<br:deleteCompany xmlns:br="urn:test"/>`))
 		inner := "\r\n--XB\r\nContent-Type: text/xml\r\n\r\n" + string(hidden) + "\r\n--XB--\r\n"
@@ -197,7 +195,7 @@ func TestReviewSOAPContentTypeEdges(t *testing.T) {
 	// part; a service that looks the root up by Content-ID may take the
 	// second.
 	t.Run("root content-id twice", func(t *testing.T) {
-		other := soapHeader(t, hcmcClient, getCompanySvc, "rv23-ct")
+		other := soapHeader(t, hcmcClient, getCompanySvc, "hostile-ct")
 		other.UserID = "EE-ADMIN"
 		var buf bytes.Buffer
 		mw := multipart.NewWriter(&buf)
@@ -233,15 +231,11 @@ func xmlEscape(b *bytes.Buffer, s string) {
 	b.WriteString(r.Replace(s))
 }
 
-// TestReviewSOAPAnswerHeldWhole: a text/xml answer is held whole at the
-// consumer's gateway (up to maxSOAPAnswer, 16 MiB, read with io.ReadAll,
-// parsed twice and copied once more for requestHash), for every
-// exchange at once: a client that calls a service with large answers in
-// parallel, or a provider that sends them, drives the gateway's heap up
-// by several times 16 MiB per connection, where r1 holds one buffer.
-// The header precedes the body: it can be checked, and requestHash put
-// in, from the first bytes, and the body streamed on.
-func TestReviewSOAPAnswerHeldWhole(t *testing.T) {
+// TestSOAPAnswerStreams: large text/xml answers in parallel grow the
+// heap no more than the same answers through r1: the consumer's gateway
+// checks a large answer's header and puts requestHash in from its first
+// bytes, and streams the body on.
+func TestSOAPAnswerStreams(t *testing.T) {
 	w := startWorld(t, sandbox.Options{})
 	big := bytes.Repeat([]byte("A"), 15<<20)
 	ans := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -277,7 +271,7 @@ func TestReviewSOAPAnswerHeldWhole(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				id := "rv23-big-" + strconv.FormatBool(viaR1) + strconv.Itoa(i)
+				id := "hostile-big-" + strconv.FormatBool(viaR1) + strconv.Itoa(i)
 				h := soapHeader(t, hcmcClient, getCompanySvc, id)
 				u := w.url + "/"
 				if viaR1 {
