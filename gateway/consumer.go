@@ -132,7 +132,11 @@ func (c *consumerCall) limits() *r1.Error {
 // through this gateway, over this connection.
 func (c *consumerCall) identify() *r1.Error {
 	g, o := c.g, c.o
-	req, e := r1.ParseRequest(c.r)
+	parse := r1.ParseRequest
+	if c.soap != nil {
+		parse = r1.ParseMapped
+	}
+	req, e := parse(c.r)
 	if e != nil {
 		return e
 	}

@@ -121,6 +121,18 @@ func headerValue(h http.Header, name string) (string, *Error) {
 // escaped path, and the X-Road headers. X-Road-Id is generated when the
 // caller sent none.
 func ParseRequest(r *http.Request) (*Request, *Error) {
+	return parseRequest(r, true)
+}
+
+// ParseMapped parses a request another front end mapped onto r1's form
+// (the SOAP front end): its metaservice requests are POSTs whose body
+// that front end reads, so r1's rules for metaservice requests (GET, a
+// serviceCode query) do not apply.
+func ParseMapped(r *http.Request) (*Request, *Error) {
+	return parseRequest(r, false)
+}
+
+func parseRequest(r *http.Request, restRules bool) (*Request, *Error) {
 	raw := r.URL.EscapedPath()
 	rest, ok := strings.CutPrefix(raw, Prefix)
 	if !ok {
@@ -171,8 +183,10 @@ func ParseRequest(r *http.Request) (*Request, *Error) {
 		return nil, New(TypeInvalidServiceID,
 			"path must be /r1/{instance}/{memberClass}/{memberCode}/{subsystemCode}/{serviceCode}[/path]")
 	}
-	if e := checkMeta(r, req); e != nil {
-		return nil, e
+	if restRules {
+		if e := checkMeta(r, req); e != nil {
+			return nil, e
+		}
 	}
 
 	client, e := headerValue(r.Header, HeaderClient)
