@@ -33,15 +33,31 @@ func InsertRequestHash(soapPart []byte, hash []byte, algorithmID string) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("insert request hash: %w", err)
 	}
-	if !env.HasHeader {
-		return nil, fmt.Errorf("insert request hash: %w", refuse(TypeMissingHeader, "the response has no SOAP Header"))
-	}
+	return InsertRequestHashParsed(soapPart, env, hash, algorithmID)
+}
+
+// RequestHashElement is the xrd:requestHash header field InsertRequestHash
+// puts in, declaring its own namespace prefix.
+func RequestHashElement(hash []byte, algorithmID string) []byte {
 	var el bytes.Buffer
 	el.WriteString(`<xrd:requestHash xmlns:xrd="` + NSXRoad + `" algorithmId="`)
 	xml.EscapeText(&el, []byte(algorithmID))
 	el.WriteString(`">`)
 	el.WriteString(base64.StdEncoding.EncodeToString(hash))
 	el.WriteString(`</xrd:requestHash>`)
+	return el.Bytes()
+}
+
+// InsertRequestHashParsed is InsertRequestHash for a SOAP part the caller
+// has parsed already: env is Parse's result for soapPart.
+func InsertRequestHashParsed(soapPart []byte, env *Envelope, hash []byte, algorithmID string) ([]byte, error) {
+	if _, err := NewHash(algorithmID); err != nil {
+		return nil, fmt.Errorf("insert request hash: %w", err)
+	}
+	if !env.HasHeader {
+		return nil, fmt.Errorf("insert request hash: %w", refuse(TypeMissingHeader, "the response has no SOAP Header"))
+	}
+	el := bytes.NewBuffer(RequestHashElement(hash, algorithmID))
 	at := env.HeaderEndTag
 	if at.Start == at.End && env.RequestHashSpan == (Span{}) {
 		return nil, fmt.Errorf("insert request hash: %w", refuse(TypeInvalidSoap, "the response's SOAP Header is an empty element"))
