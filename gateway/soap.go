@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -43,14 +44,25 @@ type soapCall struct {
 	hash []byte // its SHA-512, the answer's requestHash
 }
 
-// isSOAPRequest reports whether r is a SOAP request for the client side:
-// a POST outside the r1 paths with a SOAP 1.1 or multipart content type.
+// isSOAPRequest reports whether r is meant as a SOAP request for the
+// client side: a POST outside the r1 paths with an XML or multipart
+// content type. Those that are not SOAP 1.1 as PR-MESS has it (SOAP 1.2's
+// application/soap+xml, a charset other than UTF-8) are SOAP requests
+// too, so that their refusal is a fault the client can read
+// (Client.InvalidContentType), not an r1 error.
 func isSOAPRequest(r *http.Request) bool {
 	if r.Method != http.MethodPost || strings.HasPrefix(r.URL.Path, r1.Prefix) {
 		return false
 	}
-	ct := r.Header.Get("Content-Type")
-	return soap.IsSOAP(ct) || isMultipartSOAP(ct)
+	media, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		media = strings.ToLower(strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0]))
+	}
+	switch media {
+	case "text/xml", "application/soap+xml", "application/xml", "multipart/related", "application/xop+xml":
+		return true
+	}
+	return false
 }
 
 // isMultipartSOAP reports whether ct is a SOAP message with attachments,
@@ -154,13 +166,16 @@ func (g *Gateway) serveSOAP(w http.ResponseWriter, r *http.Request) {
 
 // soapRequest reads and parses the SOAP part of r and returns the r1
 // request the pipeline runs: the service's path, the X-Road headers from
-// the SOAP header (any the client sent as HTTP headers are dropped), the
-// client's other headers, and the body as the client sent it.
+// the SOAP header, the client's Content-Type and SOAPAction (its other
+// HTTP headers are dropped), and the body as the client sent it.
 func (g *Gateway) soapRequest(r *http.Request) (*http.Request, *soapCall, *r1.Error) {
 	if e := g.checkLimits(r); e != nil {
 		return nil, nil, e
 	}
 	ct := r.Header.Get("Content-Type")
+	if _, err := soap.ParseContentType(ct); err != nil {
+		return nil, nil, asR1(err, soap.TypeInvalidContentType, "the Content-Type is not SOAP 1.1")
+	}
 	part, read, err := readSOAPPart(g.limitBody(r.Body), ct)
 	if err != nil {
 		return nil, nil, asR1(err, soap.TypeInvalidSoap, "cannot read the SOAP message")
@@ -193,9 +208,13 @@ func (g *Gateway) soapRequest(r *http.Request) (*http.Request, *soapCall, *r1.Er
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL, r2.RequestURI = u, u.RequestURI()
-	for k := range r2.Header {
-		if strings.HasPrefix(http.CanonicalHeaderKey(k), "X-Road-") {
-			delete(r2.Header, k)
+	// As PR-MESS 2.2 has it, only Content-Type and SOAPAction of the
+	// client's HTTP headers reach the service: the X-Road fields travel
+	// in the SOAP header.
+	r2.Header = http.Header{}
+	for _, k := range []string{"Content-Type", "Soapaction"} {
+		if v, ok := r.Header[k]; ok {
+			r2.Header[k] = v
 		}
 	}
 	set := func(name, v string) {
