@@ -216,6 +216,17 @@ func soapHeadersAndFaults(t *testing.T, w *world, h soap.Header, req []byte) {
 		}
 	})
 
+	t.Run("PR-THIRDPARTY: representedParty reaches the service", func(t *testing.T) {
+		hh := h
+		hh.ID, hh.RepresentedParty = "soap-represented", &soap.RepresentedParty{Class: "COM", Code: "0100109106"}
+		r := hh.Marshal([]byte(`<r:companies xmlns:r="urn:test"/>`))
+		resp, body := postSOAP(t, w.url, r, "text/xml")
+		env, err := soap.Parse(body, soap.Limits{})
+		if resp.StatusCode != 200 || err != nil || soap.CheckConsistent(hh, env.Header) != nil || !bytes.Equal(seen, r) {
+			t.Errorf("status %d, %v; the service got the request unchanged: %v\n%s", resp.StatusCode, err, bytes.Equal(seen, r), body)
+		}
+	})
+
 	t.Run("PR-TARGETSS: securityServer naming the provider's gateway", func(t *testing.T) {
 		gw, _ := ident.ParseGateway("VN/GOV/MOF/gw1")
 		ss := soap.SecurityServerFromIdent(gw)
@@ -308,4 +319,66 @@ func soapMetaservices(t *testing.T, w *world) {
 			t.Errorf("getWsdl of sendDocument: %d %+v %v\n%s", resp.StatusCode, f, err, body)
 		}
 	})
+}
+
+// TestSOAPDocNamesTests: every row of docs/soap.md's conformance table
+// names its tests (or "—"), and each named test exists: a test function
+// of package gateway, soap or opmon, and a subtest named after the
+// slash is a string in that package's tests.
+func TestSOAPDocNamesTests(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "soap.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string]string{} // function name → its package's test sources
+	for _, dir := range []string{".", "../soap", "../opmon"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*_test.go"))
+		var all strings.Builder
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all.Write(b)
+		}
+		src := all.String()
+		for _, m := range regexp.MustCompile(`(?m)^func (Test\w+)\(t \*testing\.T\)`).FindAllStringSubmatch(src, -1) {
+			sources[m[1]] = src
+		}
+	}
+	const header = "| section | requirement | Sampan | test |"
+	_, table, ok := strings.Cut(string(doc), "## Conformance")
+	if !ok || !strings.Contains(table, header) {
+		t.Fatalf("docs/soap.md has no conformance table with the header %q", header)
+	}
+	name := regexp.MustCompile("`(Test\\w+)(/[^`]+)?`")
+	rows := 0
+	for _, line := range strings.Split(table, "\n") {
+		if !strings.HasPrefix(line, "| PR-") {
+			continue
+		}
+		rows++
+		cells := strings.Split(strings.Trim(line, "|"), " | ")
+		if len(cells) != 4 {
+			t.Errorf("row with %d cells, want 4: %s", len(cells), line)
+			continue
+		}
+		test := strings.TrimSpace(cells[3])
+		found := name.FindAllStringSubmatch(test, -1)
+		if test != "—" && len(found) == 0 {
+			t.Errorf("row %q names no test", cells[0]+": "+cells[1])
+		}
+		for _, m := range found {
+			src, ok := sources[m[1]]
+			switch {
+			case !ok:
+				t.Errorf("docs/soap.md names %s, which is no test function", m[1])
+			case m[2] != "" && !strings.Contains(src, `"`+m[2][1:]+`"`):
+				t.Errorf("docs/soap.md names subtest %q of %s, which is not among its package's tests", m[2][1:], m[1])
+			}
+		}
+	}
+	if rows < 20 {
+		t.Errorf("only %d conformance rows in docs/soap.md", rows)
+	}
 }
