@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -247,13 +250,14 @@ const headerSecurityServer = "X-Road-Security-Server"
 // soapAnswer is the answer step of a SOAP exchange: a text/xml answer is
 // held (it is verified and logged as it is read), its header checked
 // against the request's, and requestHash inserted; a provider's fault
-// passes as it is. A multipart answer streams through unchanged.
+// passes as it is. A multipart answer gets the same for its SOAP part
+// (soapMultipartAnswer), and its attachments stream.
 func (c *consumerCall) soapAnswer() *r1.Error {
 	resp, o := c.resp, c.o
 	ct := resp.Header.Get("Content-Type")
 	if !soap.IsSOAP(ct) {
 		if isMultipartSOAP(ct) {
-			return c.answer()
+			return c.soapMultipartAnswer(ct)
 		}
 		return r1.New(soap.TypeInconsistentResponse, "service %s answered with content type %q, not a SOAP message (is it a REST service?)", c.req.Service, ct)
 	}
@@ -323,4 +327,100 @@ func (c *providerCall) checkSOAPRequest() *r1.Error {
 		return r1.New(r1.TypeServerInvalidReq, "the SOAP header's id is not the signed request's X-Road-Id")
 	}
 	return nil
+}
+
+// soapMultipartAnswer is soapAnswer for an answer with attachments (SwA
+// or MTOM): its SOAP part, read from the first maxSOAPPart bytes, is
+// checked against the request's header and gets requestHash; the bytes
+// around it, the attachments among them, stream on as they came. An
+// answer whose SOAP part is not within those bytes as sent (larger, or
+// transfer-encoded) streams through unchanged.
+func (c *consumerCall) soapMultipartAnswer(ct string) *r1.Error {
+	resp, o := c.resp, c.o
+	head := make([]byte, maxSOAPPart+16<<10)
+	n, err := io.ReadFull(c.vr, head)
+	head = head[:n]
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return r1.Wrap(err, r1.TypeClientSignature, "the answer of %s could not be verified", c.req.Service.Provider.Member())
+	}
+	if ctp, err := soap.ParseContentType(ct); err == nil {
+		if start, end, ok := soapPartSpan(head, ctp.Boundary); ok {
+			part := head[start:end]
+			env, err := soap.Parse(part, soapLimits(maxSOAPPart))
+			if err != nil {
+				e := asR1(err, soap.TypeInvalidSoap, "malformed answer")
+				return r1.New(soap.TypeInconsistentResponse, "the SOAP part of the answer of %s is not a valid SOAP message: %s", c.req.Service, e.Message)
+			}
+			if env.Fault == nil {
+				if err := soap.CheckConsistent(c.soap.env.Header, env.Header); err != nil {
+					return asR1(err, soap.TypeInconsistentResponse, "the answer's header does not match the request's")
+				}
+				hashed, err := soap.InsertRequestHash(part, c.soap.hash, soap.DigestSHA512)
+				if err != nil {
+					return asR1(err, soap.TypeInconsistentResponse, "cannot add requestHash to the answer")
+				}
+				head = slices.Concat(head[:start], hashed, head[end:])
+			}
+		}
+	}
+	h := c.w.Header()
+	copyNamed(h, resp.Header, c.rnames)
+	h.Del("Content-Length")
+	c.aiHeaders(h)
+	h.Set(r1.HeaderID, c.req.ID)
+	h.Set(r1.HeaderRequestID, o.requestID)
+	o.status = resp.StatusCode
+	c.w.WriteHeader(resp.StatusCode)
+	c.w.Write(head)
+	_, err = io.Copy(c.w, c.vr)
+	o.respBytes = c.vr.Len()
+	if err != nil {
+		// As in answer: a truncated or unverified answer must not pass
+		// for a whole one.
+		o.aborted = true
+		o.log.Warn("response stream aborted", "err", err, "bytes", c.vr.Len())
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// soapPartSpan finds the content of the first part of a multipart
+// message with the given boundary in head, the message's first bytes.
+// ok is false unless head holds that content whole, and its MIME headers
+// say it is sent as is: no Content-Length (which a changed part would
+// contradict), and no transfer encoding other than 7bit, 8bit or binary.
+func soapPartSpan(head []byte, boundary string) (start, end int, ok bool) {
+	if boundary == "" {
+		return 0, 0, false
+	}
+	delim := []byte("--" + boundary)
+	i := bytes.Index(head, delim)
+	if i < 0 || i > 0 && head[i-1] != '\n' {
+		return 0, 0, false
+	}
+	nl := bytes.IndexByte(head[i:], '\n')
+	if nl < 0 {
+		return 0, 0, false
+	}
+	hdr := i + nl + 1
+	br := bytes.NewReader(head[hdr:])
+	tr := bufio.NewReader(br)
+	mh, err := textproto.NewReader(tr).ReadMIMEHeader()
+	if err != nil {
+		return 0, 0, false
+	}
+	start = len(head) - br.Len() - tr.Buffered()
+	if mh.Get("Content-Length") != "" {
+		return 0, 0, false
+	}
+	switch strings.ToLower(strings.TrimSpace(mh.Get("Content-Transfer-Encoding"))) {
+	case "", "7bit", "8bit", "binary":
+	default:
+		return 0, 0, false
+	}
+	e := bytes.Index(head[start:], append([]byte("\r\n"), delim...))
+	if e < 0 {
+		return 0, 0, false
+	}
+	return start, start + e, true
 }

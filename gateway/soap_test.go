@@ -314,7 +314,8 @@ func TestSOAPMonitoring(t *testing.T) {
 		strconv.FormatInt(now-600, 10) + `</om:recordsFrom><om:recordsTo>` + strconv.FormatInt(now+60, 10) + `</om:recordsTo></om:searchCriteria></om:getSecurityServerOperationalData>`)
 	// The records are written as the exchanges end: ask until both are.
 	fetch := func() map[any]bool {
-		resp, body := postSOAP(t, w.url, header("VN/GOV/HCMC", soap.OpOperationalData, &target).Marshal(opBody), "text/xml")
+		req := header("VN/GOV/HCMC", soap.OpOperationalData, &target).Marshal(opBody)
+		resp, body := postSOAP(t, w.url, req, "text/xml")
 		if resp.StatusCode != 200 {
 			t.Fatalf("operational data: %d\n%s", resp.StatusCode, body)
 		}
@@ -325,6 +326,9 @@ func TestSOAPMonitoring(t *testing.T) {
 		part, _, err := mr.SOAPPart()
 		if err != nil || !strings.Contains(string(part), "<om:recordsCount>") {
 			t.Fatalf("SOAP part: %v\n%s", err, part)
+		}
+		if env, err := soap.Parse(part, soap.Limits{}); err != nil || soap.CheckRequestHash(req, env.Header) != nil {
+			t.Errorf("operational data without a valid requestHash: %v\n%s", err, part)
 		}
 		att, err := mr.NextAttachment()
 		if err != nil || att.ContentID != "operational-monitoring-data.json.gz" {
@@ -356,9 +360,13 @@ func TestSOAPMonitoring(t *testing.T) {
 		}
 	}
 
-	resp, body := postSOAP(t, w.url, header("VN/GOV/HCMC", soap.OpHealthData, nil).Marshal([]byte(`<om:getSecurityServerHealthData xmlns:om="http://x-road.eu/xsd/op-monitoring.xsd"/>`)), "text/xml")
+	healthReq := header("VN/GOV/HCMC", soap.OpHealthData, nil).Marshal([]byte(`<om:getSecurityServerHealthData xmlns:om="http://x-road.eu/xsd/op-monitoring.xsd"/>`))
+	resp, body := postSOAP(t, w.url, healthReq, "text/xml")
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "getSecurityServerHealthDataResponse") {
 		t.Errorf("health data: %d\n%s", resp.StatusCode, body)
+	}
+	if env, err := soap.Parse(body, soap.Limits{}); err != nil || soap.CheckRequestHash(healthReq, env.Header) != nil {
+		t.Errorf("health data without a valid requestHash: %v\n%s", err, body)
 	}
 
 	other, _ := ident.ParseGateway("VN/GOV/MOF/gw1")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sampan-exchange/sampan/ident"
@@ -179,6 +180,58 @@ func soapHeadersAndFaults(t *testing.T, w *world, h soap.Header, req []byte) {
 		}
 	})
 
+	t.Run("PR-MESS 2.2: requestHash in an answer with attachments", func(t *testing.T) {
+		attachment := bytes.Repeat([]byte("scanned page "), 20000)
+		var mangle atomic.Bool
+		svc := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			env, _ := soap.ParseRequest(b, soap.Limits{})
+			if mangle.Load() {
+				env.Header.ID = "another-id"
+				b = env.Header.Marshal([]byte(`<r:companies xmlns:r="urn:test"/>`))
+				env, _ = soap.ParseRequest(b, soap.Limits{})
+			}
+			out, _ := soap.Response(b, env, []byte(`<r:companiesResponse xmlns:r="urn:test"><r:scan href="cid:scan"/></r:companiesResponse>`))
+			var buf bytes.Buffer
+			mw := soap.NewMultipartWriter(&buf)
+			mw.WriteSOAP(out)
+			mw.WriteAttachment(soap.Attachment{ContentID: "scan", ContentType: "application/octet-stream", Body: bytes.NewReader(attachment)})
+			mw.Close()
+			rw.Header().Set("Content-Type", mw.ContentType())
+			rw.Write(buf.Bytes())
+		})
+		w.answer.Store(&svc)
+		defer w.answer.Store(nil)
+		resp, body := postSOAP(t, w.url, req, "text/xml")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d\n%s", resp.StatusCode, body)
+		}
+		mr, err := soap.NewMultipartReader(bytes.NewReader(body), resp.Header.Get("Content-Type"), soap.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, _, err := mr.SOAPPart()
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := soap.Parse(part, soap.Limits{})
+		if err != nil || soap.CheckRequestHash(req, env.Header) != nil || soap.CheckConsistent(h, env.Header) != nil {
+			t.Errorf("SOAP part: %v\n%s", err, part)
+		}
+		att, err := mr.NextAttachment()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := io.ReadAll(att.Body); !bytes.Equal(got, attachment) {
+			t.Errorf("the attachment changed on its way: %d bytes, want %d", len(got), len(attachment))
+		}
+		mangle.Store(true)
+		resp, body = postSOAP(t, w.url, req, "text/xml")
+		if f, err := soap.ParseFault(body, soap.Limits{}); err != nil || f.Code != soap.TypeInconsistentResponse {
+			t.Errorf("an answer with attachments naming another id: %d %+v %v", resp.StatusCode, f, err)
+		}
+	})
+
 	t.Run("PR-MESS 2.5: the service's own fault passes unchanged", func(t *testing.T) {
 		fault := []byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<e:Envelope xmlns:e="` + soap.NSEnvelope + `"><e:Body><e:Fault><faultcode>e:Server.Registry.Busy</faultcode><faultstring>the registry is closed for maintenance</faultstring><detail><m:retryAfter xmlns:m="urn:test">600</m:retryAfter></detail></e:Fault></e:Body></e:Envelope>` + "\n")
 		svc := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -245,6 +298,7 @@ func soapHeadersAndFaults(t *testing.T, w *world, h soap.Header, req []byte) {
 // over SOAP, through both gateways, against the sandbox's SOAP services.
 func soapMetaservices(t *testing.T, w *world) {
 	w.answer.Store(nil)
+	var sent []byte // the last request
 	meta := func(t *testing.T, provider, op string, body []byte) (*http.Response, []byte, soap.Header) {
 		h := soapHeader(t, hcmcClient, provider+"/"+op, "meta-"+op)
 		if body == nil {
@@ -252,6 +306,7 @@ func soapMetaservices(t *testing.T, w *world) {
 		} else {
 			body = h.Marshal(body)
 		}
+		sent = body
 		resp, b := postSOAP(t, w.url, body, "text/xml")
 		return resp, b, h
 	}
@@ -304,6 +359,9 @@ func soapMetaservices(t *testing.T, w *world) {
 		part, _, err := mr.SOAPPart()
 		if err != nil || !bytes.Contains(part, []byte("getWsdlResponse")) {
 			t.Fatalf("SOAP part: %v\n%s", err, part)
+		}
+		if env, err := soap.Parse(part, soap.Limits{}); err != nil || soap.CheckRequestHash(sent, env.Header) != nil {
+			t.Errorf("getWsdl answer without a valid requestHash: %v\n%s", err, part)
 		}
 		att, err := mr.NextAttachment()
 		if err != nil {

@@ -98,7 +98,7 @@ func (g *Gateway) serveSOAPMonitoring(w http.ResponseWriter, r *http.Request, o 
 			fail(invalid(err))
 			return
 		}
-		resp, err := soap.Response(part, env, el)
+		resp, err := monitoringAnswer(part, env, el)
 		if err != nil {
 			fail(asR1(err, r1.TypeClientInternal, "cannot build the answer"))
 			return
@@ -127,7 +127,7 @@ func (g *Gateway) serveSOAPMonitoring(w http.ResponseWriter, r *http.Request, o 
 			fail(invalid(err))
 			return
 		}
-		resp, err := soap.Response(part, env, el)
+		resp, err := monitoringAnswer(part, env, el)
 		if err != nil {
 			fail(asR1(err, r1.TypeClientInternal, "cannot build the answer"))
 			return
@@ -140,4 +140,19 @@ func (g *Gateway) serveSOAPMonitoring(w http.ResponseWriter, r *http.Request, o 
 	o.status, o.respBytes = http.StatusOK, int64(out.Len())
 	w.WriteHeader(http.StatusOK)
 	w.Write(out.Bytes())
+}
+
+// monitoringAnswer is the SOAP part of a monitoring answer: the request's
+// header echoed around the body element el, with requestHash, as every
+// answer a client gets from its gateway carries.
+func monitoringAnswer(part []byte, env *soap.Envelope, el []byte) ([]byte, error) {
+	resp, err := soap.Response(part, env, el)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := soap.HashRequest(part, soap.DigestSHA512)
+	if err != nil {
+		return nil, err
+	}
+	return soap.InsertRequestHash(resp, hash, soap.DigestSHA512)
 }
