@@ -44,7 +44,8 @@ type soapCall struct {
 
 // isSOAPRequest reports whether r is for the SOAP front end: a POST
 // outside the r1 paths whose media type is one a SOAP client sends
-// (text/xml, SOAP 1.2's application/soap+xml, multipart/related). Its
+// (text/xml, SOAP 1.2's application/soap+xml, application/xml,
+// multipart/related, a bare XOP package). Its
 // parameters are checked there, so that a SOAP client gets a SOAP fault
 // for a charset or a multipart it cannot use.
 func isSOAPRequest(r *http.Request) bool {
@@ -53,7 +54,7 @@ func isSOAPRequest(r *http.Request) bool {
 	}
 	media, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
 	switch strings.ToLower(strings.TrimSpace(media)) {
-	case "text/xml", "application/soap+xml", "multipart/related":
+	case "text/xml", "application/soap+xml", "application/xml", "multipart/related", "application/xop+xml":
 		return true
 	}
 	return false
@@ -160,8 +161,8 @@ func (g *Gateway) serveSOAP(w http.ResponseWriter, r *http.Request) {
 
 // soapRequest reads and parses the SOAP part of r and returns the r1
 // request the pipeline runs: the service's path, the X-Road headers from
-// the SOAP header (any the client sent as HTTP headers are dropped), the
-// client's other headers, and the body as the client sent it.
+// the SOAP header, the client's Content-Type and SOAPAction (its other
+// HTTP headers are dropped), and the body as the client sent it.
 func (g *Gateway) soapRequest(r *http.Request) (*http.Request, *soapCall, *r1.Error) {
 	if e := g.checkLimits(r); e != nil {
 		return nil, nil, e
@@ -205,9 +206,13 @@ func (g *Gateway) soapRequest(r *http.Request) (*http.Request, *soapCall, *r1.Er
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL, r2.RequestURI = u, u.RequestURI()
-	for k := range r2.Header {
-		if strings.HasPrefix(http.CanonicalHeaderKey(k), "X-Road-") {
-			delete(r2.Header, k)
+	// As PR-MESS 2.2 has it, only Content-Type and SOAPAction of the
+	// client's HTTP headers reach the service: the X-Road fields travel
+	// in the SOAP header.
+	r2.Header = http.Header{}
+	for _, k := range []string{"Content-Type", "Soapaction"} {
+		if v, ok := r.Header[k]; ok {
+			r2.Header[k] = v
 		}
 	}
 	set := func(name, v string) {
@@ -245,7 +250,8 @@ func (g *Gateway) soapRequest(r *http.Request) (*http.Request, *soapCall, *r1.Er
 // soapAnswer is the answer step of a SOAP exchange: a text/xml answer is
 // held (it is verified and logged as it is read), its header checked
 // against the request's, and requestHash inserted; a provider's fault
-// passes as it is. A multipart answer streams through unchanged.
+// passes as it is. A multipart answer gets the same for its SOAP part
+// (soapMultipartAnswer), and its attachments stream.
 func (c *consumerCall) soapAnswer() *r1.Error {
 	resp, o := c.resp, c.o
 	ct := resp.Header.Get("Content-Type")

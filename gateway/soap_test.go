@@ -70,7 +70,9 @@ func postSOAP(t *testing.T, url string, body []byte, ct string) (*http.Response,
 
 // TestSOAPThroughTwoGateways: a SOAP request crosses both gateways as
 // the client sent it; the answer comes back with the request's header
-// and requestHash; refusals are SOAP faults.
+// and requestHash; refusals are SOAP faults, one row for each fault class
+// of PR-MESS; then the rows of docs/soap.md's conformance table that need
+// real gateways (soapconf_test.go), in the same world.
 func TestSOAPThroughTwoGateways(t *testing.T) {
 	w := startWorld(t, sandbox.Options{})
 	var seen []byte
@@ -117,25 +119,10 @@ func TestSOAPThroughTwoGateways(t *testing.T) {
 	}
 	w.answer.Store(&answer)
 
-	for _, c := range []struct {
-		name, body, ct, code string
-	}{
-		{"malformed XML", `<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body>`, "text/xml", soap.TypeInvalidSoap},
-		{"entity declaration", `<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>`, "text/xml", soap.TypeInvalidSoap},
-		{"wrong protocol version", strings.Replace(string(req), ">4.0<", ">3.1<", 1), "text/xml", soap.TypeInvalidProtocolVersion},
-		{"unknown client", string(soapHeader(t, "VN/GOV/NOBODY/app", companies, "x").Marshal([]byte(`<r:companies xmlns:r="urn:test"/>`))), "text/xml", r1.TypeUnknownClient},
-		{"unknown service", string(soapHeader(t, hcmcClient, "VN/GOV/MOF/business-registry/nothing", "x").Marshal([]byte(`<r:nothing xmlns:r="urn:test"/>`))), "text/xml", r1.TypeServerUnknownSvc},
-		{"policy denied", string(soapHeader(t, hcmcClient, "VN/GOV/MPS/residents/persons", "x").Marshal([]byte(`<r:persons xmlns:r="urn:test"/>`))), "text/xml", r1.TypeClientPolicyDenied},
-		{"too large", string(h.Marshal([]byte(`<r:companies xmlns:r="urn:test">` + strings.Repeat("a", 70<<10) + `</r:companies>`))), "text/xml", r1.TypeRequestTooLarge},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			resp, body := postSOAP(t, w.url, []byte(c.body), c.ct)
-			f, err := soap.ParseFault(body, soap.Limits{})
-			if err != nil || f.Code != c.code || f.Detail == "" || resp.StatusCode != 500 {
-				t.Errorf("status %d, fault %+v (%v), want %s\n%s", resp.StatusCode, f, err, c.code, body)
-			}
-		})
-	}
+	runSOAPFaults(t, w, soapFaultCases(t, h, req))
+	soapTampered(t, w, req)
+	soapHeadersAndFaults(t, w, h, req)
+	soapMetaservices(t, w)
 }
 
 // TestSOAPAttachmentsStream: a SOAP message with an attachment (SwA and
@@ -327,7 +314,8 @@ func TestSOAPMonitoring(t *testing.T) {
 		strconv.FormatInt(now-600, 10) + `</om:recordsFrom><om:recordsTo>` + strconv.FormatInt(now+60, 10) + `</om:recordsTo></om:searchCriteria></om:getSecurityServerOperationalData>`)
 	// The records are written as the exchanges end: ask until both are.
 	fetch := func() map[any]bool {
-		resp, body := postSOAP(t, w.url, header("VN/GOV/HCMC", soap.OpOperationalData, &target).Marshal(opBody), "text/xml")
+		req := header("VN/GOV/HCMC", soap.OpOperationalData, &target).Marshal(opBody)
+		resp, body := postSOAP(t, w.url, req, "text/xml")
 		if resp.StatusCode != 200 {
 			t.Fatalf("operational data: %d\n%s", resp.StatusCode, body)
 		}
@@ -338,6 +326,9 @@ func TestSOAPMonitoring(t *testing.T) {
 		part, _, err := mr.SOAPPart()
 		if err != nil || !strings.Contains(string(part), "<om:recordsCount>") {
 			t.Fatalf("SOAP part: %v\n%s", err, part)
+		}
+		if env, err := soap.Parse(part, soap.Limits{}); err != nil || soap.CheckRequestHash(req, env.Header) != nil {
+			t.Errorf("operational data without a valid requestHash: %v\n%s", err, part)
 		}
 		att, err := mr.NextAttachment()
 		if err != nil || att.ContentID != "operational-monitoring-data.json.gz" {
@@ -369,9 +360,13 @@ func TestSOAPMonitoring(t *testing.T) {
 		}
 	}
 
-	resp, body := postSOAP(t, w.url, header("VN/GOV/HCMC", soap.OpHealthData, nil).Marshal([]byte(`<om:getSecurityServerHealthData xmlns:om="http://x-road.eu/xsd/op-monitoring.xsd"/>`)), "text/xml")
+	healthReq := header("VN/GOV/HCMC", soap.OpHealthData, nil).Marshal([]byte(`<om:getSecurityServerHealthData xmlns:om="http://x-road.eu/xsd/op-monitoring.xsd"/>`))
+	resp, body := postSOAP(t, w.url, healthReq, "text/xml")
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "getSecurityServerHealthDataResponse") {
 		t.Errorf("health data: %d\n%s", resp.StatusCode, body)
+	}
+	if env, err := soap.Parse(body, soap.Limits{}); err != nil || soap.CheckRequestHash(healthReq, env.Header) != nil {
+		t.Errorf("health data without a valid requestHash: %v\n%s", err, body)
 	}
 
 	other, _ := ident.ParseGateway("VN/GOV/MOF/gw1")

@@ -103,7 +103,7 @@ func (g *Gateway) serveSOAPMonitoring(w http.ResponseWriter, r *http.Request, o 
 			fail(invalid(err))
 			return
 		}
-		resp, err := soap.Response(part, env, el)
+		resp, err := monitoringAnswer(part, env, el)
 		if err != nil {
 			fail(asR1(err, r1.TypeClientInternal, "cannot build the answer"))
 			return
@@ -138,7 +138,7 @@ func (g *Gateway) serveSOAPMonitoring(w http.ResponseWriter, r *http.Request, o 
 			fail(invalid(err))
 			return
 		}
-		resp, err := soap.Response(part, env, el)
+		resp, err := monitoringAnswer(part, env, el)
 		if err != nil {
 			fail(asR1(err, r1.TypeClientInternal, "cannot build the answer"))
 			return
@@ -164,4 +164,19 @@ func restrictedInterval(owner bool, req opmon.OperationalDataRequest) *r1.Error 
 		return r1.New(r1.TypeInvalidRequest, "searchCriteria: a client other than the gateway's owner asks for at most %d seconds of records at a time", maxRestrictedInterval)
 	}
 	return nil
+}
+
+// monitoringAnswer is the SOAP part of a monitoring answer: the request's
+// header echoed around the body element el, with requestHash, as every
+// answer a client gets from its gateway carries.
+func monitoringAnswer(part []byte, env *soap.Envelope, el []byte) ([]byte, error) {
+	resp, err := soap.Response(part, env, el)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := soap.HashRequest(part, soap.DigestSHA512)
+	if err != nil {
+		return nil, err
+	}
+	return soap.InsertRequestHash(resp, hash, soap.DigestSHA512)
 }
