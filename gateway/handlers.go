@@ -30,7 +30,7 @@ func (g *Gateway) clientHandler() http.Handler {
 		case r.URL.Path == "/"+r1.MetaListClients || r.URL.Path == "/"+r1.MetaListCentralServices:
 			g.serveRootMeta(w, r, r.URL.Path[1:])
 		default:
-			r1.WriteAs(w, r1.New(r1.TypeInvalidRequest, "unknown path: r1 requests start with %s", r1.Prefix), r1.NewID(), errorFormat(r))
+			r1.WriteAs(w, r1.New(r1.TypeInvalidRequest, "unknown path: r1 requests start with %s; SOAP requests are POSTed to / as text/xml or multipart/related", r1.Prefix), r1.NewID(), errorFormat(r))
 		}
 	})
 }

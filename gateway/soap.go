@@ -121,11 +121,12 @@ func readSOAPPart(r io.Reader, ct string) (part, read []byte, err error) {
 		}
 		return part, rec.buf.Bytes(), nil
 	}
-	part, err = soap.ReadSOAP(rec, soapLimits(maxSOAPPart))
+	// A text/xml message is its SOAP part: what was read is the part.
+	part, err = soap.ReadSOAP(r, soapLimits(maxSOAPPart))
 	if err != nil {
 		return nil, nil, err
 	}
-	return part, rec.buf.Bytes(), nil
+	return part, part, nil
 }
 
 // asR1 returns err as a refusal of the given default type.
@@ -263,7 +264,7 @@ func (c *consumerCall) soapAnswer() *r1.Error {
 	}
 	// An answer within one SOAP part's bound is checked whole; a larger
 	// one by its header, from its first bytes, and the rest streams.
-	b, err := io.ReadAll(io.LimitReader(c.vr, maxSOAPPart+1))
+	b, err := readUpTo(c.vr, resp.ContentLength, maxSOAPPart+1)
 	if err != nil {
 		return r1.Wrap(err, r1.TypeClientSignature, "the answer of %s could not be verified", c.req.Service.Provider.Member())
 	}
@@ -481,7 +482,11 @@ func (c *providerCall) checkSOAPRequest() *r1.Error {
 		return r1.New(r1.TypeServerInvalidReq, "service %s is a SOAP service: it takes no path or query after the service code", c.svc)
 	}
 	head := c.vr.buffered()
-	part, _, err := readSOAPPart(bytes.NewReader(head), ct)
+	part := head // a text/xml request is its SOAP part, held whole when it fits
+	var err error
+	if isMultipartSOAP(ct) || !c.complete {
+		part, _, err = readSOAPPart(bytes.NewReader(head), ct)
+	}
 	if err != nil {
 		return r1.New(r1.TypeServerInvalidReq, "the SOAP part of the request is not within its first %d bytes, or malformed", len(head))
 	}
@@ -601,4 +606,21 @@ func (g *partGuard) Read(p []byte) (int, error) {
 		g.done <- nil
 	}
 	return n, err
+}
+
+// readUpTo reads r to its end or to max bytes, into one buffer of the
+// announced length when it is known and within max.
+func readUpTo(r io.Reader, announced, max int64) ([]byte, error) {
+	if announced >= 0 && announced < max {
+		b := make([]byte, announced, announced+1)
+		n, err := io.ReadFull(r, b)
+		if err != nil {
+			return nil, err
+		}
+		// The announced length is the provider's: read on to the end
+		// (the verifying reader checks the signature there).
+		rest, err := io.ReadAll(io.LimitReader(r, max-int64(n)))
+		return append(b[:n], rest...), err
+	}
+	return io.ReadAll(io.LimitReader(r, max))
 }
