@@ -120,8 +120,10 @@ func (g *replayGuard) check(signedAt, nonce string, now time.Time) (signedTime, 
 	if signedAt == "" || nonce == "" {
 		return st, r1.New(r1.TypeServerSignature, "request carries no signed time or nonce: its consumer gateway signs the version 1 head, which this gateway refuses")
 	}
+	// Exactly the layout, byte for byte: time.Parse also takes a comma
+	// before the fraction.
 	t, err := time.Parse(signedAtLayout, signedAt)
-	if err != nil || len(signedAt) != len(signedAtLayout) {
+	if err != nil || t.Format(signedAtLayout) != signedAt {
 		return st, r1.New(r1.TypeServerInvalidReq, "malformed %s", hdrSignedAt)
 	}
 	if len(nonce) != nonceLen || strings.ToLower(nonce) != nonce {
