@@ -576,14 +576,19 @@ func (c *consumerCall) answer() *r1.Error {
 	c.w.WriteHeader(resp.StatusCode)
 	_, err := io.Copy(c.w, c.vr)
 	o.respBytes = c.vr.Len()
+	c.abortOn(err)
+	return nil
+}
+
+// abortOn breaks the connection when the answer could not be streamed
+// to its end: the client must not take a truncated or unverified body
+// for a whole one.
+func (c *consumerCall) abortOn(err error) {
 	if err != nil {
-		// The client must not take a truncated or unverified body for a
-		// whole one: break the connection.
-		o.aborted = true
-		o.log.Warn("response stream aborted", "err", err, "bytes", c.vr.Len())
+		c.o.aborted = true
+		c.o.log.Warn("response stream aborted", "err", err, "bytes", c.vr.Len())
 		panic(http.ErrAbortHandler)
 	}
-	return nil
 }
 
 // maxErrorBody bounds an error body relayed from a peer gateway.

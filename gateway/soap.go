@@ -254,7 +254,7 @@ func (g *Gateway) soapRequest(r *http.Request) (*http.Request, *soapCall, *r1.Er
 // passes as it is. A multipart answer gets the same for its SOAP part
 // (soapMultipartAnswer), and its attachments stream.
 func (c *consumerCall) soapAnswer() *r1.Error {
-	resp, o := c.resp, c.o
+	resp := c.resp
 	ct := resp.Header.Get("Content-Type")
 	if !soap.IsSOAP(ct) {
 		if isMultipartSOAP(ct) {
@@ -268,24 +268,12 @@ func (c *consumerCall) soapAnswer() *r1.Error {
 	if err != nil {
 		return r1.Wrap(err, r1.TypeClientSignature, "the answer of %s could not be verified", c.req.Service.Provider.Member())
 	}
-	h := c.w.Header()
-	copyNamed(h, resp.Header, c.rnames)
-	c.aiHeaders(h)
-	h.Set(r1.HeaderID, c.req.ID)
-	h.Set(r1.HeaderRequestID, o.requestID)
-	o.status = resp.StatusCode
 	if len(b) <= maxSOAPPart {
 		out, e := c.checkAnswer(b, soapLimits(maxSOAPPart))
 		if e != nil {
-			for _, k := range c.rnames {
-				h.Del(k)
-			}
 			return e
 		}
-		h.Set("Content-Length", strconv.Itoa(len(out)))
-		o.respBytes = int64(len(out))
-		c.w.WriteHeader(resp.StatusCode)
-		c.w.Write(out)
+		c.sendSOAP(true, out)
 		return nil
 	}
 	head, tail, ok := soapHead(b, c.soap.env.Header.Service.Service)
@@ -294,23 +282,42 @@ func (c *consumerCall) soapAnswer() *r1.Error {
 	}
 	out, e := c.checkAnswer(append(slices.Clip(head), tail...), soapLimits(maxSOAPPart+int64(len(tail))))
 	if e != nil {
-		for _, k := range c.rnames {
-			h.Del(k)
-		}
 		return e
 	}
-	h.Del("Content-Length")
-	c.w.WriteHeader(resp.StatusCode)
-	c.w.Write(out[:len(out)-len(tail)])
-	c.w.Write(b[len(head):])
-	n, err := io.Copy(c.w, c.vr)
-	o.respBytes = int64(len(out)-len(tail)+len(b)-len(head)) + n
-	if err != nil {
-		o.aborted = true
-		o.log.Warn("response stream aborted", "err", err, "bytes", c.vr.Len())
-		panic(http.ErrAbortHandler)
-	}
+	c.sendSOAP(false, out[:len(out)-len(tail)], b[len(head):])
 	return nil
+}
+
+// sendSOAP answers the client: the service's signed headers, the AI
+// headers and the exchange's identifiers, then parts, then (unless
+// whole, when parts are all of it) the rest of the verified answer,
+// streamed.
+func (c *consumerCall) sendSOAP(whole bool, parts ...[]byte) {
+	h := c.w.Header()
+	copyNamed(h, c.resp.Header, c.rnames)
+	c.aiHeaders(h)
+	h.Set(r1.HeaderID, c.req.ID)
+	h.Set(r1.HeaderRequestID, c.o.requestID)
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	h.Del("Content-Length")
+	if whole {
+		h.Set("Content-Length", strconv.Itoa(n))
+	}
+	c.o.status = c.resp.StatusCode
+	c.w.WriteHeader(c.resp.StatusCode)
+	for _, p := range parts {
+		c.w.Write(p)
+	}
+	c.o.respBytes = int64(n)
+	if whole {
+		return
+	}
+	m, err := io.Copy(c.w, c.vr)
+	c.o.respBytes += m
+	c.abortOn(err)
 }
 
 // soapHead finds, in the first bytes b of a SOAP message, its head: the
@@ -425,7 +432,6 @@ func onlyXMLDecl(b []byte) bool {
 // checked against the request and given requestHash; the rest of the
 // message streams on as it came, as verified.
 func (c *consumerCall) soapMultipartAnswer(ct string) *r1.Error {
-	resp, o := c.resp, c.o
 	rec := &recorder{r: c.vr, max: maxSOAPPart + 16<<10}
 	part, _, err := readSOAPPart(rec, ct)
 	if err != nil {
@@ -443,26 +449,7 @@ func (c *consumerCall) soapMultipartAnswer(ct string) *r1.Error {
 	if e != nil {
 		return e
 	}
-	h := c.w.Header()
-	copyNamed(h, resp.Header, c.rnames)
-	c.aiHeaders(h)
-	h.Del("Content-Length")
-	h.Set(r1.HeaderID, c.req.ID)
-	h.Set(r1.HeaderRequestID, o.requestID)
-	o.status = resp.StatusCode
-	c.w.WriteHeader(resp.StatusCode)
-	c.w.Write(read[:at])
-	c.w.Write(checked)
-	c.w.Write(read[at+len(part):])
-	n, err := io.Copy(c.w, c.vr)
-	o.respBytes = int64(len(read)+len(checked)-len(part)) + n
-	if err != nil {
-		// The client must not take a truncated or unverified answer for
-		// a whole one: break the connection.
-		o.aborted = true
-		o.log.Warn("response stream aborted", "err", err, "bytes", c.vr.Len())
-		panic(http.ErrAbortHandler)
-	}
+	c.sendSOAP(false, read[:at], checked, read[at+len(part):])
 	return nil
 }
 
