@@ -431,9 +431,16 @@ func TestMetricsCountExchanges(t *testing.T) {
 		}
 	}
 
+	// The message log and the monitoring records are written after the
+	// answer, the records in batches: scrape until both are counted.
 	for _, id := range []string{hcmcGW, mofGW} {
 		for _, name := range []string{"sampan_msglog_records_total", "sampan_opmon_records_total"} {
-			if mfs := after[id]; mfs[name] == nil || counter(mfs, name, nil) <= 0 {
+			mfs := after[id]
+			for deadline := time.Now().Add(10 * time.Second); (mfs[name] == nil || counter(mfs, name, nil) <= 0) && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Millisecond)
+				mfs, _ = scrape(t, w.manifestGateway(id).OpsURL, "")
+			}
+			if mfs[name] == nil || counter(mfs, name, nil) <= 0 {
 				t.Errorf("%s: %s absent or zero", id, name)
 			}
 		}
